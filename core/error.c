@@ -1,0 +1,41 @@
+/* Per-thread error messages, libvips style: functions return -1 and leave a message. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "percept/percept.h"
+
+#define ERROR_MAX 1024
+
+static _Thread_local char error_buf[ERROR_MAX];
+
+const char *percept_error(void)
+{
+    return error_buf;
+}
+
+void percept_error_clear(void)
+{
+    error_buf[0] = '\0';
+}
+
+int percept_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_buf, sizeof error_buf, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int percept_fail_prefix(const char *fmt, ...)
+{
+    char prefix[ERROR_MAX], old[ERROR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, error_buf, sizeof old);
+    snprintf(error_buf, sizeof error_buf, "%s%s", prefix, old);
+    return -1;
+}

@@ -1,0 +1,234 @@
+/* libpercept: perceptual-loss networks in plain C.
+ *
+ * Errors: functions return 0 (or a valid pointer) on success and -1 (or NULL) on
+ * failure, leaving a message for percept_error() in the calling thread. The library
+ * never exits or aborts on bad input.
+ */
+#ifndef PERCEPT_H
+#define PERCEPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PERCEPT_BUILDING) && defined(__GNUC__)
+#define PERCEPT_API __attribute__((visibility("default")))
+#else
+#define PERCEPT_API
+#endif
+
+#define PERCEPT_VERSION "0.1.0"
+
+/* ---- errors --------------------------------------------------------------------- */
+
+/* The last error of this thread ("" when none). */
+PERCEPT_API const char *percept_error(void);
+PERCEPT_API void percept_error_clear(void);
+/* Sets the message (printf-style); returns -1 so callers can `return percept_fail(...)`. */
+PERCEPT_API int percept_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prefixes the current message with context ("file.safetensors: "). Returns -1. */
+PERCEPT_API int percept_fail_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- random numbers: counter-based, so a seed gives the same stream everywhere --- */
+
+PERCEPT_API uint64_t percept_rng_u64(uint64_t seed, uint64_t counter);
+/* uniform in [0, 1) */
+PERCEPT_API float percept_rng_uniform(uint64_t seed, uint64_t counter);
+/* standard normal */
+PERCEPT_API float percept_rng_normal(uint64_t seed, uint64_t counter);
+
+/* ---- tensors ------------------------------------------------------------------------ */
+
+typedef struct PerceptBackend PerceptBackend;
+
+/* NCHW float32. data belongs to backend memory (CPU: plain host memory). */
+typedef struct {
+    int n, c, h, w;
+    float *data;
+} PerceptTensor;
+
+static inline size_t percept_tensor_numel(const PerceptTensor *t)
+{
+    return (size_t)t->n * t->c * t->h * t->w;
+}
+
+/* ---- safetensors ------------------------------------------------------------------ */
+
+typedef enum { PERCEPT_DTYPE_F32 = 0, PERCEPT_DTYPE_F16 = 1 } PerceptDtype;
+
+typedef struct {
+    char *name;
+    PerceptDtype dtype;
+    int ndim;
+    int64_t shape[8];
+    size_t numel;
+    float *data; /* converted to float32, owned by the file object */
+} PerceptStTensor;
+
+typedef struct {
+    char *key;
+    char *value;
+} PerceptStMeta;
+
+typedef struct {
+    char *path;
+    int n_tensors;
+    PerceptStTensor *tensors;
+    int n_meta;
+    PerceptStMeta *meta;
+} PerceptSafetensors;
+
+/* Reads and validates a whole file: header length, JSON, dtypes, shapes, offsets (in
+ * range, no overlap, covering the data), finite values. Errors name the file. */
+PERCEPT_API PerceptSafetensors *percept_st_read(const char *path);
+/* Same, from memory (the fuzz target and tests use this); name is used in messages. */
+PERCEPT_API PerceptSafetensors *percept_st_parse(const uint8_t *bytes, size_t size,
+                                                 const char *name);
+PERCEPT_API void percept_st_free(PerceptSafetensors *st);
+PERCEPT_API const PerceptStTensor *percept_st_find(const PerceptSafetensors *st,
+                                                   const char *name);
+PERCEPT_API const char *percept_st_meta(const PerceptSafetensors *st, const char *key);
+
+/* A tensor to write: float32 data stored as dtype (F16 rounds to nearest even). */
+typedef struct {
+    const char *name;
+    PerceptDtype dtype;
+    int ndim;
+    int64_t shape[8];
+    const float *data;
+} PerceptStWrite;
+
+/* Writes atomically (temporary file in the same directory, then rename). Metadata
+ * entries are string key/value pairs. */
+PERCEPT_API int percept_st_write(const char *path, const PerceptStWrite *tensors, int n_tensors,
+                                 const PerceptStMeta *meta, int n_meta);
+
+/* ---- networks ------------------------------------------------------------------------ */
+
+typedef struct PerceptNet PerceptNet;
+
+/* Builds a network from its architecture JSON (docs/arch-format.md). Parameters are
+ * initialised from seed (He-normal weights, zero biases, unit norm scales). */
+PERCEPT_API PerceptNet *percept_net_from_arch(const char *arch_json, uint64_t seed);
+/* Loads a weight file: the architecture from metadata percept.arch, every parameter
+ * checked against it. */
+PERCEPT_API PerceptNet *percept_net_load(const char *path);
+/* Architecture from arch_json, parameters from st (by name). */
+PERCEPT_API PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st,
+                                                     const char *arch_json);
+PERCEPT_API void percept_net_free(PerceptNet *net);
+/* Saves parameters (and buffers such as running statistics) with metadata; percept.arch
+ * and percept.version are added. dtype F16 halves the file. */
+PERCEPT_API int percept_net_save(PerceptNet *net, const char *path, PerceptDtype dtype,
+                                 const PerceptStMeta *meta, int n_meta);
+
+PERCEPT_API const char *percept_net_name(const PerceptNet *net);
+PERCEPT_API const char *percept_net_arch(const PerceptNet *net);
+PERCEPT_API size_t percept_net_param_count(const PerceptNet *net);
+PERCEPT_API int percept_net_input_channels(const PerceptNet *net);
+/* Receptive field of one output pixel, in input pixels (for tiling halos). */
+PERCEPT_API int percept_net_receptive_field(const PerceptNet *net);
+/* Output size for an input size; -1 with a message if the input is too small/odd. */
+PERCEPT_API int percept_net_output_shape(PerceptNet *net, int n, int h, int w, int *oc,
+                                         int *oh, int *ow);
+/* One line per node: name, op, output shape for a given input size. Caller frees. */
+PERCEPT_API char *percept_net_summary(PerceptNet *net, int h, int w);
+
+/* Training mode: batch norm uses batch statistics, dropout is active, activations are
+ * kept for backward. Eval mode reuses activation memory between layers. */
+PERCEPT_API void percept_net_set_training(PerceptNet *net, int training);
+/* Seed of dropout / reparameterisation noise for the next forward pass. */
+PERCEPT_API void percept_net_set_noise_seed(PerceptNet *net, uint64_t seed);
+
+/* Forward: in is host memory (n,c,h,w). *out points into the network's memory and stays
+ * valid until the next forward or free. Plans memory on the first call for a size; a
+ * later call with the same size allocates nothing. */
+PERCEPT_API int percept_net_forward(PerceptNet *net, const PerceptTensor *in,
+                                    PerceptTensor *out);
+/* Backward after a training-mode forward: dout has the output's shape. Parameter
+ * gradients accumulate; din (input's shape) is written when non-NULL. */
+PERCEPT_API int percept_net_backward(PerceptNet *net, const float *dout, float *din);
+/* The output of a named node after forward (e.g. "features.8" of VGG-16). */
+PERCEPT_API int percept_net_node_output(PerceptNet *net, const char *node, PerceptTensor *out);
+/* Backward from several nodes at once: grads[i] has node names[i]'s output shape. */
+PERCEPT_API int percept_net_backward_from(PerceptNet *net, const char *const *names,
+                                          const float *const *grads, int count, float *din);
+
+/* All trainable parameters live in one arena, their gradients in a second of equal size. */
+PERCEPT_API float *percept_net_params(PerceptNet *net, size_t *count);
+PERCEPT_API float *percept_net_grads(PerceptNet *net, size_t *count);
+PERCEPT_API void percept_net_zero_grads(PerceptNet *net);
+/* Named parameter (for tests and tools); NULL if absent. */
+PERCEPT_API float *percept_net_param(PerceptNet *net, const char *name, size_t *count);
+PERCEPT_API float *percept_net_param_grad(PerceptNet *net, const char *name, size_t *count);
+
+/* ---- architecture builders: return malloc'd JSON (docs/arch-format.md) -------------- */
+
+typedef struct {
+    int base;          /* channels of the first conv: 32 in Johnson's net */
+    int res_blocks;    /* 5 */
+    int input_255;     /* 1: input scaled to 0..255 and output back (pytorch/examples) */
+} PerceptJohnsonOpts;
+PERCEPT_API char *percept_arch_johnson(const PerceptJohnsonOpts *o);
+
+typedef enum {
+    PERCEPT_SR_JOHNSON = 0, /* 9x9 conv, residual blocks, (upsample+conv) per x2, 9x9 conv */
+    PERCEPT_SR_SHUFFLE = 1  /* works at low resolution, ends in one pixel shuffle */
+} PerceptSrKind;
+typedef struct {
+    PerceptSrKind kind;
+    int scale;        /* 2, 4 or 8 */
+    int channels;     /* 64 */
+    int res_blocks;   /* 4 */
+} PerceptSrOpts;
+PERCEPT_API char *percept_arch_sr(const PerceptSrOpts *o);
+
+typedef struct {
+    int size;         /* input side of the discriminator (e.g. 227, 64) */
+    int width;        /* 32 in Table 1; scales every layer's channels */
+} PerceptDiscriminatorOpts;
+PERCEPT_API char *percept_arch_deepsim_discriminator(const PerceptDiscriminatorOpts *o);
+
+typedef struct {
+    int size;         /* image side: a multiple of 16 (DeePSiM Table 2 uses 64) */
+    int width;        /* base channels (32 in Table 2's first layer) */
+    int code;         /* bottleneck width (linear) */
+    int variational;  /* 1: mu/logvar + reparameterisation (VAE) */
+    int binary;       /* 1: Ridgeway's binary code layer */
+} PerceptAutoencoderOpts;
+PERCEPT_API char *percept_arch_deepsim_autoencoder(const PerceptAutoencoderOpts *o);
+
+/* VGG-16 features (torchvision names features.N), ImageNet normalisation on a 0..1
+ * input, up to and including the named layer (relu1_2 ... relu5_3). */
+PERCEPT_API char *percept_arch_vgg16(const char *last_layer);
+/* torchvision index of a VGG-16 layer name ("relu2_2" -> 8); -1 if unknown. */
+PERCEPT_API int percept_vgg16_layer_index(const char *name);
+
+/* ---- optimiser ------------------------------------------------------------------------ */
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay; /* decoupled (AdamW) when weight_decay > 0 */
+} PerceptAdamConfig;
+
+typedef struct {
+    PerceptAdamConfig cfg;
+    size_t count;
+    int64_t step;
+    float *m, *v;
+} PerceptAdam;
+
+PERCEPT_API int percept_adam_init(PerceptAdam *a, size_t count, PerceptAdamConfig cfg);
+PERCEPT_API void percept_adam_free(PerceptAdam *a);
+PERCEPT_API void percept_adam_step(PerceptAdam *a, float *params, const float *grads);
+/* State as tensors named prefix.m / prefix.v and the step in metadata, so a checkpoint
+ * is an ordinary safetensors file. */
+PERCEPT_API int percept_adam_save(const PerceptAdam *a, const char *path);
+PERCEPT_API int percept_adam_load(PerceptAdam *a, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int percept_placeholder_unit;
