@@ -140,6 +140,9 @@ PERCEPT_API char *percept_net_summary(PerceptNet *net, int h, int w);
 /* Training mode: batch norm uses batch statistics, dropout is active, activations are
  * kept for backward. Eval mode reuses activation memory between layers. */
 PERCEPT_API void percept_net_set_training(PerceptNet *net, int training);
+/* Keep every activation so backward can run in eval mode too (loss networks, gradient
+ * with respect to the input of a frozen network). Training mode implies it. */
+PERCEPT_API void percept_net_set_grad(PerceptNet *net, int grad);
 /* Seed of dropout / reparameterisation noise for the next forward pass. */
 PERCEPT_API void percept_net_set_noise_seed(PerceptNet *net, uint64_t seed);
 

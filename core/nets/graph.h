@@ -1,0 +1,120 @@
+/* Private: the network graph, its memory plan, and the backend interface that runs it. */
+#ifndef PERCEPT_GRAPH_H
+#define PERCEPT_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "percept/percept.h"
+
+typedef enum {
+    OP_CONV2D, OP_CONV_TRANSPOSE2D, OP_UPSAMPLE_NEAREST, OP_PIXEL_SHUFFLE,
+    OP_INSTANCE_NORM, OP_BATCH_NORM,
+    OP_RELU, OP_LEAKY_RELU, OP_TANH, OP_SCALED_TANH, OP_SIGMOID,
+    OP_ADD, OP_CONCAT, OP_AVG_POOL, OP_MAX_POOL, OP_GLOBAL_AVG_POOL,
+    OP_LINEAR, OP_RESHAPE, OP_CHANNEL_AFFINE, OP_DROPOUT, OP_BINARY, OP_REPARAM,
+    OP_COUNT
+} OpKind;
+
+extern const char *const op_names[OP_COUNT];
+
+typedef struct { int n, c, h, w; } Shape;
+
+static inline size_t shape_numel(Shape s) { return (size_t)s.n * s.c * s.h * s.w; }
+
+#define NODE_MAX_IN 16
+#define INPUT_NODE (-1) /* an input index naming the network input */
+
+typedef enum { PARAM_WEIGHT, PARAM_BIAS, PARAM_RUNNING_MEAN, PARAM_RUNNING_VAR, PARAM_SLOTS } ParamSlot;
+
+typedef struct {
+    char *name;
+    OpKind op;
+    int n_in;
+    int in[NODE_MAX_IN];
+
+    /* attributes (meaning per op: docs/arch-format.md) */
+    int cin, cout, k, stride, pad, output_pad, reflect, factor, has_bias, affine;
+    int rc, rh, rw;                  /* reshape target */
+    float eps, momentum, alpha, scale, shift, p, threshold, low, high;
+    float *aff_scale, *aff_shift;    /* channel_affine constants, one per channel */
+    int aff_n;
+
+    int param[PARAM_SLOTS];          /* index into the net's parameter table, or -1 */
+
+    /* filled by planning */
+    Shape out;
+    size_t out_off;                  /* activation arena offset (floats) */
+    size_t saved_off, saved_floats;  /* per-node state kept for backward */
+    size_t grad_off;                 /* gradient arena offset (grad mode) */
+    int last_use;                    /* index of the last node reading this output */
+} Node;
+
+typedef struct {
+    char *name;
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    int trainable;                   /* 0: buffers such as running statistics */
+    size_t off;                      /* offset in params (trainable) or buffers arena */
+} Param;
+
+typedef struct {
+    int valid;
+    Shape in;
+    int grad;                        /* activations kept for backward */
+    float *act;  size_t act_floats;  /* input copy at offset 0, then node outputs */
+    float *saved; size_t saved_floats;
+    float *work; size_t work_floats; /* shared scratch (conv im2col) */
+    float *grads; size_t grads_floats;
+    float *tmp;  size_t tmp_floats;  /* one activation, for gradient accumulation */
+} Plan;
+
+/* The operations a backend provides. The CPU backend (backend-cpu.c) is the reference;
+ * the CUDA backend implements the same table. Memory returned by alloc belongs to the
+ * backend; the graph only does pointer arithmetic on it. */
+struct PerceptBackend {
+    const char *name;
+    float *(*alloc)(size_t floats);  /* zeroed; NULL on failure (with message) */
+    void (*release)(float *p);
+    size_t (*scratch_floats)(const PerceptNet *net, const Node *node);
+    size_t (*saved_floats)(const PerceptNet *net, const Node *node, int grad);
+    void (*forward)(PerceptNet *net, const Node *node);
+    /* din[i] receives the gradient of input i (assigned), or is NULL when unwanted */
+    void (*backward)(PerceptNet *net, const Node *node, float *const *din);
+};
+
+extern const PerceptBackend percept_backend_cpu;
+extern size_t cpu_alloc_calls; /* for the test that planning allocates once per size */
+
+struct PerceptNet {
+    char *arch_json;
+    char *name;
+    int input_channels;
+    int n_nodes;
+    Node *nodes;
+    int output;                      /* node index */
+    int n_params;
+    Param *params;
+    float *params_data; size_t params_floats;
+    float *grads_data;
+    float *buffers_data; size_t buffers_floats;
+    int training, grad;
+    uint64_t noise_seed;
+    const PerceptBackend *backend;
+    Plan plan;
+    int *has_grad;                   /* per node, during backward */
+};
+
+/* Pointers into the plan for a node's inputs/outputs and its parameters. */
+float *net_act(PerceptNet *net, int node_index); /* INPUT_NODE: the input copy */
+float *net_param(PerceptNet *net, const Node *node, ParamSlot slot);      /* NULL if none */
+float *net_param_grad(PerceptNet *net, const Node *node, ParamSlot slot); /* NULL if none */
+Shape net_in_shape(const PerceptNet *net, const Node *node, int i);
+
+/* plan.c */
+int plan_build(PerceptNet *net, Shape in, int grad);
+void plan_free(PerceptNet *net);
+int infer_shapes(PerceptNet *net, Shape in);
+
+#endif

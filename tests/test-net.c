@@ -1,0 +1,240 @@
+/* Networks end to end: gradients of whole graphs against finite differences, memory
+ * planning (eval reuse gives the same numbers; a second pass allocates nothing), weight
+ * files round trip, and a table of bad architectures and bad weight files. */
+#include <unistd.h>
+
+#include "check.h"
+#include "graph.h"
+#include "percept/percept.h"
+
+/* Every kind of node with a gradient, wired with fan-out, a skip connection and concat. */
+static const char *mixed_arch =
+    "{\"format\":1,\"name\":\"mixed\",\"input_channels\":2,\"nodes\":["
+    "{\"name\":\"norm\",\"op\":\"channel_affine\",\"scale\":[2,0.5],\"shift\":[0.1,-0.2]},"
+    "{\"name\":\"c1\",\"op\":\"conv2d\",\"cin\":2,\"cout\":4,\"k\":3,\"pad\":1,\"pad_mode\":\"reflect\"},"
+    "{\"name\":\"in1\",\"op\":\"instance_norm\",\"c\":4},"
+    "{\"name\":\"a1\",\"op\":\"leaky_relu\",\"alpha\":0.2},"
+    "{\"name\":\"c2\",\"op\":\"conv2d\",\"cin\":4,\"cout\":4,\"k\":3,\"stride\":2,\"pad\":1},"
+    "{\"name\":\"bn\",\"op\":\"batch_norm\",\"c\":4},"
+    "{\"name\":\"t\",\"op\":\"tanh\"},"
+    "{\"name\":\"up\",\"op\":\"upsample_nearest\",\"in\":[\"t\"]},"
+    "{\"name\":\"skip\",\"op\":\"add\",\"in\":[\"up\",\"a1\"]},"
+    "{\"name\":\"ct\",\"op\":\"conv_transpose2d\",\"in\":[\"c2\"],\"cin\":4,\"cout\":4,\"k\":4,\"pad\":1},"
+    "{\"name\":\"cat\",\"op\":\"concat\",\"in\":[\"skip\",\"ct\",\"skip\"]},"
+    "{\"name\":\"c3\",\"op\":\"conv2d\",\"cin\":12,\"cout\":8,\"k\":1},"
+    "{\"name\":\"ps\",\"op\":\"pixel_shuffle\",\"r\":2},"
+    "{\"name\":\"pool\",\"op\":\"avg_pool\",\"k\":2},"
+    "{\"name\":\"sig\",\"op\":\"sigmoid\"},"
+    "{\"name\":\"out\",\"op\":\"scaled_tanh\",\"scale\":2,\"shift\":0.5}"
+    "]}";
+
+/* A classifier head: max pool, global pool, linear, reshape, dropout (eval: identity). */
+static const char *head_arch =
+    "{\"format\":1,\"name\":\"head\",\"input_channels\":3,\"nodes\":["
+    "{\"name\":\"c\",\"op\":\"conv2d\",\"cin\":3,\"cout\":5,\"k\":3,\"pad\":1},"
+    "{\"name\":\"mp\",\"op\":\"max_pool\",\"k\":2},"
+    "{\"name\":\"g\",\"op\":\"global_avg_pool\"},"
+    "{\"name\":\"d\",\"op\":\"dropout\",\"p\":0.5},"
+    "{\"name\":\"fc\",\"op\":\"linear\",\"fin\":5,\"fout\":6},"
+    "{\"name\":\"r\",\"op\":\"reshape\",\"c\":6,\"h\":1,\"w\":1},"
+    "{\"name\":\"s\",\"op\":\"sigmoid\"}"
+    "]}";
+
+typedef struct {
+    PerceptNet *net;
+    PerceptTensor in;
+    const float *out;
+} Ctx;
+
+static void run_forward(void *p)
+{
+    Ctx *c = p;
+    PerceptTensor out;
+    percept_net_forward(c->net, &c->in, &out);
+    c->out = out.data;
+}
+
+/* Gradient of L = sum(out * r) w.r.t. the input and every parameter, by finite
+ * differences through the whole graph (eval statistics, gradients kept). */
+static void check_net_gradients(const char *arch, int n, int c, int h, int w, uint64_t seed)
+{
+    PerceptNet *net = percept_net_from_arch(arch, seed);
+    CHECK(net != NULL, "arch: %s", percept_error());
+    if (!net)
+        return;
+    percept_net_set_grad(net, 1);
+    size_t np;
+    float *params = percept_net_params(net, &np);
+    /* nudge biases and norm scales off their defaults so every path carries signal */
+    for (size_t i = 0; i < np; i++)
+        params[i] += 0.1f * percept_rng_normal(seed + 7, i);
+    /* batch-norm running statistics away from (0, 1) */
+    float *rm = percept_net_param(net, "bn.running_mean", NULL);
+    float *rv = percept_net_param(net, "bn.running_var", NULL);
+    if (rm)
+        for (int i = 0; i < 4; i++) {
+            rm[i] = 0.1f * i;
+            rv[i] = 0.5f + 0.25f * i;
+        }
+    float *x = malloc(sizeof(float) * n * c * h * w);
+    fill_uniform(x, (size_t)n * c * h * w, seed, -1, 1);
+    Ctx ctx = {net, {n, c, h, w, x}, NULL};
+    PerceptTensor out;
+    CHECK(percept_net_forward(net, &ctx.in, &out) == 0, "forward: %s", percept_error());
+    size_t nout = percept_tensor_numel(&out);
+    float *r = malloc(sizeof(float) * nout), *din = malloc(sizeof(float) * n * c * h * w);
+    fill_uniform(r, nout, seed + 1, -1, 1);
+    ctx.out = out.data;
+    percept_net_zero_grads(net);
+    CHECK(percept_net_backward(net, r, din) == 0, "backward: %s", percept_error());
+    size_t ng;
+    float *grads = malloc(sizeof(float) * np);
+    memcpy(grads, percept_net_grads(net, &ng), sizeof(float) * np);
+    char label[64];
+    snprintf(label, sizeof label, "%s input", percept_net_name(net));
+    gradcheck(label, x, din, (size_t)n * c * h * w, run_forward, &ctx, ctx.out, r, nout, 1e-2f,
+              2e-2, 2e-3, 300);
+    snprintf(label, sizeof label, "%s params", percept_net_name(net));
+    gradcheck(label, params, grads, np, run_forward, &ctx, ctx.out, r, nout, 1e-2f, 2e-2, 2e-3,
+              400);
+    free(grads);
+    free(r);
+    free(din);
+    free(x);
+    percept_net_free(net);
+}
+
+static void check_planning(void)
+{
+    PerceptJohnsonOpts jo = {8, 2, 0};
+    char *arch = percept_arch_johnson(&jo);
+    CHECK(arch != NULL, "johnson arch: %s", percept_error());
+    if (!arch)
+        return;
+    PerceptNet *a = percept_net_from_arch(arch, 3), *b = percept_net_from_arch(arch, 3);
+    percept_net_set_grad(b, 1);
+    float x[3 * 20 * 28];
+    fill_uniform(x, sizeof x / sizeof *x, 5, 0, 1);
+    PerceptTensor in = {1, 3, 20, 28, x}, oa, ob;
+    CHECK(percept_net_forward(a, &in, &oa) == 0, "eval forward: %s", percept_error());
+    CHECK(percept_net_forward(b, &in, &ob) == 0, "grad forward: %s", percept_error());
+    /* eval mode reuses memory between layers; the result must be identical */
+    CHECK(percept_tensor_numel(&oa) == percept_tensor_numel(&ob) &&
+          !memcmp(oa.data, ob.data, sizeof(float) * percept_tensor_numel(&oa)),
+          "eval-mode memory reuse changed the output");
+    CHECK(a->plan.act_floats < b->plan.act_floats / 2,
+          "eval plan (%zu floats) should need far less than the kept-activations plan (%zu)",
+          a->plan.act_floats, b->plan.act_floats);
+    size_t before = cpu_alloc_calls;
+    CHECK(percept_net_forward(a, &in, &oa) == 0, "second forward: %s", percept_error());
+    CHECK(cpu_alloc_calls == before, "a forward on a size already planned allocated %zu times",
+          cpu_alloc_calls - before);
+    CHECK(percept_net_receptive_field(a) == 109, "Johnson receptive field %d, expected 109",
+          percept_net_receptive_field(a));
+    int oc, oh, ow;
+    CHECK(percept_net_output_shape(a, 1, 37, 41, &oc, &oh, &ow) == 0 && oc == 3 && oh == 40 &&
+          ow == 44, "johnson output for 41x37: %dx%dx%d", ow, oh, oc);
+    /* the query must not disturb the planned size */
+    before = cpu_alloc_calls;
+    CHECK(percept_net_forward(a, &in, &oa) == 0 && cpu_alloc_calls == before,
+          "output_shape disturbed the plan");
+    percept_net_free(a);
+    percept_net_free(b);
+    free(arch);
+}
+
+static void check_save_load(void)
+{
+    char path[512];
+    const char *tmp = getenv("PERCEPT_TEST_TMP");
+    snprintf(path, sizeof path, "%s/test-net-%d.safetensors", tmp ? tmp : "/tmp", (int)getpid());
+    PerceptNet *a = percept_net_from_arch(mixed_arch, 11);
+    PerceptStMeta meta[] = {{"percept.task", "reconstruct"}};
+    CHECK(percept_net_save(a, path, PERCEPT_DTYPE_F32, meta, 1) == 0, "save: %s",
+          percept_error());
+    PerceptNet *b = percept_net_load(path);
+    CHECK(b != NULL, "load: %s", percept_error());
+    if (b) {
+        float x[2 * 2 * 12 * 10];
+        fill_uniform(x, sizeof x / sizeof *x, 9, -1, 1);
+        PerceptTensor in = {2, 2, 12, 10, x}, oa, ob;
+        percept_net_forward(a, &in, &oa);
+        percept_net_forward(b, &in, &ob);
+        CHECK(!memcmp(oa.data, ob.data, percept_tensor_numel(&oa) * sizeof(float)),
+              "a reloaded network computes something else");
+        CHECK(percept_net_param_count(a) == percept_net_param_count(b), "parameter count");
+        percept_net_free(b);
+    }
+    PerceptSafetensors *st = percept_st_read(path);
+    CHECK(st && percept_st_meta(st, "percept.task") &&
+          !strcmp(percept_st_meta(st, "percept.task"), "reconstruct") &&
+          percept_st_meta(st, "percept.arch"), "metadata written");
+    if (st) {
+        /* a file whose tensor has another shape than the architecture says */
+        PerceptNet *bad = percept_net_from_safetensors(st, head_arch);
+        CHECK(!bad && strstr(percept_error(), "missing"), "wrong arch for file: %s",
+              percept_error());
+        percept_st_free(st);
+    }
+    unlink(path);
+    PerceptNet *missing = percept_net_load("/nonexistent/model.safetensors");
+    CHECK(!missing && strstr(percept_error(), "/nonexistent/model.safetensors"),
+          "missing file error names the file: %s", percept_error());
+    percept_net_free(a);
+}
+
+static void check_bad_archs(void)
+{
+    static const struct {
+        const char *arch, *expect;
+    } rows[] = {
+        {"{not json", "invalid"},
+        {"[]", "object"},
+        {"{\"nodes\":[]}", "non-empty"},
+        {"{\"format\":2,\"nodes\":[{\"name\":\"a\",\"op\":\"relu\"}]}", "format"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"warp_drive\"}]}", "unknown layer type 'warp_drive'"},
+        {"{\"nodes\":[{\"op\":\"relu\"}]}", "no name"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"k\":3}]}", "missing attribute 'cout'"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"cout\":-1,\"k\":3}]}", "'cout'"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"cout\":2,\"k\":3,\"pad_mode\":\"wrap\"}]}", "pad_mode"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"relu\",\"in\":[\"b\"]},{\"name\":\"b\",\"op\":\"relu\"}]}", "not an earlier node"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"relu\"},{\"name\":\"a\",\"op\":\"tanh\"}]}", "used twice"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"add\",\"in\":[\"input\"]}]}", "two inputs"},
+        {"{\"output\":\"zz\",\"nodes\":[{\"name\":\"a\",\"op\":\"relu\"}]}", "'output'"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"dropout\",\"p\":1.5}]}", "'p'"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"leaky_relu\",\"alpha\":\"x\"}]}", "'alpha'"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"channel_affine\",\"scale\":[1,2],\"shift\":[1]}]}", "lengths"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        percept_error_clear();
+        PerceptNet *net = percept_net_from_arch(rows[i].arch, 1);
+        CHECK(!net && strstr(percept_error(), rows[i].expect),
+              "bad arch %zu: expected an error with '%s', got '%s'", i, rows[i].expect,
+              net ? "(accepted)" : percept_error());
+        percept_net_free(net);
+    }
+    /* errors found only once a size is known */
+    PerceptNet *net = percept_net_from_arch(head_arch, 1);
+    float x[4 * 3 * 9 * 9] = {0};
+    PerceptTensor t = {1, 4, 9, 9, x}, out;
+    CHECK(percept_net_forward(net, &t, &out) == -1 && strstr(percept_error(), "3 input channels"),
+          "wrong channel count: %s", percept_error());
+    t = (PerceptTensor){1, 3, 1, 1, x};
+    CHECK(percept_net_forward(net, &t, &out) == -1 && strstr(percept_error(), "too small"),
+          "too small: %s", percept_error());
+    t = (PerceptTensor){1, 3, 0, 5, x};
+    CHECK(percept_net_forward(net, &t, &out) == -1 && strstr(percept_error(), "empty"),
+          "empty: %s", percept_error());
+    CHECK(percept_net_backward(net, x, NULL) == -1, "backward without a grad-mode forward");
+    percept_net_free(net);
+}
+
+int main(void)
+{
+    check_net_gradients(mixed_arch, 2, 2, 8, 6, 1);
+    check_net_gradients(head_arch, 3, 3, 6, 7, 2);
+    check_planning();
+    check_save_load();
+    check_bad_archs();
+    return check_done("test-net");
+}
