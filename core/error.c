@@ -30,12 +30,15 @@ int percept_fail(const char *fmt, ...)
 
 int percept_fail_prefix(const char *fmt, ...)
 {
-    char prefix[ERROR_MAX], old[ERROR_MAX];
+    char prefix[ERROR_MAX], old[ERROR_MAX], joined[2 * ERROR_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, error_buf, sizeof old);
-    snprintf(error_buf, sizeof error_buf, "%s%s", prefix, old);
+    snprintf(joined, sizeof joined, "%s%s", prefix, old);
+    /* truncation is the intent: messages are capped at ERROR_MAX */
+    memcpy(error_buf, joined, ERROR_MAX - 1);
+    error_buf[ERROR_MAX - 1] = '\0';
     return -1;
 }

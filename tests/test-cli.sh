@@ -28,7 +28,7 @@ expect unknown 2 "unknown command 'frobnicate'" -- "$percept" frobnicate
 expect init-johnson 0 "1679235 parameters" -- "$percept" init johnson "$tmp/j.safetensors"
 expect info-johnson 0 "Receptive field:  109 px" -- "$percept" info "$tmp/j.safetensors"
 expect info-params 0 "Parameters:       1679235" -- "$percept" info "$tmp/j.safetensors"
-expect info-layers 0 "deconv3.conv2d +conv2d +512×512×3" -- "$percept" info --size 512x512 "$tmp/j.safetensors"
+expect info-layers 0 "deconv3.conv2d +conv2d +512×512 +×3 " -- "$percept" info --size 512x512 "$tmp/j.safetensors"
 expect init-sr 0 "wrote" -- "$percept" init sr --scale 4 --fp16 "$tmp/sr.safetensors"
 expect info-sr 0 "Output for 256x256: 1024x1024, 3 channels" -- "$percept" info "$tmp/sr.safetensors"
 expect info-sr-task 0 "upscale, scale ×4" -- "$percept" info "$tmp/sr.safetensors"

@@ -23,7 +23,7 @@ static const char usage[] =
     "              sr          Johnson super-resolution net (--scale 4 --channels 64 --blocks 4)\n"
     "              sr-shuffle  low-resolution SR net ending in pixel shuffle (same options)\n"
     "              discriminator  DeePSiM discriminator (--size 64 --base 32)\n"
-    "              autoencoder    DeePSiM autoencoder (--size 64 --base 32 --code 512\n"
+    "              autoencoder    DeePSiM autoencoder (--size 64 --base 32 --code 8\n"
     "                             [--vae] [--binary])\n"
     "              vgg16       VGG-16 features (--layer relu5_3), torchvision names\n"
     "  arch KIND [kind options]\n"
@@ -176,7 +176,7 @@ static char *build_arch(const char *kind, const InitOptions *o, const char **tas
     if (!strcmp(kind, "autoencoder")) {
         *task = "autoencoder";
         return percept_arch_deepsim_autoencoder(&(PerceptAutoencoderOpts){
-            o->size ? o->size : 64, o->base ? o->base : 32, o->code ? o->code : 512, o->vae,
+            o->size ? o->size : 64, o->base ? o->base : 32, o->code ? o->code : 8, o->vae,
             o->binary});
     }
     if (!strcmp(kind, "vgg16")) {

@@ -1,2 +1,90 @@
-/* placeholder: being written */
-typedef int percept_placeholder_unit;
+/* Super-resolution networks.
+ * PERCEPT_SR_JOHNSON follows Johnson et al.'s supplementary material: 9×9 conv, residual
+ * blocks of two 3×3 convs with batch norm, one ×2 stage per factor of two, 9×9 conv and a
+ * scaled tanh to 0..1. Each ×2 stage is nearest upsampling + 3×3 conv rather than a
+ * fractional-stride conv, which avoids checkerboard artefacts. Batch norm in eval mode is
+ * a per-channel affine map, so tiles of an image agree exactly.
+ * PERCEPT_SR_SHUFFLE works at the input resolution and ends in one pixel shuffle; blocks
+ * have no normalisation (as EDSR found better for SR) and the network predicts a residual
+ * over nearest upsampling of its input. */
+#include <stdio.h>
+
+#include "arch-build.h"
+#include "percept/percept.h"
+
+static void bn(ArchBuilder *ab, const char *name, int c)
+{
+    ab_int(ab, ab_node(ab, name, "batch_norm", NULL), "c", c);
+}
+
+static void residual_block(ArchBuilder *ab, int i, int ch, int norm, char *block_in)
+{
+    char name[64], last[64];
+    snprintf(name, sizeof name, "body.%d.conv1", i);
+    ab_conv(ab, name, NULL, ch, ch, 3, 1, 1, 1);
+    if (norm) {
+        snprintf(name, sizeof name, "body.%d.bn1", i);
+        bn(ab, name, ch);
+    }
+    snprintf(name, sizeof name, "body.%d.relu", i);
+    ab_node(ab, name, "relu", NULL);
+    snprintf(name, sizeof name, "body.%d.conv2", i);
+    ab_conv(ab, name, NULL, ch, ch, 3, 1, 1, 1);
+    snprintf(last, sizeof last, "%s", name);
+    if (norm) {
+        snprintf(last, sizeof last, "body.%d.bn2", i);
+        bn(ab, last, ch);
+    }
+    snprintf(name, sizeof name, "body.%d.add", i);
+    ab_node2(ab, name, "add", last, block_in);
+    snprintf(block_in, 64, "%s", name);
+}
+
+char *percept_arch_sr(const PerceptSrOpts *o)
+{
+    const int ch = o->channels;
+    if (o->scale != 2 && o->scale != 4 && o->scale != 8) {
+        percept_fail("super-resolution scale must be 2, 4 or 8 (got %d)", o->scale);
+        return NULL;
+    }
+    if (ch < 1 || ch > 1024 || o->res_blocks < 0 || o->res_blocks > 64 ||
+        (o->kind != PERCEPT_SR_JOHNSON && o->kind != PERCEPT_SR_SHUFFLE)) {
+        percept_fail("super-resolution net: channels must be 1..1024, blocks 0..64");
+        return NULL;
+    }
+    const int johnson = o->kind == PERCEPT_SR_JOHNSON;
+    ArchBuilder ab;
+    char name[64], block_in[64];
+    snprintf(name, sizeof name, "sr%s-x%d-c%d-r%d", johnson ? "" : "-shuffle", o->scale, ch,
+             o->res_blocks);
+    if (ab_init(&ab, name, 3))
+        return NULL;
+    ab_conv(&ab, "head.conv", NULL, 3, ch, johnson ? 9 : 5, 1, johnson ? 4 : 2, 1);
+    if (johnson)
+        bn(&ab, "head.bn", ch);
+    ab_node(&ab, "head.relu", "relu", NULL);
+    snprintf(block_in, sizeof block_in, "head.relu");
+    for (int i = 0; i < o->res_blocks; i++)
+        residual_block(&ab, i, ch, johnson, block_in);
+    if (johnson) {
+        for (int s = 0, f = o->scale; f > 1; f /= 2, s++) {
+            snprintf(name, sizeof name, "up.%d.upsample", s);
+            ab_node(&ab, name, "upsample_nearest", NULL);
+            snprintf(name, sizeof name, "up.%d.conv", s);
+            ab_conv(&ab, name, NULL, ch, ch, 3, 1, 1, 1);
+            snprintf(name, sizeof name, "up.%d.bn", s);
+            bn(&ab, name, ch);
+            snprintf(name, sizeof name, "up.%d.relu", s);
+            ab_node(&ab, name, "relu", NULL);
+        }
+        ab_conv(&ab, "tail.conv", NULL, ch, 3, 9, 1, 4, 1);
+        ab_node(&ab, "out", "scaled_tanh", NULL); /* 0.5 tanh + 0.5: output in 0..1 */
+    } else {
+        ab_conv(&ab, "tail.conv", NULL, ch, 3 * o->scale * o->scale, 3, 1, 1, 1);
+        ab_int(&ab, ab_node(&ab, "tail.shuffle", "pixel_shuffle", NULL), "r", o->scale);
+        ab_int(&ab, ab_node(&ab, "skip.upsample", "upsample_nearest", "input"), "factor",
+               o->scale);
+        ab_node2(&ab, "out", "add", "tail.shuffle", "skip.upsample");
+    }
+    return ab_finish(&ab, NULL);
+}

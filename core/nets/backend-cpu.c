@@ -1,2 +1,401 @@
-/* placeholder: being written */
-typedef int percept_placeholder_unit;
+/* The CPU backend: runs graph nodes with the kernels of core/layers/. It is the
+ * reference every other backend is compared against. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+#include "layers.h"
+
+size_t cpu_alloc_calls;
+
+static float *cpu_alloc(size_t floats)
+{
+    cpu_alloc_calls++;
+    /* 64-byte aligned and zeroed: kernels may rely on neither, but it keeps SIMD loads
+     * aligned and makes unwritten memory deterministic. */
+    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    if (floats > ((size_t)1 << 40))
+        return NULL;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p)
+        memset(p, 0, bytes);
+    else
+        percept_fail("out of memory allocating %.1f MiB", bytes / 1048576.0);
+    return p;
+}
+
+static void cpu_release(float *p)
+{
+    free(p);
+}
+
+/* ---- shapes of a node's operands ---------------------------------------------------- */
+
+static Shape in_shape(const PerceptNet *net, const Node *nd)
+{
+    return net_in_shape(net, nd, 0);
+}
+
+static ConvShape conv_shape(const PerceptNet *net, const Node *nd)
+{
+    Shape in = in_shape(net, nd);
+    ConvShape s = {in.n, in.c, in.h, in.w, nd->cout, nd->k, nd->stride, nd->pad,
+                   nd->reflect ? PAD_REFLECT : PAD_ZERO, 0, 0};
+    conv2d_shape(&s);
+    return s;
+}
+
+static ConvTShape convt_shape(const PerceptNet *net, const Node *nd)
+{
+    Shape in = in_shape(net, nd);
+    ConvTShape s = {in.n, in.c, in.h, in.w, nd->cout, nd->k, nd->stride, nd->pad,
+                    nd->output_pad, 0, 0};
+    conv_transpose2d_shape(&s);
+    return s;
+}
+
+static PoolShape pool_shape(const PerceptNet *net, const Node *nd)
+{
+    Shape in = in_shape(net, nd);
+    PoolShape s = {in.n, in.c, in.h, in.w, nd->k, nd->stride, nd->pad, 0, 0};
+    pool2d_shape(&s);
+    return s;
+}
+
+static size_t cpu_scratch_floats(const PerceptNet *net, const Node *nd)
+{
+    if (nd->op == OP_CONV2D) {
+        ConvShape s = conv_shape(net, nd);
+        return conv2d_scratch_floats(&s);
+    }
+    if (nd->op == OP_CONV_TRANSPOSE2D) {
+        ConvTShape s = convt_shape(net, nd);
+        return conv_transpose2d_scratch_floats(&s);
+    }
+    return 0;
+}
+
+static size_t cpu_saved_floats(const PerceptNet *net, const Node *nd, int grad)
+{
+    Shape in = in_shape(net, nd);
+    switch (nd->op) {
+    case OP_INSTANCE_NORM:
+        return 2 * (size_t)in.n * in.c; /* mean, rstd */
+    case OP_BATCH_NORM:
+        return 2 * (size_t)in.c;
+    case OP_MAX_POOL:
+        return shape_numel(nd->out); /* argmax, int32 in float-sized slots */
+    case OP_DROPOUT:
+    case OP_REPARAM:
+        return net->training ? shape_numel(nd->out) : 0; /* mask / noise */
+    default:
+        return 0;
+    }
+}
+
+static float *out_of(PerceptNet *net, const Node *nd)
+{
+    return net->plan.act + nd->out_off;
+}
+
+static float *in_of(PerceptNet *net, const Node *nd, int j)
+{
+    return net_act(net, nd->in[j]);
+}
+
+static float *saved_of(PerceptNet *net, const Node *nd)
+{
+    return net->plan.saved + nd->saved_off;
+}
+
+static uint64_t node_seed(const PerceptNet *net, const Node *nd)
+{
+    return percept_rng_u64(net->noise_seed, (uint64_t)(nd - net->nodes));
+}
+
+/* channel_affine with one constant for all channels runs as a single channel */
+static void affine_dims(const Node *nd, Shape in, int *c, int *hw)
+{
+    *c = nd->aff_n == 1 ? 1 : in.c;
+    *hw = nd->aff_n == 1 ? in.c * in.h * in.w : in.h * in.w;
+}
+
+/* ---- forward -------------------------------------------------------------------------- */
+
+static void cpu_forward(PerceptNet *net, const Node *nd)
+{
+    Shape in = in_shape(net, nd);
+    float *out = out_of(net, nd), *x = in_of(net, nd, 0), *saved = saved_of(net, nd);
+    float *w = net_param(net, nd, PARAM_WEIGHT), *b = net_param(net, nd, PARAM_BIAS);
+    size_t n = shape_numel(nd->out);
+    int hw = in.h * in.w;
+    switch (nd->op) {
+    case OP_CONV2D: {
+        ConvShape s = conv_shape(net, nd);
+        conv2d_forward(out, x, w, b, net->plan.work, &s);
+        break;
+    }
+    case OP_CONV_TRANSPOSE2D: {
+        ConvTShape s = convt_shape(net, nd);
+        conv_transpose2d_forward(out, x, w, b, net->plan.work, &s);
+        break;
+    }
+    case OP_UPSAMPLE_NEAREST:
+        upsample_nearest_forward(out, x, in.n, in.c, in.h, in.w, nd->factor);
+        break;
+    case OP_PIXEL_SHUFFLE:
+        pixel_shuffle_forward(out, x, in.n, nd->out.c, in.h, in.w, nd->factor);
+        break;
+    case OP_INSTANCE_NORM:
+        instance_norm_forward(out, saved, saved + in.n * in.c, x, w, b, in.n, in.c, hw, nd->eps);
+        break;
+    case OP_BATCH_NORM:
+        if (net->training)
+            batch_norm_forward_train(out, saved, saved + in.c, net_param(net, nd, PARAM_RUNNING_MEAN),
+                                     net_param(net, nd, PARAM_RUNNING_VAR), x, w, b, in.n, in.c,
+                                     hw, nd->eps, nd->momentum);
+        else
+            batch_norm_forward_eval(out, x, net_param(net, nd, PARAM_RUNNING_MEAN),
+                                    net_param(net, nd, PARAM_RUNNING_VAR), w, b, in.n, in.c, hw,
+                                    nd->eps);
+        break;
+    case OP_RELU:
+        relu_forward(out, x, n);
+        break;
+    case OP_LEAKY_RELU:
+        leaky_relu_forward(out, x, n, nd->alpha);
+        break;
+    case OP_TANH:
+        tanh_forward(out, x, n);
+        break;
+    case OP_SCALED_TANH:
+        scaled_tanh_forward(out, x, n, nd->scale, nd->shift);
+        break;
+    case OP_SIGMOID:
+        sigmoid_forward(out, x, n);
+        break;
+    case OP_ADD:
+        add_forward(out, x, in_of(net, nd, 1), n);
+        break;
+    case OP_CONCAT: {
+        const float *ins[NODE_MAX_IN];
+        int cs[NODE_MAX_IN];
+        for (int j = 0; j < nd->n_in; j++) {
+            ins[j] = in_of(net, nd, j);
+            cs[j] = net_in_shape(net, nd, j).c;
+        }
+        concat_forward(out, ins, cs, nd->n_in, in.n, hw);
+        break;
+    }
+    case OP_AVG_POOL: {
+        PoolShape s = pool_shape(net, nd);
+        avg_pool_forward(out, x, &s);
+        break;
+    }
+    case OP_MAX_POOL: {
+        PoolShape s = pool_shape(net, nd);
+        max_pool_forward(out, (int32_t *)saved, x, &s);
+        break;
+    }
+    case OP_GLOBAL_AVG_POOL:
+        global_avg_pool_forward(out, x, in.n, in.c, hw);
+        break;
+    case OP_LINEAR:
+        linear_forward(out, x, w, b, in.n, nd->cin, nd->cout);
+        break;
+    case OP_RESHAPE:
+        memcpy(out, x, n * sizeof(float));
+        break;
+    case OP_CHANNEL_AFFINE: {
+        int c, plane;
+        affine_dims(nd, in, &c, &plane);
+        channel_affine_forward(out, x, nd->aff_scale, nd->aff_shift, in.n, c, plane);
+        break;
+    }
+    case OP_DROPOUT:
+        if (net->training && nd->p > 0)
+            dropout_forward(out, saved, x, n, nd->p, node_seed(net, nd));
+        else
+            memcpy(out, x, n * sizeof(float));
+        break;
+    case OP_BINARY:
+        binary_forward(out, x, n, nd->threshold, nd->low, nd->high);
+        break;
+    case OP_REPARAM:
+        if (net->training) {
+            reparam_forward(out, saved, x, in.n, nd->out.c, hw, node_seed(net, nd));
+        } else {
+            /* inference decodes the mean: the first half of the channels */
+            for (int i = 0; i < in.n; i++)
+                memcpy(out + (size_t)i * nd->out.c * hw, x + (size_t)i * in.c * hw,
+                       sizeof(float) * nd->out.c * hw);
+        }
+        break;
+    case OP_COUNT:
+        break;
+    }
+}
+
+/* ---- backward ------------------------------------------------------------------------- */
+
+/* Batch norm in eval mode is a fixed per-channel affine map of the input. */
+static void batch_norm_backward_eval(float *din, float *dgamma, float *dbeta, const float *dout,
+                                     const float *in, const float *rmean, const float *rvar,
+                                     const float *gamma, int n, int c, int hw, float eps)
+{
+    for (int ch = 0; ch < c; ch++) {
+        float rstd = 1.0f / sqrtf(rvar[ch] + eps), g = gamma ? gamma[ch] : 1.0f;
+        double sg = 0, sb = 0;
+        for (int i = 0; i < n; i++) {
+            size_t base = ((size_t)i * c + ch) * hw;
+            for (int k = 0; k < hw; k++) {
+                float d = dout[base + k];
+                sb += d;
+                sg += (double)d * (in[base + k] - rmean[ch]) * rstd;
+                if (din)
+                    din[base + k] = d * g * rstd;
+            }
+        }
+        if (dgamma)
+            dgamma[ch] += (float)sg;
+        if (dbeta)
+            dbeta[ch] += (float)sb;
+    }
+}
+
+static void cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
+{
+    Shape in = in_shape(net, nd);
+    float *dout = net->plan.grads + nd->grad_off;
+    float *out = out_of(net, nd), *x = in_of(net, nd, 0), *saved = saved_of(net, nd);
+    float *w = net_param(net, nd, PARAM_WEIGHT);
+    float *dw = net_param_grad(net, nd, PARAM_WEIGHT), *db = net_param_grad(net, nd, PARAM_BIAS);
+    float *dx = din[0];
+    size_t n = shape_numel(nd->out);
+    int hw = in.h * in.w;
+    switch (nd->op) {
+    case OP_CONV2D: {
+        ConvShape s = conv_shape(net, nd);
+        conv2d_backward(dx, dw, db, dout, x, w, net->plan.work, &s);
+        return;
+    }
+    case OP_CONV_TRANSPOSE2D: {
+        ConvTShape s = convt_shape(net, nd);
+        conv_transpose2d_backward(dx, dw, db, dout, x, w, net->plan.work, &s);
+        return;
+    }
+    case OP_INSTANCE_NORM:
+        instance_norm_backward(dx, dw, db, dout, x, saved, saved + in.n * in.c, w, in.n, in.c,
+                               hw);
+        return;
+    case OP_BATCH_NORM:
+        if (net->training)
+            batch_norm_backward(dx, dw, db, dout, x, saved, saved + in.c, w, in.n, in.c, hw);
+        else
+            batch_norm_backward_eval(dx, dw, db, dout, x, net_param(net, nd, PARAM_RUNNING_MEAN),
+                                     net_param(net, nd, PARAM_RUNNING_VAR), w, in.n, in.c, hw,
+                                     nd->eps);
+        return;
+    case OP_LINEAR:
+        linear_backward(dx, dw, db, dout, x, w, in.n, nd->cin, nd->cout);
+        return;
+    case OP_ADD:
+        for (int j = 0; j < 2; j++)
+            if (din[j])
+                memcpy(din[j], dout, n * sizeof(float));
+        return;
+    case OP_CONCAT: {
+        size_t c_off = 0, total = nd->out.c;
+        for (int j = 0; j < nd->n_in; j++) {
+            int cj = net_in_shape(net, nd, j).c;
+            for (int i = 0; din[j] && i < in.n; i++)
+                memcpy(din[j] + (size_t)i * cj * hw, dout + ((size_t)i * total + c_off) * hw,
+                       sizeof(float) * cj * hw);
+            c_off += cj;
+        }
+        return;
+    }
+    default:
+        break;
+    }
+    if (!dx)
+        return; /* the remaining ops have no parameters */
+    switch (nd->op) {
+    case OP_UPSAMPLE_NEAREST:
+        upsample_nearest_backward(dx, dout, in.n, in.c, in.h, in.w, nd->factor);
+        break;
+    case OP_PIXEL_SHUFFLE:
+        pixel_shuffle_backward(dx, dout, in.n, nd->out.c, in.h, in.w, nd->factor);
+        break;
+    case OP_RELU:
+        relu_backward(dx, dout, x, n);
+        break;
+    case OP_LEAKY_RELU:
+        leaky_relu_backward(dx, dout, x, n, nd->alpha);
+        break;
+    case OP_TANH:
+        tanh_backward(dx, dout, out, n);
+        break;
+    case OP_SCALED_TANH:
+        scaled_tanh_backward(dx, dout, out, n, nd->scale, nd->shift);
+        break;
+    case OP_SIGMOID:
+        sigmoid_backward(dx, dout, out, n);
+        break;
+    case OP_AVG_POOL: {
+        PoolShape s = pool_shape(net, nd);
+        avg_pool_backward(dx, dout, &s);
+        break;
+    }
+    case OP_MAX_POOL: {
+        PoolShape s = pool_shape(net, nd);
+        max_pool_backward(dx, dout, (const int32_t *)saved, &s);
+        break;
+    }
+    case OP_GLOBAL_AVG_POOL:
+        global_avg_pool_backward(dx, dout, in.n, in.c, hw);
+        break;
+    case OP_RESHAPE:
+        memcpy(dx, dout, n * sizeof(float));
+        break;
+    case OP_CHANNEL_AFFINE: {
+        int c, plane;
+        affine_dims(nd, in, &c, &plane);
+        channel_affine_backward(dx, dout, nd->aff_scale, in.n, c, plane);
+        break;
+    }
+    case OP_DROPOUT:
+        if (net->training && nd->p > 0)
+            dropout_backward(dx, dout, saved, n);
+        else
+            memcpy(dx, dout, n * sizeof(float));
+        break;
+    case OP_BINARY:
+        binary_backward(dx, dout, n);
+        break;
+    case OP_REPARAM:
+        if (net->training) {
+            reparam_backward(dx, dout, x, saved, in.n, nd->out.c, hw);
+        } else {
+            size_t half = (size_t)nd->out.c * hw;
+            for (int i = 0; i < in.n; i++) {
+                memcpy(dx + 2 * i * half, dout + i * half, half * sizeof(float));
+                memset(dx + 2 * i * half + half, 0, half * sizeof(float));
+            }
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+const PerceptBackend percept_backend_cpu = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .scratch_floats = cpu_scratch_floats,
+    .saved_floats = cpu_saved_floats,
+    .forward = cpu_forward,
+    .backward = cpu_backward,
+};

@@ -196,9 +196,9 @@ typedef struct {
 PERCEPT_API char *percept_arch_deepsim_discriminator(const PerceptDiscriminatorOpts *o);
 
 typedef struct {
-    int size;         /* image side: a multiple of 16 (DeePSiM Table 2 uses 64) */
+    int size;         /* training image side: a multiple of 8 (Table 2 uses 64) */
     int width;        /* base channels (32 in Table 2's first layer) */
-    int code;         /* bottleneck width (linear) */
+    int code;         /* channels of the code map, 8× smaller than the image (8 in Table 2) */
     int variational;  /* 1: mu/logvar + reparameterisation (VAE) */
     int binary;       /* 1: Ridgeway's binary code layer */
 } PerceptAutoencoderOpts;
