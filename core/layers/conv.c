@@ -221,6 +221,19 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
     }
 }
 
+/* The oracle builds an explicitly padded copy of each input plane (ReflectionPad2d /
+ * zero padding written out on its own), so it shares no indexing code with im2col. */
+static float padded_value(const float *plane, int h, int w, int y, int x, int reflect)
+{
+    if (reflect) {
+        y = y < 0 ? -y : y >= h ? 2 * (h - 1) - y : y;
+        x = x < 0 ? -x : x >= w ? 2 * (w - 1) - x : x;
+    } else if (y < 0 || y >= h || x < 0 || x >= w) {
+        return 0.0f;
+    }
+    return plane[(size_t)y * w + x];
+}
+
 void conv2d_forward_reference(float *out, const float *in, const float *weight,
                               const float *bias, const ConvShape *s)
 {
@@ -230,16 +243,15 @@ void conv2d_forward_reference(float *out, const float *in, const float *weight,
             for (int oy = 0; oy < s->hout; oy++)
                 for (int ox = 0; ox < s->wout; ox++) {
                     double acc = bias ? bias[co] : 0.0;
-                    for (int ci = 0; ci < s->cin; ci++)
+                    for (int ci = 0; ci < s->cin; ci++) {
+                        const float *plane = in + ((size_t)b * s->cin + ci) * s->h * s->w;
                         for (int ky = 0; ky < s->k; ky++)
-                            for (int kx = 0; kx < s->k; kx++) {
-                                int iy = source_index(oy * s->stride - s->pad + ky, s->h, reflect);
-                                int ix = source_index(ox * s->stride - s->pad + kx, s->w, reflect);
-                                if (iy < 0 || ix < 0)
-                                    continue;
-                                acc += (double)in[(((size_t)b * s->cin + ci) * s->h + iy) * s->w + ix] *
+                            for (int kx = 0; kx < s->k; kx++)
+                                acc += (double)padded_value(plane, s->h, s->w,
+                                                            oy * s->stride - s->pad + ky,
+                                                            ox * s->stride - s->pad + kx, reflect) *
                                        weight[(((size_t)co * s->cin + ci) * s->k + ky) * s->k + kx];
-                            }
+                    }
                     out[(((size_t)b * s->cout + co) * s->hout + oy) * s->wout + ox] = (float)acc;
                 }
 }
