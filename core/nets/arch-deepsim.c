@@ -27,7 +27,7 @@ char *percept_arch_deepsim_discriminator(const PerceptDiscriminatorOpts *o)
         if (discriminator_last_side(o->size, s) >= 1)
             stride = s;
     if (w < 1 || w > 1024 || o->size > 65536 || !stride) {
-        percept_fail("DeePSiM discriminator: width must be 1..1024 and the input at least 19 "
+        percept_fail("DeePSiM discriminator: width must be 1..1024 and the input at least 21 "
                      "pixels (got width %d, size %d)", w, o->size);
         return NULL;
     }
