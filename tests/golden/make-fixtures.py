@@ -1,0 +1,301 @@
+#!/usr/bin/python3
+"""Writes the golden fixtures the C tests compare against: small networks run forward and
+backward in PyTorch, saved with their inputs, weights, outputs and gradients.
+
+Run by hand, once, from the repository root after building (it asks `percept arch` for
+the architectures our builders make):
+
+    /usr/bin/python3 tests/golden/make-fixtures.py build/trainer/percept
+
+Needs Debian's python3-torch (CPU). The C tests do not need PyTorch.
+
+The networks are evaluated by an interpreter of the architecture JSON written here with
+torch.nn.functional, independently of the C code; the Johnson fixture additionally uses
+pytorch/examples' TransformerNet module structure, so its state_dict names are the real ones.
+"""
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+
+
+# ---- pytorch/examples fast_neural_style TransformerNet (reduced width) ---------------------
+
+class ConvLayer(torch.nn.Module):
+    def __init__(self, cin, cout, k, stride):
+        super().__init__()
+        self.reflection_pad = torch.nn.ReflectionPad2d(k // 2)
+        self.conv2d = torch.nn.Conv2d(cin, cout, k, stride)
+
+    def forward(self, x):
+        return self.conv2d(self.reflection_pad(x))
+
+
+class ResidualBlock(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = ConvLayer(c, c, 3, 1)
+        self.in1 = torch.nn.InstanceNorm2d(c, affine=True)
+        self.conv2 = ConvLayer(c, c, 3, 1)
+        self.in2 = torch.nn.InstanceNorm2d(c, affine=True)
+        self.relu = torch.nn.ReLU()
+
+    def forward(self, x):
+        out = self.relu(self.in1(self.conv1(x)))
+        return self.in2(self.conv2(out)) + x
+
+
+class UpsampleConvLayer(torch.nn.Module):
+    def __init__(self, cin, cout, k, stride, upsample=None):
+        super().__init__()
+        self.upsample = upsample
+        self.reflection_pad = torch.nn.ReflectionPad2d(k // 2)
+        self.conv2d = torch.nn.Conv2d(cin, cout, k, stride)
+
+    def forward(self, x):
+        if self.upsample:
+            x = F.interpolate(x, mode="nearest", scale_factor=self.upsample)
+        return self.conv2d(self.reflection_pad(x))
+
+
+class TransformerNet(torch.nn.Module):
+    def __init__(self, b, blocks):
+        super().__init__()
+        self.conv1 = ConvLayer(3, b, 9, 1)
+        self.in1 = torch.nn.InstanceNorm2d(b, affine=True)
+        self.conv2 = ConvLayer(b, 2 * b, 3, 2)
+        self.in2 = torch.nn.InstanceNorm2d(2 * b, affine=True)
+        self.conv3 = ConvLayer(2 * b, 4 * b, 3, 2)
+        self.in3 = torch.nn.InstanceNorm2d(4 * b, affine=True)
+        for i in range(1, blocks + 1):
+            setattr(self, f"res{i}", ResidualBlock(4 * b))
+        self.blocks = blocks
+        self.deconv1 = UpsampleConvLayer(4 * b, 2 * b, 3, 1, upsample=2)
+        self.in4 = torch.nn.InstanceNorm2d(2 * b, affine=True)
+        self.deconv2 = UpsampleConvLayer(2 * b, b, 3, 1, upsample=2)
+        self.in5 = torch.nn.InstanceNorm2d(b, affine=True)
+        self.deconv3 = ConvLayer(b, 3, 9, 1)
+        self.relu = torch.nn.ReLU()
+
+    def forward(self, x):
+        y = self.relu(self.in1(self.conv1(x)))
+        y = self.relu(self.in2(self.conv2(y)))
+        y = self.relu(self.in3(self.conv3(y)))
+        for i in range(1, self.blocks + 1):
+            y = getattr(self, f"res{i}")(y)
+        y = self.relu(self.in4(self.deconv1(y)))
+        y = self.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)
+
+
+# ---- an interpreter of docs/arch-format.md in torch.nn.functional ------------------------
+
+def run_arch(arch, params, x, training):
+    """params: dict name -> tensor (requires_grad for trainable ones)."""
+    vals = {"input": x}
+    prev = "input"
+    for nd in arch["nodes"]:
+        ins = [vals[n] for n in nd.get("in", [prev])]
+        a = ins[0]
+        op, name = nd["op"], nd["name"]
+        p = lambda s: params.get(f"{name}.{s}")
+        if op == "conv2d":
+            pad = nd.get("pad", 0)
+            if nd.get("pad_mode") == "reflect" and pad:
+                a = F.pad(a, (pad, pad, pad, pad), mode="reflect")
+                pad = 0
+            y = F.conv2d(a, p("weight"), p("bias"), nd.get("stride", 1), pad)
+        elif op == "conv_transpose2d":
+            y = F.conv_transpose2d(a, p("weight"), p("bias"), nd.get("stride", 2), nd.get("pad", 0),
+                                   nd.get("output_pad", 0))
+        elif op == "upsample_nearest":
+            y = F.interpolate(a, scale_factor=nd.get("factor", 2), mode="nearest")
+        elif op == "pixel_shuffle":
+            y = F.pixel_shuffle(a, nd["r"])
+        elif op == "instance_norm":
+            y = F.instance_norm(a, weight=p("weight"), bias=p("bias"), eps=nd.get("eps", 1e-5))
+        elif op == "batch_norm":
+            y = F.batch_norm(a, p("running_mean"), p("running_var"), p("weight"), p("bias"),
+                             training=training, momentum=nd.get("momentum", 0.1), eps=nd.get("eps", 1e-5))
+        elif op == "relu":
+            y = F.relu(a)
+        elif op == "leaky_relu":
+            y = F.leaky_relu(a, nd.get("alpha", 0.01))
+        elif op == "tanh":
+            y = torch.tanh(a)
+        elif op == "scaled_tanh":
+            y = nd.get("scale", 0.5) * torch.tanh(a) + nd.get("shift", 0.5)
+        elif op == "sigmoid":
+            y = torch.sigmoid(a)
+        elif op == "add":
+            y = ins[0] + ins[1]
+        elif op == "concat":
+            y = torch.cat(ins, 1)
+        elif op == "avg_pool":
+            y = F.avg_pool2d(a, nd["k"], nd.get("stride", nd["k"]), nd.get("pad", 0))
+        elif op == "max_pool":
+            y = F.max_pool2d(a, nd["k"], nd.get("stride", nd["k"]), nd.get("pad", 0))
+        elif op == "global_avg_pool":
+            y = a.mean((2, 3), keepdim=True)
+        elif op == "linear":
+            y = F.linear(a.flatten(1), p("weight"), p("bias"))[:, :, None, None]
+        elif op == "reshape":
+            y = a.reshape(a.shape[0], nd["c"], nd["h"], nd["w"])
+        elif op == "channel_affine":
+            s = torch.tensor(nd["scale"] if isinstance(nd["scale"], list) else [nd["scale"]])
+            t = torch.tensor(nd["shift"] if isinstance(nd["shift"], list) else [nd["shift"]])
+            y = a * s[None, :, None, None] + t[None, :, None, None]
+        elif op == "dropout":
+            assert not training, "fixtures use dropout in eval mode only"
+            y = a
+        else:
+            raise ValueError(f"no fixture support for op {op}")
+        vals[name] = y
+        prev = name
+    return vals[arch.get("output", prev)]
+
+
+def param_shapes(arch):
+    """(name, shape, trainable) for each parameter the architecture declares."""
+    out = []
+    for nd in arch["nodes"]:
+        n, op = nd["name"], nd["op"]
+        if op in ("conv2d", "conv_transpose2d"):
+            cin, cout, k = nd["cin"], nd["cout"], nd["k"]
+            out.append((f"{n}.weight", (cout, cin, k, k) if op == "conv2d" else (cin, cout, k, k), True))
+            if nd.get("bias", True):
+                out.append((f"{n}.bias", (cout,), True))
+        elif op == "linear":
+            out.append((f"{n}.weight", (nd["fout"], nd["fin"]), True))
+            if nd.get("bias", True):
+                out.append((f"{n}.bias", (nd["fout"],), True))
+        elif op in ("instance_norm", "batch_norm"):
+            if nd.get("affine", True):
+                out += [(f"{n}.weight", (nd["c"],), True), (f"{n}.bias", (nd["c"],), True)]
+            if op == "batch_norm":
+                out += [(f"{n}.running_mean", (nd["c"],), False), (f"{n}.running_var", (nd["c"],), False)]
+    return out
+
+
+def random_params(arch, gen):
+    params = {}
+    for name, shape, trainable in param_shapes(arch):
+        if name.endswith("running_var"):
+            t = 0.5 + torch.rand(shape, generator=gen)
+        elif name.endswith("running_mean"):
+            t = 0.2 * torch.randn(shape, generator=gen)
+        elif len(shape) == 1 and name.endswith("weight"):
+            t = 1 + 0.2 * torch.randn(shape, generator=gen)
+        else:
+            fan_in = max(1, int(torch.tensor(shape[1:]).prod())) if len(shape) > 1 else 1
+            t = torch.randn(shape, generator=gen) * (2.0 / fan_in) ** 0.5 * (1 if len(shape) > 1 else 0.1)
+        params[name] = t.requires_grad_(trainable)
+    return params
+
+
+# ---- safetensors writer (F32 only) ------------------------------------------------------
+
+def write_safetensors(path, tensors, metadata):
+    header, blobs, off = {"__metadata__": metadata}, [], 0
+    for name, t in tensors.items():
+        data = t.detach().contiguous().to(torch.float32).numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def fixture(path, arch, params, x, training, gen, note):
+    x = x.clone().requires_grad_(True)
+    before = {k: v.detach().clone() for k, v in params.items()}
+    y = run_arch(arch, params, x, training)
+    dout = torch.randn(y.shape, generator=gen)
+    (y * dout).sum().backward()
+    tensors = dict(before)
+    tensors.update({"golden.input": x.detach(), "golden.output": y.detach(), "golden.dout": dout,
+                    "golden.din": x.grad})
+    for k, v in params.items():
+        if v.requires_grad:
+            tensors[f"golden.grad.{k}"] = v.grad
+        elif training:
+            tensors[f"golden.after.{k}"] = v.detach()
+    meta = {"percept.arch": json.dumps(arch), "golden.mode": "train" if training else "eval",
+            "golden.note": note, "golden.torch": torch.__version__}
+    write_safetensors(path, tensors, meta)
+    print(f"{path.name}: output {tuple(y.shape)}, {sum(t.numel() for t in tensors.values())} values")
+
+
+def percept_arch(percept, *args):
+    return json.loads(subprocess.check_output([percept, "arch", *args], text=True))
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: make-fixtures.py PATH/TO/percept")
+    percept = sys.argv[1]
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(1234)
+
+    # (a) Johnson TransformerNet, base 4, two residual blocks: the real module structure
+    net = TransformerNet(4, 2)
+    with torch.no_grad():
+        for name, t in net.named_parameters():
+            if name.startswith("in") or ".in" in name:
+                t.copy_((1 if name.endswith("weight") else 0) + 0.2 * torch.randn(t.shape, generator=gen))
+    arch = percept_arch(percept, "johnson", "--base", "4", "--blocks", "2")
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in net.state_dict().items()}
+    x = torch.rand((1, 3, 24, 20), generator=gen)
+    with torch.no_grad():  # the interpreter must agree with the module itself
+        assert torch.allclose(net(x), run_arch(arch, params, x, False), atol=1e-5)
+    fixture(HERE / "johnson.safetensors", arch, params, x, False, gen,
+            "pytorch/examples TransformerNet, base 4, 2 residual blocks")
+
+    # (b) Johnson SR x4, 8 channels, 1 block, batch norm in eval mode
+    arch = percept_arch(percept, "sr", "--scale", "4", "--channels", "8", "--blocks", "1")
+    fixture(HERE / "sr4.safetensors", arch, random_params(arch, gen),
+            torch.rand((1, 3, 10, 12), generator=gen), False, gen, "SR x4 (Johnson), eval batch norm")
+
+    # (c) DeePSiM discriminator for 32x32 inputs, width 4, eval mode (dropout off)
+    arch = percept_arch(percept, "discriminator", "--size", "32", "--base", "4")
+    fixture(HERE / "discriminator.safetensors", arch, random_params(arch, gen),
+            torch.rand((2, 3, 32, 32), generator=gen), False, gen, "DeePSiM discriminator, width 4")
+
+    # (d) a VGG-like stack exercising the remaining ops, batch norm with batch statistics
+    arch = {"format": 1, "name": "vgg-like", "input_channels": 3, "nodes": [
+        {"name": "normalize", "op": "channel_affine", "scale": [4.37, 4.46, 4.44], "shift": [-2.12, -2.04, -1.8]},
+        {"name": "features.0", "op": "conv2d", "cin": 3, "cout": 6, "k": 3, "pad": 1},
+        {"name": "features.1", "op": "relu"},
+        {"name": "features.2", "op": "max_pool", "k": 2},
+        {"name": "features.3", "op": "conv2d", "cin": 6, "cout": 8, "k": 3, "pad": 1},
+        {"name": "bn", "op": "batch_norm", "c": 8},
+        {"name": "act", "op": "leaky_relu", "alpha": 0.2},
+        {"name": "pool", "op": "avg_pool", "k": 3, "stride": 2, "pad": 1},
+        {"name": "up", "op": "conv_transpose2d", "cin": 8, "cout": 8, "k": 4, "pad": 1},
+        {"name": "shuffle", "op": "pixel_shuffle", "r": 2},
+        {"name": "gate", "op": "sigmoid"},
+        {"name": "both", "op": "concat", "in": ["gate", "features.1"]},
+        {"name": "mix", "op": "conv2d", "cin": 8, "cout": 4, "k": 5, "stride": 2, "pad": 2, "pad_mode": "reflect"},
+        {"name": "squash", "op": "tanh"},
+        {"name": "gap", "op": "global_avg_pool", "in": ["mix"]},
+        {"name": "fc", "op": "linear", "fin": 4, "fout": 16},
+        {"name": "grid", "op": "reshape", "c": 1, "h": 4, "w": 4},
+        {"name": "up2", "op": "upsample_nearest", "factor": 2},
+        {"name": "out", "op": "scaled_tanh", "scale": 2.0, "shift": 0.25},
+    ]}
+    fixture(HERE / "vgg-like.safetensors", arch, random_params(arch, gen),
+            torch.rand((2, 3, 16, 16), generator=gen), True, gen,
+            "VGG-like stack, batch norm with batch statistics")
+
+
+if __name__ == "__main__":
+    main()
