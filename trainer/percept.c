@@ -19,7 +19,8 @@ static const char usage[] =
     "        and metadata. --size picks the input size of the layer table (256x256).\n"
     "  init KIND OUT.safetensors [--seed N] [--fp16] [kind options]\n"
     "        Write a network with freshly initialised (untrained) weights.\n"
-    "        KIND: johnson     Johnson et al. style network (--base 32 --blocks 5)\n"
+    "        KIND: johnson     Johnson et al. style network (--base 32 --blocks 5\n"
+    "                          [--input-255]: 0..255 inside, as pytorch/examples nets)\n"
     "              sr          Johnson super-resolution net (--scale 4 --channels 64 --blocks 4)\n"
     "              sr-shuffle  low-resolution SR net ending in pixel shuffle (same options)\n"
     "              discriminator  DeePSiM discriminator (--size 64 --base 32)\n"
@@ -149,7 +150,7 @@ static int cmd_info(int argc, char **argv)
 /* ---- init / arch -------------------------------------------------------------------- */
 
 typedef struct {
-    int base, blocks, scale, channels, size, code, vae, binary, fp16;
+    int base, blocks, scale, channels, size, code, vae, binary, fp16, input_255;
     uint64_t seed;
     const char *layer;
 } InitOptions;
@@ -160,7 +161,8 @@ static char *build_arch(const char *kind, const InitOptions *o, const char **tas
     if (!strcmp(kind, "johnson")) {
         *task = "stylize";
         return percept_arch_johnson(&(PerceptJohnsonOpts){o->base ? o->base : 32,
-                                                          o->blocks >= 0 ? o->blocks : 5, 0});
+                                                          o->blocks >= 0 ? o->blocks : 5,
+                                                          o->input_255});
     }
     if (!strcmp(kind, "sr") || !strcmp(kind, "sr-shuffle")) {
         *task = "upscale";
@@ -208,7 +210,8 @@ static int cmd_init(int argc, char **argv, int print_only)
         {"size", required_argument, 0, 's'},   {"code", required_argument, 0, 'C'},
         {"vae", no_argument, 0, 'v'},          {"binary", no_argument, 0, 'y'},
         {"layer", required_argument, 0, 'l'},  {"seed", required_argument, 0, 'S'},
-        {"fp16", no_argument, 0, 'f'},         {"help", no_argument, 0, 'h'},
+        {"fp16", no_argument, 0, 'f'},         {"input-255", no_argument, 0, 'I'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
@@ -225,6 +228,7 @@ static int cmd_init(int argc, char **argv, int print_only)
         case 'l': o.layer = optarg; break;
         case 'S': o.seed = strtoull(optarg, NULL, 10); break;
         case 'f': o.fp16 = 1; break;
+        case 'I': o.input_255 = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: return 2;
         }

@@ -14,7 +14,6 @@ torch.nn.functional, independently of the C code; the Johnson fixture additional
 pytorch/examples' TransformerNet module structure, so its state_dict names are the real ones.
 """
 import json
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,8 @@ import torch
 import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent / "tools"))
+from percept_torch import random_params, run_arch, write_safetensors  # noqa: E402
 
 
 # ---- pytorch/examples fast_neural_style TransformerNet (reduced width) ---------------------
@@ -92,126 +93,6 @@ class TransformerNet(torch.nn.Module):
         y = self.relu(self.in4(self.deconv1(y)))
         y = self.relu(self.in5(self.deconv2(y)))
         return self.deconv3(y)
-
-
-# ---- an interpreter of docs/arch-format.md in torch.nn.functional ------------------------
-
-def run_arch(arch, params, x, training):
-    """params: dict name -> tensor (requires_grad for trainable ones)."""
-    vals = {"input": x}
-    prev = "input"
-    for nd in arch["nodes"]:
-        ins = [vals[n] for n in nd.get("in", [prev])]
-        a = ins[0]
-        op, name = nd["op"], nd["name"]
-        p = lambda s: params.get(f"{name}.{s}")
-        if op == "conv2d":
-            pad = nd.get("pad", 0)
-            if nd.get("pad_mode") == "reflect" and pad:
-                a = F.pad(a, (pad, pad, pad, pad), mode="reflect")
-                pad = 0
-            y = F.conv2d(a, p("weight"), p("bias"), nd.get("stride", 1), pad)
-        elif op == "conv_transpose2d":
-            y = F.conv_transpose2d(a, p("weight"), p("bias"), nd.get("stride", 2), nd.get("pad", 0),
-                                   nd.get("output_pad", 0))
-        elif op == "upsample_nearest":
-            y = F.interpolate(a, scale_factor=nd.get("factor", 2), mode="nearest")
-        elif op == "pixel_shuffle":
-            y = F.pixel_shuffle(a, nd["r"])
-        elif op == "instance_norm":
-            y = F.instance_norm(a, weight=p("weight"), bias=p("bias"), eps=nd.get("eps", 1e-5))
-        elif op == "batch_norm":
-            y = F.batch_norm(a, p("running_mean"), p("running_var"), p("weight"), p("bias"),
-                             training=training, momentum=nd.get("momentum", 0.1), eps=nd.get("eps", 1e-5))
-        elif op == "relu":
-            y = F.relu(a)
-        elif op == "leaky_relu":
-            y = F.leaky_relu(a, nd.get("alpha", 0.01))
-        elif op == "tanh":
-            y = torch.tanh(a)
-        elif op == "scaled_tanh":
-            y = nd.get("scale", 0.5) * torch.tanh(a) + nd.get("shift", 0.5)
-        elif op == "sigmoid":
-            y = torch.sigmoid(a)
-        elif op == "add":
-            y = ins[0] + ins[1]
-        elif op == "concat":
-            y = torch.cat(ins, 1)
-        elif op == "avg_pool":
-            y = F.avg_pool2d(a, nd["k"], nd.get("stride", nd["k"]), nd.get("pad", 0))
-        elif op == "max_pool":
-            y = F.max_pool2d(a, nd["k"], nd.get("stride", nd["k"]), nd.get("pad", 0))
-        elif op == "global_avg_pool":
-            y = a.mean((2, 3), keepdim=True)
-        elif op == "linear":
-            y = F.linear(a.flatten(1), p("weight"), p("bias"))[:, :, None, None]
-        elif op == "reshape":
-            y = a.reshape(a.shape[0], nd["c"], nd["h"], nd["w"])
-        elif op == "channel_affine":
-            s = torch.tensor(nd["scale"] if isinstance(nd["scale"], list) else [nd["scale"]])
-            t = torch.tensor(nd["shift"] if isinstance(nd["shift"], list) else [nd["shift"]])
-            y = a * s[None, :, None, None] + t[None, :, None, None]
-        elif op == "dropout":
-            assert not training, "fixtures use dropout in eval mode only"
-            y = a
-        else:
-            raise ValueError(f"no fixture support for op {op}")
-        vals[name] = y
-        prev = name
-    return vals[arch.get("output", prev)]
-
-
-def param_shapes(arch):
-    """(name, shape, trainable) for each parameter the architecture declares."""
-    out = []
-    for nd in arch["nodes"]:
-        n, op = nd["name"], nd["op"]
-        if op in ("conv2d", "conv_transpose2d"):
-            cin, cout, k = nd["cin"], nd["cout"], nd["k"]
-            out.append((f"{n}.weight", (cout, cin, k, k) if op == "conv2d" else (cin, cout, k, k), True))
-            if nd.get("bias", True):
-                out.append((f"{n}.bias", (cout,), True))
-        elif op == "linear":
-            out.append((f"{n}.weight", (nd["fout"], nd["fin"]), True))
-            if nd.get("bias", True):
-                out.append((f"{n}.bias", (nd["fout"],), True))
-        elif op in ("instance_norm", "batch_norm"):
-            if nd.get("affine", True):
-                out += [(f"{n}.weight", (nd["c"],), True), (f"{n}.bias", (nd["c"],), True)]
-            if op == "batch_norm":
-                out += [(f"{n}.running_mean", (nd["c"],), False), (f"{n}.running_var", (nd["c"],), False)]
-    return out
-
-
-def random_params(arch, gen):
-    params = {}
-    for name, shape, trainable in param_shapes(arch):
-        if name.endswith("running_var"):
-            t = 0.5 + torch.rand(shape, generator=gen)
-        elif name.endswith("running_mean"):
-            t = 0.2 * torch.randn(shape, generator=gen)
-        elif len(shape) == 1 and name.endswith("weight"):
-            t = 1 + 0.2 * torch.randn(shape, generator=gen)
-        else:
-            fan_in = max(1, int(torch.tensor(shape[1:]).prod())) if len(shape) > 1 else 1
-            t = torch.randn(shape, generator=gen) * (2.0 / fan_in) ** 0.5 * (1 if len(shape) > 1 else 0.1)
-        params[name] = t.requires_grad_(trainable)
-    return params
-
-
-# ---- safetensors writer (F32 only) ------------------------------------------------------
-
-def write_safetensors(path, tensors, metadata):
-    header, blobs, off = {"__metadata__": metadata}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().contiguous().to(torch.float32).numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
-        blobs.append(data)
-        off += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def fixture(path, arch, params, x, training, gen, note):
