@@ -156,6 +156,12 @@ int main(void)
                 check_forward(1, 1, 7 + k, 5 + k, 1, k, stride, pad, mode);
                 check_forward(1, 4, 10, 9, 6, k, stride, 0, PAD_ZERO);
             }
+    /* few output channels from many inputs: the tap-product path */
+    for (int m = 0; m < 2; m++) {
+        check_forward(2, 8, 13, 11, 3, 9, 1, 4, m ? PAD_REFLECT : PAD_ZERO);
+        check_forward(1, 12, 9, 14, 1, 3, 1, 1, m ? PAD_REFLECT : PAD_ZERO);
+        check_forward(1, 9, 10, 7, 8, 5, 1, 0, PAD_ZERO);
+    }
     check_forward(1, 2, 1, 1, 3, 1, 1, 0, PAD_ZERO);
     check_forward(2, 5, 6, 6, 4, 3, 1, 2, PAD_ZERO);
     /* several chunks: lower the column budget so a small image needs many */
@@ -163,6 +169,7 @@ int main(void)
     conv_chunk_cap_floats = 300;
     check_forward(2, 3, 17, 13, 4, 3, 1, 1, PAD_REFLECT);
     check_forward(1, 2, 19, 9, 3, 5, 2, 2, PAD_ZERO);
+    check_forward(2, 10, 23, 9, 3, 9, 1, 4, PAD_REFLECT);
     check_gradients(0, 2, 2, 9, 7, 3, 3, 1, 1, 0, PAD_REFLECT);
     check_gradients(1, 2, 3, 5, 4, 2, 4, 2, 1, 0, PAD_ZERO);
     conv_chunk_cap_floats = keep;

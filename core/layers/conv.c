@@ -1,7 +1,14 @@
 /* Convolutions as im2col + sgemm, in chunks of output rows so the column buffer stays
  * bounded however large the image; reflection padding is folded into the index map, so
- * no padded copy of the input is ever made. */
+ * no padded copy of the input is ever made.
+ *
+ * Threads: chunks run in parallel, each thread doing its own im2col and a single-threaded
+ * sgemm on its own column buffer. That keeps each thread's data in its own cache and
+ * avoids two thread pools (OpenMP's and OpenBLAS's) spinning against each other, which
+ * on two cores cost more than half the time. So percept sets OpenBLAS to one thread. */
 #include <cblas.h>
+#include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +17,36 @@
 /* Column-buffer budget per chunk (floats). Large enough that sgemm sees thousands of
  * columns, small enough to stay cache- and memory-friendly. Tests lower it to force
  * several chunks. */
-size_t conv_chunk_cap_floats = (size_t)4 << 20;
+size_t conv_chunk_cap_floats = (size_t)1 << 20;
+
+/* Weak, so another CBLAS links too (it then keeps its own threading). */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+
+static void set_blas_single_threaded(void)
+{
+    if (openblas_set_num_threads)
+        openblas_set_num_threads(1);
+}
+
+static void blas_single_threaded(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, set_blas_single_threaded);
+}
+
+/* Scratch is sized for this many threads; a run uses at most that many. */
+static int max_threads(void)
+{
+    int t = omp_get_num_procs();
+    return t < 1 ? 1 : t > 64 ? 64 : t;
+}
+
+static int run_threads(int chunks)
+{
+    int t = omp_get_max_threads(), m = max_threads();
+    t = t < m ? t : m;
+    return t < chunks ? t : chunks;
+}
 
 /* Geometry shared by im2col and col2im: an image of c×h×w read by a k×k window with
  * stride and padding, producing ho×wo positions. */
@@ -39,7 +75,6 @@ static inline int source_index(int i, int n, int reflect)
 static void im2col(float *col, const float *img, const Window *g, int r0, int rows)
 {
     const int kk = g->k * g->k, ncols = rows * g->wo;
-#pragma omp parallel for schedule(static)
     for (int row = 0; row < g->c * kk; row++) {
         const int c = row / kk, ky = row % kk / g->k, kx = row % g->k;
         const float *plane = img + (size_t)c * g->h * g->w;
@@ -77,12 +112,10 @@ static void im2col(float *col, const float *img, const Window *g, int r0, int ro
     }
 }
 
-/* image += col2im(col): the adjoint of im2col. Threads own channels, so the scatter
- * (several window positions hit one pixel) never races. */
+/* image += col2im(col): the adjoint of im2col. */
 static void col2im_add(float *img, const float *col, const Window *g, int r0, int rows)
 {
     const int kk = g->k * g->k, ncols = rows * g->wo;
-#pragma omp parallel for schedule(static)
     for (int c = 0; c < g->c; c++) {
         float *plane = img + (size_t)c * g->h * g->w;
         for (int t = 0; t < kk; t++) {
@@ -103,13 +136,22 @@ static void col2im_add(float *img, const float *col, const Window *g, int r0, in
     }
 }
 
-/* Output rows per chunk so that rows·wo columns of `krows` floats fit the budget. */
-static int chunk_rows(size_t krows, int wo, int ho)
+typedef struct {
+    int rows, chunks; /* output rows per chunk, number of chunks */
+} Chunking;
+
+/* Chunks of equal height whose column buffer (krows × rows·wo) fits the budget, and at
+ * least one per thread where the image has the rows. */
+static Chunking chunking(size_t krows, int wo, int ho)
 {
-    size_t rows = conv_chunk_cap_floats / (krows * (size_t)wo);
-    if (rows < 1)
-        rows = 1;
-    return rows > (size_t)ho ? ho : (int)rows;
+    size_t cap = conv_chunk_cap_floats / (krows * (size_t)wo);
+    if (cap < 1)
+        cap = 1;
+    int chunks = (int)(((size_t)ho + cap - 1) / cap), t = max_threads();
+    if (chunks < t)
+        chunks = t < ho ? t : ho;
+    int rows = (ho + chunks - 1) / chunks;
+    return (Chunking){rows, (ho + rows - 1) / rows};
 }
 
 static int is_pointwise(const ConvShape *s)
@@ -123,6 +165,141 @@ static Window conv_window(const ConvShape *s)
                     s->hout, s->wout};
 }
 
+/* Per thread: a column buffer, then a private weight-gradient accumulator. */
+static size_t per_thread_floats(size_t krows, int wo, int ho, size_t weight_floats)
+{
+    Chunking c = chunking(krows, wo, ho);
+    return krows * (size_t)c.rows * wo + weight_floats;
+}
+
+static void add_bias_grad(float *dbias, const float *dout, int n, int cout, int hw)
+{
+#pragma omp parallel for schedule(static)
+    for (int co = 0; co < cout; co++) {
+        double acc = 0;
+        for (int b = 0; b < n; b++) {
+            const float *p = dout + ((size_t)b * cout + co) * hw;
+            for (int i = 0; i < hw; i++)
+                acc += p[i];
+        }
+        dbias[co] += (float)acc;
+    }
+}
+
+/* Adds the threads' private weight gradients into dweight. */
+static void reduce_weight_grads(float *dweight, const float *scratch, size_t per, size_t off,
+                                size_t count, int threads)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < count; i++) {
+        float acc = 0;
+        for (int t = 0; t < threads; t++)
+            acc += scratch[(size_t)t * per + off + i];
+        dweight[i] += acc;
+    }
+}
+
+/* ---- convolutions with few output channels ------------------------------------------
+ * The last layer of an image network (e.g. 9×9, 32 or 64 channels -> RGB) gives sgemm a
+ * matrix of 3 rows: it runs at a fraction of its speed and im2col dominates. Instead,
+ * multiply every tap's weights with the padded input at once,
+ *     T (k²·cout × positions) = Wr (k²·cout × cin) · Xpad (cin × positions),
+ * a well-shaped sgemm, then sum each output pixel's k² shifted taps out of T. */
+
+static int narrow_path(const ConvShape *s)
+{
+    return s->stride == 1 && s->k > 1 && s->cout <= 8 && s->cin >= 8;
+}
+
+typedef struct {
+    Chunking ch;
+    int wp;            /* padded width */
+    size_t xpad, taps; /* per-thread floats: padded input rows, tap products */
+} NarrowPlan;
+
+static NarrowPlan narrow_plan(const ConvShape *s)
+{
+    NarrowPlan p;
+    size_t kk = (size_t)s->k * s->k;
+    p.wp = s->w + 2 * s->pad;
+    p.ch = chunking((size_t)s->cin + kk * s->cout, p.wp, s->hout);
+    size_t span = (size_t)(p.ch.rows + s->k - 1) * p.wp;
+    p.xpad = (size_t)s->cin * span;
+    p.taps = kk * s->cout * span;
+    return p;
+}
+
+static size_t narrow_scratch_floats(const ConvShape *s)
+{
+    NarrowPlan p = narrow_plan(s);
+    return (size_t)s->k * s->k * s->cout * s->cin + (size_t)max_threads() * (p.xpad + p.taps);
+}
+
+/* rows [r0, r0 + nrows) of the zero- or reflection-padded input, each wp wide */
+static void pad_rows(float *dst, const float *x, const ConvShape *s, int wp, int r0, int nrows)
+{
+    const int reflect = s->pad_mode == PAD_REFLECT;
+    for (int c = 0; c < s->cin; c++) {
+        const float *plane = x + (size_t)c * s->h * s->w;
+        for (int r = 0; r < nrows; r++) {
+            float *d = dst + ((size_t)c * nrows + r) * wp;
+            int iy = source_index(r0 + r - s->pad, s->h, reflect);
+            if (iy < 0) {
+                memset(d, 0, sizeof(float) * wp);
+                continue;
+            }
+            const float *src = plane + (size_t)iy * s->w;
+            for (int x0 = 0; x0 < s->pad; x0++) {
+                int l = source_index(x0 - s->pad, s->w, reflect);
+                int rr = source_index(s->w + x0, s->w, reflect);
+                d[x0] = l < 0 ? 0.0f : src[l];
+                d[s->pad + s->w + x0] = rr < 0 ? 0.0f : src[rr];
+            }
+            memcpy(d + s->pad, src, sizeof(float) * s->w);
+        }
+    }
+}
+
+static void conv2d_forward_narrow(float *out, const float *in, const float *weight,
+                                  const float *bias, float *scratch, const ConvShape *s)
+{
+    const NarrowPlan p = narrow_plan(s);
+    const int kk = s->k * s->k, hw_out = s->hout * s->wout, cout = s->cout;
+    float *wr = scratch; /* (tap, co) rows of cin weights */
+    float *threads_area = scratch + (size_t)kk * cout * s->cin;
+    for (int t = 0; t < kk; t++)
+        for (int co = 0; co < cout; co++)
+            for (int ci = 0; ci < s->cin; ci++)
+                wr[((size_t)t * cout + co) * s->cin + ci] = weight[((size_t)co * s->cin + ci) * kk + t];
+    for (int b = 0; b < s->n; b++) {
+        const float *x = in + (size_t)b * s->cin * s->h * s->w;
+        float *y = out + (size_t)b * cout * hw_out;
+#pragma omp parallel for schedule(dynamic) num_threads(run_threads(p.ch.chunks))
+        for (int c = 0; c < p.ch.chunks; c++) {
+            int r0 = c * p.ch.rows, nr = s->hout - r0 < p.ch.rows ? s->hout - r0 : p.ch.rows;
+            int span_rows = nr + s->k - 1, span = span_rows * p.wp;
+            float *xpad = threads_area + (size_t)omp_get_thread_num() * (p.xpad + p.taps);
+            float *taps = xpad + p.xpad;
+            pad_rows(xpad, x, s, p.wp, r0, span_rows);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk * cout, span, s->cin, 1.0f,
+                        wr, s->cin, xpad, span, 0.0f, taps, span);
+            for (int co = 0; co < cout; co++)
+                for (int r = 0; r < nr; r++) {
+                    float *dst = y + (size_t)co * hw_out + (size_t)(r0 + r) * s->wout;
+                    float v = bias ? bias[co] : 0.0f;
+                    for (int i = 0; i < s->wout; i++)
+                        dst[i] = v;
+                    for (int t = 0; t < kk; t++) {
+                        const float *src = taps + ((size_t)t * cout + co) * span +
+                                           (size_t)(r + t / s->k) * p.wp + t % s->k;
+                        for (int i = 0; i < s->wout; i++)
+                            dst[i] += src[i];
+                    }
+                }
+        }
+    }
+}
+
 /* ---- conv2d -------------------------------------------------------------------------- */
 
 void conv2d_shape(ConvShape *s)
@@ -133,92 +310,119 @@ void conv2d_shape(ConvShape *s)
 
 size_t conv2d_scratch_floats(const ConvShape *s)
 {
-    if (is_pointwise(s))
-        return 0;
-    size_t krows = (size_t)s->cin * s->k * s->k;
-    return krows * (size_t)chunk_rows(krows, s->wout, s->hout) * s->wout;
+    size_t K = (size_t)s->cin * s->k * s->k;
+    size_t col = is_pointwise(s) ? 0 : K;
+    size_t im2col = (size_t)max_threads() * per_thread_floats(col ? col : 1, s->wout, s->hout,
+                                                              (size_t)s->cout * K);
+    size_t narrow = narrow_path(s) ? narrow_scratch_floats(s) : 0;
+    return im2col > narrow ? im2col : narrow;
 }
 
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     float *scratch, const ConvShape *s)
 {
     // in (n,cin,h,w), out (n,cout,hout,wout), weight (cout, cin·k·k) as a matrix
-    const Window g = conv_window(s);
-    const int K = s->cin * s->k * s->k, hw_out = s->hout * s->wout;
-    const int rows = chunk_rows((size_t)K, s->wout, s->hout);
-    for (int b = 0; b < s->n; b++) {
-        const float *x = in + (size_t)b * s->cin * s->h * s->w;
-        float *y = out + (size_t)b * s->cout * hw_out;
-        for (int co = 0; co < s->cout; co++) {
-            float v = bias ? bias[co] : 0.0f;
-            float *p = y + (size_t)co * hw_out;
-            for (int i = 0; i < hw_out; i++)
-                p[i] = v;
-        }
-        if (is_pointwise(s)) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, hw_out, K, 1.0f,
-                        weight, K, x, hw_out, 1.0f, y, hw_out);
-            continue;
-        }
-        for (int r0 = 0; r0 < s->hout; r0 += rows) {
-            int nr = s->hout - r0 < rows ? s->hout - r0 : rows, ncols = nr * s->wout;
-            im2col(scratch, x, &g, r0, nr);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, ncols, K, 1.0f,
-                        weight, K, scratch, ncols, 1.0f, y + (size_t)r0 * s->wout, hw_out);
-        }
+    blas_single_threaded();
+    if (narrow_path(s)) {
+        conv2d_forward_narrow(out, in, weight, bias, scratch, s);
+        return;
     }
-}
-
-static void add_bias_grad(float *dbias, const float *dout, int cout, int hw)
-{
-    for (int co = 0; co < cout; co++) {
-        double acc = 0;
-        const float *p = dout + (size_t)co * hw;
-        for (int i = 0; i < hw; i++)
-            acc += p[i];
-        dbias[co] += (float)acc;
+    const Window g = conv_window(s);
+    const int K = s->cin * s->k * s->k, hw_in = s->h * s->w, hw_out = s->hout * s->wout;
+    const int point = is_pointwise(s);
+    const Chunking ch = chunking(point ? 1 : (size_t)K, s->wout, s->hout);
+    const size_t per = per_thread_floats(point ? 1 : (size_t)K, s->wout, s->hout,
+                                         (size_t)s->cout * K);
+    for (int b = 0; b < s->n; b++) {
+        const float *x = in + (size_t)b * s->cin * hw_in;
+        float *y = out + (size_t)b * s->cout * hw_out;
+#pragma omp parallel for schedule(dynamic) num_threads(run_threads(ch.chunks))
+        for (int c = 0; c < ch.chunks; c++) {
+            int r0 = c * ch.rows, nr = s->hout - r0 < ch.rows ? s->hout - r0 : ch.rows;
+            int ncols = nr * s->wout;
+            float *col = scratch + (size_t)omp_get_thread_num() * per;
+            float *yc = y + (size_t)r0 * s->wout;
+            for (int co = 0; co < s->cout; co++) {
+                float v = bias ? bias[co] : 0.0f, *p = yc + (size_t)co * hw_out;
+                for (int i = 0; i < ncols; i++)
+                    p[i] = v;
+            }
+            const float *B = x + (size_t)r0 * s->w; /* pointwise: the input is the matrix */
+            int ldb = hw_in;
+            if (!point) {
+                im2col(col, x, &g, r0, nr);
+                B = col;
+                ldb = ncols;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, ncols, K, 1.0f,
+                        weight, K, B, ldb, 1.0f, yc, hw_out);
+        }
     }
 }
 
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout,
                      const float *in, const float *weight, float *scratch, const ConvShape *s)
 {
+    blas_single_threaded();
     const Window g = conv_window(s);
-    const int K = s->cin * s->k * s->k, hw_out = s->hout * s->wout;
-    const int rows = chunk_rows((size_t)K, s->wout, s->hout);
-    const size_t in_plane = (size_t)s->cin * s->h * s->w;
+    const int K = s->cin * s->k * s->k, hw_in = s->h * s->w, hw_out = s->hout * s->wout;
+    const int point = is_pointwise(s);
+    const Chunking ch = chunking(point ? 1 : (size_t)K, s->wout, s->hout);
+    const size_t wsize = (size_t)s->cout * K;
+    const size_t per = per_thread_floats(point ? 1 : (size_t)K, s->wout, s->hout, wsize);
+    const size_t col_floats = per - wsize;
+    const int threads = run_threads(ch.chunks);
+    /* chunks two apart never share input rows when a chunk is at least a window high */
+    const int step = point || ch.rows * s->stride >= s->k ? 2 : ch.chunks;
+    if (dbias)
+        add_bias_grad(dbias, dout, s->n, s->cout, hw_out);
     if (din)
-        memset(din, 0, sizeof(float) * in_plane * s->n);
+        memset(din, 0, sizeof(float) * s->n * s->cin * hw_in);
+    for (int t = 0; dweight && t < threads; t++)
+        memset(scratch + (size_t)t * per + col_floats, 0, sizeof(float) * wsize);
     for (int b = 0; b < s->n; b++) {
-        const float *x = in + (size_t)b * in_plane;
+        const float *x = in + (size_t)b * s->cin * hw_in;
         const float *dy = dout + (size_t)b * s->cout * hw_out;
-        float *dx = din ? din + (size_t)b * in_plane : NULL;
-        if (dbias)
-            add_bias_grad(dbias, dy, s->cout, hw_out);
-        if (is_pointwise(s)) {
-            if (dweight)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, K, hw_out, 1.0f,
-                            dy, hw_out, x, hw_out, 1.0f, dweight, K);
-            if (dx)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, hw_out, s->cout, 1.0f,
-                            weight, K, dy, hw_out, 0.0f, dx, hw_out);
-            continue;
-        }
-        for (int r0 = 0; r0 < s->hout; r0 += rows) {
-            int nr = s->hout - r0 < rows ? s->hout - r0 : rows, ncols = nr * s->wout;
-            const float *dyc = dy + (size_t)r0 * s->wout;
-            if (dweight) {
-                im2col(scratch, x, &g, r0, nr);
+        float *dx = din ? din + (size_t)b * s->cin * hw_in : NULL;
+        if (dweight) {
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+            for (int c = 0; c < ch.chunks; c++) {
+                int r0 = c * ch.rows, nr = s->hout - r0 < ch.rows ? s->hout - r0 : ch.rows;
+                int ncols = nr * s->wout;
+                float *col = scratch + (size_t)omp_get_thread_num() * per;
+                const float *B = x + (size_t)r0 * s->w;
+                int ldb = hw_in;
+                if (!point) {
+                    im2col(col, x, &g, r0, nr);
+                    B = col;
+                    ldb = ncols;
+                }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, K, ncols, 1.0f,
-                            dyc, hw_out, scratch, ncols, 1.0f, dweight, K);
+                            dy + (size_t)r0 * s->wout, hw_out, B, ldb, 1.0f, col + col_floats, K);
             }
-            if (dx) {
+        }
+        if (!dx)
+            continue;
+        for (int phase = 0; phase < step && phase < ch.chunks; phase++) {
+#pragma omp parallel for schedule(dynamic) num_threads(step == 2 ? threads : 1)
+            for (int c = phase; c < ch.chunks; c += step) {
+                int r0 = c * ch.rows, nr = s->hout - r0 < ch.rows ? s->hout - r0 : ch.rows;
+                int ncols = nr * s->wout;
+                const float *dyc = dy + (size_t)r0 * s->wout;
+                if (point) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ncols, s->cout, 1.0f,
+                                weight, K, dyc, hw_out, 0.0f, dx + (size_t)r0 * s->w, hw_in);
+                    continue;
+                }
+                float *col = scratch + (size_t)omp_get_thread_num() * per;
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ncols, s->cout, 1.0f,
-                            weight, K, dyc, hw_out, 0.0f, scratch, ncols);
-                col2im_add(dx, scratch, &g, r0, nr);
+                            weight, K, dyc, hw_out, 0.0f, col, ncols);
+                col2im_add(dx, col, &g, r0, nr);
             }
         }
     }
+    if (dweight)
+        reduce_weight_grads(dweight, scratch, per, col_floats, wsize, threads);
 }
 
 /* The oracle builds an explicitly padded copy of each input plane (ReflectionPad2d /
@@ -273,28 +477,38 @@ void conv_transpose2d_shape(ConvTShape *s)
 
 size_t conv_transpose2d_scratch_floats(const ConvTShape *s)
 {
-    size_t krows = (size_t)s->cout * s->k * s->k;
-    return krows * (size_t)chunk_rows(krows, s->w, s->h) * s->w;
+    size_t K = (size_t)s->cout * s->k * s->k;
+    return (size_t)max_threads() * per_thread_floats(K, s->w, s->h, (size_t)s->cin * K);
 }
 
 void conv_transpose2d_forward(float *out, const float *in, const float *weight,
                               const float *bias, float *scratch, const ConvTShape *s)
 {
     // in (n,cin,h,w), out (n,cout,hout,wout), weight (cin, cout·k·k) as a matrix
+    blas_single_threaded();
     const Window g = convt_window(s);
     const int K = s->cout * s->k * s->k, hw_in = s->h * s->w, hw_out = s->hout * s->wout;
-    const int rows = chunk_rows((size_t)K, s->w, s->h);
+    const Chunking ch = chunking((size_t)K, s->w, s->h);
+    const size_t per = per_thread_floats((size_t)K, s->w, s->h, (size_t)s->cin * K);
+    /* input chunks scatter into overlapping output rows: run them two apart */
+    const int step = ch.rows * s->stride >= s->k ? 2 : ch.chunks;
     memset(out, 0, sizeof(float) * s->n * s->cout * hw_out);
     for (int b = 0; b < s->n; b++) {
         const float *x = in + (size_t)b * s->cin * hw_in;
         float *y = out + (size_t)b * s->cout * hw_out;
-        for (int r0 = 0; r0 < s->h; r0 += rows) {
-            int nr = s->h - r0 < rows ? s->h - r0 : rows, ncols = nr * s->w;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ncols, s->cin, 1.0f, weight,
-                        K, x + (size_t)r0 * s->w, hw_in, 0.0f, scratch, ncols);
-            col2im_add(y, scratch, &g, r0, nr);
+        for (int phase = 0; phase < step && phase < ch.chunks; phase++) {
+#pragma omp parallel for schedule(dynamic) num_threads(step == 2 ? run_threads(ch.chunks) : 1)
+            for (int c = phase; c < ch.chunks; c += step) {
+                int r0 = c * ch.rows, nr = s->h - r0 < ch.rows ? s->h - r0 : ch.rows;
+                int ncols = nr * s->w;
+                float *col = scratch + (size_t)omp_get_thread_num() * per;
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ncols, s->cin, 1.0f,
+                            weight, K, x + (size_t)r0 * s->w, hw_in, 0.0f, col, ncols);
+                col2im_add(y, col, &g, r0, nr);
+            }
         }
         if (bias)
+#pragma omp parallel for schedule(static)
             for (int co = 0; co < s->cout; co++) {
                 float *p = y + (size_t)co * hw_out;
                 for (int i = 0; i < hw_out; i++)
@@ -307,24 +521,36 @@ void conv_transpose2d_backward(float *din, float *dweight, float *dbias, const f
                                const float *in, const float *weight, float *scratch,
                                const ConvTShape *s)
 {
+    blas_single_threaded();
     const Window g = convt_window(s);
     const int K = s->cout * s->k * s->k, hw_in = s->h * s->w, hw_out = s->hout * s->wout;
-    const int rows = chunk_rows((size_t)K, s->w, s->h);
+    const Chunking ch = chunking((size_t)K, s->w, s->h);
+    const size_t wsize = (size_t)s->cin * K;
+    const size_t per = per_thread_floats((size_t)K, s->w, s->h, wsize), col_floats = per - wsize;
+    const int threads = run_threads(ch.chunks);
+    if (dbias)
+        add_bias_grad(dbias, dout, s->n, s->cout, hw_out);
+    for (int t = 0; dweight && t < threads; t++)
+        memset(scratch + (size_t)t * per + col_floats, 0, sizeof(float) * wsize);
     for (int b = 0; b < s->n; b++) {
         const float *x = in + (size_t)b * s->cin * hw_in;
         const float *dy = dout + (size_t)b * s->cout * hw_out;
         float *dx = din ? din + (size_t)b * s->cin * hw_in : NULL;
-        if (dbias)
-            add_bias_grad(dbias, dy, s->cout, hw_out);
-        for (int r0 = 0; r0 < s->h; r0 += rows) {
-            int nr = s->h - r0 < rows ? s->h - r0 : rows, ncols = nr * s->w;
-            im2col(scratch, dy, &g, r0, nr);
+        /* gathers only: every chunk reads dout and writes its own rows of din */
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+        for (int c = 0; c < ch.chunks; c++) {
+            int r0 = c * ch.rows, nr = s->h - r0 < ch.rows ? s->h - r0 : ch.rows;
+            int ncols = nr * s->w;
+            float *col = scratch + (size_t)omp_get_thread_num() * per;
+            im2col(col, dy, &g, r0, nr);
             if (dx)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cin, ncols, K, 1.0f,
-                            weight, K, scratch, ncols, 0.0f, dx + (size_t)r0 * s->w, hw_in);
+                            weight, K, col, ncols, 0.0f, dx + (size_t)r0 * s->w, hw_in);
             if (dweight)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cin, K, ncols, 1.0f,
-                            x + (size_t)r0 * s->w, hw_in, scratch, ncols, 1.0f, dweight, K);
+                            x + (size_t)r0 * s->w, hw_in, col, ncols, 1.0f, col + col_floats, K);
         }
     }
+    if (dweight)
+        reduce_weight_grads(dweight, scratch, per, col_floats, wsize, threads);
 }
