@@ -201,10 +201,11 @@ static void reduce_weight_grads(float *dweight, const float *scratch, size_t per
 
 /* ---- convolutions with few output channels ------------------------------------------
  * The last layer of an image network (e.g. 9×9, 32 or 64 channels -> RGB) gives sgemm a
- * matrix of 3 rows: it runs at a fraction of its speed and im2col dominates. Instead,
- * multiply every tap's weights with the padded input at once,
- *     T (k²·cout × positions) = Wr (k²·cout × cin) · Xpad (cin × positions),
- * a well-shaped sgemm, then sum each output pixel's k² shifted taps out of T. */
+ * matrix of 3 rows: it runs at a fraction of its speed and im2col dominates. Instead, for
+ * each kernel row ky, multiply that row's k taps with the padded input at once,
+ *     T (k·cout × positions) = Wr[ky] (k·cout × cin) · Xpad[rows + ky] (cin × positions),
+ * a better-shaped sgemm with no column buffer, then add each tap's shifted plane of T
+ * into the output. */
 
 static int narrow_path(const ConvShape *s)
 {
@@ -214,18 +215,20 @@ static int narrow_path(const ConvShape *s)
 typedef struct {
     Chunking ch;
     int wp;            /* padded width */
-    size_t xpad, taps; /* per-thread floats: padded input rows, tap products */
+    size_t xpad, taps; /* per-thread floats: padded input rows, one kernel row's products */
 } NarrowPlan;
 
 static NarrowPlan narrow_plan(const ConvShape *s)
 {
     NarrowPlan p;
-    size_t kk = (size_t)s->k * s->k;
     p.wp = s->w + 2 * s->pad;
-    p.ch = chunking((size_t)s->cin + kk * s->cout, p.wp, s->hout);
-    size_t span = (size_t)(p.ch.rows + s->k - 1) * p.wp;
-    p.xpad = (size_t)s->cin * span;
-    p.taps = kk * s->cout * span;
+    /* a larger budget than im2col's: a chunk re-reads k-1 halo rows, so it should be tall */
+    size_t keep = conv_chunk_cap_floats;
+    conv_chunk_cap_floats *= 4;
+    p.ch = chunking((size_t)s->cin + (size_t)s->k * s->cout, p.wp, s->hout);
+    conv_chunk_cap_floats = keep;
+    p.xpad = (size_t)s->cin * (p.ch.rows + s->k - 1) * p.wp;
+    p.taps = (size_t)s->k * s->cout * p.ch.rows * p.wp;
     return p;
 }
 
@@ -264,8 +267,8 @@ static void conv2d_forward_narrow(float *out, const float *in, const float *weig
                                   const float *bias, float *scratch, const ConvShape *s)
 {
     const NarrowPlan p = narrow_plan(s);
-    const int kk = s->k * s->k, hw_out = s->hout * s->wout, cout = s->cout;
-    float *wr = scratch; /* (tap, co) rows of cin weights */
+    const int k = s->k, kk = k * k, hw_out = s->hout * s->wout, cout = s->cout;
+    float *wr = scratch; /* [ky][kx][co] rows of cin weights */
     float *threads_area = scratch + (size_t)kk * cout * s->cin;
     for (int t = 0; t < kk; t++)
         for (int co = 0; co < cout; co++)
@@ -277,25 +280,32 @@ static void conv2d_forward_narrow(float *out, const float *in, const float *weig
 #pragma omp parallel for schedule(dynamic) num_threads(run_threads(p.ch.chunks))
         for (int c = 0; c < p.ch.chunks; c++) {
             int r0 = c * p.ch.rows, nr = s->hout - r0 < p.ch.rows ? s->hout - r0 : p.ch.rows;
-            int span_rows = nr + s->k - 1, span = span_rows * p.wp;
+            int span_rows = nr + k - 1, cols = nr * p.wp;
             float *xpad = threads_area + (size_t)omp_get_thread_num() * (p.xpad + p.taps);
             float *taps = xpad + p.xpad;
             pad_rows(xpad, x, s, p.wp, r0, span_rows);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kk * cout, span, s->cin, 1.0f,
-                        wr, s->cin, xpad, span, 0.0f, taps, span);
             for (int co = 0; co < cout; co++)
                 for (int r = 0; r < nr; r++) {
                     float *dst = y + (size_t)co * hw_out + (size_t)(r0 + r) * s->wout;
                     float v = bias ? bias[co] : 0.0f;
                     for (int i = 0; i < s->wout; i++)
                         dst[i] = v;
-                    for (int t = 0; t < kk; t++) {
-                        const float *src = taps + ((size_t)t * cout + co) * span +
-                                           (size_t)(r + t / s->k) * p.wp + t % s->k;
-                        for (int i = 0; i < s->wout; i++)
-                            dst[i] += src[i];
-                    }
                 }
+            for (int ky = 0; ky < k; ky++) {
+                /* the products of kernel row ky with input rows ky .. ky + nr */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k * cout, cols, s->cin,
+                            1.0f, wr + (size_t)ky * k * cout * s->cin, s->cin,
+                            xpad + (size_t)ky * p.wp, span_rows * p.wp, 0.0f, taps, cols);
+                for (int kx = 0; kx < k; kx++)
+                    for (int co = 0; co < cout; co++)
+                        for (int r = 0; r < nr; r++) {
+                            float *dst = y + (size_t)co * hw_out + (size_t)(r0 + r) * s->wout;
+                            const float *src = taps + ((size_t)kx * cout + co) * cols +
+                                               (size_t)r * p.wp + kx;
+                            for (int i = 0; i < s->wout; i++)
+                                dst[i] += src[i];
+                        }
+            }
         }
     }
 }
