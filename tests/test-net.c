@@ -208,6 +208,7 @@ static void check_bad_archs(void)
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"dropout\",\"p\":1.5}]}", "'p'"},
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"leaky_relu\",\"alpha\":\"x\"}]}", "'alpha'"},
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"channel_affine\",\"scale\":[1,2],\"shift\":[1]}]}", "lengths"},
+        {"{\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"cin\":1048576,\"cout\":1048576,\"k\":64}]}", "more than 2147483648 parameters"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         percept_error_clear();
@@ -230,6 +231,13 @@ static void check_bad_archs(void)
     CHECK(percept_net_forward(net, &t, &out) == -1 && strstr(percept_error(), "empty"),
           "empty: %s", percept_error());
     CHECK(percept_net_backward(net, x, NULL) == -1, "backward without a grad-mode forward");
+    /* an image whose activations exceed the machine's memory is refused, not attempted */
+    t = (PerceptTensor){1, 3, 60000, 60000, x};
+    CHECK(percept_net_forward(net, &t, &out) == -1 && strstr(percept_error(), "memory"),
+          "huge image: %s", percept_error());
+    t = (PerceptTensor){1, 3, 9, 9, x};
+    CHECK(percept_net_forward(net, &t, &out) == 0, "a failed plan leaves the network usable: %s",
+          percept_error());
     percept_net_free(net);
 }
 
@@ -240,6 +248,9 @@ static void check_bad_weight_files(void)
     static const char *conv_arch =
         "{\"format\":1,\"name\":\"one\",\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\","
         "\"cin\":3,\"cout\":2,\"k\":1}]}";
+    static const char *big_arch =
+        "{\"format\":1,\"nodes\":[{\"name\":\"big\",\"op\":\"conv2d\",\"cin\":4000,"
+        "\"cout\":4000,\"k\":9}]}"; /* 1.3e9 parameters (5 GB) claimed */
     static const char *unknown_arch =
         "{\"format\":1,\"nodes\":[{\"name\":\"c\",\"op\":\"hyperconv\"}]}";
     float w[6] = {1, 2, 3, 4, 5, 6}, b[2] = {0, 0};
@@ -262,6 +273,7 @@ static void check_bad_weight_files(void)
         {NULL, -2, "has shape [0, 3, 1, 1]"},      /* zero-size tensor */
         {NULL, 4, NULL},                           /* num_batches_tracked is ignored: loads */
         {NULL, 0, "unknown layer type 'hyperconv'"},
+        {NULL, 5, "'big.weight' is missing"},      /* a huge architecture in a tiny file */
     };
     char path[512];
     const char *tmp = getenv("PERCEPT_TEST_TMP");
@@ -275,10 +287,11 @@ static void check_bad_weight_files(void)
         case -2: t[n++] = empty; t[n++] = bias; break;
         case 3: t[n++] = weight; t[n++] = bias; t[n++] = extra; break;
         case 4: t[n++] = weight; t[n++] = bias; t[n++] = bn_steps; break;
+        case 5: t[n++] = bias; break;
         default: for (int k = 0; k < rows[i].n; k++) t[n++] = k ? bias : weight;
         }
         const char *arch = i == 0 ? NULL : rows[i].arch ? rows[i].arch :
-                           rows[i].n == 0 ? unknown_arch : conv_arch;
+                           rows[i].n == 0 ? unknown_arch : rows[i].n == 5 ? big_arch : conv_arch;
         PerceptStMeta meta = {"percept.arch", (char *)arch};
         if (percept_st_write(path, t, n, &meta, arch ? 1 : 0)) {
             CHECK(0, "writing bad file %zu: %s", i, percept_error());

@@ -2,6 +2,7 @@
  * reference every other backend is compared against. */
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "graph.h"
@@ -9,14 +10,25 @@
 
 size_t cpu_alloc_calls;
 
+/* Physical memory: a larger request would only succeed on paper (overcommit) and end
+ * the host application when touched, so it is refused with a message instead. */
+static size_t physical_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : (size_t)1 << 40;
+}
+
 static float *cpu_alloc(size_t floats)
 {
     cpu_alloc_calls++;
     /* 64-byte aligned and zeroed: kernels may rely on neither, but it keeps SIMD loads
      * aligned and makes unwritten memory deterministic. */
-    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    if (floats > ((size_t)1 << 40))
+    if (floats > physical_bytes() / sizeof(float)) {
+        percept_fail("refusing to allocate %.1f GiB: more than this machine's memory",
+                     floats * 4.0 / 1073741824.0);
         return NULL;
+    }
+    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
     float *p = aligned_alloc(64, bytes ? bytes : 64);
     if (p)
         memset(p, 0, bytes);

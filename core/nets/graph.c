@@ -16,6 +16,9 @@ const char *const op_names[OP_COUNT] = {
     "linear", "reshape", "channel_affine", "dropout", "binary", "reparam",
 };
 
+/* 2^31 floats (8 GiB): far beyond any image network, small enough to refuse absurd claims */
+#define PARAMS_MAX ((size_t)1 << 31)
+
 static const char *const slot_suffix[PARAM_SLOTS] = {"weight", "bias", "running_mean",
                                                      "running_var"};
 
@@ -116,6 +119,12 @@ static int add_param(PerceptNet *net, Node *node, ParamSlot slot, int trainable,
     for (int i = 0; i < ndim; i++) {
         p->shape[i] = shape[i];
         p->numel *= (size_t)shape[i];
+    }
+    if (p->numel > PARAMS_MAX || net->params_floats + net->buffers_floats + p->numel > PARAMS_MAX) {
+        percept_fail("parameter '%s': the network declares more than %zu parameters", p->name,
+                     (size_t)PARAMS_MAX);
+        free(p->name);
+        return -1;
     }
     p->trainable = trainable;
     if (trainable) {
@@ -471,7 +480,9 @@ static int ignorable_tensor(const char *name)
 
 PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st, const char *arch_json)
 {
-    PerceptNet *net = percept_net_from_arch(arch_json, 0);
+    /* Everything is checked against the file before parameter memory is allocated, so an
+     * architecture cannot make percept allocate more than the file's tensors hold. */
+    PerceptNet *net = net_parse(arch_json);
     if (!net)
         return NULL;
     for (int i = 0; i < net->n_params; i++) {
@@ -482,9 +493,6 @@ PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st, const cha
             percept_fail("tensor '%s' is missing", p->name);
             goto fail;
         }
-        size_t numel = 1;
-        for (int d = 0; d < t->ndim; d++)
-            numel *= (size_t)t->shape[d];
         int same = t->ndim == p->ndim;
         for (int d = 0; same && d < p->ndim; d++)
             same = t->shape[d] == p->shape[d];
@@ -495,8 +503,6 @@ PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st, const cha
                          want);
             goto fail;
         }
-        float *dst = (p->trainable ? net->params_data : net->buffers_data) + p->off;
-        memcpy(dst, t->data, numel * sizeof(float));
     }
     for (int i = 0; i < st->n_tensors; i++) {
         const char *name = st->tensors[i].name;
@@ -507,6 +513,13 @@ PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st, const cha
             percept_fail("tensor '%s' is not used by the architecture", name);
             goto fail;
         }
+    }
+    if (net_alloc_params(net))
+        goto fail;
+    for (int i = 0; i < net->n_params; i++) {
+        const Param *p = &net->params[i];
+        float *dst = (p->trainable ? net->params_data : net->buffers_data) + p->off;
+        memcpy(dst, percept_st_find(st, p->name)->data, p->numel * sizeof(float));
     }
     return net;
 fail:
