@@ -94,11 +94,11 @@ static void check_adam_resume(void)
     percept_adam_init(&c, N + 1, cfg);
     CHECK(percept_adam_load(&c, path) == -1 && strstr(percept_error(), "50 parameters"),
           "wrong count: %s", percept_error());
+    percept_adam_free(&c);
     CHECK(percept_adam_init(&c, 4, (PerceptAdamConfig){-1, 0.9f, 0.999f, 1e-8f, 0}) == -1,
           "negative learning rate accepted");
     percept_adam_free(&a);
     percept_adam_free(&b);
-    percept_adam_free(&c);
     unlink(path);
 }
 

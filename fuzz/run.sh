@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the fuzz targets with clang (libFuzzer + AddressSanitizer + UndefinedBehavior-
+# Sanitizer) and runs each for a given time on a seed corpus of valid and broken files.
+#   fuzz/run.sh [SECONDS_PER_TARGET]        (default 60)
+# Needs clang and libclang-rt-14-dev (Debian). Crashes land in fuzz/out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+out=fuzz/out
+mkdir -p "$out/corpus-safetensors" "$out/corpus-arch"
+src=$(sed -n "s/^  '\(.*\.c\)',$/core\/\1/p" core/meson.build)
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fopenmp
+       -D_GNU_SOURCE -DPERCEPT_BUILDING -Icore/include -Icore -Icore/layers -Icore/nets -Icore/io"
+libs="-lopenblas -lcjson -lm"
+for t in safetensors arch; do
+    clang $flags fuzz/fuzz-$t.c $src $libs -o "$out/fuzz-$t"
+done
+# seeds: the golden fixtures, files `percept` writes, every builder's architecture
+cp tests/golden/*.safetensors "$out/corpus-safetensors/"
+if [ -x build/trainer/percept ]; then
+    for kind in johnson sr sr-shuffle discriminator autoencoder vgg16; do
+        build/trainer/percept arch "$kind" --layer relu2_2 > "$out/corpus-arch/$kind.json" 2>/dev/null ||
+            build/trainer/percept arch "$kind" > "$out/corpus-arch/$kind.json"
+    done
+    build/trainer/percept init sr-shuffle --scale 2 --channels 4 --blocks 1 --fp16 \
+        "$out/corpus-safetensors/tiny.safetensors" >/dev/null
+fi
+for t in safetensors arch; do
+    echo "== fuzz-$t for ${seconds}s"
+    OMP_NUM_THREADS=1 "$out/fuzz-$t" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+        -rss_limit_mb=2048 -artifact_prefix="$out/" "$out/corpus-$t" 2>&1 |
+        grep -E "^#[0-9]+.*(DONE|pulse)|ERROR|SUMMARY|Done [0-9]+ runs" | tail -3
+done
