@@ -12,9 +12,11 @@ void add_forward(float *out, const float *a, const float *b, size_t n)
         out[i] = a[i] + b[i];
 }
 
-void concat_forward(float *out, const float *const *ins, const int *cs, int count, int n, int hw)
+/* Copies between the joined tensor (n, sum cs, hw) and its parts (n, cs[k], hw); parts[k]
+ * may be NULL (skipped) when splitting. */
+static void concat_copy(float *joined, float *const *parts, const int *cs, int count, int n,
+                        int hw, int join)
 {
-    // ins[k] (n, cs[k], hw) -> out (n, sum cs, hw)
     int total = 0;
     for (int k = 0; k < count; k++)
         total += cs[k];
@@ -22,27 +24,25 @@ void concat_forward(float *out, const float *const *ins, const int *cs, int coun
         size_t off = (size_t)b * total * hw;
         for (int k = 0; k < count; k++) {
             size_t len = (size_t)cs[k] * hw;
-            memcpy(out + off, ins[k] + (size_t)b * len, sizeof(float) * len);
+            if (join)
+                memcpy(joined + off, parts[k] + (size_t)b * len, sizeof(float) * len);
+            else if (parts[k])
+                memcpy(parts[k] + (size_t)b * len, joined + off, sizeof(float) * len);
             off += len;
         }
     }
 }
 
+void concat_forward(float *out, const float *const *ins, const int *cs, int count, int n, int hw)
+{
+    // ins[k] (n, cs[k], hw) -> out (n, sum cs, hw); the inputs are only read
+    concat_copy(out, (float *const *)ins, cs, count, n, hw, 1);
+}
+
 void concat_backward(float *const *dins, const float *dout, const int *cs, int count, int n,
                      int hw)
 {
-    int total = 0;
-    for (int k = 0; k < count; k++)
-        total += cs[k];
-    for (int b = 0; b < n; b++) {
-        size_t off = (size_t)b * total * hw;
-        for (int k = 0; k < count; k++) {
-            size_t len = (size_t)cs[k] * hw;
-            if (dins[k])
-                memcpy(dins[k] + (size_t)b * len, dout + off, sizeof(float) * len);
-            off += len;
-        }
-    }
+    concat_copy((float *)dout, dins, cs, count, n, hw, 0); /* dout is only read */
 }
 
 void linear_forward(float *out, const float *in, const float *weight, const float *bias, int n,

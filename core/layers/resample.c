@@ -41,37 +41,40 @@ void upsample_nearest_backward(float *din, const float *dout, int n, int c, int 
     }
 }
 
-void pixel_shuffle_forward(float *out, const float *in, int n, int c, int h, int w, int r)
+/* Moves values between the channel-stacked layout (n, c·r·r, h, w) and the shuffled one
+ * (n, c, h·r, w·r): shuffled[c][y·r+i][x·r+j] = stacked[c·r·r + i·r + j][y][x]. The
+ * backward pass of a permutation is the inverse permutation. */
+static void shuffle_copy(float *shuffled, float *stacked, int n, int c, int h, int w, int r,
+                         int to_shuffled)
 {
-    // in (n, c*r*r, h, w) -> out (n, c, h*r, w*r); out[c][y*r+i][x*r+j] = in[c*r*r+i*r+j][y][x]
-    const int ho = h * r, wo = w * r;
+    const int wo = w * r;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < n; b++)
         for (int ch = 0; ch < c; ch++)
             for (int i = 0; i < r; i++)
                 for (int j = 0; j < r; j++) {
-                    const float *src = in + (((size_t)b * c + ch) * r * r + i * r + j) * h * w;
-                    float *dst = out + ((size_t)b * c + ch) * ho * wo;
+                    float *plane = stacked + (((size_t)b * c + ch) * r * r + i * r + j) * h * w;
+                    float *big = shuffled + ((size_t)b * c + ch) * h * r * wo;
                     for (int y = 0; y < h; y++)
-                        for (int x = 0; x < w; x++)
-                            dst[((size_t)y * r + i) * wo + x * r + j] = src[(size_t)y * w + x];
+                        for (int x = 0; x < w; x++) {
+                            float *a = &big[((size_t)y * r + i) * wo + x * r + j];
+                            float *p = &plane[(size_t)y * w + x];
+                            if (to_shuffled)
+                                *a = *p;
+                            else
+                                *p = *a;
+                        }
                 }
+}
+
+void pixel_shuffle_forward(float *out, const float *in, int n, int c, int h, int w, int r)
+{
+    shuffle_copy(out, (float *)in, n, c, h, w, r, 1); /* in is only read */
 }
 
 void pixel_shuffle_backward(float *din, const float *dout, int n, int c, int h, int w, int r)
 {
-    const int ho = h * r, wo = w * r;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < n; b++)
-        for (int ch = 0; ch < c; ch++)
-            for (int i = 0; i < r; i++)
-                for (int j = 0; j < r; j++) {
-                    float *dst = din + (((size_t)b * c + ch) * r * r + i * r + j) * h * w;
-                    const float *src = dout + ((size_t)b * c + ch) * ho * wo;
-                    for (int y = 0; y < h; y++)
-                        for (int x = 0; x < w; x++)
-                            dst[(size_t)y * w + x] = src[((size_t)y * r + i) * wo + x * r + j];
-                }
+    shuffle_copy((float *)dout, din, n, c, h, w, r, 0); /* dout is only read */
 }
 
 void pool2d_shape(PoolShape *s)

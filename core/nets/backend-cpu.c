@@ -318,14 +318,10 @@ static void cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
                 memcpy(din[j], dout, n * sizeof(float));
         return;
     case OP_CONCAT: {
-        size_t c_off = 0, total = nd->out.c;
-        for (int j = 0; j < nd->n_in; j++) {
-            int cj = net_in_shape(net, nd, j).c;
-            for (int i = 0; din[j] && i < in.n; i++)
-                memcpy(din[j] + (size_t)i * cj * hw, dout + ((size_t)i * total + c_off) * hw,
-                       sizeof(float) * cj * hw);
-            c_off += cj;
-        }
+        int cs[NODE_MAX_IN];
+        for (int j = 0; j < nd->n_in; j++)
+            cs[j] = net_in_shape(net, nd, j).c;
+        concat_backward(din, dout, cs, nd->n_in, in.n, hw);
         return;
     }
     default:
