@@ -115,6 +115,49 @@ def fixture(path, arch, params, x, training, gen, note):
     print(f"{path.name}: output {tuple(y.shape)}, {sum(t.numel() for t in tensors.values())} values")
 
 
+def loss_fixture(path):
+    """Values and input gradients of the losses of core/losses, on random tensors."""
+    gen = torch.Generator().manual_seed(99)
+    x = torch.rand((2, 3, 9, 11), generator=gen)
+    y = torch.rand((2, 3, 9, 11), generator=gen)
+    f = torch.randn((2, 5, 6, 7), generator=gen)
+    style = torch.randn((1, 5, 8, 5), generator=gen)  # another size: only Grams meet
+    mu, logvar = torch.randn((2, 6), generator=gen), 0.5 * torch.randn((2, 6), generator=gen)
+    real, fake = 3 * torch.randn(8, generator=gen), 3 * torch.randn(8, generator=gen)
+
+    def gram(t):
+        n, c, h, w = t.shape
+        psi = t.reshape(n, c, h * w)
+        return psi @ psi.transpose(1, 2) / (c * h * w)
+
+    def tv(t):
+        return (((t[:, :, :, 1:] - t[:, :, :, :-1]) ** 2).sum()
+                + ((t[:, :, 1:, :] - t[:, :, :-1, :]) ** 2).sum()) / t.shape[0]
+
+    ones, zeros = torch.ones(8), torch.zeros(8)
+    cases = {
+        "mse": ([x], lambda a: F.mse_loss(a, y)),
+        "l1": ([x], lambda a: F.l1_loss(a, y)),
+        "tv": ([x], tv),
+        "style": ([f], lambda a: ((gram(a) - gram(style)) ** 2).sum() / a.shape[0]),
+        "kl": ([mu, logvar], lambda m, v: -0.5 * (1 + v - m ** 2 - v.exp()).sum() / m.shape[0]),
+        "adv_d": ([real, fake], lambda r, q: F.binary_cross_entropy_with_logits(r, ones)
+                  + F.binary_cross_entropy_with_logits(q, zeros)),
+        "adv_g": ([fake], lambda q: F.binary_cross_entropy_with_logits(q, ones)),
+    }
+    tensors = {"x": x, "y": y, "f": f, "style": style, "style_gram": gram(style)[0], "mu": mu,
+               "logvar": logvar, "real": real, "fake": fake, "gram.f": gram(f)}
+    for name, (inputs, fn) in cases.items():
+        leaves = [t.clone().requires_grad_(True) for t in inputs]
+        value = fn(*leaves)
+        value.backward()
+        tensors[f"value.{name}"] = value.detach().reshape(1)
+        for i, leaf in enumerate(leaves):
+            tensors[f"grad.{name}.{i}"] = leaf.grad
+    write_safetensors(path, tensors, {"golden.note": "losses of core/losses", "golden.torch": torch.__version__})
+    print(f"{path.name}: {len(cases)} losses")
+
+
 def percept_arch(percept, *args):
     return json.loads(subprocess.check_output([percept, "arch", *args], text=True))
 
@@ -123,6 +166,7 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make-fixtures.py PATH/TO/percept")
     percept = sys.argv[1]
+    loss_fixture(HERE / "losses.safetensors")
     torch.manual_seed(0)
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(1234)

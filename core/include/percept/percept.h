@@ -210,6 +210,42 @@ PERCEPT_API char *percept_arch_vgg16(const char *last_layer);
 /* torchvision index of a VGG-16 layer name ("relu2_2" -> 8); -1 if unknown. */
 PERCEPT_API int percept_vgg16_layer_index(const char *name);
 
+/* ---- losses (docs/losses.md) -------------------------------------------------------------
+ * Each returns the loss value and, when grad is non-NULL, writes d loss / d input (assigned,
+ * same shape as the input). Batches are averaged, so the value does not grow with the batch.
+ * Losses do not check their inputs (they run inside training loops); callers that take
+ * images from outside check them once with percept_loss_finite. */
+
+/* Mean squared error over all n elements: Johnson's ||y - ŷ||² / CHW, averaged over the
+ * batch (the feature reconstruction loss is this on a loss network's features). */
+PERCEPT_API double percept_loss_mse(const float *x, const float *target, size_t n, float *grad);
+/* Mean absolute error; the gradient at x == target is taken as 0. */
+PERCEPT_API double percept_loss_l1(const float *x, const float *target, size_t n, float *grad);
+/* Total variation: squared differences between horizontal and vertical neighbours (β = 2,
+ * as in Johnson's and neural-style's code), summed over pixels and channels, averaged over
+ * the batch. */
+PERCEPT_API double percept_loss_tv(const PerceptTensor *x, float *grad);
+/* Gram matrices of features f (n, c, h, w): g (n, c, c) = ψ ψᵀ / (c h w) per image. */
+PERCEPT_API void percept_gram(float *g, const PerceptTensor *f);
+/* Style reconstruction: ||G(f_b) - T||²_F averaged over the batch, where T is one c×c Gram
+ * (per_image 0: the style image's, for every image) or n of them (per_image 1). Works when
+ * the two images differ in size: only the Gram matrices meet. NaN (with a message) if
+ * memory for the Gram matrices runs out. */
+PERCEPT_API double percept_loss_style(const PerceptTensor *f, const float *target_gram,
+                                      int per_image, float *grad);
+/* KL divergence of N(mu, exp(logvar)) from N(0, 1), summed over the n values of each of the
+ * `batch` samples and averaged over the batch. */
+PERCEPT_API double percept_loss_kl(const float *mu, const float *logvar, size_t n, int batch,
+                                   float *dmu, float *dlogvar);
+/* Adversarial losses on logits (DeePSiM): discriminator −log D(y) − log(1 − D(G(x))),
+ * generator −log D(G(x)), computed as softplus so large logits neither overflow nor give
+ * log(0); averaged over the n logits. */
+PERCEPT_API double percept_loss_adv_discriminator(const float *real, const float *fake, int n,
+                                                  float *dreal, float *dfake);
+PERCEPT_API double percept_loss_adv_generator(const float *fake, int n, float *dfake);
+/* 0 when all n values are finite; otherwise -1 with a message naming what and where. */
+PERCEPT_API int percept_loss_finite(const float *x, size_t n, const char *what);
+
 /* ---- optimiser ------------------------------------------------------------------------ */
 
 typedef struct {

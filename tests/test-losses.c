@@ -1,0 +1,167 @@
+/* Losses: values and gradients against PyTorch (tests/golden/losses.safetensors), gradients
+ * against finite differences, and the edge cases (identical inputs, huge logits, NaN). */
+#include "check.h"
+#include "percept/percept.h"
+
+static const PerceptSafetensors *fx;
+
+static const float *tensor(const char *name, size_t *n)
+{
+    const PerceptStTensor *t = percept_st_find(fx, name);
+    CHECK(t != NULL, "fixture lacks %s", name);
+    if (n)
+        *n = t ? t->numel : 0;
+    return t ? t->data : NULL;
+}
+
+static void close_to(const char *what, const float *got, const float *want, size_t n)
+{
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)got[i] - want[i]));
+        scale = fmax(scale, fabs(want[i]));
+    }
+    CHECK(diff <= 1e-5 * scale + 1e-7, "%s: max error %.3g (scale %.3g)", what, diff, scale);
+}
+
+static void value_is(const char *name, double got)
+{
+    char key[64];
+    snprintf(key, sizeof key, "value.%s", name);
+    const float *want = tensor(key, NULL);
+    CHECK(want && fabs(got - want[0]) <= 1e-5 * fabs(want[0]) + 1e-7,
+          "%s value %.8g, PyTorch %.8g", name, got, want ? want[0] : NAN);
+}
+
+static void grad_is(const char *name, int input, const float *got, size_t n)
+{
+    char key[64];
+    snprintf(key, sizeof key, "grad.%s.%d", name, input);
+    size_t m;
+    const float *want = tensor(key, &m);
+    CHECK(want && m == n, "%s gradient size", key);
+    if (want && m == n)
+        close_to(key, got, want, n);
+}
+
+static void check_against_pytorch(void)
+{
+    size_t n, nf, nm;
+    const float *x = tensor("x", &n), *y = tensor("y", NULL), *f = tensor("f", &nf);
+    const float *mu = tensor("mu", &nm), *logvar = tensor("logvar", NULL);
+    const float *real = tensor("real", NULL), *fake = tensor("fake", NULL);
+    if (!x || !y || !f || !mu || !logvar || !real || !fake)
+        return;
+    float *g = malloc(sizeof(float) * (n > nf ? n : nf)), *g2 = malloc(sizeof(float) * nm);
+    value_is("mse", percept_loss_mse(x, y, n, g));
+    grad_is("mse", 0, g, n);
+    value_is("l1", percept_loss_l1(x, y, n, g));
+    grad_is("l1", 0, g, n);
+    PerceptTensor xt = {2, 3, 9, 11, (float *)x}, ft = {2, 5, 6, 7, (float *)f};
+    value_is("tv", percept_loss_tv(&xt, g));
+    grad_is("tv", 0, g, n);
+    float gram[2 * 25];
+    percept_gram(gram, &ft);
+    close_to("gram", gram, tensor("gram.f", NULL), 50);
+    value_is("style", percept_loss_style(&ft, tensor("style_gram", NULL), 0, g));
+    grad_is("style", 0, g, nf);
+    value_is("kl", percept_loss_kl(mu, logvar, nm / 2, 2, g, g2));
+    grad_is("kl", 0, g, nm);
+    grad_is("kl", 1, g2, nm);
+    value_is("adv_d", percept_loss_adv_discriminator(real, fake, 8, g, g2));
+    grad_is("adv_d", 0, g, 8);
+    grad_is("adv_d", 1, g2, 8);
+    value_is("adv_g", percept_loss_adv_generator(fake, 8, g));
+    grad_is("adv_g", 0, g, 8);
+    free(g);
+    free(g2);
+}
+
+/* ---- finite differences ---------------------------------------------------------------- */
+
+typedef struct {
+    int which;
+    PerceptTensor x;
+    const float *target;
+    float value[1];
+} LossCase;
+
+static void eval_loss(void *p)
+{
+    LossCase *c = p;
+    size_t n = percept_tensor_numel(&c->x);
+    switch (c->which) {
+    case 0: c->value[0] = (float)percept_loss_mse(c->x.data, c->target, n, NULL); break;
+    case 1: c->value[0] = (float)percept_loss_tv(&c->x, NULL); break;
+    case 2: c->value[0] = (float)percept_loss_style(&c->x, c->target, 1, NULL); break;
+    case 3: c->value[0] = (float)percept_loss_l1(c->x.data, c->target, n, NULL); break;
+    }
+}
+
+static void check_finite_differences(void)
+{
+    static const char *names[] = {"mse", "tv", "style", "l1"};
+    for (int which = 0; which < 4; which++) {
+        float x[2 * 3 * 5 * 4], t[2 * 3 * 5 * 4], grad[2 * 3 * 5 * 4], one[1] = {1};
+        size_t n = sizeof x / sizeof *x;
+        fill_uniform(x, n, 1 + which, -1, 1);
+        fill_uniform(t, n, 9, -1, 1);
+        LossCase c = {which, {2, 3, 5, 4, x}, t, {0}};
+        if (which == 2) { /* a per-image target Gram from other features */
+            PerceptTensor o = {2, 3, 5, 4, t};
+            static float tg[2 * 9];
+            percept_gram(tg, &o);
+            c.target = tg;
+        }
+        switch (which) {
+        case 0: percept_loss_mse(x, t, n, grad); break;
+        case 1: percept_loss_tv(&c.x, grad); break;
+        case 2: percept_loss_style(&c.x, c.target, 1, grad); break;
+        case 3: percept_loss_l1(x, t, n, grad); break;
+        }
+        gradcheck(names[which], x, grad, n, eval_loss, &c, c.value, one, 1, 1e-3f, 1e-2, 1e-3,
+                  200);
+    }
+}
+
+static void check_edges(void)
+{
+    float a[3 * 4 * 4];
+    fill_uniform(a, 48, 3, 0, 1);
+    PerceptTensor t = {1, 3, 4, 4, a};
+    float g[48], gram[9];
+    CHECK(percept_loss_mse(a, a, 48, g) == 0 && g[5] == 0, "mse of identical images");
+    percept_gram(gram, &t);
+    CHECK(percept_loss_style(&t, gram, 0, g) < 1e-12, "style loss of an image with itself");
+    float flat[16] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f,
+                      0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
+    PerceptTensor ft = {1, 1, 4, 4, flat};
+    CHECK(percept_loss_tv(&ft, g) == 0, "TV of a constant image");
+    PerceptTensor px = {1, 1, 1, 1, flat};
+    CHECK(percept_loss_tv(&px, g) == 0 && g[0] == 0, "TV of a single pixel");
+    /* huge logits: finite values, saturated gradients */
+    float big[2] = {1e4f, -1e4f}, d1[2], d2[2];
+    double v = percept_loss_adv_discriminator(big, big + 1, 1, d1, d2);
+    CHECK(isfinite(v) && v < 1e-6 && isfinite(d1[0]) && isfinite(d2[0]),
+          "confident discriminator: %g", v);
+    v = percept_loss_adv_generator(big + 1, 1, d1);
+    CHECK(fabs(v - 1e4) < 1e-3 && fabs(d1[0] + 1) < 1e-6, "fooled generator: %g grad %g", v,
+          d1[0]);
+    float nan_img[4] = {0, 1, NAN, 2};
+    CHECK(percept_loss_finite(nan_img, 4, "image") == -1 && strstr(percept_error(), "NaN at index 2"),
+          "NaN input: %s", percept_error());
+    CHECK(percept_loss_finite(a, 48, "image") == 0, "finite image flagged");
+}
+
+int main(void)
+{
+    PerceptSafetensors *st = percept_st_read("golden/losses.safetensors");
+    CHECK(st != NULL, "loss fixture: %s", percept_error());
+    fx = st;
+    if (st)
+        check_against_pytorch();
+    check_finite_differences();
+    check_edges();
+    percept_st_free(st);
+    return check_done("test-losses");
+}
