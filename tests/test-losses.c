@@ -153,6 +153,93 @@ static void check_edges(void)
     CHECK(percept_loss_finite(a, 48, "image") == 0, "finite image flagged");
 }
 
+/* ---- configured losses and loss networks --------------------------------------------- */
+
+static void check_specs(void)
+{
+    static const struct { const char *spec, *expect; } bad[] = {
+        {"warp", "unknown loss 'warp'"},
+        {"mse:vgg16", "takes no options"},
+        {"feat", "needs a network and layers"},
+        {"feat:vgg16", "needs a network and layers"},
+        {"feat:resnet:relu2_2", "unknown loss network 'resnet'"},
+        {"feat:vgg16:relu9_9", "unknown VGG-16 layer 'relu9_9'"},
+        {"feat:vgg16:relu1_2,relu2_2", "too many layers"},
+        {"style:vgg16:", "no layer given"},
+        {"feat:vgg16#x1:relu1_1", "seed must be a number"},
+        {"feat:vgg16@/nonexistent/vgg.safetensors:relu1_1", "/nonexistent/vgg.safetensors"},
+        {"feat:vgg16@golden/losses.safetensors:relu1_1", "'features.0.weight' is missing"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        percept_error_clear();
+        PerceptLoss *l = percept_loss_new(bad[i].spec);
+        CHECK(!l && strstr(percept_error(), bad[i].expect), "spec '%s': expected '%s', got '%s'",
+              bad[i].spec, bad[i].expect, l ? "(accepted)" : percept_error());
+        percept_loss_free(l);
+    }
+    static const char *good[] = {"mse", "l1", "tv", "feat:vgg16:relu2_2", "feat:vgg16#42:relu1_1",
+                                 "style:vgg16:relu1_2,relu2_2,relu3_3,relu4_3"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        PerceptLoss *l = percept_loss_new(good[i]);
+        CHECK(l != NULL, "spec '%s': %s", good[i], percept_error());
+        percept_loss_free(l);
+    }
+    /* a target of another size than the images is refused for pixel losses */
+    float a[3 * 4 * 4] = {0}, b[3 * 5 * 4] = {0};
+    PerceptTensor ta = {1, 3, 4, 4, a}, tb = {1, 3, 5, 4, b};
+    PerceptLoss *l = percept_loss_new("mse");
+    double v;
+    CHECK(percept_loss_eval(l, &ta, &v, NULL) == -1 && strstr(percept_error(), "no target"),
+          "eval without target: %s", percept_error());
+    percept_loss_set_target(l, &ta);
+    CHECK(percept_loss_eval(l, &tb, &v, NULL) == -1 && strstr(percept_error(), "does not match"),
+          "size mismatch: %s", percept_error());
+    b[3] = NAN;
+    CHECK(percept_loss_set_target(l, &tb) == -1 && strstr(percept_error(), "NaN"),
+          "NaN target: %s", percept_error());
+    percept_loss_free(l);
+}
+
+/* Feature and style losses through VGG-16 (a torchvision-named file with a tensor the loss
+ * network must ignore) against PyTorch. */
+static void check_vgg_losses(void)
+{
+    PerceptSafetensors *st = percept_st_read("golden/vgg-loss.safetensors");
+    CHECK(st != NULL, "vgg loss fixture: %s", percept_error());
+    if (!st)
+        return;
+    const PerceptStTensor *x = percept_st_find(st, "golden.x"), *c = percept_st_find(st, "golden.content");
+    const PerceptStTensor *s = percept_st_find(st, "golden.style");
+    static const char *specs[2] = {"feat:vgg16@golden/vgg-loss.safetensors:relu1_2",
+                                   "style:vgg16@golden/vgg-loss.safetensors:relu1_1,relu1_2"};
+    static const char *keys[2][2] = {{"golden.value.feat", "golden.grad.feat"},
+                                     {"golden.value.style", "golden.grad.style"}};
+    for (int k = 0; k < 2; k++) {
+        PerceptLoss *l = percept_loss_new(specs[k]);
+        CHECK(l != NULL, "%s: %s", specs[k], percept_error());
+        if (!l)
+            continue;
+        const PerceptStTensor *t = k ? s : c;
+        PerceptTensor target = {(int)t->shape[0], 3, (int)t->shape[2], (int)t->shape[3], t->data};
+        PerceptTensor img = {2, 3, 12, 10, x->data};
+        float *g = malloc(sizeof(float) * x->numel);
+        double v = -1;
+        CHECK(percept_loss_set_target(l, &target) == 0 && percept_loss_eval(l, &img, &v, g) == 0,
+              "%s: %s", specs[k], percept_error());
+        const float *want = percept_st_find(st, keys[k][0])->data;
+        CHECK(fabs(v - want[0]) <= 1e-5 * fabs(want[0]), "%s value %.8g, PyTorch %.8g", specs[k],
+              v, want[0]);
+        close_to(keys[k][1], g, percept_st_find(st, keys[k][1])->data, x->numel);
+        /* a second evaluation (memory already planned) gives the same */
+        double v2;
+        percept_loss_eval(l, &img, &v2, NULL);
+        CHECK(v2 == v, "%s: second evaluation %.9g vs %.9g", specs[k], v2, v);
+        free(g);
+        percept_loss_free(l);
+    }
+    percept_st_free(st);
+}
+
 int main(void)
 {
     PerceptSafetensors *st = percept_st_read("golden/losses.safetensors");
@@ -162,6 +249,8 @@ int main(void)
         check_against_pytorch();
     check_finite_differences();
     check_edges();
+    check_specs();
+    check_vgg_losses();
     percept_st_free(st);
     return check_done("test-losses");
 }

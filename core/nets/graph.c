@@ -478,7 +478,8 @@ static int ignorable_tensor(const char *name)
     return dot && !strcmp(dot + 1, "num_batches_tracked");
 }
 
-PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st, const char *arch_json)
+static PerceptNet *from_safetensors(const PerceptSafetensors *st, const char *arch_json,
+                                   int allow_unused)
 {
     /* Everything is checked against the file before parameter memory is allocated, so an
      * architecture cannot make percept allocate more than the file's tensors hold. */
@@ -504,7 +505,7 @@ PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st, const cha
             goto fail;
         }
     }
-    for (int i = 0; i < st->n_tensors; i++) {
+    for (int i = 0; !allow_unused && i < st->n_tensors; i++) {
         const char *name = st->tensors[i].name;
         int used = ignorable_tensor(name);
         for (int j = 0; !used && j < net->n_params; j++)
@@ -525,6 +526,17 @@ PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st, const cha
 fail:
     percept_net_free(net);
     return NULL;
+}
+
+PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st, const char *arch_json)
+{
+    return from_safetensors(st, arch_json, 0);
+}
+
+PerceptNet *percept_net_from_safetensors_subset(const PerceptSafetensors *st,
+                                                const char *arch_json)
+{
+    return from_safetensors(st, arch_json, 1);
 }
 
 PerceptNet *percept_net_load(const char *path)
@@ -617,6 +629,11 @@ void percept_net_set_grad(PerceptNet *net, int grad)
     net->grad = grad != 0;
 }
 
+void percept_net_set_frozen(PerceptNet *net, int frozen)
+{
+    net->frozen = frozen != 0;
+}
+
 void percept_net_set_noise_seed(PerceptNet *net, uint64_t seed)
 {
     net->noise_seed = seed;
@@ -692,7 +709,7 @@ float *net_param(PerceptNet *net, const Node *node, ParamSlot slot)
 
 float *net_param_grad(PerceptNet *net, const Node *node, ParamSlot slot)
 {
-    if (node->param[slot] < 0 || !net->params[node->param[slot]].trainable)
+    if (net->frozen || node->param[slot] < 0 || !net->params[node->param[slot]].trainable)
         return NULL;
     return net->grads_data + net->params[node->param[slot]].off;
 }

@@ -99,7 +99,7 @@ struct PerceptNet {
     float *params_data; size_t params_floats;
     float *grads_data;
     float *buffers_data; size_t buffers_floats;
-    int training, grad;
+    int training, grad, frozen;
     uint64_t noise_seed;
     const PerceptBackend *backend;
     Plan plan;

@@ -158,6 +158,43 @@ def loss_fixture(path):
     print(f"{path.name}: {len(cases)} losses")
 
 
+def vgg_loss_fixture(path):
+    """Feature and style losses through VGG-16 to relu1_2 (random weights, torchvision names,
+    plus a classifier tensor a loss network must ignore), with input gradients."""
+    gen = torch.Generator().manual_seed(7)
+    w0, b0 = 0.2 * torch.randn((64, 3, 3, 3), generator=gen), 0.1 * torch.randn(64, generator=gen)
+    w2, b2 = 0.05 * torch.randn((64, 64, 3, 3), generator=gen), 0.1 * torch.randn(64, generator=gen)
+    x = torch.rand((2, 3, 12, 10), generator=gen)
+    content = torch.rand((2, 3, 12, 10), generator=gen)
+    style = torch.rand((1, 3, 14, 16), generator=gen)
+    mean = torch.tensor([0.485, 0.456, 0.406])[None, :, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225])[None, :, None, None]
+
+    def feats(t):
+        r1 = F.relu(F.conv2d((t - mean) / std, w0, b0, padding=1))
+        return r1, F.relu(F.conv2d(r1, w2, b2, padding=1))
+
+    def gram(t):
+        n, c, h, w = t.shape
+        psi = t.reshape(n, c, h * w)
+        return psi @ psi.transpose(1, 2) / (c * h * w)
+
+    xf = x.clone().requires_grad_(True)
+    feat = F.mse_loss(feats(xf)[1], feats(content)[1])
+    feat.backward()
+    xs = x.clone().requires_grad_(True)
+    style_value = sum(((gram(a) - gram(b)) ** 2).sum() / a.shape[0]
+                      for a, b in zip(feats(xs), feats(style)))
+    style_value.backward()
+    tensors = {"features.0.weight": w0, "features.0.bias": b0, "features.2.weight": w2,
+               "features.2.bias": b2, "classifier.0.weight": torch.randn((4, 4), generator=gen),
+               "golden.x": x, "golden.content": content, "golden.style": style,
+               "golden.value.feat": feat.detach().reshape(1), "golden.grad.feat": xf.grad,
+               "golden.value.style": style_value.detach().reshape(1), "golden.grad.style": xs.grad}
+    write_safetensors(path, tensors, {"golden.note": "VGG-16 to relu1_2 feature/style losses"})
+    print(f"{path.name}: feat {feat.item():.6g}, style {style_value.item():.6g}")
+
+
 def percept_arch(percept, *args):
     return json.loads(subprocess.check_output([percept, "arch", *args], text=True))
 
@@ -167,6 +204,7 @@ def main():
         sys.exit("usage: make-fixtures.py PATH/TO/percept")
     percept = sys.argv[1]
     loss_fixture(HERE / "losses.safetensors")
+    vgg_loss_fixture(HERE / "vgg-loss.safetensors")
     torch.manual_seed(0)
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(1234)

@@ -116,9 +116,14 @@ PERCEPT_API PerceptNet *percept_net_from_arch(const char *arch_json, uint64_t se
 /* Loads a weight file: the architecture from metadata percept.arch, every parameter
  * checked against it. */
 PERCEPT_API PerceptNet *percept_net_load(const char *path);
-/* Architecture from arch_json, parameters from st (by name). */
+/* Architecture from arch_json, parameters from st (by name). A tensor the architecture does
+ * not use is an error, so a wrong file is never half-used. */
 PERCEPT_API PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st,
                                                      const char *arch_json);
+/* The same, ignoring tensors the architecture does not use: for taking the first layers of a
+ * larger network (a loss network from a full VGG-16 state_dict). */
+PERCEPT_API PerceptNet *percept_net_from_safetensors_subset(const PerceptSafetensors *st,
+                                                            const char *arch_json);
 PERCEPT_API void percept_net_free(PerceptNet *net);
 /* Saves parameters (and buffers such as running statistics) with metadata; percept.arch
  * and percept.version are added. dtype F16 halves the file. */
@@ -143,6 +148,9 @@ PERCEPT_API void percept_net_set_training(PerceptNet *net, int training);
 /* Keep every activation so backward can run in eval mode too (loss networks, gradient
  * with respect to the input of a frozen network). Training mode implies it. */
 PERCEPT_API void percept_net_set_grad(PerceptNet *net, int grad);
+/* A frozen network computes no parameter gradients in backward (a loss network: only the
+ * gradient with respect to its input is wanted), which saves most of the backward pass. */
+PERCEPT_API void percept_net_set_frozen(PerceptNet *net, int frozen);
 /* Seed of dropout / reparameterisation noise for the next forward pass. */
 PERCEPT_API void percept_net_set_noise_seed(PerceptNet *net, uint64_t seed);
 
@@ -245,6 +253,24 @@ PERCEPT_API double percept_loss_adv_discriminator(const float *real, const float
 PERCEPT_API double percept_loss_adv_generator(const float *fake, int n, float *dfake);
 /* 0 when all n values are finite; otherwise -1 with a message naming what and where. */
 PERCEPT_API int percept_loss_finite(const float *x, size_t n, const char *what);
+
+/* A loss configured by a short string (docs/losses.md):
+ *   mse | l1 | tv
+ *   feat:NET:LAYER            Johnson's feature reconstruction loss at one layer
+ *   style:NET:LAYER,LAYER,…   Gram style loss summed over layers
+ * NET is vgg16 (random weights fixed by seed 1: no download needed), vgg16#SEED, or
+ * vgg16@FILE.safetensors (a user's torchvision weights; other tensors are ignored).
+ * LAYER is a VGG-16 ReLU name: relu1_1 … relu5_3. */
+typedef struct PerceptLoss PerceptLoss;
+PERCEPT_API PerceptLoss *percept_loss_new(const char *spec);
+PERCEPT_API void percept_loss_free(PerceptLoss *loss);
+/* The image the loss compares with: the content image (mse, l1, feat: same shape as the
+ * images evaluated later) or the style image (style: any size). tv takes none. */
+PERCEPT_API int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *target);
+/* Value for images x (n, 3, h, w in 0..1) and, when grad is non-NULL, d loss / d x.
+ * Returns 0 and stores the value in *value, or -1 with a message. */
+PERCEPT_API int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value,
+                                  float *grad);
 
 /* ---- optimiser ------------------------------------------------------------------------ */
 

@@ -1,0 +1,236 @@
+/* Losses configured by a short string ("feat:vgg16:relu2_2", ...), with their loss network
+ * and the target they compare with. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "percept/percept.h"
+
+#define MAX_LAYERS 13 /* every ReLU of VGG-16 */
+
+typedef enum { KIND_MSE, KIND_L1, KIND_TV, KIND_FEAT, KIND_STYLE } Kind;
+
+struct PerceptLoss {
+    Kind kind;
+    PerceptNet *net;
+    int n_layers;
+    char layers[MAX_LAYERS][24];    /* node names, "features.8" */
+    float *target[MAX_LAYERS];      /* image, features or Gram matrices per layer */
+    PerceptTensor target_shape[MAX_LAYERS];
+    int has_target;
+};
+
+void percept_loss_free(PerceptLoss *loss)
+{
+    if (!loss)
+        return;
+    for (int i = 0; i < MAX_LAYERS; i++)
+        free(loss->target[i]);
+    percept_net_free(loss->net);
+    free(loss);
+}
+
+/* NET: vgg16, vgg16#SEED or vgg16@FILE */
+static PerceptNet *loss_network(const char *net_spec, const char *deepest)
+{
+    char *arch = NULL;
+    PerceptNet *net = NULL;
+    if (strncmp(net_spec, "vgg16", 5) || (net_spec[5] && net_spec[5] != '#' && net_spec[5] != '@')) {
+        percept_fail("unknown loss network '%s' (vgg16, vgg16#SEED or vgg16@FILE)", net_spec);
+        return NULL;
+    }
+    if (!(arch = percept_arch_vgg16(deepest)))
+        return NULL;
+    if (net_spec[5] == '@') {
+        PerceptSafetensors *st = percept_st_read(net_spec + 6);
+        if (st && !(net = percept_net_from_safetensors_subset(st, arch)))
+            percept_fail_prefix("%s: ", net_spec + 6);
+        percept_st_free(st);
+    } else {
+        char *end = NULL;
+        unsigned long long seed = net_spec[5] == '#' ? strtoull(net_spec + 6, &end, 10) : 1;
+        if (net_spec[5] == '#' && (end == net_spec + 6 || *end))
+            percept_fail("loss network '%s': the seed must be a number", net_spec);
+        else
+            net = percept_net_from_arch(arch, seed);
+    }
+    free(arch);
+    if (net) {
+        percept_net_set_grad(net, 1);
+        percept_net_set_frozen(net, 1); /* gradients flow to the image only */
+    }
+    return net;
+}
+
+static int parse_layers(PerceptLoss *loss, const char *list, int max, char *deepest, size_t len)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    int best = -1;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int index = percept_vgg16_layer_index(tok);
+        if (index < 0)
+            return percept_fail("unknown VGG-16 layer '%s' (relu1_1 … relu5_3)", tok);
+        if (loss->n_layers == max)
+            return percept_fail("too many layers in '%s'", list);
+        snprintf(loss->layers[loss->n_layers++], sizeof loss->layers[0], "features.%d", index);
+        if (index > best) {
+            best = index;
+            snprintf(deepest, len, "%s", tok);
+        }
+    }
+    return loss->n_layers ? 0 : percept_fail("no layer given");
+}
+
+PerceptLoss *percept_loss_new(const char *spec)
+{
+    PerceptLoss *loss = calloc(1, sizeof *loss);
+    if (!loss || !spec) {
+        percept_fail(loss ? "no loss given" : "out of memory");
+        free(loss);
+        return NULL;
+    }
+    const char *first = strchr(spec, ':'), *last = strrchr(spec, ':');
+    size_t kind_len = first ? (size_t)(first - spec) : strlen(spec);
+    static const char *const kinds[] = {"mse", "l1", "tv", "feat", "style"};
+    int k;
+    for (k = 0; k < 5; k++)
+        if (strlen(kinds[k]) == kind_len && !strncmp(spec, kinds[k], kind_len))
+            break;
+    if (k == 5) {
+        percept_fail("unknown loss '%.*s' in '%s' (mse, l1, tv, feat, style)", (int)kind_len,
+                     spec, spec);
+        goto fail;
+    }
+    loss->kind = (Kind)k;
+    if (loss->kind <= KIND_TV) {
+        if (first) {
+            percept_fail("loss '%s' takes no options", spec);
+            goto fail;
+        }
+        return loss;
+    }
+    if (!first || first == last) {
+        percept_fail("loss '%s' needs a network and layers, e.g. %s:vgg16:relu2_2", spec,
+                     kinds[k]);
+        goto fail;
+    }
+    char net_spec[1024], deepest[16];
+    snprintf(net_spec, sizeof net_spec, "%.*s", (int)(last - first - 1), first + 1);
+    if (parse_layers(loss, last + 1, loss->kind == KIND_FEAT ? 1 : MAX_LAYERS, deepest,
+                     sizeof deepest) ||
+        !(loss->net = loss_network(net_spec, deepest))) {
+        percept_fail_prefix("loss '%s': ", spec);
+        goto fail;
+    }
+    return loss;
+fail:
+    percept_loss_free(loss);
+    return NULL;
+}
+
+static int shape_matches(const PerceptTensor *a, const PerceptTensor *b)
+{
+    return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w;
+}
+
+static int keep(PerceptLoss *loss, int i, const float *data, PerceptTensor shape, size_t n)
+{
+    free(loss->target[i]);
+    loss->target[i] = malloc(sizeof(float) * (n ? n : 1));
+    if (!loss->target[i])
+        return percept_fail("out of memory for the loss target");
+    memcpy(loss->target[i], data, sizeof(float) * n);
+    shape.data = loss->target[i];
+    loss->target_shape[i] = shape;
+    return 0;
+}
+
+int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *t)
+{
+    if (percept_loss_finite(t->data, percept_tensor_numel(t), "loss target"))
+        return -1;
+    loss->has_target = 0;
+    if (loss->kind == KIND_TV)
+        return percept_fail("the tv loss takes no target");
+    if (loss->kind <= KIND_L1) {
+        if (keep(loss, 0, t->data, *t, percept_tensor_numel(t)))
+            return -1;
+        loss->has_target = 1;
+        return 0;
+    }
+    PerceptTensor out;
+    if (percept_net_forward(loss->net, t, &out))
+        return -1;
+    for (int i = 0; i < loss->n_layers; i++) {
+        PerceptTensor f;
+        percept_net_node_output(loss->net, loss->layers[i], &f);
+        if (loss->kind == KIND_FEAT) {
+            if (keep(loss, i, f.data, f, percept_tensor_numel(&f)))
+                return -1;
+        } else {
+            /* the style image's Gram (its first image): compared with every image later */
+            float *g = malloc(sizeof(float) * (size_t)f.n * f.c * f.c);
+            if (!g)
+                return percept_fail("out of memory for Gram matrices");
+            percept_gram(g, &f);
+            int rc = keep(loss, i, g, (PerceptTensor){1, 1, f.c, f.c, NULL}, (size_t)f.c * f.c);
+            free(g);
+            if (rc)
+                return -1;
+        }
+    }
+    loss->has_target = 1;
+    return 0;
+}
+
+int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, float *grad)
+{
+    size_t n = percept_tensor_numel(x);
+    if (loss->kind != KIND_TV && !loss->has_target)
+        return percept_fail("the loss has no target (percept_loss_set_target)");
+    if (loss->kind <= KIND_L1 && !shape_matches(x, &loss->target_shape[0]))
+        return percept_fail("image of %d×%d×%d×%d does not match the target's %d×%d×%d×%d",
+                            x->n, x->c, x->h, x->w, loss->target_shape[0].n,
+                            loss->target_shape[0].c, loss->target_shape[0].h,
+                            loss->target_shape[0].w);
+    switch (loss->kind) {
+    case KIND_MSE: *value = percept_loss_mse(x->data, loss->target[0], n, grad); return 0;
+    case KIND_L1: *value = percept_loss_l1(x->data, loss->target[0], n, grad); return 0;
+    case KIND_TV: *value = percept_loss_tv(x, grad); return 0;
+    default: break;
+    }
+    PerceptTensor out;
+    if (percept_net_forward(loss->net, x, &out))
+        return -1;
+    float *grads[MAX_LAYERS] = {0};
+    const char *names[MAX_LAYERS];
+    double total = 0;
+    int rc = 0;
+    for (int i = 0; i < loss->n_layers && !rc; i++) {
+        PerceptTensor f;
+        percept_net_node_output(loss->net, loss->layers[i], &f);
+        size_t nf = percept_tensor_numel(&f);
+        names[i] = loss->layers[i];
+        if (grad && !(grads[i] = malloc(sizeof(float) * nf))) {
+            rc = percept_fail("out of memory for feature gradients");
+            break;
+        }
+        if (loss->kind == KIND_FEAT) {
+            if (!shape_matches(&f, &loss->target_shape[i])) {
+                rc = percept_fail("image does not match the content target's size");
+                break;
+            }
+            total += percept_loss_mse(f.data, loss->target[i], nf, grads[i]);
+        } else {
+            total += percept_loss_style(&f, loss->target[i], 0, grads[i]);
+        }
+    }
+    if (!rc && grad)
+        rc = percept_net_backward_from(loss->net, names, (const float *const *)grads,
+                                       loss->n_layers, grad);
+    for (int i = 0; i < loss->n_layers; i++)
+        free(grads[i]);
+    *value = total;
+    return rc;
+}
