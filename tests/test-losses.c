@@ -177,7 +177,7 @@ static void check_specs(void)
               bad[i].spec, bad[i].expect, l ? "(accepted)" : percept_error());
         percept_loss_free(l);
     }
-    static const char *good[] = {"mse", "l1", "tv", "feat:vgg16:relu2_2", "feat:vgg16#42:relu1_1",
+    static const char *good[] = {"mse", "l1", "tv", "ssim", "ssim-ridgeway", "feat:vgg16:relu2_2", "feat:vgg16#42:relu1_1",
                                  "style:vgg16:relu1_2,relu2_2,relu3_3,relu4_3"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         PerceptLoss *l = percept_loss_new(good[i]);
@@ -240,6 +240,86 @@ static void check_vgg_losses(void)
     percept_st_free(st);
 }
 
+/* ---- SSIM ---------------------------------------------------------------------------- */
+
+static void check_ssim(void)
+{
+    PerceptSafetensors *st = percept_st_read("golden/ssim.safetensors");
+    CHECK(st != NULL, "ssim fixture: %s", percept_error());
+    if (!st)
+        return;
+    const PerceptStTensor *x = percept_st_find(st, "x"), *y = percept_st_find(st, "y");
+    size_t n = x->numel;
+    PerceptTensor tx = {1, 3, 48, 64, x->data}, ty = {1, 3, 48, 64, y->data};
+    float *neg = malloc(sizeof(float) * n), *flat = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) {
+        neg[i] = 1 - x->data[i];
+        flat[i] = 0.5f;
+    }
+    PerceptTensor tn = {1, 3, 48, 64, neg}, tf = {1, 3, 48, 64, flat};
+    const struct { const char *key; PerceptTensor *a, *b; } rows[] = {
+        {"ssim.noisy", &tx, &ty}, {"ssim.negative", &tx, &tn}, {"ssim.constant", &tf, &tf}};
+    for (int i = 0; i < 3; i++) {
+        double v = NAN;
+        CHECK(percept_ssim(rows[i].a, rows[i].b, NULL, &v, NULL) == 0, "%s: %s", rows[i].key,
+              percept_error());
+        double want = percept_st_find(st, rows[i].key)->data[0];
+        CHECK(fabs(v - want) <= 1e-4, "%s: %.6f, scikit-image %.6f", rows[i].key, v, want);
+    }
+    /* as a configured loss: 1 − SSIM, and its gradient is minus SSIM's */
+    PerceptLoss *l = percept_loss_new("ssim");
+    double lv, sv;
+    float *g1 = malloc(sizeof(float) * n), *g2 = malloc(sizeof(float) * n);
+    CHECK(l && percept_loss_set_target(l, &ty) == 0 && percept_loss_eval(l, &tx, &lv, g1) == 0 &&
+          percept_ssim(&tx, &ty, NULL, &sv, g2) == 0 && fabs(lv - (1 - sv)) < 1e-12 &&
+          g1[7] == -g2[7], "ssim loss %g vs 1 - %g", lv, sv);
+    percept_loss_free(l);
+    free(g1);
+    free(g2);
+    PerceptTensor small = {1, 3, 10, 64, x->data};
+    double v;
+    CHECK(percept_ssim(&small, &small, NULL, &v, NULL) == -1 && strstr(percept_error(), "smaller"),
+          "image smaller than the window: %s", percept_error());
+    CHECK(percept_ssim(&tx, &small, NULL, &v, NULL) == -1 && strstr(percept_error(), "differ"),
+          "sizes differ: %s", percept_error());
+    free(neg);
+    free(flat);
+    percept_st_free(st);
+}
+
+typedef struct {
+    PerceptTensor x, y;
+    PerceptSsimConfig cfg;
+    float value[1];
+} SsimCase;
+
+static void eval_ssim(void *p)
+{
+    SsimCase *c = p;
+    double v;
+    percept_ssim(&c->x, &c->y, &c->cfg, &v, NULL);
+    c->value[0] = (float)v;
+}
+
+static void check_ssim_gradient(void)
+{
+    static float a[2 * 2 * 15 * 13], b[2 * 2 * 15 * 13], g[2 * 2 * 15 * 13];
+    size_t n = sizeof a / sizeof *a;
+    fill_uniform(a, n, 21, 0, 1);
+    fill_uniform(b, n, 22, 0, 1);
+    for (size_t i = 0; i < n; i++)
+        b[i] = 0.6f * a[i] + 0.4f * b[i]; /* related images: SSIM well away from 0 */
+    const PerceptSsimConfig cfgs[2] = {PERCEPT_SSIM_WANG, {7, 0, 0.02f, 0.02f, 1}};
+    for (int k = 0; k < 2; k++) {
+        SsimCase c = {{2, 2, 15, 13, a}, {2, 2, 15, 13, b}, cfgs[k], {0}};
+        double v;
+        percept_ssim(&c.x, &c.y, &c.cfg, &v, g);
+        float one[1] = {1};
+        gradcheck(k ? "ssim uniform window" : "ssim gaussian", a, g, n, eval_ssim, &c, c.value,
+                  one, 1, 1e-3f, 2e-2, 2e-3, 200);
+    }
+}
+
 int main(void)
 {
     PerceptSafetensors *st = percept_st_read("golden/losses.safetensors");
@@ -251,6 +331,8 @@ int main(void)
     check_edges();
     check_specs();
     check_vgg_losses();
+    check_ssim();
+    check_ssim_gradient();
     percept_st_free(st);
     return check_done("test-losses");
 }

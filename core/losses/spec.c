@@ -8,7 +8,8 @@
 
 #define MAX_LAYERS 13 /* every ReLU of VGG-16 */
 
-typedef enum { KIND_MSE, KIND_L1, KIND_TV, KIND_FEAT, KIND_STYLE } Kind;
+/* kinds up to KIND_SSIM_RIDGEWAY compare with a target image of the same shape */
+typedef enum { KIND_MSE, KIND_L1, KIND_SSIM, KIND_SSIM_RIDGEWAY, KIND_TV, KIND_FEAT, KIND_STYLE } Kind;
 
 struct PerceptLoss {
     Kind kind;
@@ -92,14 +93,14 @@ PerceptLoss *percept_loss_new(const char *spec)
     }
     const char *first = strchr(spec, ':'), *last = strrchr(spec, ':');
     size_t kind_len = first ? (size_t)(first - spec) : strlen(spec);
-    static const char *const kinds[] = {"mse", "l1", "tv", "feat", "style"};
+    static const char *const kinds[] = {"mse", "l1", "ssim", "ssim-ridgeway", "tv", "feat", "style"};
     int k;
-    for (k = 0; k < 5; k++)
+    for (k = 0; k < 7; k++)
         if (strlen(kinds[k]) == kind_len && !strncmp(spec, kinds[k], kind_len))
             break;
-    if (k == 5) {
-        percept_fail("unknown loss '%.*s' in '%s' (mse, l1, tv, feat, style)", (int)kind_len,
-                     spec, spec);
+    if (k == 7) {
+        percept_fail("unknown loss '%.*s' in '%s' (mse, l1, ssim, ssim-ridgeway, tv, feat, "
+                     "style)", (int)kind_len, spec, spec);
         goto fail;
     }
     loss->kind = (Kind)k;
@@ -153,7 +154,7 @@ int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *t)
     loss->has_target = 0;
     if (loss->kind == KIND_TV)
         return percept_fail("the tv loss takes no target");
-    if (loss->kind <= KIND_L1) {
+    if (loss->kind <= KIND_SSIM_RIDGEWAY) {
         if (keep(loss, 0, t->data, *t, percept_tensor_numel(t)))
             return -1;
         loss->has_target = 1;
@@ -189,7 +190,7 @@ int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, 
     size_t n = percept_tensor_numel(x);
     if (loss->kind != KIND_TV && !loss->has_target)
         return percept_fail("the loss has no target (percept_loss_set_target)");
-    if (loss->kind <= KIND_L1 && !shape_matches(x, &loss->target_shape[0]))
+    if (loss->kind <= KIND_SSIM_RIDGEWAY && !shape_matches(x, &loss->target_shape[0]))
         return percept_fail("image of %d×%d×%d×%d does not match the target's %d×%d×%d×%d",
                             x->n, x->c, x->h, x->w, loss->target_shape[0].n,
                             loss->target_shape[0].c, loss->target_shape[0].h,
@@ -198,6 +199,20 @@ int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, 
     case KIND_MSE: *value = percept_loss_mse(x->data, loss->target[0], n, grad); return 0;
     case KIND_L1: *value = percept_loss_l1(x->data, loss->target[0], n, grad); return 0;
     case KIND_TV: *value = percept_loss_tv(x, grad); return 0;
+    case KIND_SSIM:
+    case KIND_SSIM_RIDGEWAY: {
+        /* the loss is 1 − SSIM; Ridgeway et al.: uniform 11×11 window and C1 = C2 (the value
+         * is not given: K1 = K2 = 0.01 here) */
+        const PerceptSsimConfig wang = PERCEPT_SSIM_WANG, ridgeway = {11, 0, 0.01f, 0.01f, 1};
+        double ssim;
+        if (percept_ssim(x, &loss->target_shape[0], loss->kind == KIND_SSIM ? &wang : &ridgeway,
+                         &ssim, grad))
+            return -1;
+        for (size_t i = 0; grad && i < n; i++)
+            grad[i] = -grad[i];
+        *value = 1.0 - ssim;
+        return 0;
+    }
     default: break;
     }
     PerceptTensor out;

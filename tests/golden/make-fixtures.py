@@ -195,6 +195,30 @@ def vgg_loss_fixture(path):
     print(f"{path.name}: feat {feat.item():.6g}, style {style_value.item():.6g}")
 
 
+def ssim_fixture(path):
+    """SSIM by scikit-image (Debian's python3-skimage) on crops of real photographs: the
+    astronaut, a blurred and noisy version of it, its negative (negative SSIM), a constant."""
+    import numpy as np
+    from scipy import ndimage
+    from skimage import data
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(5)
+    a = data.astronaut()[100:148, 180:244].astype(np.float32) / 255  # 48×64×3
+    b = ndimage.gaussian_filter(a, (1.2, 1.2, 0)) + rng.normal(0, 0.05, a.shape).astype(np.float32)
+    b = np.clip(b, 0, 1).astype(np.float32)
+    # the test makes the negative and the constant pair itself from x
+    pairs = {"noisy": (a, b), "negative": (a, 1 - a), "constant": (np.full_like(a, 0.5), np.full_like(a, 0.5))}
+    tensors = {"x": torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None],
+               "y": torch.from_numpy(np.ascontiguousarray(b.transpose(2, 0, 1)))[None]}
+    for name, (x, y) in pairs.items():
+        v = structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                  data_range=1, channel_axis=2)
+        tensors[f"ssim.{name}"] = torch.tensor([v], dtype=torch.float32)
+        print(f"{path.name}: {name} SSIM {v:.6f}")
+    write_safetensors(path, tensors, {"golden.note": "scikit-image structural_similarity, Gaussian σ 1.5"})
+
+
 def percept_arch(percept, *args):
     return json.loads(subprocess.check_output([percept, "arch", *args], text=True))
 
@@ -205,6 +229,7 @@ def main():
     percept = sys.argv[1]
     loss_fixture(HERE / "losses.safetensors")
     vgg_loss_fixture(HERE / "vgg-loss.safetensors")
+    ssim_fixture(HERE / "ssim.safetensors")
     torch.manual_seed(0)
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(1234)

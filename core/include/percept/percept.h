@@ -254,8 +254,20 @@ PERCEPT_API double percept_loss_adv_generator(const float *fake, int n, float *d
 /* 0 when all n values are finite; otherwise -1 with a message naming what and where. */
 PERCEPT_API int percept_loss_finite(const float *x, size_t n, const char *what);
 
+/* SSIM (Wang et al. 2004), per channel, averaged over valid window positions, channels and
+ * images; with grad non-NULL, d SSIM / d x (the loss is 1 − SSIM: negate it). */
+typedef struct {
+    int window;        /* taps per side: 11 */
+    float sigma;       /* Gaussian σ (1.5); 0 for a uniform window (Ridgeway et al.) */
+    float k1, k2;      /* 0.01, 0.03 */
+    float data_range;  /* 1 for 0..1 images */
+} PerceptSsimConfig;
+#define PERCEPT_SSIM_WANG {11, 1.5f, 0.01f, 0.03f, 1.0f}
+PERCEPT_API int percept_ssim(const PerceptTensor *x, const PerceptTensor *y,
+                             const PerceptSsimConfig *cfg, double *value, float *grad);
+
 /* A loss configured by a short string (docs/losses.md):
- *   mse | l1 | tv
+ *   mse | l1 | tv | ssim | ssim-ridgeway     (the SSIM losses are 1 − SSIM)
  *   feat:NET:LAYER            Johnson's feature reconstruction loss at one layer
  *   style:NET:LAYER,LAYER,…   Gram style loss summed over layers
  * NET is vgg16 (random weights fixed by seed 1: no download needed), vgg16#SEED, or
