@@ -177,7 +177,7 @@ static void check_specs(void)
               bad[i].spec, bad[i].expect, l ? "(accepted)" : percept_error());
         percept_loss_free(l);
     }
-    static const char *good[] = {"mse", "l1", "tv", "ssim", "ssim-ridgeway", "feat:vgg16:relu2_2", "feat:vgg16#42:relu1_1",
+    static const char *good[] = {"mse", "l1", "tv", "ssim", "ms-ssim", "ssim-ridgeway", "feat:vgg16:relu2_2", "feat:vgg16#42:relu1_1",
                                  "style:vgg16:relu1_2,relu2_2,relu3_3,relu4_3"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         PerceptLoss *l = percept_loss_new(good[i]);
@@ -320,6 +320,41 @@ static void check_ssim_gradient(void)
     }
 }
 
+static void check_ms_ssim(void)
+{
+    PerceptSafetensors *st = percept_st_read("golden/ms-ssim.safetensors");
+    CHECK(st != NULL, "ms-ssim fixture: %s", percept_error());
+    if (!st)
+        return;
+    const PerceptStTensor *x = percept_st_find(st, "x");
+    size_t n = x->numel;
+    float *y = malloc(sizeof(float) * n), *g = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) /* the fixture's formula, exact in float */
+        y[i] = 0.75f * x->data[i] + 0.125f + 0.015625f * (float)((7 * i) % 5);
+    PerceptTensor tx = {1, 2, 168, 172, x->data}, ty = {1, 2, 168, 172, y};
+    double v = NAN, want = percept_st_find(st, "ms_ssim")->data[0];
+    CHECK(percept_ms_ssim(&tx, &ty, &v, g) == 0, "ms-ssim: %s", percept_error());
+    CHECK(fabs(v - want) <= 1e-4, "MS-SSIM %.6f, pytorch-msssim's definition %.6f", v, want);
+    double sum = 0, want_sum = percept_st_find(st, "grad_sum_abs")->data[0];
+    for (size_t i = 0; i < n; i++)
+        sum += fabs(g[i]);
+    CHECK(fabs(sum - want_sum) <= 1e-3 * want_sum, "MS-SSIM gradient: sum |g| %.6g, PyTorch %.6g",
+          sum, want_sum);
+    /* element by element against autograd: finite differences of a float MS-SSIM near 1 are
+     * noisier than the gradient itself (the value's last digit is 6e-8) */
+    const float *sample = percept_st_find(st, "grad_sample")->data;
+    float got[64];
+    for (int j = 0; j < 64; j++)
+        got[j] = g[(size_t)j * 907 % n];
+    close_to("MS-SSIM gradient sample", got, sample, 64);
+    PerceptTensor small = {1, 2, 160, 172, x->data};
+    CHECK(percept_ms_ssim(&small, &small, &v, NULL) == -1 && strstr(percept_error(), "161"),
+          "too small for MS-SSIM: %s", percept_error());
+    free(y);
+    free(g);
+    percept_st_free(st);
+}
+
 int main(void)
 {
     PerceptSafetensors *st = percept_st_read("golden/losses.safetensors");
@@ -333,6 +368,7 @@ int main(void)
     check_vgg_losses();
     check_ssim();
     check_ssim_gradient();
+    check_ms_ssim();
     percept_st_free(st);
     return check_done("test-losses");
 }

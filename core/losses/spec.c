@@ -9,7 +9,9 @@
 #define MAX_LAYERS 13 /* every ReLU of VGG-16 */
 
 /* kinds up to KIND_SSIM_RIDGEWAY compare with a target image of the same shape */
-typedef enum { KIND_MSE, KIND_L1, KIND_SSIM, KIND_SSIM_RIDGEWAY, KIND_TV, KIND_FEAT, KIND_STYLE } Kind;
+typedef enum {
+    KIND_MSE, KIND_L1, KIND_SSIM, KIND_MS_SSIM, KIND_SSIM_RIDGEWAY, KIND_TV, KIND_FEAT, KIND_STYLE
+} Kind;
 
 struct PerceptLoss {
     Kind kind;
@@ -93,14 +95,15 @@ PerceptLoss *percept_loss_new(const char *spec)
     }
     const char *first = strchr(spec, ':'), *last = strrchr(spec, ':');
     size_t kind_len = first ? (size_t)(first - spec) : strlen(spec);
-    static const char *const kinds[] = {"mse", "l1", "ssim", "ssim-ridgeway", "tv", "feat", "style"};
+    static const char *const kinds[] = {"mse", "l1", "ssim", "ms-ssim", "ssim-ridgeway", "tv",
+                                        "feat", "style"};
     int k;
-    for (k = 0; k < 7; k++)
+    for (k = 0; k < 8; k++)
         if (strlen(kinds[k]) == kind_len && !strncmp(spec, kinds[k], kind_len))
             break;
-    if (k == 7) {
-        percept_fail("unknown loss '%.*s' in '%s' (mse, l1, ssim, ssim-ridgeway, tv, feat, "
-                     "style)", (int)kind_len, spec, spec);
+    if (k == 8) {
+        percept_fail("unknown loss '%.*s' in '%s' (mse, l1, ssim, ms-ssim, ssim-ridgeway, tv, "
+                     "feat, style)", (int)kind_len, spec, spec);
         goto fail;
     }
     loss->kind = (Kind)k;
@@ -199,6 +202,15 @@ int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, 
     case KIND_MSE: *value = percept_loss_mse(x->data, loss->target[0], n, grad); return 0;
     case KIND_L1: *value = percept_loss_l1(x->data, loss->target[0], n, grad); return 0;
     case KIND_TV: *value = percept_loss_tv(x, grad); return 0;
+    case KIND_MS_SSIM: {
+        double ms;
+        if (percept_ms_ssim(x, &loss->target_shape[0], &ms, grad))
+            return -1;
+        for (size_t i = 0; grad && i < n; i++)
+            grad[i] = -grad[i];
+        *value = 1.0 - ms;
+        return 0;
+    }
     case KIND_SSIM:
     case KIND_SSIM_RIDGEWAY: {
         /* the loss is 1 − SSIM; Ridgeway et al.: uniform 11×11 window and C1 = C2 (the value

@@ -219,6 +219,59 @@ def ssim_fixture(path):
     write_safetensors(path, tensors, {"golden.note": "scikit-image structural_similarity, Gaussian σ 1.5"})
 
 
+def ms_ssim_reference(X, Y, data_range=1.0, size=11, sigma=1.5, K=(0.01, 0.03),
+                      weights=(0.0448, 0.2856, 0.3001, 0.2363, 0.1333)):
+    """MS-SSIM exactly as pytorch-msssim (not on Debian) defines it, reimplemented here."""
+    coords = torch.arange(size, dtype=X.dtype) - size // 2
+    g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
+    win = (g / g.sum()).reshape(1, 1, 1, size).repeat(X.shape[1], 1, 1, 1)
+
+    def gfilter(t):
+        for i in range(2):
+            t = F.conv2d(t, win.transpose(2 + i, -1), groups=t.shape[1])
+        return t
+
+    def ssim(X, Y):
+        c1, c2 = (K[0] * data_range) ** 2, (K[1] * data_range) ** 2
+        mu1, mu2 = gfilter(X), gfilter(Y)
+        s1, s2 = gfilter(X * X) - mu1 ** 2, gfilter(Y * Y) - mu2 ** 2
+        s12 = gfilter(X * Y) - mu1 * mu2
+        cs_map = (2 * s12 + c2) / (s1 + s2 + c2)
+        ssim_map = (2 * mu1 * mu2 + c1) / (mu1 ** 2 + mu2 ** 2 + c1) * cs_map
+        return ssim_map.flatten(2).mean(-1), cs_map.flatten(2).mean(-1)
+
+    mcs = []
+    for i in range(len(weights)):
+        s, cs = ssim(X, Y)
+        if i < len(weights) - 1:
+            mcs.append(torch.relu(cs))
+            pad = [d % 2 for d in X.shape[2:]]
+            X, Y = F.avg_pool2d(X, 2, padding=pad), F.avg_pool2d(Y, 2, padding=pad)
+    stack = torch.stack(mcs + [torch.relu(s)], 0)
+    return torch.prod(stack ** torch.tensor(weights, dtype=X.dtype).view(-1, 1, 1), 0).mean()
+
+
+def ms_ssim_fixture(path):
+    """MS-SSIM on two channels of a 168×172 photograph crop (stored F16) and a version of it
+    the C test rebuilds exactly: y = 0.75 x + 0.125 + 0.015625 ((7 i) mod 5)."""
+    import numpy as np
+    from skimage import data
+    a = data.astronaut()[60:228, 150:322, :2].astype(np.float32) / 255
+    x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].half().float()
+    i = torch.arange(x.numel()).reshape(x.shape)
+    y = 0.75 * x + 0.125 + 0.015625 * ((7 * i) % 5).float()
+    xg = x.clone().requires_grad_(True)
+    v = ms_ssim_reference(xg, y)
+    v.backward()
+    # the gradient at 64 spread elements (index 907 j mod n), and its total magnitude
+    idx = (torch.arange(64) * 907) % x.numel()
+    write_safetensors(path, {"x": x.half(), "ms_ssim": v.detach().reshape(1),
+                             "grad_sample": xg.grad.flatten()[idx],
+                             "grad_sum_abs": xg.grad.abs().sum().reshape(1)},
+                      {"golden.note": "MS-SSIM as pytorch-msssim defines it"})
+    print(f"{path.name}: MS-SSIM {v.item():.6f}")
+
+
 def percept_arch(percept, *args):
     return json.loads(subprocess.check_output([percept, "arch", *args], text=True))
 
@@ -230,6 +283,7 @@ def main():
     loss_fixture(HERE / "losses.safetensors")
     vgg_loss_fixture(HERE / "vgg-loss.safetensors")
     ssim_fixture(HERE / "ssim.safetensors")
+    ms_ssim_fixture(HERE / "ms-ssim.safetensors")
     torch.manual_seed(0)
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(1234)

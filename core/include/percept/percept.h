@@ -266,8 +266,14 @@ typedef struct {
 PERCEPT_API int percept_ssim(const PerceptTensor *x, const PerceptTensor *y,
                              const PerceptSsimConfig *cfg, double *value, float *grad);
 
+/* MS-SSIM (Wang et al. 2003) as pytorch-msssim defines it: 5 scales, weights 0.0448 0.2856
+ * 0.3001 0.2363 0.1333, Gaussian window as SSIM; each side must be at least 161 pixels
+ * (an error otherwise). With grad non-NULL, d MS-SSIM / d x. */
+PERCEPT_API int percept_ms_ssim(const PerceptTensor *x, const PerceptTensor *y, double *value,
+                                float *grad);
+
 /* A loss configured by a short string (docs/losses.md):
- *   mse | l1 | tv | ssim | ssim-ridgeway     (the SSIM losses are 1 − SSIM)
+ *   mse | l1 | tv | ssim | ms-ssim | ssim-ridgeway     (SSIM losses are 1 − SSIM)
  *   feat:NET:LAYER            Johnson's feature reconstruction loss at one layer
  *   style:NET:LAYER,LAYER,…   Gram style loss summed over layers
  * NET is vgg16 (random weights fixed by seed 1: no download needed), vgg16#SEED, or
