@@ -166,6 +166,10 @@ static void check_specs(void)
         {"feat:vgg16:relu9_9", "unknown VGG-16 layer 'relu9_9'"},
         {"feat:vgg16:relu1_2,relu2_2", "too many layers"},
         {"style:vgg16:", "no layer given"},
+        {"mmd:q3", "bad MMD option 'q3'"},
+        {"mmd:p2.5", "whole number"},
+        {"mmd++:sigma-1", "bad MMD option 'sigma-1'"},
+        {"mmd:p31", "patch at most 15"},
         {"feat:vgg16#x1:relu1_1", "seed must be a number"},
         {"feat:vgg16@/nonexistent/vgg.safetensors:relu1_1", "/nonexistent/vgg.safetensors"},
         {"feat:vgg16@golden/losses.safetensors:relu1_1", "'features.0.weight' is missing"},
@@ -177,7 +181,8 @@ static void check_specs(void)
               bad[i].spec, bad[i].expect, l ? "(accepted)" : percept_error());
         percept_loss_free(l);
     }
-    static const char *good[] = {"mse", "l1", "tv", "ssim", "ms-ssim", "ssim-ridgeway", "feat:vgg16:relu2_2", "feat:vgg16#42:relu1_1",
+    static const char *good[] = {"mse", "l1", "tv", "ssim", "ms-ssim", "ssim-ridgeway", "mmd", "mmd:p3:w32:s16:sigma0.6",
+                                 "mmd++:p5:w16:s8:sigma0.75:f256:norm:seed9", "feat:vgg16:relu2_2", "feat:vgg16#42:relu1_1",
                                  "style:vgg16:relu1_2,relu2_2,relu3_3,relu4_3"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         PerceptLoss *l = percept_loss_new(good[i]);
@@ -355,6 +360,106 @@ static void check_ms_ssim(void)
     percept_st_free(st);
 }
 
+/* ---- MMD patch loss -------------------------------------------------------------------- */
+
+typedef struct {
+    PerceptTensor x, y;
+    PerceptMmdConfig cfg;
+    int plus;
+    double base;
+    float value[1];
+} MmdCase;
+
+static void eval_mmd(void *p)
+{
+    MmdCase *c = p;
+    double v;
+    (c->plus ? percept_mmd_plus : percept_mmd)(&c->x, &c->y, &c->cfg, &v, NULL);
+    c->value[0] = (float)(v - c->base);
+}
+
+/* exact (biased) MMD² of the 3×3 patches of two one-window images, Gaussian kernel */
+static double exact_mmd2(const float *a, const float *b, int h, int w, float sigma)
+{
+    int ho = h - 2, wo = w - 2, m = ho * wo;
+    double kxx = 0, kyy = 0, kxy = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < m; j++) {
+            double dxx = 0, dyy = 0, dxy = 0;
+            for (int u = 0; u < 3; u++)
+                for (int v = 0; v < 3; v++) {
+                    int pi = (i / wo + u) * w + i % wo + v, pj = (j / wo + u) * w + j % wo + v;
+                    dxx += pow(a[pi] - a[pj], 2);
+                    dyy += pow(b[pi] - b[pj], 2);
+                    dxy += pow(a[pi] - b[pj], 2);
+                }
+            kxx += exp(-dxx / (2 * sigma * sigma));
+            kyy += exp(-dyy / (2 * sigma * sigma));
+            kxy += exp(-dxy / (2 * sigma * sigma));
+        }
+    return (kxx + kyy - 2 * kxy) / ((double)m * m);
+}
+
+static void check_mmd(void)
+{
+    /* random features approximate the exact kernel MMD */
+    float a[12 * 12], b[12 * 12];
+    fill_uniform(a, 144, 31, 0, 1);
+    for (int i = 0; i < 144; i++)
+        b[i] = 0.5f * a[i] * a[i] + 0.3f; /* another patch distribution */
+    PerceptTensor ta = {1, 1, 12, 12, a}, tb = {1, 1, 12, 12, b};
+    PerceptMmdConfig wide = {3, 32, 16, 16384, 0.6f, 0, 5};
+    double v, exact = exact_mmd2(a, b, 12, 12, 0.6f);
+    CHECK(percept_mmd(&ta, &tb, &wide, &v, NULL) == 0 && fabs(v - exact) <= 0.05 * exact,
+          "MMD with 16384 random features %.5f, exact kernel MMD² %.5f", v, exact);
+    CHECK(percept_mmd(&ta, &ta, NULL, &v, NULL) == 0 && v == 0, "MMD of an image with itself %g", v);
+    double v1, v2, v3;
+    PerceptMmdConfig s1 = PERCEPT_MMD_DEFAULT, s2 = PERCEPT_MMD_DEFAULT;
+    s2.seed = 2;
+    percept_mmd(&ta, &tb, &s1, &v1, NULL);
+    percept_mmd(&ta, &tb, &s1, &v2, NULL);
+    percept_mmd(&ta, &tb, &s2, &v3, NULL);
+    CHECK(v1 == v2 && v1 != v3, "a seed fixes the features: %g %g %g", v1, v2, v3);
+    /* channel normalisation ignores a constant added to a channel */
+    float c[12 * 12];
+    for (int i = 0; i < 144; i++)
+        c[i] = a[i] + 0.25f;
+    PerceptTensor tc = {1, 1, 12, 12, c};
+    PerceptMmdConfig norm = PERCEPT_MMD_DEFAULT;
+    norm.channel_norm = 1;
+    CHECK(percept_mmd(&ta, &tc, &norm, &v, NULL) == 0 && v < 1e-10,
+          "channel-normalised MMD of a shifted image: %g", v);
+    CHECK(percept_mmd(&ta, &tc, NULL, &v, NULL) == 0 && v > 1e-4, "plain MMD sees the shift: %g", v);
+    PerceptTensor tiny = {1, 1, 2, 2, a};
+    CHECK(percept_mmd(&tiny, &tiny, NULL, &v, NULL) == -1 && strstr(percept_error(), "smaller"),
+          "image smaller than a patch: %s", percept_error());
+    CHECK(percept_mmd(&ta, &tiny, NULL, &v, NULL) == -1 && strstr(percept_error(), "differ"),
+          "sizes differ: %s", percept_error());
+
+    /* the configured loss is the same computation with the options it names */
+    PerceptLoss *l = percept_loss_new("mmd++:p5:w16:s8:sigma0.75:f256:norm:seed9");
+    PerceptMmdConfig named = {5, 16, 8, 256, 0.75f, 1, 9};
+    double lv = -1;
+    CHECK(l && percept_loss_set_target(l, &tb) == 0 && percept_loss_eval(l, &ta, &lv, NULL) == 0 &&
+          percept_mmd_plus(&ta, &tb, &named, &v, NULL) == 0 && lv == v,
+          "configured mmd++ %g vs %g", lv, v);
+    percept_loss_free(l);
+
+    /* gradients of MMD and MMD++ by finite differences, several windows */
+    static float x[2 * 3 * 20 * 18], y[2 * 3 * 20 * 18], g[2 * 3 * 20 * 18];
+    size_t n = sizeof x / sizeof *x;
+    fill_uniform(x, n, 41, 0, 1);
+    fill_uniform(y, n, 42, 0, 1);
+    for (int plus = 0; plus < 2; plus++) {
+        MmdCase mc = {{2, 3, 20, 18, x}, {2, 3, 20, 18, y}, {3, 8, 4, 64, 0.6f, plus, 3}, plus, 0, {0}};
+        CHECK((plus ? percept_mmd_plus : percept_mmd)(&mc.x, &mc.y, &mc.cfg, &mc.base, g) == 0,
+              "mmd: %s", percept_error());
+        float one[1] = {1};
+        gradcheck(plus ? "mmd++ (channel norm)" : "mmd", x, g, n, eval_mmd, &mc, mc.value, one, 1,
+                  1e-2f, 1e-2, 1e-3, 150);
+    }
+}
+
 int main(void)
 {
     PerceptSafetensors *st = percept_st_read("golden/losses.safetensors");
@@ -369,6 +474,7 @@ int main(void)
     check_ssim();
     check_ssim_gradient();
     check_ms_ssim();
+    check_mmd();
     percept_st_free(st);
     return check_done("test-losses");
 }

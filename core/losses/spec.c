@@ -1,5 +1,6 @@
 /* Losses configured by a short string ("feat:vgg16:relu2_2", ...), with their loss network
  * and the target they compare with. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +9,10 @@
 
 #define MAX_LAYERS 13 /* every ReLU of VGG-16 */
 
-/* kinds up to KIND_SSIM_RIDGEWAY compare with a target image of the same shape */
+/* kinds up to KIND_MMD_PLUS compare with a target image of the same shape */
 typedef enum {
-    KIND_MSE, KIND_L1, KIND_SSIM, KIND_MS_SSIM, KIND_SSIM_RIDGEWAY, KIND_TV, KIND_FEAT, KIND_STYLE
+    KIND_MSE, KIND_L1, KIND_SSIM, KIND_MS_SSIM, KIND_SSIM_RIDGEWAY, KIND_MMD, KIND_MMD_PLUS,
+    KIND_TV, KIND_FEAT, KIND_STYLE
 } Kind;
 
 struct PerceptLoss {
@@ -21,6 +23,7 @@ struct PerceptLoss {
     float *target[MAX_LAYERS];      /* image, features or Gram matrices per layer */
     PerceptTensor target_shape[MAX_LAYERS];
     int has_target;
+    PerceptMmdConfig mmd;
 };
 
 void percept_loss_free(PerceptLoss *loss)
@@ -85,6 +88,46 @@ static int parse_layers(PerceptLoss *loss, const char *list, int max, char *deep
     return loss->n_layers ? 0 : percept_fail("no layer given");
 }
 
+/* mmd options: p3 w32 s16 sigma0.6 f512 norm seed7, separated by ':' (defaults for the rest) */
+static int parse_mmd(PerceptMmdConfig *cfg, const char *opts)
+{
+    const PerceptMmdConfig def = PERCEPT_MMD_DEFAULT;
+    char buf[256];
+    *cfg = def;
+    snprintf(buf, sizeof buf, "%s", opts);
+    for (char *save = NULL, *tok = strtok_r(buf, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+        char *end = NULL;
+        double v = 0;
+        const char *num = !strncmp(tok, "sigma", 5) ? tok + 5 : !strncmp(tok, "seed", 4) ? tok + 4 :
+                          strchr("pwsf", tok[0]) ? tok + 1 : NULL;
+        if (!strcmp(tok, "norm")) {
+            cfg->channel_norm = 1;
+            continue;
+        }
+        if (num)
+            v = strtod(num, &end);
+        if (!num || end == num || *end || !(v > 0) || v > 1e9)
+            return percept_fail("bad MMD option '%s' (p3 w32 s16 sigma0.6 f512 norm seed1)", tok);
+        if (!strncmp(tok, "sigma", 5))
+            cfg->sigma = (float)v;
+        else if (!strncmp(tok, "seed", 4))
+            cfg->seed = (uint64_t)v;
+        else if (v != floor(v))
+            return percept_fail("MMD option '%s' needs a whole number", tok);
+        else if (tok[0] == 'p')
+            cfg->patch = (int)v;
+        else if (tok[0] == 'w')
+            cfg->window = (int)v;
+        else if (tok[0] == 's')
+            cfg->stride = (int)v;
+        else
+            cfg->features = (int)v;
+    }
+    if (cfg->patch > 15 || cfg->features > 65536)
+        return percept_fail("MMD: patch at most 15 and at most 65536 features");
+    return 0;
+}
+
 PerceptLoss *percept_loss_new(const char *spec)
 {
     PerceptLoss *loss = calloc(1, sizeof *loss);
@@ -95,18 +138,25 @@ PerceptLoss *percept_loss_new(const char *spec)
     }
     const char *first = strchr(spec, ':'), *last = strrchr(spec, ':');
     size_t kind_len = first ? (size_t)(first - spec) : strlen(spec);
-    static const char *const kinds[] = {"mse", "l1", "ssim", "ms-ssim", "ssim-ridgeway", "tv",
-                                        "feat", "style"};
+    static const char *const kinds[] = {"mse", "l1", "ssim", "ms-ssim", "ssim-ridgeway", "mmd",
+                                        "mmd++", "tv", "feat", "style"};
     int k;
-    for (k = 0; k < 8; k++)
+    for (k = 0; k < 10; k++)
         if (strlen(kinds[k]) == kind_len && !strncmp(spec, kinds[k], kind_len))
             break;
-    if (k == 8) {
-        percept_fail("unknown loss '%.*s' in '%s' (mse, l1, ssim, ms-ssim, ssim-ridgeway, tv, "
-                     "feat, style)", (int)kind_len, spec, spec);
+    if (k == 10) {
+        percept_fail("unknown loss '%.*s' in '%s' (mse, l1, ssim, ms-ssim, ssim-ridgeway, mmd, "
+                     "mmd++, tv, feat, style)", (int)kind_len, spec, spec);
         goto fail;
     }
     loss->kind = (Kind)k;
+    if (loss->kind == KIND_MMD || loss->kind == KIND_MMD_PLUS) {
+        if (parse_mmd(&loss->mmd, first ? first + 1 : "")) {
+            percept_fail_prefix("loss '%s': ", spec);
+            goto fail;
+        }
+        return loss;
+    }
     if (loss->kind <= KIND_TV) {
         if (first) {
             percept_fail("loss '%s' takes no options", spec);
@@ -157,7 +207,7 @@ int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *t)
     loss->has_target = 0;
     if (loss->kind == KIND_TV)
         return percept_fail("the tv loss takes no target");
-    if (loss->kind <= KIND_SSIM_RIDGEWAY) {
+    if (loss->kind <= KIND_MMD_PLUS) {
         if (keep(loss, 0, t->data, *t, percept_tensor_numel(t)))
             return -1;
         loss->has_target = 1;
@@ -193,7 +243,7 @@ int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, 
     size_t n = percept_tensor_numel(x);
     if (loss->kind != KIND_TV && !loss->has_target)
         return percept_fail("the loss has no target (percept_loss_set_target)");
-    if (loss->kind <= KIND_SSIM_RIDGEWAY && !shape_matches(x, &loss->target_shape[0]))
+    if (loss->kind <= KIND_MMD_PLUS && !shape_matches(x, &loss->target_shape[0]))
         return percept_fail("image of %d×%d×%d×%d does not match the target's %d×%d×%d×%d",
                             x->n, x->c, x->h, x->w, loss->target_shape[0].n,
                             loss->target_shape[0].c, loss->target_shape[0].h,
@@ -202,6 +252,10 @@ int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, 
     case KIND_MSE: *value = percept_loss_mse(x->data, loss->target[0], n, grad); return 0;
     case KIND_L1: *value = percept_loss_l1(x->data, loss->target[0], n, grad); return 0;
     case KIND_TV: *value = percept_loss_tv(x, grad); return 0;
+    case KIND_MMD:
+        return percept_mmd(x, &loss->target_shape[0], &loss->mmd, value, grad);
+    case KIND_MMD_PLUS:
+        return percept_mmd_plus(x, &loss->target_shape[0], &loss->mmd, value, grad);
     case KIND_MS_SSIM: {
         double ms;
         if (percept_ms_ssim(x, &loss->target_shape[0], &ms, grad))

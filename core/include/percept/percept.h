@@ -272,8 +272,25 @@ PERCEPT_API int percept_ssim(const PerceptTensor *x, const PerceptTensor *y,
 PERCEPT_API int percept_ms_ssim(const PerceptTensor *x, const PerceptTensor *y, double *value,
                                 float *grad);
 
+/* The MMD patch loss of Amir & Weiss (docs/losses.md): MMD between the distributions of
+ * P×P patches in W×W windows (stride S) under a Gaussian kernel of bandwidth σ, through
+ * `features` random Fourier features drawn from `seed` (the same everywhere). With grad
+ * non-NULL, d value / d x. percept_mmd_plus is MMD++: 0.001 L2 + 0.05 local patch term + MMD. */
+typedef struct {
+    int patch, window, stride, features;
+    float sigma;
+    int channel_norm;  /* 1: ignore each channel's mean within a patch */
+    uint64_t seed;
+} PerceptMmdConfig;
+#define PERCEPT_MMD_DEFAULT {3, 32, 16, 512, 0.6f, 0, 1}
+PERCEPT_API int percept_mmd(const PerceptTensor *x, const PerceptTensor *y,
+                            const PerceptMmdConfig *cfg, double *value, float *grad);
+PERCEPT_API int percept_mmd_plus(const PerceptTensor *x, const PerceptTensor *y,
+                                 const PerceptMmdConfig *cfg, double *value, float *grad);
+
 /* A loss configured by a short string (docs/losses.md):
  *   mse | l1 | tv | ssim | ms-ssim | ssim-ridgeway     (SSIM losses are 1 − SSIM)
+ *   mmd[:OPTS] | mmd++[:OPTS]  OPTS: p3:w32:s16:sigma0.6:f512[:norm][:seed1]
  *   feat:NET:LAYER            Johnson's feature reconstruction loss at one layer
  *   style:NET:LAYER,LAYER,…   Gram style loss summed over layers
  * NET is vgg16 (random weights fixed by seed 1: no download needed), vgg16#SEED, or
