@@ -460,6 +460,64 @@ static void check_mmd(void)
     }
 }
 
+/* ---- metrics ------------------------------------------------------------------------ */
+
+static void check_metrics(void)
+{
+    enum { H = 40, W = 36, N = 3 * H * W };
+    static float a[2 * N], b[2 * N];
+    fill_uniform(a, 2 * N, 51, 0, 1);
+    for (int i = 0; i < 2 * N; i++)
+        b[i] = a[i] + (i % 2 ? 0.1f : -0.1f); /* MSE 0.01: 20 dB */
+    PerceptTensor ta = {1, 3, H, W, a}, tb = {1, 3, H, W, b};
+    CHECK(fabs(percept_psnr(&ta, &tb) - 20.0) < 1e-4, "PSNR %g, expected 20 dB", percept_psnr(&ta, &tb));
+    CHECK(isinf(percept_psnr(&ta, &ta)), "PSNR of identical images should be infinite");
+    /* Y of a grey shift of 0.1 in every channel: 0.1 · (65.481 + 128.553 + 24.966) = 21.9 */
+    for (int i = 0; i < N; i++)
+        b[i] = a[i] + 0.1f;
+    double want = 10 * log10(255.0 * 255.0 / (21.9 * 21.9));
+    CHECK(fabs(percept_psnr_y(&ta, &tb, 4) - want) < 1e-3, "PSNR(Y) %g, expected %g",
+          percept_psnr_y(&ta, &tb, 4), want);
+    CHECK(isnan(percept_psnr_y(&ta, &tb, 20)) && strstr(percept_error(), "border"),
+          "border too large: %s", percept_error());
+    PerceptTensor grey = {1, 1, H, W, a};
+    CHECK(isnan(percept_psnr(&ta, &grey)) && strstr(percept_error(), "differ"), "sizes differ");
+    /* normalised Euclidean error: the other image of a set of two is exactly 100% away */
+    fill_uniform(b, 2 * N, 52, 0, 1);
+    PerceptTensor set = {2, 3, H, W, b}, swapped = {2, 3, H, W, a};
+    memcpy(a, b + N, sizeof(float) * N);
+    memcpy(a + N, b, sizeof(float) * N);
+    CHECK(fabs(percept_normalized_euclidean(&swapped, &set) - 1.0) < 1e-6,
+          "normalised error of swapped images %g", percept_normalized_euclidean(&swapped, &set));
+    CHECK(percept_normalized_euclidean(&set, &set) == 0, "normalised error of identical sets");
+    /* SWD: zero for identical images, growing with the amount of noise added */
+    static float img[3 * 64 * 64], blurred[3 * 64 * 64], noisy[3 * 64 * 64];
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 64; x++) {
+                float v = 0.5f + 0.4f * sinf(0.7f * x + c) * cosf(0.45f * y);
+                img[(c * 64 + y) * 64 + x] = v;
+            }
+    for (int i = 0; i < 3 * 64 * 64; i++) {
+        int x = i % 64;
+        (void)x;
+        blurred[i] = img[i] + 0.02f * (float)((i * 7919) % 11 - 5);  /* strong noise */
+        noisy[i] = img[i] + 0.002f * (float)((i * 7919) % 11 - 5);   /* weak noise */
+    }
+    PerceptTensor ti = {1, 3, 64, 64, img}, tbl = {1, 3, 64, 64, blurred}, tn = {1, 3, 64, 64, noisy};
+    double levels[8], mean0, mean_blur, mean_noise;
+    int nl;
+    CHECK(percept_swd(&ti, &ti, levels, 8, &nl, &mean0) == 0 && nl == 3 && mean0 == 0,
+          "SWD of an image with itself: %g over %d levels", mean0, nl);
+    percept_swd(&ti, &tbl, levels, 8, &nl, &mean_blur);
+    percept_swd(&ti, &tn, levels, 8, &nl, &mean_noise);
+    CHECK(mean_blur > mean_noise && mean_noise > 0, "SWD strong noise %g, weak noise %g", mean_blur,
+          mean_noise);
+    PerceptTensor small = {1, 3, 12, 64, img};
+    CHECK(percept_swd(&small, &small, NULL, 0, NULL, &mean0) == -1 && strstr(percept_error(), "16"),
+          "SWD too small: %s", percept_error());
+}
+
 int main(void)
 {
     PerceptSafetensors *st = percept_st_read("golden/losses.safetensors");
@@ -475,6 +533,7 @@ int main(void)
     check_ssim_gradient();
     check_ms_ssim();
     check_mmd();
+    check_metrics();
     percept_st_free(st);
     return check_done("test-losses");
 }

@@ -288,6 +288,24 @@ PERCEPT_API int percept_mmd(const PerceptTensor *x, const PerceptTensor *y,
 PERCEPT_API int percept_mmd_plus(const PerceptTensor *x, const PerceptTensor *y,
                                  const PerceptMmdConfig *cfg, double *value, float *grad);
 
+/* ---- metrics (no gradients) ----------------------------------------------------------- */
+
+/* PSNR over all channels of 0..1 images (+inf for identical images; NaN with a message
+ * for images of different sizes). */
+PERCEPT_API double percept_psnr(const PerceptTensor *a, const PerceptTensor *b);
+/* PSNR on luma as SR papers report it: BT.601 Y on the 16..235 scale, peak 255, `border`
+ * pixels cropped from each side (usually the scale factor). */
+PERCEPT_API double percept_psnr_y(const PerceptTensor *a, const PerceptTensor *b, int border);
+/* DeePSiM's normalised Euclidean error over a set of n ≥ 2 image pairs: mean ‖a_i − b_i‖
+ * divided by the mean distance between different references ‖b_i − b_j‖ (1.0 = as far as a
+ * random other image of the set). */
+PERCEPT_API double percept_normalized_euclidean(const PerceptTensor *a, const PerceptTensor *b);
+/* Sliced Wasserstein distance (×10³) between 7×7 patches of the Laplacian pyramids of a and
+ * b (Karras et al.: 128 patches per image and level, 512 random directions, levels down to
+ * 16 px), per level (up to max_levels) and their mean. Deterministic. */
+PERCEPT_API int percept_swd(const PerceptTensor *a, const PerceptTensor *b, double *levels,
+                            int max_levels, int *n_levels, double *mean);
+
 /* A loss configured by a short string (docs/losses.md):
  *   mse | l1 | tv | ssim | ms-ssim | ssim-ridgeway     (SSIM losses are 1 − SSIM)
  *   mmd[:OPTS] | mmd++[:OPTS]  OPTS: p3:w32:s16:sigma0.6:f512[:norm][:seed1]
