@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "percept/percept.h"
 
-static const char usage[] =
+const char percept_usage[] =
     "Usage: percept COMMAND [OPTIONS]\n"
     "\n"
     "Perceptual-loss networks for GEGL and GIMP.\n"
@@ -29,6 +30,9 @@ static const char usage[] =
     "              vgg16       VGG-16 features (--layer relu5_3), torchvision names\n"
     "  arch KIND [kind options]\n"
     "        Print the architecture JSON that init would write.\n"
+    "  compare A B [--json] [--border N]\n"
+    "        Image quality metrics between two images of the same size, any format GEGL\n"
+    "        loads: PSNR (RGB and on Y, N border pixels cropped), SSIM, MS-SSIM, SWD, MMD.\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help and exit\n"
@@ -87,7 +91,7 @@ static int cmd_info(int argc, char **argv)
         if (c == 's' && parse_size(optarg, &w, &h))
             return fail_usage("--size expects WxH, e.g. 512x512");
         if (c == 'h') {
-            fputs(usage, stdout);
+            fputs(percept_usage, stdout);
             return 0;
         }
         if (c == '?')
@@ -229,7 +233,7 @@ static int cmd_init(int argc, char **argv, int print_only)
         case 'S': o.seed = strtoull(optarg, NULL, 10); break;
         case 'f': o.fp16 = 1; break;
         case 'I': o.input_255 = 1; break;
-        case 'h': fputs(usage, stdout); return 0;
+        case 'h': fputs(percept_usage, stdout); return 0;
         default: return 2;
         }
         if (bad)
@@ -279,7 +283,7 @@ int main(int argc, char **argv)
         return fail_usage("no command given");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        fputs(usage, stdout);
+        fputs(percept_usage, stdout);
         return 0;
     }
     if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
@@ -292,6 +296,15 @@ int main(int argc, char **argv)
         return cmd_init(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "arch"))
         return cmd_init(argc - 1, argv + 1, 1);
+    if (!strcmp(cmd, "compare")) {
+#ifdef PERCEPT_HAVE_GEGL
+        return cmd_compare(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "percept: this percept was built without GEGL, which compare needs to "
+                        "load images (install libgegl-dev and rebuild)\n");
+        return 1;
+#endif
+    }
     char msg[256];
     snprintf(msg, sizeof msg, "unknown command '%.100s'", cmd);
     return fail_usage(msg);

@@ -1,0 +1,10 @@
+/* The percept command's pieces: each subcommand in its own file. */
+#ifndef PERCEPT_CLI_H
+#define PERCEPT_CLI_H
+
+extern const char percept_usage[];
+
+/* percept compare A B [--json] [--border N] (needs GEGL to load images) */
+int cmd_compare(int argc, char **argv);
+
+#endif
