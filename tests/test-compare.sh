@@ -40,7 +40,9 @@ printf 'not an image' > "$tmp/junk.png"
 expect junk 1 "junk.png: GEGL could not load" -- "$percept" compare "$tmp/junk.png" "$tmp/a.ppm"
 expect one-arg 2 "needs two images" -- "$percept" compare "$tmp/a.ppm"
 "$percept" compare --json "$tmp/a.ppm" "$tmp/b.ppm" > "$tmp/out.json"
-if python3 - "$tmp" <<'PY'
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3   # Debian's, where python3-skimage lives
+if "$py" - "$tmp" <<'PY'
 import json, sys
 tmp = sys.argv[1]
 r = json.load(open(f"{tmp}/out.json"))

@@ -98,8 +98,45 @@ static void eval_loss(void *p)
     }
 }
 
+typedef struct {
+    int which; /* 0 kl (mu), 1 kl (logvar), 2 discriminator real, 3 discriminator fake, 4 generator */
+    float *u, *v;
+    float value[1];
+} ProbCase;
+
+static void eval_prob(void *p)
+{
+    ProbCase *c = p;
+    double r = c->which < 2 ? percept_loss_kl(c->u, c->v, 4, 2, NULL, NULL)
+               : c->which < 4 ? percept_loss_adv_discriminator(c->u, c->v, 8, NULL, NULL)
+                              : percept_loss_adv_generator(c->u, 8, NULL);
+    c->value[0] = (float)r;
+}
+
+static void check_probabilistic_gradients(void)
+{
+    static const char *names[] = {"kl d mu", "kl d logvar", "adv_d d real", "adv_d d fake",
+                                  "adv_g d fake"};
+    for (int which = 0; which < 5; which++) {
+        float u[8], v[8], gu[8], gv[8], one[1] = {1};
+        fill_uniform(u, 8, 61 + which, -2, 2);
+        fill_uniform(v, 8, 71 + which, -2, 2);
+        ProbCase c = {which, u, v, {0}};
+        if (which < 2)
+            percept_loss_kl(u, v, 4, 2, gu, gv);
+        else if (which < 4)
+            percept_loss_adv_discriminator(u, v, 8, gu, gv);
+        else
+            percept_loss_adv_generator(u, 8, gu);
+        int second = which == 1 || which == 3;
+        gradcheck(names[which], second ? v : u, second ? gv : gu, 8, eval_prob, &c, c.value, one,
+                  1, 1e-3f, 1e-2, 1e-4, 8);
+    }
+}
+
 static void check_finite_differences(void)
 {
+    check_probabilistic_gradients();
     static const char *names[] = {"mse", "tv", "style", "l1"};
     for (int which = 0; which < 4; which++) {
         float x[2 * 3 * 5 * 4], t[2 * 3 * 5 * 4], grad[2 * 3 * 5 * 4], one[1] = {1};
@@ -202,6 +239,9 @@ static void check_specs(void)
     b[3] = NAN;
     CHECK(percept_loss_set_target(l, &tb) == -1 && strstr(percept_error(), "NaN"),
           "NaN target: %s", percept_error());
+    a[7] = NAN;
+    CHECK(percept_loss_eval(l, &ta, &v, NULL) == -1 && strstr(percept_error(), "NaN at index 7"),
+          "NaN image: %s", percept_error());
     percept_loss_free(l);
 }
 

@@ -241,6 +241,9 @@ int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *t)
 int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, float *grad)
 {
     size_t n = percept_tensor_numel(x);
+    /* a NaN image would give a NaN loss and poison training: refuse it */
+    if (percept_loss_finite(x->data, n, "image"))
+        return -1;
     if (loss->kind != KIND_TV && !loss->has_target)
         return percept_fail("the loss has no target (percept_loss_set_target)");
     if (loss->kind <= KIND_MMD_PLUS && !shape_matches(x, &loss->target_shape[0]))
