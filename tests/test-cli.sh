@@ -5,20 +5,7 @@ percept="$1"
 tmp="${PERCEPT_TEST_TMP:-/tmp}/test-cli.$$"
 mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-
-expect() { # expect NAME WANT_RC PATTERN -- command...
-    local name="$1" want="$2" pattern="$3"; shift 4
-    local out rc
-    out=$("$@" 2>&1); rc=$?
-    if [ "$rc" -eq "$want" ] && grep -qE -- "$pattern" <<<"$out"; then
-        pass=$((pass + 1))
-    else
-        fail=$((fail + 1))
-        echo "FAIL $name: rc=$rc (want $want), output did not match /$pattern/:"
-        sed 's/^/    /' <<<"$out" | head -20
-    fi
-}
+. "$(dirname "$0")/expect.sh"
 
 expect help 0 "^Usage: percept COMMAND" -- "$percept" --help
 expect help-short 0 "Commands:" -- "$percept" -h

@@ -23,14 +23,7 @@ ppm(f"{tmp}/a.ppm", 200, 180, base)
 ppm(f"{tmp}/b.ppm", 200, 180, lambda x, y, c: max(0, min(255, base(x, y, c) + random.randint(-12, 12))))
 ppm(f"{tmp}/small.ppm", 100, 80, base)
 PY
-pass=0 fail=0
-expect() { # NAME WANT_RC PATTERN -- command
-    local name="$1" want="$2" pattern="$3"; shift 4
-    local out rc
-    out=$("$@" 2>&1); rc=$?
-    if [ "$rc" -eq "$want" ] && grep -qE -- "$pattern" <<<"$out"; then pass=$((pass + 1))
-    else fail=$((fail + 1)); echo "FAIL $name: rc=$rc want $want, /$pattern/ not in:"; sed 's/^/    /' <<<"$out"; fi
-}
+. "$(dirname "$0")/expect.sh"
 expect identical 0 "SSIM \(gaussian, sigma 1.5\) +1\.000000" -- "$percept" compare "$tmp/a.ppm" "$tmp/a.ppm"
 expect identical-psnr 0 "PSNR \(RGB\) +inf dB" -- "$percept" compare "$tmp/a.ppm" "$tmp/a.ppm"
 expect small-ms-ssim 0 "MS-SSIM \(5 scales\) +n/a" -- "$percept" compare "$tmp/small.ppm" "$tmp/small.ppm"

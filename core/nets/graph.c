@@ -356,9 +356,10 @@ static int parse_node(PerceptNet *net, int idx, const cJSON *o)
     return 0;
 }
 
+/* at most PARAM_SLOTS parameters per node */
 static int count_params(const cJSON *nodes)
 {
-    return 4 * cJSON_GetArraySize(nodes);
+    return PARAM_SLOTS * cJSON_GetArraySize(nodes);
 }
 
 static PerceptNet *net_parse(const char *arch_json)
@@ -458,7 +459,6 @@ PerceptNet *percept_net_from_arch(const char *arch_json, uint64_t seed)
         return NULL;
     }
     init_params(net, seed);
-    /* Shapes are checked once at a nominal size so a malformed graph fails at load. */
     return net;
 }
 
