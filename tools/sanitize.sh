@@ -8,6 +8,11 @@ if [ ! -f build-asan/build.ninja ]; then
         --buildtype=debugoptimized >/dev/null
 fi
 ninja -C build-asan
-# leaks are reported too; UBSan findings fail the run
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    meson test -C build-asan --print-errorlogs --timeout-multiplier 4 "$@"
+# Leaks are reported too and UBSan findings fail the run — except leak reports from the
+# tests that run GEGL (suite 'gegl'): GEGL, babl and their plugins keep allocations until exit
+# and unload the plugins, which LeakSanitizer reports without a usable stack.
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    meson test -C build-asan --print-errorlogs --timeout-multiplier 4 --no-suite gegl "$@"
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+    meson test -C build-asan --print-errorlogs --timeout-multiplier 4 --suite gegl "$@"
