@@ -145,6 +145,17 @@ static void check_planning(void)
     percept_net_free(a);
     percept_net_free(b);
     free(arch);
+
+    /* switching to training mode on a planned size replans: dropout needs room for its mask */
+    PerceptNet *h = percept_net_from_arch(head_arch, 2);
+    float hx[2 * 3 * 8 * 8];
+    fill_uniform(hx, sizeof hx / sizeof *hx, 3, -1, 1);
+    PerceptTensor hin = {2, 3, 8, 8, hx}, hout;
+    CHECK(percept_net_forward(h, &hin, &hout) == 0, "eval forward: %s", percept_error());
+    percept_net_set_training(h, 1);
+    CHECK(percept_net_forward(h, &hin, &hout) == 0 && h->plan.training == 1 &&
+          h->plan.saved_floats >= 2 * 5, "training forward after eval did not replan");
+    percept_net_free(h);
 }
 
 static void check_save_load(void)

@@ -100,7 +100,7 @@ static size_t cpu_saved_floats(const PerceptNet *net, const Node *nd, int grad)
         return shape_numel(nd->out); /* argmax, int32 in float-sized slots */
     case OP_DROPOUT:
     case OP_REPARAM:
-        return net->training ? shape_numel(nd->out) : 0; /* mask / noise */
+        return net->plan.training ? shape_numel(nd->out) : 0; /* mask / noise */
     default:
         return 0;
     }
@@ -163,7 +163,7 @@ static void cpu_forward(PerceptNet *net, const Node *nd)
         instance_norm_forward(out, saved, saved + in.n * in.c, x, w, b, in.n, in.c, hw, nd->eps);
         break;
     case OP_BATCH_NORM:
-        if (net->training)
+        if (net->plan.training)
             batch_norm_forward_train(out, saved, saved + in.c, net_param(net, nd, PARAM_RUNNING_MEAN),
                                      net_param(net, nd, PARAM_RUNNING_VAR), x, w, b, in.n, in.c,
                                      hw, nd->eps, nd->momentum);
@@ -226,7 +226,7 @@ static void cpu_forward(PerceptNet *net, const Node *nd)
         break;
     }
     case OP_DROPOUT:
-        if (net->training && nd->p > 0)
+        if (net->plan.training && nd->p > 0)
             dropout_forward(out, saved, x, n, nd->p, node_seed(net, nd));
         else
             memcpy(out, x, n * sizeof(float));
@@ -235,7 +235,7 @@ static void cpu_forward(PerceptNet *net, const Node *nd)
         binary_forward(out, x, n, nd->threshold, nd->low, nd->high);
         break;
     case OP_REPARAM:
-        if (net->training) {
+        if (net->plan.training) {
             reparam_forward(out, saved, x, in.n, nd->out.c, hw, node_seed(net, nd));
         } else {
             /* inference decodes the mean: the first half of the channels */
@@ -302,7 +302,7 @@ static void cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
                                hw);
         return;
     case OP_BATCH_NORM:
-        if (net->training)
+        if (net->plan.training)
             batch_norm_backward(dx, dw, db, dout, x, saved, saved + in.c, w, in.n, in.c, hw);
         else
             batch_norm_backward_eval(dx, dw, db, dout, x, net_param(net, nd, PARAM_RUNNING_MEAN),
@@ -374,7 +374,7 @@ static void cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
         break;
     }
     case OP_DROPOUT:
-        if (net->training && nd->p > 0)
+        if (net->plan.training && nd->p > 0)
             dropout_backward(dx, dout, saved, n);
         else
             memcpy(dx, dout, n * sizeof(float));
@@ -383,7 +383,7 @@ static void cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
         binary_backward(dx, dout, n);
         break;
     case OP_REPARAM:
-        if (net->training) {
+        if (net->plan.training) {
             reparam_backward(dx, dout, x, saved, in.n, nd->out.c, hw);
         } else {
             size_t half = (size_t)nd->out.c * hw;

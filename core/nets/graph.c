@@ -726,7 +726,10 @@ static int prepare(PerceptNet *net, const PerceptTensor *in)
     Shape s = {in->n, in->c, in->h, in->w};
     int grad = net->grad || net->training;
     Plan *pl = &net->plan;
-    if (!pl->valid || memcmp(&pl->in, &s, sizeof s) || pl->grad != grad)
+    /* the plan depends on the size, on keeping activations, and on training mode (dropout
+     * and reparameterisation save their noise only when training) */
+    if (!pl->valid || memcmp(&pl->in, &s, sizeof s) || pl->grad != grad ||
+        pl->training != net->training)
         if (plan_build(net, s, grad))
             return -1;
     return 0;

@@ -63,6 +63,7 @@ typedef struct {
     int valid;
     Shape in;
     int grad;                        /* activations kept for backward */
+    int training;                    /* dropout masks and VAE noise need saved memory */
     float *act;  size_t act_floats;  /* input copy at offset 0, then node outputs */
     float *saved; size_t saved_floats;
     float *work; size_t work_floats; /* shared scratch (conv im2col) */

@@ -220,6 +220,7 @@ int plan_build(PerceptNet *net, Shape in, int grad)
     Plan *pl = &net->plan;
     pl->in = in;
     pl->grad = grad;
+    pl->training = net->training;
     pl->act_floats = assign_offsets(net, grad);
     size_t saved = 0, work = 0, grads = 0, tmp = shape_numel(in);
     for (int i = 0; i < net->n_nodes; i++) {
