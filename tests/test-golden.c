@@ -17,8 +17,8 @@ static void compare(const char *fixture, const char *what, const float *got, con
     }
     int ok = diff <= 1e-4 * scale + 1e-6;
     CHECK(ok, "%s %s: max error %.3g (max |value| %.3g)", fixture, what, diff, scale);
-    if (getenv("GOLDEN_VERBOSE"))
-        printf("  %-12s %-28s max err %.2e  rel %.2e\n", fixture, what, diff, diff / (scale + 1e-30));
+    printf("  %-13s %-30s max err %.2e  rel %.2e%s\n", fixture, what, diff, diff / (scale + 1e-30),
+           ok ? "" : "  FAIL");
 }
 
 static const PerceptStTensor *need(const PerceptSafetensors *st, const char *name)

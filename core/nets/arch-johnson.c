@@ -1,7 +1,12 @@
 /* Johnson et al.'s style network with the module names of pytorch/examples'
  * fast_neural_style TransformerNet, so its state_dict converts by copying tensors:
- * reflection-padded convolutions, instance norm, five residual blocks, and nearest
- * upsampling + convolution instead of fractional-stride convolution (no checkerboard). */
+ * reflection-padded convolutions (pad k/2), affine instance norm (eps 1e-5, the format's
+ * defaults), residual blocks without a ReLU after the sum, and nearest upsampling ×2 +
+ * convolution instead of fractional-stride convolution (no checkerboard artefacts).
+ * Non-parameter nodes get names of their own (relu1, res1.relu, res1.add,
+ * deconv1.upsample, ...). With input_255 the network works on 0..255 as those checkpoints
+ * expect: scale_in multiplies the 0..1 input by 255, scale_out divides the result by 255
+ * and is the output. tools/convert-fast-neural-style.py builds the same JSON in Python. */
 #include <stdio.h>
 
 #include "arch-build.h"
@@ -20,9 +25,14 @@ static void conv_in_relu(ArchBuilder *ab, const char *conv, const char *norm, co
 
 char *percept_arch_johnson(const PerceptJohnsonOpts *o)
 {
+    if (!o) {
+        percept_fail("Johnson net: no options");
+        return NULL;
+    }
     const int b = o->base;
     if (b < 1 || b > 1024 || o->res_blocks < 0 || o->res_blocks > 64) {
-        percept_fail("Johnson net: base width must be 1..1024 and residual blocks 0..64");
+        percept_fail("Johnson net: base width must be 1..1024 and residual blocks 0..64 "
+                     "(got base %d, %d blocks)", b, o->res_blocks);
         return NULL;
     }
     ArchBuilder ab;

@@ -1,12 +1,19 @@
 /* Super-resolution networks.
- * PERCEPT_SR_JOHNSON follows Johnson et al.'s supplementary material: 9×9 conv, residual
- * blocks of two 3×3 convs with batch norm, one ×2 stage per factor of two, 9×9 conv and a
- * scaled tanh to 0..1. Each ×2 stage is nearest upsampling + 3×3 conv rather than a
- * fractional-stride conv, which avoids checkerboard artefacts. Batch norm in eval mode is
- * a per-channel affine map, so tiles of an image agree exactly.
- * PERCEPT_SR_SHUFFLE works at the input resolution and ends in one pixel shuffle; blocks
- * have no normalisation (as EDSR found better for SR) and the network predicts a residual
- * over nearest upsampling of its input. */
+ * PERCEPT_SR_JOHNSON follows Johnson et al. (section 3 and the supplementary material):
+ * "all non-residual convolutional layers are followed by spatial batch normalization and
+ * ReLU, with the exception of the output layer", so: 9×9 conv (3→C) + BN + ReLU; residual
+ * blocks of Gross & Wilber's design, conv 3×3 + BN + ReLU + conv 3×3 + BN, added to the
+ * block input; one ×2 stage per factor of two; 9×9 conv (C→3) and a scaled tanh
+ * 0.5·tanh + 0.5 to 0..1 (the paper's scaled tanh targets 0..255). Each ×2 stage is
+ * nearest upsampling + 3×3 conv + BN + ReLU instead of the paper's fractional-stride
+ * conv: the same receptive field and cost class, without checkerboard artefacts. Batch
+ * norm in eval mode is a per-channel affine map, so tiles of an image agree exactly.
+ * Every conv uses reflection padding (no dark borders; the style net does the same).
+ * PERCEPT_SR_SHUFFLE is the cheap variant that works at the input resolution: 5×5 conv +
+ * ReLU, residual blocks without normalisation (conv + ReLU + conv, as EDSR found better
+ * for SR, and nothing batch-dependent), 3×3 conv to 3·scale² channels and one pixel
+ * shuffle; the network predicts a residual over nearest upsampling of its input (one
+ * extra add: training starts from a sensible image and learns only the detail). */
 #include <stdio.h>
 
 #include "arch-build.h"
@@ -42,6 +49,10 @@ static void residual_block(ArchBuilder *ab, int i, int ch, int norm, char *block
 
 char *percept_arch_sr(const PerceptSrOpts *o)
 {
+    if (!o) {
+        percept_fail("super-resolution net: no options");
+        return NULL;
+    }
     const int ch = o->channels;
     if (o->scale != 2 && o->scale != 4 && o->scale != 8) {
         percept_fail("super-resolution scale must be 2, 4 or 8 (got %d)", o->scale);
@@ -49,7 +60,9 @@ char *percept_arch_sr(const PerceptSrOpts *o)
     }
     if (ch < 1 || ch > 1024 || o->res_blocks < 0 || o->res_blocks > 64 ||
         (o->kind != PERCEPT_SR_JOHNSON && o->kind != PERCEPT_SR_SHUFFLE)) {
-        percept_fail("super-resolution net: channels must be 1..1024, blocks 0..64");
+        percept_fail("super-resolution net: kind must be johnson or shuffle, channels "
+                     "1..1024, blocks 0..64 (got kind %d, %d channels, %d blocks)",
+                     (int)o->kind, ch, o->res_blocks);
         return NULL;
     }
     const int johnson = o->kind == PERCEPT_SR_JOHNSON;

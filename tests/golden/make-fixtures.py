@@ -95,7 +95,24 @@ class TransformerNet(torch.nn.Module):
         return self.deconv3(y)
 
 
+def reachable(arch):
+    """Names of the nodes the output depends on (a dead node would go untested)."""
+    nodes, prev, ins = arch["nodes"], "input", {}
+    for nd in nodes:
+        ins[nd["name"]] = nd.get("in", [prev])
+        prev = nd["name"]
+    seen, todo = set(), [arch.get("output", prev)]
+    while todo:
+        n = todo.pop()
+        if n != "input" and n not in seen:
+            seen.add(n)
+            todo += ins[n]
+    return seen
+
+
 def fixture(path, arch, params, x, training, gen, note):
+    dead = [nd["name"] for nd in arch["nodes"] if nd["name"] not in reachable(arch)]
+    assert not dead, f"{path.name}: nodes not reaching the output: {dead}"
     x = x.clone().requires_grad_(True)
     before = {k: v.detach().clone() for k, v in params.items()}
     y = run_arch(arch, params, x, training)
@@ -112,7 +129,9 @@ def fixture(path, arch, params, x, training, gen, note):
     meta = {"percept.arch": json.dumps(arch), "golden.mode": "train" if training else "eval",
             "golden.note": note, "golden.torch": torch.__version__}
     write_safetensors(path, tensors, meta)
-    print(f"{path.name}: output {tuple(y.shape)}, {sum(t.numel() for t in tensors.values())} values")
+    live = (x.grad != 0).float().mean().item()
+    print(f"{path.name}: output {tuple(y.shape)}, {sum(t.numel() for t in tensors.values())} values, "
+          f"{100 * live:.0f}% of d input nonzero")
 
 
 def loss_fixture(path):
@@ -307,19 +326,27 @@ def main():
     fixture(HERE / "sr4.safetensors", arch, random_params(arch, gen),
             torch.rand((1, 3, 10, 12), generator=gen), False, gen, "SR x4 (Johnson), eval batch norm")
 
-    # (c) DeePSiM discriminator for 32x32 inputs, width 4, eval mode (dropout off)
-    arch = percept_arch(percept, "discriminator", "--size", "32", "--base", "4")
+    # (c) DeePSiM discriminator sized for 64 (the paper's 7x7 stride-4 first conv; at 32 the
+    # builder has to drop that stride), width 2, eval mode (dropout off); a non-square batch,
+    # zero-centred so that no first-layer channel is dead
+    arch = percept_arch(percept, "discriminator", "--size", "64", "--base", "2")
+    assert arch["nodes"][0]["stride"] == 4
     fixture(HERE / "discriminator.safetensors", arch, random_params(arch, gen),
-            torch.rand((2, 3, 32, 32), generator=gen), False, gen, "DeePSiM discriminator, width 4")
+            torch.rand((2, 3, 64, 72), generator=gen) - 0.5, False, gen,
+            "DeePSiM discriminator for 64, width 2")
 
-    # (d) a VGG-like stack exercising the remaining ops, batch norm with batch statistics
+    # (d) a VGG-like stack exercising the remaining ops and non-default attributes (no conv
+    # bias, instance norm without affine, output_pad, padded max pool on signed values, batch
+    # norm eps/momentum), batch norm with batch statistics; every node reaches the output
     arch = {"format": 1, "name": "vgg-like", "input_channels": 3, "nodes": [
         {"name": "normalize", "op": "channel_affine", "scale": [4.37, 4.46, 4.44], "shift": [-2.12, -2.04, -1.8]},
         {"name": "features.0", "op": "conv2d", "cin": 3, "cout": 6, "k": 3, "pad": 1},
         {"name": "features.1", "op": "relu"},
         {"name": "features.2", "op": "max_pool", "k": 2},
-        {"name": "features.3", "op": "conv2d", "cin": 6, "cout": 8, "k": 3, "pad": 1},
-        {"name": "bn", "op": "batch_norm", "c": 8},
+        {"name": "mp", "op": "max_pool", "in": ["features.0"], "k": 3, "stride": 2, "pad": 1},
+        {"name": "merge", "op": "add", "in": ["features.2", "mp"]},
+        {"name": "features.3", "op": "conv2d", "cin": 6, "cout": 8, "k": 3, "pad": 1, "bias": False},
+        {"name": "bn", "op": "batch_norm", "c": 8, "eps": 1e-3, "momentum": 0.3},
         {"name": "act", "op": "leaky_relu", "alpha": 0.2},
         {"name": "pool", "op": "avg_pool", "k": 3, "stride": 2, "pad": 1},
         {"name": "up", "op": "conv_transpose2d", "cin": 8, "cout": 8, "k": 4, "pad": 1},
@@ -327,11 +354,14 @@ def main():
         {"name": "gate", "op": "sigmoid"},
         {"name": "both", "op": "concat", "in": ["gate", "features.1"]},
         {"name": "mix", "op": "conv2d", "cin": 8, "cout": 4, "k": 5, "stride": 2, "pad": 2, "pad_mode": "reflect"},
+        {"name": "inorm", "op": "instance_norm", "c": 4, "affine": False},
         {"name": "squash", "op": "tanh"},
-        {"name": "gap", "op": "global_avg_pool", "in": ["mix"]},
+        {"name": "gap", "op": "global_avg_pool"},
         {"name": "fc", "op": "linear", "fin": 4, "fout": 16},
         {"name": "grid", "op": "reshape", "c": 1, "h": 4, "w": 4},
         {"name": "up2", "op": "upsample_nearest", "factor": 2},
+        {"name": "deconv", "op": "conv_transpose2d", "cin": 1, "cout": 2, "k": 3, "stride": 2, "pad": 1,
+         "output_pad": 1, "bias": False},
         {"name": "out", "op": "scaled_tanh", "scale": 2.0, "shift": 0.25},
     ]}
     fixture(HERE / "vgg-like.safetensors", arch, random_params(arch, gen),
