@@ -119,7 +119,11 @@ int main(int argc, char **argv)
     }
     openblas_set_num_threads(threads);
     omp_set_num_threads(threads);
-    if (pytorch && system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0)
+    /* Debian's PyTorch by default; PERCEPT_PYTHON picks another (the GPU machine's venv) */
+    const char *python = getenv("PERCEPT_PYTHON") ? getenv("PERCEPT_PYTHON") : "/usr/bin/python3";
+    char probe[600];
+    snprintf(probe, sizeof probe, "%s -c 'import torch' 2>/dev/null", python);
+    if (pytorch && system(probe) != 0)
         pytorch = 0;
     double floor_rate = sgemm_rate();
     printf("OpenBLAS core: %s, threads: %d\n", openblas_get_corename(), threads);
@@ -174,7 +178,7 @@ int main(int argc, char **argv)
             fwrite(out.data, sizeof(float), percept_tensor_numel(&out), f);
             fclose(f);
             percept_net_save(net, weights, PERCEPT_DTYPE_F32, NULL, 0);
-            snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/pytorch-forward.py %s %d %d %s %d",
+            snprintf(cmd, sizeof cmd, "%s %s/pytorch-forward.py %s %d %d %s %d", python,
                      BENCH_DIR, weights, s, threads, output, runs);
             FILE *p = popen(cmd, "r");
             double pt_ms = 0, diff = -1;

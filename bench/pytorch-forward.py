@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """PyTorch side of bench/cpu-forward: the same network (weights and architecture from the
 safetensors file percept wrote), the same input, the same thread count, eval mode, no
 autograd. Prints "median_ms max_abs_diff" (the difference against percept's output)."""

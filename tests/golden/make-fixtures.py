@@ -326,18 +326,18 @@ def main():
     fixture(HERE / "sr4.safetensors", arch, random_params(arch, gen),
             torch.rand((1, 3, 10, 12), generator=gen), False, gen, "SR x4 (Johnson), eval batch norm")
 
-    # (c) DeePSiM discriminator sized for 64 (the paper's 7x7 stride-4 first conv; at 32 the
-    # builder has to drop that stride), width 2, eval mode (dropout off); a non-square batch,
-    # zero-centred so that no first-layer channel is dead
+    # (c) DeePSiM discriminator as the paper sizes it for 64x64 (first conv 7x7 stride 2, last
+    # map 4x4), width 2, eval mode (dropout off); a non-square batch, zero-centred so that no
+    # first-layer channel is dead. (Stride 4 would need 111+ pixels: vgg-like has a 7x7/4 conv.)
     arch = percept_arch(percept, "discriminator", "--size", "64", "--base", "2")
-    assert arch["nodes"][0]["stride"] == 4
     fixture(HERE / "discriminator.safetensors", arch, random_params(arch, gen),
-            torch.rand((2, 3, 64, 72), generator=gen) - 0.5, False, gen,
-            "DeePSiM discriminator for 64, width 2")
+            torch.rand((2, 3, 60, 64), generator=gen) - 0.5, False, gen,
+            "DeePSiM discriminator for 64x64, width 2")
 
-    # (d) a VGG-like stack exercising the remaining ops and non-default attributes (no conv
-    # bias, instance norm without affine, output_pad, padded max pool on signed values, batch
-    # norm eps/momentum), batch norm with batch statistics; every node reaches the output
+    # (d) a VGG-like stack exercising the remaining ops and non-default attributes (a 7x7
+    # stride-4 conv whose windows do not tile the input, conv without bias, instance norm
+    # without affine, output_pad, padded max pool on signed values, batch norm eps and
+    # momentum), batch norm with batch statistics; every node reaches the output
     arch = {"format": 1, "name": "vgg-like", "input_channels": 3, "nodes": [
         {"name": "normalize", "op": "channel_affine", "scale": [4.37, 4.46, 4.44], "shift": [-2.12, -2.04, -1.8]},
         {"name": "features.0", "op": "conv2d", "cin": 3, "cout": 6, "k": 3, "pad": 1},
@@ -349,7 +349,9 @@ def main():
         {"name": "bn", "op": "batch_norm", "c": 8, "eps": 1e-3, "momentum": 0.3},
         {"name": "act", "op": "leaky_relu", "alpha": 0.2},
         {"name": "pool", "op": "avg_pool", "k": 3, "stride": 2, "pad": 1},
-        {"name": "up", "op": "conv_transpose2d", "cin": 8, "cout": 8, "k": 4, "pad": 1},
+        {"name": "s4", "op": "conv2d", "in": ["normalize"], "cin": 3, "cout": 2, "k": 7, "stride": 4, "pad": 3},
+        {"name": "pools", "op": "concat", "in": ["pool", "s4"]},
+        {"name": "up", "op": "conv_transpose2d", "cin": 10, "cout": 8, "k": 4, "pad": 1},
         {"name": "shuffle", "op": "pixel_shuffle", "r": 2},
         {"name": "gate", "op": "sigmoid"},
         {"name": "both", "op": "concat", "in": ["gate", "features.1"]},

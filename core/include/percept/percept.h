@@ -159,8 +159,9 @@ PERCEPT_API void percept_net_set_noise_seed(PerceptNet *net, uint64_t seed);
  * later call with the same size allocates nothing. */
 PERCEPT_API int percept_net_forward(PerceptNet *net, const PerceptTensor *in,
                                     PerceptTensor *out);
-/* Backward after a training-mode forward: dout has the output's shape. Parameter
- * gradients accumulate; din (input's shape) is written when non-NULL. */
+/* Backward after a forward with gradients enabled (training mode or percept_net_set_grad;
+ * in eval mode batch norm's gradient uses the running statistics): dout has the output's
+ * shape. Parameter gradients accumulate; din (input's shape) is written when non-NULL. */
 PERCEPT_API int percept_net_backward(PerceptNet *net, const float *dout, float *din);
 /* The output of a named node after forward (e.g. "features.8" of VGG-16). */
 PERCEPT_API int percept_net_node_output(PerceptNet *net, const char *node, PerceptTensor *out);
