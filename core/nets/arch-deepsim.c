@@ -8,9 +8,9 @@
  * on their difference) and the loss on a logit is computed as a numerically stable softplus.
  * Sized to the input by the first conv's stride: the paper uses 2 at 64×64 (last map 4×4)
  * and 4 for 227×227 ImageNet crops (last map 11×11). Rule: the largest of 4, 2, 1 that
- * leaves a last feature map of at least 4×4; if none does (inputs under 59 pixels with
- * stride 2), the largest that leaves at least 1×1. That gives 2 for 59..110, 4 from 111, and
- * stride 1 down to the smallest input, 21 pixels.
+ * leaves a last feature map of at least 4×4, else (inputs under 31 pixels) the largest that
+ * leaves at least 1×1. So: stride 1 for 21..58 pixels, 2 for 59..110, 4 from 111 on;
+ * 20 pixels and less are refused.
  *
  * Autoencoder (paper Table 2, 64×64 STL-10 crops): all layers convolutional or
  * up-convolutional, LeakyReLU α = 0.3. Encoder 5×5/2 32, 3×3 32, 5×5/2 64, 3×3 64,

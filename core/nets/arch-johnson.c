@@ -6,7 +6,8 @@
  * Non-parameter nodes get names of their own (relu1, res1.relu, res1.add,
  * deconv1.upsample, ...). With input_255 the network works on 0..255 as those checkpoints
  * expect: scale_in multiplies the 0..1 input by 255, scale_out divides the result by 255
- * and is the output (tools/convert-fast-neural-style.py asks `percept arch` for it). */
+ * and is the output. tools/convert-fast-neural-style.py builds the same JSON in Python
+ * (and with --percept checks it against `percept arch johnson --input-255`). */
 #include <stdio.h>
 
 #include "arch-build.h"
