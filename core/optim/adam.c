@@ -1,5 +1,9 @@
 /* Adam (Kingma & Ba) with PyTorch's semantics: bias-corrected moments, eps added after the
- * square root; weight decay decoupled (AdamW) when set. State saves as safetensors. */
+ * square root of v̂; weight decay decoupled (AdamW: p *= 1 − lr·wd) when set. The state is
+ * an ordinary safetensors file: tensors adam.m and adam.v, the step and settings as
+ * metadata. */
+#include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +14,10 @@
 int percept_adam_init(PerceptAdam *a, size_t count, PerceptAdamConfig cfg)
 {
     memset(a, 0, sizeof *a);
-    if (!(cfg.lr > 0) || !(cfg.beta1 >= 0 && cfg.beta1 < 1) || !(cfg.beta2 >= 0 && cfg.beta2 < 1) ||
-        !(cfg.eps > 0) || !(cfg.weight_decay >= 0))
+    /* written as !(ok) so NaN settings are refused too */
+    if (!(cfg.lr > 0 && isfinite(cfg.lr)) || !(cfg.beta1 >= 0 && cfg.beta1 < 1) ||
+        !(cfg.beta2 >= 0 && cfg.beta2 < 1) || !(cfg.eps > 0 && isfinite(cfg.eps)) ||
+        !(cfg.weight_decay >= 0 && isfinite(cfg.weight_decay)))
         return percept_fail("Adam: invalid settings (lr %g, betas %g/%g, eps %g, decay %g)",
                             cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
     a->m = calloc(count ? count : 1, sizeof(float));
@@ -36,52 +42,92 @@ void percept_adam_step(PerceptAdam *a, float *params, const float *grads)
 {
     const PerceptAdamConfig c = a->cfg;
     a->step++;
-    const float bc1 = 1.0f - (float)pow(c.beta1, (double)a->step);
-    const float bc2 = 1.0f - (float)pow(c.beta2, (double)a->step);
-    const float step_size = c.lr / bc1, decay = c.lr * c.weight_decay;
-    const float rbc2 = 1.0f / sqrtf(bc2);
+    /* scalars in double, then rounded once, as PyTorch computes them in Python */
+    const double t = (double)a->step;
+    const float step_size = (float)(c.lr / (1.0 - pow(c.beta1, t)));
+    const float bc2_sqrt = (float)sqrt(1.0 - pow(c.beta2, t));
+    const float keep = (float)(1.0 - (double)c.lr * c.weight_decay);
+    const float b1 = c.beta1, b2 = c.beta2, eps = c.eps;
+    const int decay = c.weight_decay > 0;
     float *m = a->m, *v = a->v;
-#pragma omp parallel for simd schedule(static)
+    /* every element on its own: the result cannot depend on the thread count */
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < a->count; i++) {
-        float g = grads[i];
-        m[i] = c.beta1 * m[i] + (1.0f - c.beta1) * g;
-        v[i] = c.beta2 * v[i] + (1.0f - c.beta2) * g * g;
-        params[i] -= decay * params[i];
-        params[i] -= step_size * m[i] / (sqrtf(v[i]) * rbc2 + c.eps);
+        const float g = grads[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * g;
+        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+        float p = decay ? params[i] * keep : params[i];
+        params[i] = p - step_size * (m[i] / (sqrtf(v[i]) / bc2_sqrt + eps));
     }
 }
 
+/* ---- checkpoints ------------------------------------------------------------------- */
+
 int percept_adam_save(const PerceptAdam *a, const char *path)
 {
-    char step[32], cfg[160];
-    snprintf(step, sizeof step, "%lld", (long long)a->step);
-    snprintf(cfg, sizeof cfg, "lr=%.9g beta1=%.9g beta2=%.9g eps=%.9g weight_decay=%.9g",
-             a->cfg.lr, a->cfg.beta1, a->cfg.beta2, a->cfg.eps, a->cfg.weight_decay);
+    if (a->count > (size_t)INT64_MAX)
+        return percept_fail("%s: Adam state too large", path);
+    /* %.9g prints a float exactly; the settings are recorded so a checkpoint documents
+     * itself, the step is what load restores */
+    char val[7][40];
+    snprintf(val[0], sizeof val[0], "%" PRId64, a->step);
+    snprintf(val[1], sizeof val[1], "%zu", a->count);
+    snprintf(val[2], sizeof val[2], "%.9g", a->cfg.lr);
+    snprintf(val[3], sizeof val[3], "%.9g", a->cfg.beta1);
+    snprintf(val[4], sizeof val[4], "%.9g", a->cfg.beta2);
+    snprintf(val[5], sizeof val[5], "%.9g", a->cfg.eps);
+    snprintf(val[6], sizeof val[6], "%.9g", a->cfg.weight_decay);
+    PerceptStMeta meta[7] = {{"adam.step", val[0]},  {"adam.count", val[1]},
+                             {"adam.lr", val[2]},    {"adam.beta1", val[3]},
+                             {"adam.beta2", val[4]}, {"adam.eps", val[5]},
+                             {"adam.weight_decay", val[6]}};
     PerceptStWrite t[2] = {{"adam.m", PERCEPT_DTYPE_F32, 1, {(int64_t)a->count}, a->m},
                            {"adam.v", PERCEPT_DTYPE_F32, 1, {(int64_t)a->count}, a->v}};
-    PerceptStMeta meta[2] = {{"adam.step", step}, {"adam.config", cfg}};
-    return percept_st_write(path, t, 2, meta, 2);
+    return percept_st_write(path, t, 2, meta, 7);
 }
 
+/* A non-negative decimal integer, the whole string; -1 otherwise. */
+static int64_t parse_step(const char *s)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    return *end || errno ? -1 : (int64_t)v;
+}
+
+static int check_moments(const PerceptStTensor *m, const PerceptStTensor *v, size_t count,
+                         const char *path)
+{
+    if (!m || !v)
+        return percept_fail("%s: not an Adam state (no tensors adam.m and adam.v)", path);
+    if (m->numel != count || v->numel != count)
+        return percept_fail("%s: Adam state is for %zu parameters, this network has %zu", path,
+                            m->numel != count ? m->numel : v->numel, count);
+    /* v is a running mean of squares: a negative entry would make sqrt() NaN */
+    for (size_t i = 0; i < count; i++)
+        if (v->data[i] < 0)
+            return percept_fail("%s: adam.v[%zu] is negative (%g)", path, i, v->data[i]);
+    return 0;
+}
+
+/* Restores m, v and the step. The settings stay the caller's (a resumed run may lower the
+ * learning rate); a is untouched when loading fails. */
 int percept_adam_load(PerceptAdam *a, const char *path)
 {
     PerceptSafetensors *st = percept_st_read(path);
     if (!st)
-        return -1;
+        return -1; /* the reader's message names the file */
     const PerceptStTensor *m = percept_st_find(st, "adam.m"), *v = percept_st_find(st, "adam.v");
-    const char *step = percept_st_meta(st, "adam.step");
-    char *end = NULL;
-    long long s = step ? strtoll(step, &end, 10) : -1;
-    int rc = 0;
-    if (!m || !v || !step || *end || s < 0)
-        rc = percept_fail("%s: not an Adam state (adam.m, adam.v, adam.step)", path);
-    else if (m->numel != a->count || v->numel != a->count)
-        rc = percept_fail("%s: Adam state is for %zu parameters, this network has %zu", path,
-                          m->numel, a->count);
-    else {
+    int64_t step = parse_step(percept_st_meta(st, "adam.step"));
+    int rc = check_moments(m, v, a->count, path);
+    if (!rc && step < 0)
+        rc = percept_fail("%s: adam.step is missing or not a non-negative integer", path);
+    if (!rc) {
         memcpy(a->m, m->data, sizeof(float) * a->count);
         memcpy(a->v, v->data, sizeof(float) * a->count);
-        a->step = s;
+        a->step = step;
     }
     percept_st_free(st);
     return rc;
