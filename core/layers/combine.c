@@ -12,37 +12,29 @@ void add_forward(float *out, const float *a, const float *b, size_t n)
         out[i] = a[i] + b[i];
 }
 
-/* Copies between the joined tensor (n, sum cs, hw) and its parts (n, cs[k], hw); parts[k]
- * may be NULL (skipped) when splitting. */
-static void concat_copy(float *joined, float *const *parts, const int *cs, int count, int n,
-                        int hw, int join)
-{
-    int total = 0;
-    for (int k = 0; k < count; k++)
-        total += cs[k];
-    for (int b = 0; b < n; b++) {
-        size_t off = (size_t)b * total * hw;
-        for (int k = 0; k < count; k++) {
-            size_t len = (size_t)cs[k] * hw;
-            if (join)
-                memcpy(joined + off, parts[k] + (size_t)b * len, sizeof(float) * len);
-            else if (parts[k])
-                memcpy(parts[k] + (size_t)b * len, joined + off, sizeof(float) * len);
-            off += len;
-        }
-    }
-}
-
+/* Along channels, each image of the joined tensor is its parts' images one after another. */
 void concat_forward(float *out, const float *const *ins, const int *cs, int count, int n, int hw)
 {
-    // ins[k] (n, cs[k], hw) -> out (n, sum cs, hw); the inputs are only read
-    concat_copy(out, (float *const *)ins, cs, count, n, hw, 1);
+    // ins[k] (n, cs[k], hw) -> out (n, sum cs, hw)
+    for (int b = 0; b < n; b++)
+        for (int k = 0; k < count; k++) {
+            size_t len = (size_t)cs[k] * hw;
+            memcpy(out, ins[k] + (size_t)b * len, sizeof(float) * len);
+            out += len;
+        }
 }
 
 void concat_backward(float *const *dins, const float *dout, const int *cs, int count, int n,
                      int hw)
 {
-    concat_copy((float *)dout, dins, cs, count, n, hw, 0); /* dout is only read */
+    // dout (n, sum cs, hw) -> dins[k] (n, cs[k], hw); a NULL dins[k] is skipped
+    for (int b = 0; b < n; b++)
+        for (int k = 0; k < count; k++) {
+            size_t len = (size_t)cs[k] * hw;
+            if (dins[k])
+                memcpy(dins[k] + (size_t)b * len, dout, sizeof(float) * len);
+            dout += len;
+        }
 }
 
 void linear_forward(float *out, const float *in, const float *weight, const float *bias, int n,
@@ -59,6 +51,7 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout,
                      const float *in, const float *weight, int n, int fin, int fout)
 {
+    // dout (n, fout) -> din (n, fin) = dout · weight; dweight (fout, fin) += doutᵀ · in
     if (din)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fin, fout, 1.0f, dout, fout,
                     weight, fin, 0.0f, din, fin);
@@ -71,24 +64,39 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
                 dbias[o] += dout[(size_t)b * fout + o];
 }
 
+/* Planes are split into blocks for the threads: an RGB image has only three planes. */
+enum { AFFINE_BLOCK = 16384 };
+
 void channel_affine_forward(float *out, const float *in, const float *scale, const float *shift,
                             int n, int c, int hw)
 {
-#pragma omp parallel for schedule(static)
-    for (int p = 0; p < n * c; p++) {
-        float a = scale[p % c], b = shift[p % c];
-        for (int i = 0; i < hw; i++)
-            out[(size_t)p * hw + i] = in[(size_t)p * hw + i] * a + b;
-    }
+    // in, out (n, c, hw); scale, shift (c)
+    const int blocks = (hw + AFFINE_BLOCK - 1) / AFFINE_BLOCK;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int p = 0; p < n * c; p++)
+        for (int k = 0; k < blocks; k++) {
+            const float a = scale[p % c], b = shift[p % c];
+            const size_t base = (size_t)p * hw;
+            const size_t lo = (size_t)k * AFFINE_BLOCK;
+            const size_t hi = lo + AFFINE_BLOCK < (size_t)hw ? lo + AFFINE_BLOCK : (size_t)hw;
+            for (size_t i = lo; i < hi; i++)
+                out[base + i] = in[base + i] * a + b;
+        }
 }
 
 void channel_affine_backward(float *din, const float *dout, const float *scale, int n, int c,
                              int hw)
 {
-#pragma omp parallel for schedule(static)
-    for (int p = 0; p < n * c; p++) {
-        float a = scale[p % c];
-        for (int i = 0; i < hw; i++)
-            din[(size_t)p * hw + i] = dout[(size_t)p * hw + i] * a;
-    }
+    // dout, din (n, c, hw); the shift has no gradient (it is fixed)
+    const int blocks = (hw + AFFINE_BLOCK - 1) / AFFINE_BLOCK;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int p = 0; p < n * c; p++)
+        for (int k = 0; k < blocks; k++) {
+            const float a = scale[p % c];
+            const size_t base = (size_t)p * hw;
+            const size_t lo = (size_t)k * AFFINE_BLOCK;
+            const size_t hi = lo + AFFINE_BLOCK < (size_t)hw ? lo + AFFINE_BLOCK : (size_t)hw;
+            for (size_t i = lo; i < hi; i++)
+                din[base + i] = dout[base + i] * a;
+        }
 }

@@ -1,5 +1,11 @@
-/* Nearest upsampling, pixel shuffle and pooling (PyTorch semantics). */
-#include <float.h>
+/* Nearest upsampling, pixel shuffle and pooling (PyTorch semantics).
+ *
+ * Upsampling and pixel shuffle run on whole images (1024² × 64 channels), where they are
+ * bound by memory bandwidth: the loops go over output rows so that writes are contiguous,
+ * and parallelise over (image, channel, row) so that a 3-channel output still splits
+ * evenly across threads. Every output element is written by exactly one thread with a
+ * fixed summation order, so results do not depend on the thread count. */
+#include <math.h>
 #include <string.h>
 
 #include "layers.h"
@@ -7,74 +13,78 @@
 void upsample_nearest_forward(float *out, const float *in, int n, int c, int h, int w, int f)
 {
     // in (n,c,h,w) -> out (n,c,h*f,w*f)
-    const int wo = w * f;
+    const size_t wo = (size_t)w * f;
+    const long rows = (long)n * c * h;
 #pragma omp parallel for schedule(static)
-    for (int p = 0; p < n * c; p++) {
-        const float *src = in + (size_t)p * h * w;
-        float *dst = out + (size_t)p * h * w * f * f;
-        for (int y = 0; y < h; y++) {
-            float *row = dst + (size_t)y * f * wo;
-            for (int x = 0; x < w; x++)
-                for (int j = 0; j < f; j++)
-                    row[x * f + j] = src[(size_t)y * w + x];
-            for (int i = 1; i < f; i++)
-                memcpy(row + (size_t)i * wo, row, sizeof(float) * wo);
-        }
+    for (long q = 0; q < rows; q++) {
+        const float *src = in + (size_t)q * w;
+        float *dst = out + (size_t)q * f * wo; /* input row q becomes output rows q*f.. */
+        for (int x = 0; x < w; x++)
+            for (int j = 0; j < f; j++)
+                dst[(size_t)x * f + j] = src[x];
+        for (int i = 1; i < f; i++)
+            memcpy(dst + i * wo, dst, sizeof(float) * wo);
     }
 }
 
 void upsample_nearest_backward(float *din, const float *dout, int n, int c, int h, int w, int f)
 {
-    const int wo = w * f;
+    // dout (n,c,h*f,w*f) -> din (n,c,h,w): each input pixel sums its f×f block
+    const size_t wo = (size_t)w * f;
+    const long rows = (long)n * c * h;
 #pragma omp parallel for schedule(static)
-    for (int p = 0; p < n * c; p++) {
-        const float *src = dout + (size_t)p * h * w * f * f;
-        float *dst = din + (size_t)p * h * w;
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) {
-                float acc = 0;
-                for (int i = 0; i < f; i++)
-                    for (int j = 0; j < f; j++)
-                        acc += src[((size_t)y * f + i) * wo + x * f + j];
-                dst[(size_t)y * w + x] = acc;
+    for (long q = 0; q < rows; q++) {
+        const float *src = dout + (size_t)q * f * wo;
+        float *dst = din + (size_t)q * w;
+        for (int x = 0; x < w; x++)
+            dst[x] = 0.0f;
+        for (int i = 0; i < f; i++) /* row by row: dout is read contiguously */
+            for (int x = 0; x < w; x++)
+                for (int j = 0; j < f; j++)
+                    dst[x] += src[i * wo + (size_t)x * f + j];
+    }
+}
+
+/* out[b][ch][y*r+i][x*r+j] = in[b][ch*r*r + i*r + j][y][x] (torch pixel_shuffle). Row q of
+ * the input planes (b, ch, y) feeds output rows y*r .. y*r+r-1 of plane (b, ch). */
+void pixel_shuffle_forward(float *out, const float *in, int n, int c, int h, int w, int r)
+{
+    // in (n, c*r*r, h, w) -> out (n, c, h*r, w*r)
+    const size_t plane = (size_t)h * w, wo = (size_t)w * r;
+    const long rows = (long)n * c * h;
+#pragma omp parallel for schedule(static)
+    for (long q = 0; q < rows; q++) {
+        const long bc = q / h, y = q % h;
+        const float *src = in + (size_t)bc * r * r * plane + (size_t)y * w;
+        float *dst = out + (size_t)q * r * wo;
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j < r; j++) {
+                const float *s = src + (size_t)(i * r + j) * plane;
+                float *d = dst + i * wo + j;
+                for (int x = 0; x < w; x++)
+                    d[(size_t)x * r] = s[x];
             }
     }
 }
 
-/* Moves values between the channel-stacked layout (n, c·r·r, h, w) and the shuffled one
- * (n, c, h·r, w·r): shuffled[c][y·r+i][x·r+j] = stacked[c·r·r + i·r + j][y][x]. The
- * backward pass of a permutation is the inverse permutation. */
-static void shuffle_copy(float *shuffled, float *stacked, int n, int c, int h, int w, int r,
-                         int to_shuffled)
-{
-    const int wo = w * r;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < n; b++)
-        for (int ch = 0; ch < c; ch++)
-            for (int i = 0; i < r; i++)
-                for (int j = 0; j < r; j++) {
-                    float *plane = stacked + (((size_t)b * c + ch) * r * r + i * r + j) * h * w;
-                    float *big = shuffled + ((size_t)b * c + ch) * h * r * wo;
-                    for (int y = 0; y < h; y++)
-                        for (int x = 0; x < w; x++) {
-                            float *a = &big[((size_t)y * r + i) * wo + x * r + j];
-                            float *p = &plane[(size_t)y * w + x];
-                            if (to_shuffled)
-                                *a = *p;
-                            else
-                                *p = *a;
-                        }
-                }
-}
-
-void pixel_shuffle_forward(float *out, const float *in, int n, int c, int h, int w, int r)
-{
-    shuffle_copy(out, (float *)in, n, c, h, w, r, 1); /* in is only read */
-}
-
 void pixel_shuffle_backward(float *din, const float *dout, int n, int c, int h, int w, int r)
 {
-    shuffle_copy((float *)dout, din, n, c, h, w, r, 0); /* dout is only read */
+    // dout (n, c, h*r, w*r) -> din (n, c*r*r, h, w): the inverse permutation
+    const size_t plane = (size_t)h * w, wo = (size_t)w * r;
+    const long rows = (long)n * c * h;
+#pragma omp parallel for schedule(static)
+    for (long q = 0; q < rows; q++) {
+        const long bc = q / h, y = q % h;
+        const float *src = dout + (size_t)q * r * wo;
+        float *dst = din + (size_t)bc * r * r * plane + (size_t)y * w;
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j < r; j++) {
+                const float *s = src + i * wo + j;
+                float *d = dst + (size_t)(i * r + j) * plane;
+                for (int x = 0; x < w; x++)
+                    d[x] = s[(size_t)x * r];
+            }
+    }
 }
 
 void pool2d_shape(PoolShape *s)
@@ -85,7 +95,9 @@ void pool2d_shape(PoolShape *s)
 
 void avg_pool_forward(float *out, const float *in, const PoolShape *s)
 {
-    /* padded zeros count in the divisor (count_include_pad, PyTorch's default) */
+    // in (n,c,h,w) -> out (n,c,hout,wout)
+    /* padded zeros count in the divisor (count_include_pad, PyTorch's default); in floor
+     * mode no window reaches past the padding, so the divisor is always k*k */
     const float inv = 1.0f / (float)(s->k * s->k);
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < s->n * s->c; p++) {
@@ -111,6 +123,7 @@ void avg_pool_forward(float *out, const float *in, const PoolShape *s)
 
 void avg_pool_backward(float *din, const float *dout, const PoolShape *s)
 {
+    // dout (n,c,hout,wout) -> din (n,c,h,w); one plane per thread, so the scatter is safe
     const float inv = 1.0f / (float)(s->k * s->k);
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < s->n * s->c; p++) {
@@ -136,30 +149,28 @@ void avg_pool_backward(float *din, const float *dout, const PoolShape *s)
 
 void max_pool_forward(float *out, int32_t *argmax, const float *in, const PoolShape *s)
 {
-    /* padding never wins (-inf); the first maximum in scan order wins ties, as in PyTorch */
+    // in (n,c,h,w) -> out, argmax (n,c,hout,wout)
+    /* As PyTorch's CPU kernel: padding is -inf (skipped), the first maximum in scan order
+     * wins ties, and a NaN wins over everything so it propagates. */
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < s->n * s->c; p++) {
         const float *src = in + (size_t)p * s->h * s->w;
         size_t o = (size_t)p * s->hout * s->wout;
         for (int oy = 0; oy < s->hout; oy++)
             for (int ox = 0; ox < s->wout; ox++, o++) {
-                float best = -FLT_MAX;
-                int32_t at = -1;
-                for (int ky = 0; ky < s->k; ky++) {
-                    int iy = oy * s->stride - s->pad + ky;
-                    if (iy < 0 || iy >= s->h)
-                        continue;
-                    for (int kx = 0; kx < s->k; kx++) {
-                        int ix = ox * s->stride - s->pad + kx;
-                        if (ix < 0 || ix >= s->w)
-                            continue;
+                const int y0 = oy * s->stride - s->pad, x0 = ox * s->stride - s->pad;
+                const int ya = y0 < 0 ? 0 : y0, yb = y0 + s->k < s->h ? y0 + s->k : s->h;
+                const int xa = x0 < 0 ? 0 : x0, xb = x0 + s->k < s->w ? x0 + s->k : s->w;
+                float best = -INFINITY;
+                int32_t at = ya * s->w + xa;
+                for (int iy = ya; iy < yb; iy++)
+                    for (int ix = xa; ix < xb; ix++) {
                         float v = src[(size_t)iy * s->w + ix];
-                        if (at < 0 || v > best) {
+                        if (v > best || isnan(v)) {
                             best = v;
                             at = iy * s->w + ix;
                         }
                     }
-                }
                 out[o] = best;
                 argmax[o] = at;
             }
@@ -168,19 +179,20 @@ void max_pool_forward(float *out, int32_t *argmax, const float *in, const PoolSh
 
 void max_pool_backward(float *din, const float *dout, const int32_t *argmax, const PoolShape *s)
 {
+    // dout, argmax (n,c,hout,wout) -> din (n,c,h,w); overlapping windows may share a winner
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < s->n * s->c; p++) {
         float *dst = din + (size_t)p * s->h * s->w;
         size_t o = (size_t)p * s->hout * s->wout;
         memset(dst, 0, sizeof(float) * s->h * s->w);
         for (int i = 0; i < s->hout * s->wout; i++)
-            if (argmax[o + i] >= 0)
-                dst[argmax[o + i]] += dout[o + i];
+            dst[argmax[o + i]] += dout[o + i];
     }
 }
 
 void global_avg_pool_forward(float *out, const float *in, int n, int c, int hw)
 {
+    // in (n,c,hw) -> out (n,c); double sums keep large planes accurate
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < n * c; p++) {
         double acc = 0;
@@ -192,6 +204,7 @@ void global_avg_pool_forward(float *out, const float *in, int n, int c, int hw)
 
 void global_avg_pool_backward(float *din, const float *dout, int n, int c, int hw)
 {
+    // dout (n,c) -> din (n,c,hw)
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < n * c; p++) {
         float g = dout[p] / (float)hw;

@@ -8,6 +8,7 @@
 
 void dropout_forward(float *out, float *mask, const float *in, size_t n, float p, uint64_t seed)
 {
+    // in, out, mask (n); p < 1. p = 0 keeps everything with mask 1: the identity
     const float keep = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -40,31 +41,30 @@ void binary_backward(float *din, const float *dout, size_t n)
         din[i] = dout[i];
 }
 
+/* Element o = (b, i) of the output reads mu at (b, i) and logvar at (b, c*hw + i) of the
+ * input; eps[o] is draw o of the seed's stream. */
 void reparam_forward(float *out, float *eps, const float *in, int n, int c, int hw,
                      uint64_t seed)
 {
     // in (n, 2c, hw): mu then logvar; out, eps (n, c, hw)
-    const size_t half = (size_t)c * hw;
+    const size_t half = (size_t)c * hw, total = (size_t)n * half;
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < n; b++)
-        for (size_t i = 0; i < half; i++) {
-            size_t o = (size_t)b * half + i;
-            const float mu = in[2 * b * half + i], logvar = in[2 * b * half + half + i];
-            eps[o] = percept_rng_normal(seed, o);
-            out[o] = mu + expf(0.5f * logvar) * eps[o];
-        }
+    for (size_t o = 0; o < total; o++) {
+        const float *x = in + o + (o / half) * half; /* skips the logvar halves before it */
+        eps[o] = percept_rng_normal(seed, o);
+        out[o] = x[0] + expf(0.5f * x[half]) * eps[o];
+    }
 }
 
 void reparam_backward(float *din, const float *dout, const float *in, const float *eps,
                       int n, int c, int hw)
 {
-    const size_t half = (size_t)c * hw;
+    // dout, eps (n, c, hw) -> din (n, 2c, hw): dmu = dout, dlogvar = dout * eps * std / 2
+    const size_t half = (size_t)c * hw, total = (size_t)n * half;
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < n; b++)
-        for (size_t i = 0; i < half; i++) {
-            size_t o = (size_t)b * half + i;
-            const float logvar = in[2 * b * half + half + i];
-            din[2 * b * half + i] = dout[o];
-            din[2 * b * half + half + i] = dout[o] * eps[o] * 0.5f * expf(0.5f * logvar);
-        }
+    for (size_t o = 0; o < total; o++) {
+        const size_t at = o + (o / half) * half;
+        din[at] = dout[o];
+        din[at + half] = dout[o] * eps[o] * 0.5f * expf(0.5f * in[at + half]);
+    }
 }
