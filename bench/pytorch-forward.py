@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """PyTorch side of bench/cpu-forward: the same network (weights and architecture from the
 safetensors file percept wrote), the same input, the same thread count, eval mode, no
-autograd. Prints "median_ms max_abs_diff" (the difference against percept's output)."""
+autograd. Prints "median_ms max_abs_diff max_abs_output" (the difference against percept's
+output, and the largest output magnitude, which sets the tolerance).
+
+    pytorch-forward.py WEIGHTS SIZE THREADS PERCEPT_OUTPUT.f32 RUNS
+
+The safetensors reader and the arch-JSON interpreter are tools/percept_torch.py, shared with
+the golden fixtures (written independently of the C code)."""
 import json
 import statistics
 import sys
@@ -19,6 +25,7 @@ def main():
     weights, size, threads, percept_out, runs = sys.argv[1:6]
     size, threads, runs = int(size), int(threads), max(3, int(runs))
     torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
     params, meta = read_safetensors(weights)
     arch = json.loads(meta["percept.arch"])
     n = 3 * size * size
@@ -33,8 +40,11 @@ def main():
             y = run_arch(arch, params, x, False)
             times.append(time.perf_counter() - t)
     ours = np.fromfile(percept_out, dtype=np.float32)
-    diff = float(np.abs(ours - y.numpy().ravel()).max())
-    print(f"{statistics.median(times) * 1e3:.3f} {diff:.3e}")
+    theirs = y.numpy().ravel()
+    if ours.shape != theirs.shape:
+        sys.exit(f"output sizes differ: percept {ours.size}, PyTorch {theirs.size}")
+    diff = float(np.abs(ours - theirs).max())
+    print(f"{statistics.median(times) * 1e3:.3f} {diff:.3e} {float(np.abs(theirs).max()):.3e}")
 
 
 if __name__ == "__main__":

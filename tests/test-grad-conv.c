@@ -1,9 +1,12 @@
-/* Convolutions: the im2col+sgemm path against plain loops (zero and reflection padding,
- * strides, odd sizes, several chunks), transposed convolution against its scatter
- * definition, and every gradient against finite differences. */
+/* Convolutions: every forward route (pointwise sgemm, im2col + sgemm, direct tiles) against
+ * the plain-loop reference, over kernel sizes, strides, zero and reflection padding, odd
+ * sizes, tile and channel-block remainders and many chunks; transposed convolution against
+ * its scatter definition; every gradient against finite differences; and the gradient
+ * contract (parameter gradients accumulate, din is assigned, NULL gradients are skipped). */
 #include "check.h"
 #include "layers.h"
 
+/* conv.c's buffer budget per thread, in floats: lowered here to force many chunks. */
 extern size_t conv_chunk_cap_floats;
 
 static float *alloc_uniform(size_t n, uint64_t seed)
@@ -13,24 +16,82 @@ static float *alloc_uniform(size_t n, uint64_t seed)
     return p;
 }
 
+static const char *mode_name(PadMode m)
+{
+    return m == PAD_REFLECT ? "reflect" : "zero";
+}
+
+/* ---- forward against the reference ------------------------------------------------ */
+
 static void check_forward(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
-                          PadMode mode)
+                          PadMode mode, int with_bias)
 {
     ConvShape s = {n, cin, h, w, cout, k, stride, pad, mode, 0, 0};
     conv2d_shape(&s);
     size_t nin = (size_t)n * cin * h * w, nout = (size_t)n * cout * s.hout * s.wout;
     float *x = alloc_uniform(nin, 1), *wt = alloc_uniform((size_t)cout * cin * k * k, 2);
-    float *b = alloc_uniform(cout, 3), *fast = malloc(sizeof(float) * nout);
-    float *ref = malloc(sizeof(float) * nout);
+    float *b = with_bias ? alloc_uniform(cout, 3) : NULL;
+    float *fast = malloc(sizeof(float) * nout), *ref = malloc(sizeof(float) * nout);
     float *scratch = malloc(sizeof(float) * (conv2d_scratch_floats(&s) + 1));
     conv2d_forward(fast, x, wt, b, scratch, &s);
     conv2d_forward_reference(ref, x, wt, b, &s);
+    /* float sums of cin·k² terms against double ones: relative 1e-5 of the output's scale */
+    double scale = 0;
+    for (size_t i = 0; i < nout; i++)
+        scale = fmax(scale, fabs(ref[i]));
     size_t worst = 0;
-    double r = max_tol_ratio(fast, ref, nout, 1e-5, 1e-5, &worst);
-    CHECK(r <= 1, "conv2d n%d cin%d %dx%d cout%d k%d s%d p%d %s: fast %g vs reference %g at %zu",
-          n, cin, h, w, cout, k, stride, pad, mode == PAD_REFLECT ? "reflect" : "zero",
+    double r = max_tol_ratio(fast, ref, nout, 1e-5 * scale, 1e-5, &worst);
+    CHECK(r <= 1, "conv2d n%d cin%d %dx%d cout%d k%d s%d p%d %s%s: fast %.8g vs reference %.8g "
+          "at %zu", n, cin, h, w, cout, k, stride, pad, mode_name(mode), b ? "" : " no bias",
           fast[worst], ref[worst], worst);
     free(x); free(wt); free(b); free(fast); free(ref); free(scratch);
+}
+
+/* Every kernel size with stride 1 and 2, both paddings, several images and channel
+ * counts, padding wider than half the window, and 1×1 images. */
+static void check_forward_shapes(void)
+{
+    static const int ks[] = {1, 3, 4, 5, 9};
+    for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
+        for (int stride = 1; stride <= 2; stride++)
+            for (int m = 0; m < 2; m++) {
+                int k = ks[i];
+                PadMode mode = m ? PAD_REFLECT : PAD_ZERO;
+                check_forward(2, 3, 13, 11, 5, k, stride, k / 2, mode, 1);
+                check_forward(1, 1, 7, 5, 1, k, stride, k / 2, mode, m);
+                check_forward(2, 5, 9 + k, 10, 6, k, stride, 0, mode, 1);
+                check_forward(1, 2, 8, 7, 4, k, stride, k - 1, PAD_ZERO, 1);
+            }
+    check_forward(1, 2, 1, 1, 3, 1, 1, 0, PAD_ZERO, 1);
+    check_forward(2, 3, 1, 1, 2, 3, 1, 1, PAD_ZERO, 1);
+    check_forward(1, 4, 1, 1, 5, 3, 2, 2, PAD_ZERO, 0);
+    check_forward(1, 2, 2, 2, 2, 3, 1, 1, PAD_REFLECT, 1);
+}
+
+/* The direct path: every channel count up to two tiles (tile widths 24 to 64 columns,
+ * remainders), widths that end in partial tiles, more input channels than one block,
+ * strides whose phases hold different numbers of taps. */
+static void check_forward_direct(void)
+{
+    for (int cout = 1; cout <= 9; cout++)
+        check_forward(1, 3, 5, 71, cout, 3, 1, 1, PAD_REFLECT, cout % 2);
+    check_forward(2, 33, 6, 50, 7, 3, 1, 1, PAD_REFLECT, 1);
+    check_forward(1, 17, 9, 30, 3, 9, 1, 4, PAD_REFLECT, 1);
+    check_forward(1, 6, 11, 40, 5, 5, 2, 2, PAD_REFLECT, 1);
+    check_forward(1, 4, 13, 29, 6, 4, 3, 1, PAD_ZERO, 1);
+    check_forward(1, 3, 14, 27, 2, 7, 3, 3, PAD_REFLECT, 0);
+}
+
+/* The im2col + sgemm path takes layers with at least 128 output channels and
+ * cin·k² >= 1024; pointwise layers multiply the input in place. */
+static void check_forward_gemm(void)
+{
+    check_forward(2, 128, 6, 9, 128, 3, 1, 1, PAD_REFLECT, 1);
+    check_forward(1, 120, 9, 7, 130, 3, 2, 1, PAD_ZERO, 0);
+    check_forward(1, 1024, 3, 5, 128, 1, 2, 0, PAD_ZERO, 1);
+    check_forward(1, 70, 7, 6, 129, 4, 1, 2, PAD_REFLECT, 1);
+    check_forward(2, 7, 9, 5, 6, 1, 1, 0, PAD_ZERO, 1);
+    check_forward(1, 130, 4, 3, 140, 1, 1, 0, PAD_ZERO, 0);
 }
 
 /* ---- finite differences ------------------------------------------------------------ */
@@ -51,6 +112,18 @@ static void conv_case_forward(void *p)
         conv2d_forward(c->out, c->x, c->w, c->b, c->scratch, &c->cs);
 }
 
+static void conv_case_backward(const ConvCase *c, float *dx, float *dw, float *db,
+                               const float *dout)
+{
+    if (c->transposed)
+        conv_transpose2d_backward(dx, dw, db, dout, c->x, c->w, c->scratch, &c->ts);
+    else
+        conv2d_backward(dx, dw, db, dout, c->x, c->w, c->scratch, &c->cs);
+}
+
+/* dL/dx, dL/dw, dL/db for L = sum(out · r) against central differences, then the contract:
+ * a second backward doubles dweight and dbias, rewrites din (filled with garbage first),
+ * and gives the same dweight whether or not din and dbias are wanted. */
 static void check_gradients(int transposed, int n, int cin, int h, int w, int cout, int k,
                             int stride, int pad, int extra, PadMode mode)
 {
@@ -76,44 +149,76 @@ static void check_gradients(int transposed, int n, int cin, int h, int w, int co
     float *r = alloc_uniform(nout, 14), *dx = malloc(sizeof(float) * nin);
     float *dw = calloc(nw, sizeof(float)), *db = calloc(cout, sizeof(float));
     conv_case_forward(&c);
-    if (transposed)
-        conv_transpose2d_backward(dx, dw, db, r, c.x, c.w, c.scratch, &c.ts);
-    else
-        conv2d_backward(dx, dw, db, r, c.x, c.w, c.scratch, &c.cs);
-    char label[96];
-    snprintf(label, sizeof label, "%s cin%d %dx%d cout%d k%d s%d p%d%s", transposed ? "convT" : "conv",
-             cin, h, w, cout, k, stride, pad, mode == PAD_REFLECT ? " reflect" : "");
-    char l2[128];
-    snprintf(l2, sizeof l2, "%s din", label);
-    gradcheck(l2, c.x, dx, nin, conv_case_forward, &c, c.out, r, nout, 1e-2f, 1e-2, 1e-3, 200);
-    snprintf(l2, sizeof l2, "%s dweight", label);
-    gradcheck(l2, c.w, dw, nw, conv_case_forward, &c, c.out, r, nout, 1e-2f, 1e-2, 1e-3, 200);
-    snprintf(l2, sizeof l2, "%s dbias", label);
-    gradcheck(l2, c.b, db, cout, conv_case_forward, &c, c.out, r, nout, 1e-2f, 1e-2, 1e-3, 200);
-    /* parameter gradients accumulate: a second backward doubles them; din is assigned */
-    float *dw2 = malloc(sizeof(float) * nw), *dx2 = malloc(sizeof(float) * nin);
-    memcpy(dw2, dw, sizeof(float) * nw);
-    if (transposed)
-        conv_transpose2d_backward(dx2, dw, NULL, r, c.x, c.w, c.scratch, &c.ts);
-    else
-        conv2d_backward(dx2, dw, NULL, r, c.x, c.w, c.scratch, &c.cs);
+    conv_case_backward(&c, dx, dw, db, r);
+
+    char label[96], what[128];
+    snprintf(label, sizeof label, "%s n%d cin%d %dx%d cout%d k%d s%d p%d%s%s",
+             transposed ? "convT" : "conv", n, cin, h, w, cout, k, stride, pad,
+             transposed && extra ? " op1" : "", !transposed && mode == PAD_REFLECT ? " reflect" : "");
+    snprintf(what, sizeof what, "%s din", label);
+    gradcheck(what, c.x, dx, nin, conv_case_forward, &c, c.out, r, nout, 1e-2f, 1e-2, 1e-3, 200);
+    snprintf(what, sizeof what, "%s dweight", label);
+    gradcheck(what, c.w, dw, nw, conv_case_forward, &c, c.out, r, nout, 1e-2f, 1e-2, 1e-3, 200);
+    snprintf(what, sizeof what, "%s dbias", label);
+    gradcheck(what, c.b, db, cout, conv_case_forward, &c, c.out, r, nout, 1e-2f, 1e-2, 1e-3, 200);
+
+    float *dw1 = malloc(sizeof(float) * nw), *db1 = malloc(sizeof(float) * cout);
+    float *dx2 = malloc(sizeof(float) * nin), *dw_only = calloc(nw, sizeof(float));
+    memcpy(dw1, dw, sizeof(float) * nw);
+    memcpy(db1, db, sizeof(float) * cout);
+    for (size_t i = 0; i < nin; i++)
+        dx2[i] = 1e30f;
+    conv_case_backward(&c, dx2, dw, db, r);
     double worst = 0;
     for (size_t i = 0; i < nw; i++)
-        worst = fmax(worst, fabs(dw[i] - 2 * dw2[i]) / (1e-6 + fabs(dw2[i])));
-    CHECK(worst < 1e-4, "%s: dweight does not accumulate (%g)", label, worst);
+        worst = fmax(worst, fabs(dw[i] - 2 * dw1[i]) / (1e-6 + fabs(dw1[i])));
+    for (int i = 0; i < cout; i++)
+        worst = fmax(worst, fabs(db[i] - 2 * db1[i]) / (1e-6 + fabs(db1[i])));
+    CHECK(worst < 1e-5, "%s: a second backward does not double dweight and dbias (%g)", label,
+          worst);
     CHECK(!memcmp(dx, dx2, sizeof(float) * nin), "%s: din is not assigned", label);
+    conv_case_backward(&c, NULL, dw_only, NULL, r);
+    CHECK(!memcmp(dw_only, dw1, sizeof(float) * nw),
+          "%s: dweight changes when din and dbias are not wanted", label);
+
     free(c.x); free(c.w); free(c.b); free(c.out); free(c.scratch);
-    free(r); free(dx); free(dw); free(db); free(dw2); free(dx2);
+    free(r); free(dx); free(dw); free(db); free(dw1); free(db1); free(dx2); free(dw_only);
 }
 
-/* Transposed convolution by its definition: each input pixel scatters a weighted kernel. */
-static void check_transposed_definition(int n, int cin, int h, int w, int cout, int k, int stride,
-                                        int pad, int extra)
+static void check_conv_gradients(void)
+{
+    for (int m = 0; m < 2; m++) {
+        PadMode mode = m ? PAD_REFLECT : PAD_ZERO;
+        check_gradients(0, 2, 2, 6, 5, 3, 3, 1, 1, 0, mode);
+        check_gradients(0, 1, 3, 7, 6, 2, 3, 2, 1, 0, mode);
+        check_gradients(0, 1, 2, 9, 8, 2, 9, 1, 4, 0, mode);
+        check_gradients(0, 2, 2, 8, 7, 2, 4, 2, 1, 0, mode);
+    }
+    check_gradients(0, 2, 3, 5, 4, 4, 1, 1, 0, 0, PAD_ZERO);
+    check_gradients(0, 1, 3, 6, 5, 2, 1, 2, 0, 0, PAD_ZERO);
+    check_gradients(0, 1, 2, 5, 5, 2, 3, 1, 2, 0, PAD_ZERO);
+}
+
+static void check_transposed_gradients(void)
+{
+    for (int k = 3; k <= 4; k++)
+        for (int pad = 0; pad <= 1; pad++)
+            for (int op = 0; op <= 1; op++)
+                check_gradients(1, 2, 3, 4, 5, 2, k, 2, pad, op, PAD_ZERO);
+    check_gradients(1, 1, 2, 3, 3, 3, 3, 1, 1, 0, PAD_ZERO);
+}
+
+/* ---- transposed convolution by its definition --------------------------------------- */
+
+/* Each input pixel scatters its value times the kernel onto the output. */
+static void check_transposed_definition(int n, int cin, int h, int w, int cout, int k,
+                                        int stride, int pad, int extra)
 {
     ConvTShape s = {n, cin, h, w, cout, k, stride, pad, extra, 0, 0};
     conv_transpose2d_shape(&s);
     size_t nout = (size_t)n * cout * s.hout * s.wout;
-    float *x = alloc_uniform((size_t)n * cin * h * w, 21), *wt = alloc_uniform((size_t)cin * cout * k * k, 22);
+    float *x = alloc_uniform((size_t)n * cin * h * w, 21);
+    float *wt = alloc_uniform((size_t)cin * cout * k * k, 22);
     float *b = alloc_uniform(cout, 23), *fast = malloc(sizeof(float) * nout);
     double *ref = calloc(nout, sizeof(double));
     float *scratch = malloc(sizeof(float) * (conv_transpose2d_scratch_floats(&s) + 1));
@@ -139,54 +244,55 @@ static void check_transposed_definition(int n, int cin, int h, int w, int cout, 
     double worst = 0;
     for (size_t i = 0; i < nout; i++)
         worst = fmax(worst, fabs(fast[i] - ref[i]) / (1e-5 + 1e-5 * fabs(ref[i])));
-    CHECK(worst <= 1, "conv_transpose2d cin%d %dx%d cout%d k%d s%d p%d op%d differs from its "
-          "definition (%g)", cin, h, w, cout, k, stride, pad, extra, worst);
+    CHECK(worst <= 1, "conv_transpose2d n%d cin%d %dx%d cout%d k%d s%d p%d op%d differs from "
+          "its definition (%g)", n, cin, h, w, cout, k, stride, pad, extra, worst);
     free(x); free(wt); free(b); free(fast); free(ref); free(scratch);
 }
 
-int main(void)
+static void check_transposed_shapes(void)
 {
-    static const int ks[] = {1, 3, 4, 5, 9};
-    for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
-        for (int stride = 1; stride <= 2; stride++)
-            for (int m = 0; m < 2; m++) {
-                int k = ks[i], pad = k / 2;
-                PadMode mode = m ? PAD_REFLECT : PAD_ZERO;
-                check_forward(2, 3, 13, 11, 5, k, stride, pad, mode);
-                check_forward(1, 1, 7 + k, 5 + k, 1, k, stride, pad, mode);
-                check_forward(1, 4, 10, 9, 6, k, stride, 0, PAD_ZERO);
-            }
-    /* few output channels from many inputs: the tap-product path */
-    for (int m = 0; m < 2; m++) {
-        check_forward(2, 8, 13, 11, 3, 9, 1, 4, m ? PAD_REFLECT : PAD_ZERO);
-        check_forward(1, 12, 9, 14, 1, 3, 1, 1, m ? PAD_REFLECT : PAD_ZERO);
-        check_forward(1, 9, 10, 7, 8, 5, 1, 0, PAD_ZERO);
-    }
-    check_forward(1, 2, 1, 1, 3, 1, 1, 0, PAD_ZERO);
-    check_forward(2, 5, 6, 6, 4, 3, 1, 2, PAD_ZERO);
-    /* several chunks: lower the column budget so a small image needs many */
-    size_t keep = conv_chunk_cap_floats;
-    conv_chunk_cap_floats = 300;
-    check_forward(2, 3, 17, 13, 4, 3, 1, 1, PAD_REFLECT);
-    check_forward(1, 2, 19, 9, 3, 5, 2, 2, PAD_ZERO);
-    check_forward(2, 10, 23, 9, 3, 9, 1, 4, PAD_REFLECT);
-    check_gradients(0, 2, 2, 9, 7, 3, 3, 1, 1, 0, PAD_REFLECT);
-    check_gradients(1, 2, 3, 5, 4, 2, 4, 2, 1, 0, PAD_ZERO);
-    conv_chunk_cap_floats = keep;
-
-    check_gradients(0, 2, 2, 6, 5, 3, 3, 1, 1, 0, PAD_ZERO);
-    check_gradients(0, 1, 3, 7, 6, 2, 3, 1, 1, 0, PAD_REFLECT);
-    check_gradients(0, 2, 2, 7, 7, 3, 3, 2, 1, 0, PAD_REFLECT);
-    check_gradients(0, 1, 2, 9, 8, 2, 9, 1, 4, 0, PAD_REFLECT);
-    check_gradients(0, 2, 3, 5, 4, 4, 1, 1, 0, 0, PAD_ZERO);
-    check_gradients(0, 1, 2, 8, 7, 2, 4, 2, 1, 0, PAD_ZERO);
-    check_gradients(1, 2, 3, 4, 5, 2, 4, 2, 1, 0, PAD_ZERO);
-    check_gradients(1, 1, 2, 3, 3, 3, 3, 2, 0, 1, PAD_ZERO);
-    check_gradients(1, 1, 2, 4, 3, 2, 3, 2, 1, 1, PAD_ZERO);
-
     check_transposed_definition(2, 3, 4, 5, 2, 4, 2, 1, 0);
     check_transposed_definition(1, 2, 3, 3, 3, 3, 2, 0, 1);
     check_transposed_definition(1, 2, 5, 4, 2, 3, 1, 1, 0);
     check_transposed_definition(1, 1, 2, 3, 2, 5, 3, 2, 2);
+    check_transposed_definition(2, 5, 7, 6, 7, 3, 2, 1, 1);
+    check_transposed_definition(1, 16, 9, 11, 8, 4, 2, 1, 0);
+    check_transposed_definition(1, 3, 1, 1, 2, 3, 2, 0, 0);
+}
+
+/* ---- chunks ------------------------------------------------------------------------ */
+
+/* With a budget of a few hundred floats every chunk is one output row; with a few
+ * thousand, several rows and a shorter last chunk. Every route and both passes then
+ * cross chunk boundaries (and threads work on different chunks at once). */
+static void check_chunks(void)
+{
+    static const size_t caps[] = {300, 5000};
+    size_t keep = conv_chunk_cap_floats;
+    for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) {
+        conv_chunk_cap_floats = caps[i];
+        check_forward(2, 3, 17, 13, 4, 3, 1, 1, PAD_REFLECT, 1);
+        check_forward(1, 2, 19, 9, 3, 5, 2, 2, PAD_ZERO, 1);
+        check_forward(2, 10, 23, 9, 3, 9, 1, 4, PAD_REFLECT, 1);
+        check_forward(1, 128, 11, 6, 128, 3, 1, 1, PAD_REFLECT, 1);
+        check_forward(1, 5, 21, 7, 6, 1, 1, 0, PAD_ZERO, 1);
+        check_gradients(0, 2, 2, 9, 7, 3, 3, 1, 1, 0, PAD_REFLECT);
+        check_gradients(0, 1, 3, 11, 6, 2, 4, 2, 1, 0, PAD_ZERO);
+        check_gradients(1, 2, 3, 5, 4, 2, 4, 2, 1, 0, PAD_ZERO);
+        check_gradients(1, 1, 3, 7, 4, 3, 3, 2, 1, 1, PAD_ZERO);
+        check_transposed_definition(2, 5, 13, 6, 7, 3, 2, 1, 1);
+    }
+    conv_chunk_cap_floats = keep;
+}
+
+int main(void)
+{
+    check_forward_shapes();
+    check_forward_direct();
+    check_forward_gemm();
+    check_conv_gradients();
+    check_transposed_gradients();
+    check_transposed_shapes();
+    check_chunks();
     return check_done("test-grad-conv");
 }

@@ -1,22 +1,37 @@
-/* Convolutions as im2col + sgemm, in chunks of output rows so the column buffer stays
- * bounded however large the image; reflection padding is folded into the index map, so
- * no padded copy of the input is ever made.
+/* Convolutions on the CPU: Conv2d (zero or reflection padding) and ConvTranspose2d, with
+ * PyTorch's semantics and weight layouts.
  *
- * Threads: chunks run in parallel, each thread doing its own im2col and a single-threaded
- * sgemm on its own column buffer. That keeps each thread's data in its own cache and
- * avoids two thread pools (OpenMP's and OpenBLAS's) spinning against each other, which
- * on two cores cost more than half the time. So percept sets OpenBLAS to one thread. */
+ * Forward conv2d takes one of three routes, by shape:
+ *  - pointwise (1×1, stride 1, no padding): the input already is the GEMM operand;
+ *  - im2col + sgemm, for layers whose GEMM (M = cout, K = cin·k², N = positions) is large
+ *    in every dimension, where OpenBLAS's kernel is as fast as this machine goes;
+ *  - direct: register-tiled loops over a padded copy of a few input rows, for layers where
+ *    that GEMM is skinny (few output channels, like the RGB output layer, or few input
+ *    channels, like a 9×9 first layer): sgemm then spends its time packing a column
+ *    matrix that is k² times the input, and the direct loops read the input in place.
+ * Backward and transposed convolutions are im2col / col2im + sgemm.
+ *
+ * All of it works on chunks of output rows, so buffers stay bounded however large the
+ * image. Padding is folded into the index maps of im2col, col2im and the direct path's
+ * row copies, so no padded copy of an image is ever made, and the gradient of a reflected
+ * pixel lands on the pixel it was copied from.
+ *
+ * Threads: OpenMP runs whole chunks (forward) or splits each chunk by channels (backward,
+ * transposed), and every sgemm is single-threaded on its own part. Two thread pools
+ * (OpenMP's and OpenBLAS's) spinning against each other cost more than half the time on
+ * two cores, so percept sets OpenBLAS to one thread. Work is split by index, never by
+ * which thread comes first, and no sum is split between threads, so results are the
+ * same from run to run. */
 #include <cblas.h>
 #include <omp.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "layers.h"
 
-/* Column-buffer budget per chunk (floats). Large enough that sgemm sees thousands of
- * columns, small enough to stay cache- and memory-friendly. Tests lower it to force
- * several chunks. */
+/* Buffer floats per thread for a chunk (column matrix or direct-path rows). Large enough
+ * that sgemm sees thousands of columns, small enough to stay cache-friendly. Tests lower
+ * it (declaring it extern) to force many chunks on small images. */
 size_t conv_chunk_cap_floats = (size_t)1 << 20;
 
 /* Weak, so another CBLAS links too (it then keeps its own threading). */
@@ -41,11 +56,103 @@ static int max_threads(void)
     return t < 1 ? 1 : t > 64 ? 64 : t;
 }
 
-static int run_threads(int chunks)
+static int min_int(int a, int b)
 {
-    int t = omp_get_max_threads(), m = max_threads();
-    t = t < m ? t : m;
-    return t < chunks ? t : chunks;
+    return a < b ? a : b;
+}
+
+static int run_threads(int jobs)
+{
+    return min_int(min_int(omp_get_max_threads(), max_threads()), jobs < 1 ? 1 : jobs);
+}
+
+/* Part i of [0, n) cut into `parts` near-equal ranges. */
+static void split(int n, int parts, int i, int *lo, int *hi)
+{
+    *lo = (int)((long long)n * i / parts);
+    *hi = (int)((long long)n * (i + 1) / parts);
+}
+
+/* ---- index maps ---------------------------------------------------------------------- */
+
+/* Source of padded position i along an axis of n pixels, or -1 for a zero. Reflection
+ * mirrors about the edge pixel without repeating it (ReflectionPad2d: -1 -> 1, n -> n-2);
+ * it is only asked for positions less than n away from the edge. */
+static inline int source_index(int i, int n, int reflect)
+{
+    if (i >= 0 && i < n)
+        return i;
+    if (!reflect)
+        return -1;
+    return i < 0 ? -i : 2 * n - 2 - i;
+}
+
+/* Offsets [*lo, *hi) of x0 + i·stride, i < count, that fall inside [0, n). */
+static void inside_span(int n, int x0, int stride, int count, int *lo, int *hi)
+{
+    *lo = x0 >= 0 ? 0 : min_int((-x0 + stride - 1) / stride, count);
+    *hi = x0 >= n ? *lo : min_int((n - 1 - x0) / stride + 1, count);
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* What padded position x of a row of n pixels holds. */
+static inline float padded_at(const float *row, int n, int x, int reflect)
+{
+    int ix = source_index(x, n, reflect);
+    return ix < 0 ? 0.0f : row[ix];
+}
+
+/* dst[i] = row[x0 + i·stride] for i < count, positions off the row mapped through the
+ * padding; the part on the row is a plain (strided) copy. */
+static void gather_row(float *dst, const float *row, int n, int x0, int stride, int count,
+                       int reflect)
+{
+    int lo, hi;
+    inside_span(n, x0, stride, count, &lo, &hi);
+    for (int i = 0; i < lo; i++)
+        dst[i] = padded_at(row, n, x0 + i * stride, reflect);
+    const float *r = row + x0;
+    if (stride == 1)
+        memcpy(dst + lo, r + lo, sizeof(float) * (hi - lo));
+    else if (stride == 2) /* a constant stride: GCC vectorises it with shuffles */
+        for (int i = lo; i < hi; i++)
+            dst[i] = r[2 * i];
+    else
+        for (int i = lo; i < hi; i++)
+            dst[i] = r[i * stride];
+    for (int i = hi; i < count; i++)
+        dst[i] = padded_at(row, n, x0 + i * stride, reflect);
+}
+
+/* row += v at padded position x: the adjoint of padded_at. */
+static inline void add_padded_at(float *row, int n, int x, float v, int reflect)
+{
+    int ix = source_index(x, n, reflect);
+    if (ix >= 0)
+        row[ix] += v;
+}
+
+/* row[x0 + i·stride] += src[i] for i < count: the adjoint of gather_row, so a padded
+ * position adds onto the pixel it was copied from (reflection) or vanishes (zeros). */
+static void scatter_row(float *row, const float *src, int n, int x0, int stride, int count,
+                        int reflect)
+{
+    int lo, hi;
+    inside_span(n, x0, stride, count, &lo, &hi);
+    for (int i = 0; i < lo; i++)
+        add_padded_at(row, n, x0 + i * stride, src[i], reflect);
+    float *r = row + x0;
+    if (stride == 1) {
+#pragma omp simd
+        for (int i = lo; i < hi; i++)
+            r[i] += src[i];
+    } else {
+        for (int i = lo; i < hi; i++)
+            r[i * stride] += src[i];
+    }
+    for (int i = hi; i < count; i++)
+        add_padded_at(row, n, x0 + i * stride, src[i], reflect);
 }
 
 /* Geometry shared by im2col and col2im: an image of c×h×w read by a k×k window with
@@ -54,84 +161,44 @@ typedef struct {
     int c, h, w, k, stride, pad, reflect, ho, wo;
 } Window;
 
-static inline int reflect_index(int i, int n)
+/* Rows [ra, rb) of the column matrix (c·k·k, rows·wo; rows ld apart) of output rows
+ * [r0, r0 + rows): row (c, ky, kx) holds what that tap of the window sees at each
+ * position. (A fixed ld keeps every chunk's rows in place, the last and shorter one too,
+ * so threads on different chunks never overlap.) */
+static void im2col(float *col, size_t ld, const float *img, const Window *g, int r0, int rows,
+                   int ra, int rb)
 {
-    if (i < 0)
-        return -i;
-    if (i >= n)
-        return 2 * n - 2 - i;
-    return i;
-}
-
-/* Source index along one axis, or -1 for a zero-padded position. */
-static inline int source_index(int i, int n, int reflect)
-{
-    if (i >= 0 && i < n)
-        return i;
-    return reflect ? reflect_index(i, n) : -1;
-}
-
-/* col (c·k·k, rows·wo) <- image rows [r0, r0+rows) of the window positions */
-static void im2col(float *col, const float *img, const Window *g, int r0, int rows)
-{
-    const int kk = g->k * g->k, ncols = rows * g->wo;
-    for (int row = 0; row < g->c * kk; row++) {
-        const int c = row / kk, ky = row % kk / g->k, kx = row % g->k;
+    const int kk = g->k * g->k;
+    for (int r = ra; r < rb; r++) {
+        const int c = r / kk, ky = r % kk / g->k, kx = r % g->k;
         const float *plane = img + (size_t)c * g->h * g->w;
-        float *dst = col + (size_t)row * ncols;
+        float *dst = col + (size_t)r * ld;
         for (int oy = r0; oy < r0 + rows; oy++, dst += g->wo) {
             int iy = source_index(oy * g->stride - g->pad + ky, g->h, g->reflect);
-            if (iy < 0) {
+            if (iy < 0)
                 memset(dst, 0, sizeof(float) * g->wo);
-                continue;
-            }
-            const float *src = plane + (size_t)iy * g->w;
-            int x0 = kx - g->pad; /* input column of output column 0 */
-            if (g->stride == 1) {
-                /* interior span is a straight copy; only the borders need mapping */
-                int lo = x0 < 0 ? -x0 : 0, hi = g->wo;
-                if (x0 + hi > g->w)
-                    hi = g->w - x0;
-                for (int ox = 0; ox < lo && ox < g->wo; ox++) {
-                    int ix = source_index(x0 + ox, g->w, g->reflect);
-                    dst[ox] = ix < 0 ? 0.0f : src[ix];
-                }
-                if (hi > lo)
-                    memcpy(dst + lo, src + x0 + lo, sizeof(float) * (hi - lo));
-                for (int ox = hi > lo ? hi : lo; ox < g->wo; ox++) {
-                    int ix = source_index(x0 + ox, g->w, g->reflect);
-                    dst[ox] = ix < 0 ? 0.0f : src[ix];
-                }
-            } else {
-                for (int ox = 0; ox < g->wo; ox++) {
-                    int ix = source_index(ox * g->stride + x0, g->w, g->reflect);
-                    dst[ox] = ix < 0 ? 0.0f : src[ix];
-                }
-            }
+            else
+                gather_row(dst, plane + (size_t)iy * g->w, g->w, kx - g->pad, g->stride,
+                           g->wo, g->reflect);
         }
     }
 }
 
-/* image += col2im(col): the adjoint of im2col. */
-static void col2im_add(float *img, const float *col, const Window *g, int r0, int rows)
+/* img += col2im(col) for channels [ca, cb): the adjoint of im2col. Channels are the unit
+ * of parallel work, since no two channels write the same pixel. */
+static void col2im_add(float *img, const float *col, size_t ld, const Window *g, int r0,
+                       int rows, int ca, int cb)
 {
-    const int kk = g->k * g->k, ncols = rows * g->wo;
-    for (int c = 0; c < g->c; c++) {
+    const int kk = g->k * g->k;
+    for (int r = ca * kk; r < cb * kk; r++) {
+        const int c = r / kk, ky = r % kk / g->k, kx = r % g->k;
         float *plane = img + (size_t)c * g->h * g->w;
-        for (int t = 0; t < kk; t++) {
-            const int ky = t / g->k, kx = t % g->k;
-            const float *src = col + ((size_t)c * kk + t) * ncols;
-            for (int oy = r0; oy < r0 + rows; oy++, src += g->wo) {
-                int iy = source_index(oy * g->stride - g->pad + ky, g->h, g->reflect);
-                if (iy < 0)
-                    continue;
-                float *dst = plane + (size_t)iy * g->w;
-                for (int ox = 0; ox < g->wo; ox++) {
-                    int ix = source_index(ox * g->stride - g->pad + kx, g->w, g->reflect);
-                    if (ix >= 0)
-                        dst[ix] += src[ox];
-                }
-            }
+        const float *src = col + (size_t)r * ld;
+        for (int oy = r0; oy < r0 + rows; oy++, src += g->wo) {
+            int iy = source_index(oy * g->stride - g->pad + ky, g->h, g->reflect);
+            if (iy >= 0)
+                scatter_row(plane + (size_t)iy * g->w, src, g->w, kx - g->pad, g->stride,
+                            g->wo, g->reflect);
         }
     }
 }
@@ -140,36 +207,19 @@ typedef struct {
     int rows, chunks; /* output rows per chunk, number of chunks */
 } Chunking;
 
-/* Chunks of equal height whose column buffer (krows × rows·wo) fits the budget, and at
- * least one per thread where the image has the rows. */
-static Chunking chunking(size_t krows, int wo, int ho)
+/* Chunks of equal height, each needing at most `budget` floats at `row_floats` per
+ * output row (but at least one row), and at least min_chunks of them where there are
+ * the rows. */
+static Chunking chunking(size_t row_floats, size_t budget, int ho, int min_chunks)
 {
-    size_t cap = conv_chunk_cap_floats / (krows * (size_t)wo);
+    size_t cap = budget / (row_floats ? row_floats : 1);
     if (cap < 1)
         cap = 1;
-    int chunks = (int)(((size_t)ho + cap - 1) / cap), t = max_threads();
-    if (chunks < t)
-        chunks = t < ho ? t : ho;
+    int chunks = (int)(((size_t)ho + cap - 1) / cap);
+    if (chunks < min_chunks)
+        chunks = min_int(min_chunks, ho);
     int rows = (ho + chunks - 1) / chunks;
     return (Chunking){rows, (ho + rows - 1) / rows};
-}
-
-static int is_pointwise(const ConvShape *s)
-{
-    return s->k == 1 && s->stride == 1 && s->pad == 0;
-}
-
-static Window conv_window(const ConvShape *s)
-{
-    return (Window){s->cin, s->h, s->w, s->k, s->stride, s->pad, s->pad_mode == PAD_REFLECT,
-                    s->hout, s->wout};
-}
-
-/* Per thread: a column buffer, then a private weight-gradient accumulator. */
-static size_t per_thread_floats(size_t krows, int wo, int ho, size_t weight_floats)
-{
-    Chunking c = chunking(krows, wo, ho);
-    return krows * (size_t)c.rows * wo + weight_floats;
 }
 
 static void add_bias_grad(float *dbias, const float *dout, int n, int cout, int hw)
@@ -186,131 +236,278 @@ static void add_bias_grad(float *dbias, const float *dout, int n, int cout, int 
     }
 }
 
-/* Adds the threads' private weight gradients into dweight. */
-static void reduce_weight_grads(float *dweight, const float *scratch, size_t per, size_t off,
-                                size_t count, int threads)
+/* Channels [c0, c1) of out (planes `stride` apart) start at bias[c], or zero: count floats
+ * each. */
+static void fill_planes(float *out, const float *bias, int c0, int c1, size_t stride, int count)
 {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < count; i++) {
-        float acc = 0;
-        for (int t = 0; t < threads; t++)
-            acc += scratch[(size_t)t * per + off + i];
-        dweight[i] += acc;
+    for (int c = c0; c < c1; c++) {
+        float v = bias ? bias[c] : 0.0f, *p = out + (size_t)c * stride;
+        for (int i = 0; i < count; i++)
+            p[i] = v;
     }
 }
 
-/* ---- convolutions with few output channels ------------------------------------------
- * The last layer of an image network (e.g. 9×9, 32 or 64 channels -> RGB) gives sgemm a
- * matrix of 3 rows: it runs at a fraction of its speed and im2col dominates. Instead, for
- * each kernel row ky, multiply that row's k taps with the padded input at once,
- *     T (k·cout × positions) = Wr[ky] (k·cout × cin) · Xpad[rows + ky] (cin × positions),
- * a better-shaped sgemm with no column buffer, then add each tap's shifted plane of T
- * into the output. */
+/* ---- direct convolution ---------------------------------------------------------------
+ * A chunk of output rows first copies the input rows it reads, padded, into a buffer,
+ * x[ci][row][phase][wq]: a stride-s window reads every s-th column, so phase p holds the
+ * padded columns p, p + s, ... and every tap reads a contiguous run of its phase. A tile
+ * of CB output channels × XV·8 columns of one output row then sums over the taps with its
+ * accumulators in registers: per tap, XV vector loads and CB broadcast weights feed
+ * CB·XV fused multiply-adds, with no column matrix and no packing. Input channels go in
+ * blocks so that a block's rows (and its weights) stay in L1 while a row is swept. */
 
-static int narrow_path(const ConvShape *s)
-{
-    return s->stride == 1 && s->k > 1 && s->cout <= 8 && s->cin >= 8;
-}
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4))); /* unaligned access */
+
+enum {
+    TILE_MAX = 64,    /* widest tile, floats (one channel × 8 vectors) */
+    CIN_BLOCK = 16,   /* input channels per pass over a row */
+};
 
 typedef struct {
     Chunking ch;
-    int wp;            /* padded width */
-    size_t xpad, taps; /* per-thread floats: padded input rows, one kernel row's products */
-} NarrowPlan;
+    int rows_in;       /* input rows a full chunk reads: (rows - 1) stride + k */
+    size_t wq;         /* floats per prepared row of one phase */
+    size_t per_thread; /* prepared floats per thread */
+} DirectPlan;
 
-static NarrowPlan narrow_plan(const ConvShape *s)
+/* Where a tile finds its operands in the prepared rows. */
+typedef struct {
+    size_t cstride, kystride, wq; /* floats between channels, window rows, phases */
+    int k, stride;
+} TileGeom;
+
+static DirectPlan direct_plan(const ConvShape *s)
 {
-    NarrowPlan p;
-    p.wp = s->w + 2 * s->pad;
-    /* a larger budget than im2col's: a chunk re-reads k-1 halo rows, so it should be tall */
-    size_t keep = conv_chunk_cap_floats;
-    conv_chunk_cap_floats *= 4;
-    p.ch = chunking((size_t)s->cin + (size_t)s->k * s->cout, p.wp, s->hout);
-    conv_chunk_cap_floats = keep;
-    p.xpad = (size_t)s->cin * (p.ch.rows + s->k - 1) * p.wp;
-    p.taps = (size_t)s->k * s->cout * p.ch.rows * p.wp;
+    DirectPlan p;
+    /* room for the widest tile starting at the last column */
+    p.wq = (size_t)s->wout + (s->k - 1) / s->stride + TILE_MAX;
+    size_t row_floats = (size_t)s->cin * s->stride * p.wq;
+    size_t fit = conv_chunk_cap_floats / row_floats; /* input rows within the budget */
+    int most = fit > (size_t)s->k ? (int)((fit - s->k) / s->stride) + 1 : 1;
+    /* Several chunks per thread balance a machine that slows one thread down; a chunk
+     * at least k rows high keeps the re-read rows (k - stride per chunk) a minority. */
+    int want = (s->hout + 4 * max_threads() - 1) / (4 * max_threads());
+    int rows = min_int(most, want > s->k ? want : s->k);
+    p.ch = chunking(1, (size_t)rows, s->hout, 1); /* equal chunks of at most `rows` */
+    p.rows_in = (p.ch.rows - 1) * s->stride + s->k;
+    p.per_thread = (size_t)p.rows_in * row_floats;
     return p;
 }
 
-static size_t narrow_scratch_floats(const ConvShape *s)
+static size_t direct_scratch_floats(const ConvShape *s)
 {
-    NarrowPlan p = narrow_plan(s);
-    return (size_t)s->k * s->k * s->cout * s->cin + (size_t)max_threads() * (p.xpad + p.taps);
+    return (size_t)s->cout * s->cin * s->k * s->k +
+           (size_t)max_threads() * direct_plan(s).per_thread;
 }
 
-/* rows [r0, r0 + nrows) of the zero- or reflection-padded input, each wp wide */
-static void pad_rows(float *dst, const float *x, const ConvShape *s, int wp, int r0, int nrows)
+/* Weights in the order tiles read them: blocks of 4 output channels (the last may hold
+ * fewer), each [ci][ky][phase][tap][channel], a phase's taps being kx = phase + m·stride. */
+static void pack_weights(float *wp, const float *weight, const ConvShape *s)
 {
-    const int reflect = s->pad_mode == PAD_REFLECT;
-    for (int c = 0; c < s->cin; c++) {
-        const float *plane = x + (size_t)c * s->h * s->w;
-        for (int r = 0; r < nrows; r++) {
-            float *d = dst + ((size_t)c * nrows + r) * wp;
-            int iy = source_index(r0 + r - s->pad, s->h, reflect);
-            if (iy < 0) {
-                memset(d, 0, sizeof(float) * wp);
-                continue;
+    const int k = s->k, kk = k * k;
+    for (int c0 = 0; c0 < s->cout; c0 += 4)
+        for (int ci = 0; ci < s->cin; ci++)
+            for (int ky = 0; ky < k; ky++)
+                for (int ph = 0; ph < s->stride; ph++)
+                    for (int kx = ph; kx < k; kx += s->stride)
+                        for (int c = c0; c < min_int(c0 + 4, s->cout); c++)
+                            *wp++ = weight[((size_t)c * s->cin + ci) * kk + ky * k + kx];
+}
+
+/* The input rows of output rows [r0, r0 + rows), padded and split by phase. Columns past
+ * the padded width are zero: only tile columns past wout read them. */
+static void prepare_rows(float *x, const float *img, const ConvShape *s, const DirectPlan *p,
+                         int r0, int rows)
+{
+    const int reflect = s->pad_mode == PAD_REFLECT, st = s->stride;
+    const int rows_in = (rows - 1) * st + s->k, wp = s->w + 2 * s->pad;
+    for (int c = 0; c < s->cin; c++)
+        for (int r = 0; r < rows_in; r++) {
+            int iy = source_index(r0 * st - s->pad + r, s->h, reflect);
+            for (int ph = 0; ph < st; ph++) {
+                float *d = x + (((size_t)c * p->rows_in + r) * st + ph) * p->wq;
+                int n = iy < 0 ? 0 : min_int((wp - ph + st - 1) / st, (int)p->wq);
+                if (n)
+                    gather_row(d, img + ((size_t)c * s->h + iy) * s->w, s->w, ph - s->pad, st,
+                               n, reflect);
+                memset(d + n, 0, sizeof(float) * (p->wq - n));
             }
-            const float *src = plane + (size_t)iy * s->w;
-            for (int x0 = 0; x0 < s->pad; x0++) {
-                int l = source_index(x0 - s->pad, s->w, reflect);
-                int rr = source_index(s->w + x0, s->w, reflect);
-                d[x0] = l < 0 ? 0.0f : src[l];
-                d[s->pad + s->w + x0] = rr < 0 ? 0.0f : src[rr];
-            }
-            memcpy(d + s->pad, src, sizeof(float) * s->w);
+        }
+}
+
+static inline v8 broadcast(float f)
+{
+    return (v8){f, f, f, f, f, f, f, f};
+}
+
+/* out[c][0 .. n), c < CB (channels ostride apart), += the taps of input channels
+ * [0, ncin) of x, starting from the bias (or zero) when `first`. The CB·XV accumulators
+ * and the operands of one tap fit the 16 AVX registers: either the XV input vectors are
+ * held and the weights broadcast one at a time, or the CB weights are held and the input
+ * vectors stream, whichever fits. */
+static inline __attribute__((always_inline)) void
+tile(float *out, size_t ostride, int n, const float *x, const TileGeom *g, int ncin,
+     const float *w, const float *bias, int first, const int CB, const int XV)
+{
+    v8 acc[4][8];
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; c++) {
+        if (first) {
+            v8 b = broadcast(bias ? bias[c] : 0.0f);
+#pragma GCC unroll 8
+            for (int j = 0; j < XV; j++)
+                acc[c][j] = b;
+        } else if (n == XV * 8) {
+#pragma GCC unroll 8
+            for (int j = 0; j < XV; j++)
+                acc[c][j] = *(const v8u *)(out + c * ostride + 8 * j);
+        } else {
+            v8 part[8] = {0};
+            memcpy(part, out + c * ostride, sizeof(float) * n);
+#pragma GCC unroll 8
+            for (int j = 0; j < XV; j++)
+                acc[c][j] = part[j];
+        }
+    }
+    for (int ci = 0; ci < ncin; ci++)
+        for (int ky = 0; ky < g->k; ky++) {
+            const float *row = x + ci * g->cstride + ky * g->kystride;
+            for (int ph = 0; ph < g->stride; ph++, row += g->wq)
+                for (int kx = ph, m = 0; kx < g->k; kx += g->stride, m++, w += CB) {
+                    const float *p = row + m;
+                    if (CB * XV + XV + 1 <= 16) {
+                        v8 xv[8];
+#pragma GCC unroll 8
+                        for (int j = 0; j < XV; j++)
+                            xv[j] = *(const v8u *)(p + 8 * j);
+#pragma GCC unroll 4
+                        for (int c = 0; c < CB; c++) {
+                            v8 wv = broadcast(w[c]);
+#pragma GCC unroll 8
+                            for (int j = 0; j < XV; j++)
+                                acc[c][j] += wv * xv[j];
+                        }
+                    } else {
+                        v8 wv[4];
+#pragma GCC unroll 4
+                        for (int c = 0; c < CB; c++)
+                            wv[c] = broadcast(w[c]);
+#pragma GCC unroll 8
+                        for (int j = 0; j < XV; j++) {
+                            v8 xj = *(const v8u *)(p + 8 * j);
+#pragma GCC unroll 4
+                            for (int c = 0; c < CB; c++)
+                                acc[c][j] += wv[c] * xj;
+                        }
+                    }
+                }
+        }
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; c++) {
+        if (n == XV * 8) {
+#pragma GCC unroll 8
+            for (int j = 0; j < XV; j++)
+                *(v8u *)(out + c * ostride + 8 * j) = acc[c][j];
+        } else {
+            memcpy(out + c * ostride, acc[c], sizeof(float) * n);
         }
     }
 }
 
-static void conv2d_forward_narrow(float *out, const float *in, const float *weight,
+/* One tile shape per channel count: about 12 accumulators each. */
+#define TILE_FN(CB, XV)                                                                    \
+    static void tile_##CB(float *out, size_t ostride, int n, const float *x,               \
+                          const TileGeom *g, int ncin, const float *w, const float *bias,  \
+                          int first)                                                       \
+    {                                                                                      \
+        tile(out, ostride, n, x, g, ncin, w, bias, first, CB, XV);                         \
+    }
+TILE_FN(1, 8)
+TILE_FN(2, 6)
+TILE_FN(3, 4)
+TILE_FN(4, 3)
+
+typedef void (*TileFn)(float *, size_t, int, const float *, const TileGeom *, int, const float *,
+                       const float *, int);
+static const TileFn tile_fns[5] = {NULL, tile_1, tile_2, tile_3, tile_4};
+static const int tile_width[5] = {0, 64, 48, 32, 24};
+
+/* One output row (channel 0 at y, channels hw_out apart) from its prepared rows x. */
+static void direct_row(float *y, size_t hw_out, const float *x, const TileGeom *g,
+                       const float *wp, const float *bias, const ConvShape *s)
+{
+    const int kk = s->k * s->k;
+    for (int ci = 0; ci < s->cin; ci += CIN_BLOCK) {
+        const int nci = min_int(CIN_BLOCK, s->cin - ci);
+        for (int c0 = 0; c0 < s->cout; c0 += 4) {
+            const int cb = min_int(4, s->cout - c0), width = tile_width[cb];
+            const float *w = wp + (size_t)c0 * s->cin * kk + (size_t)ci * kk * cb;
+            for (int x0 = 0; x0 < s->wout; x0 += width)
+                tile_fns[cb](y + c0 * hw_out + x0, hw_out, min_int(width, s->wout - x0),
+                             x + ci * g->cstride + x0, g, nci, w, bias ? bias + c0 : NULL,
+                             ci == 0);
+        }
+    }
+}
+
+static void conv2d_forward_direct(float *out, const float *in, const float *weight,
                                   const float *bias, float *scratch, const ConvShape *s)
 {
-    const NarrowPlan p = narrow_plan(s);
-    const int k = s->k, kk = k * k, hw_out = s->hout * s->wout, cout = s->cout;
-    float *wr = scratch; /* [ky][kx][co] rows of cin weights */
-    float *threads_area = scratch + (size_t)kk * cout * s->cin;
-    for (int t = 0; t < kk; t++)
-        for (int co = 0; co < cout; co++)
-            for (int ci = 0; ci < s->cin; ci++)
-                wr[((size_t)t * cout + co) * s->cin + ci] = weight[((size_t)co * s->cin + ci) * kk + t];
-    for (int b = 0; b < s->n; b++) {
-        const float *x = in + (size_t)b * s->cin * s->h * s->w;
-        float *y = out + (size_t)b * cout * hw_out;
-#pragma omp parallel for schedule(dynamic) num_threads(run_threads(p.ch.chunks))
-        for (int c = 0; c < p.ch.chunks; c++) {
-            int r0 = c * p.ch.rows, nr = s->hout - r0 < p.ch.rows ? s->hout - r0 : p.ch.rows;
-            int span_rows = nr + k - 1, cols = nr * p.wp;
-            float *xpad = threads_area + (size_t)omp_get_thread_num() * (p.xpad + p.taps);
-            float *taps = xpad + p.xpad;
-            pad_rows(xpad, x, s, p.wp, r0, span_rows);
-            for (int co = 0; co < cout; co++)
-                for (int r = 0; r < nr; r++) {
-                    float *dst = y + (size_t)co * hw_out + (size_t)(r0 + r) * s->wout;
-                    float v = bias ? bias[co] : 0.0f;
-                    for (int i = 0; i < s->wout; i++)
-                        dst[i] = v;
-                }
-            for (int ky = 0; ky < k; ky++) {
-                /* the products of kernel row ky with input rows ky .. ky + nr */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k * cout, cols, s->cin,
-                            1.0f, wr + (size_t)ky * k * cout * s->cin, s->cin,
-                            xpad + (size_t)ky * p.wp, span_rows * p.wp, 0.0f, taps, cols);
-                for (int kx = 0; kx < k; kx++)
-                    for (int co = 0; co < cout; co++)
-                        for (int r = 0; r < nr; r++) {
-                            float *dst = y + (size_t)co * hw_out + (size_t)(r0 + r) * s->wout;
-                            const float *src = taps + ((size_t)kx * cout + co) * cols +
-                                               (size_t)r * p.wp + kx;
-                            for (int i = 0; i < s->wout; i++)
-                                dst[i] += src[i];
-                        }
-            }
-        }
+    const DirectPlan p = direct_plan(s);
+    const TileGeom g = {(size_t)p.rows_in * s->stride * p.wq, (size_t)s->stride * p.wq, p.wq,
+                        s->k, s->stride};
+    const size_t hw_out = (size_t)s->hout * s->wout;
+    float *wp = scratch, *bufs = scratch + (size_t)s->cout * s->cin * s->k * s->k;
+    pack_weights(wp, weight, s);
+    const int jobs = s->n * p.ch.chunks;
+#pragma omp parallel for schedule(dynamic) num_threads(run_threads(jobs))
+    for (int j = 0; j < jobs; j++) {
+        const int b = j / p.ch.chunks, r0 = j % p.ch.chunks * p.ch.rows;
+        const int rows = min_int(p.ch.rows, s->hout - r0);
+        float *x = bufs + (size_t)omp_get_thread_num() * p.per_thread;
+        prepare_rows(x, in + (size_t)b * s->cin * s->h * s->w, s, &p, r0, rows);
+        float *y = out + (size_t)b * s->cout * hw_out + (size_t)r0 * s->wout;
+        for (int r = 0; r < rows; r++)
+            direct_row(y + (size_t)r * s->wout, hw_out, x + r * s->stride * g.kystride, &g, wp,
+                       bias, s);
     }
 }
 
 /* ---- conv2d -------------------------------------------------------------------------- */
+
+static int is_pointwise(const ConvShape *s)
+{
+    return s->k == 1 && s->stride == 1 && s->pad == 0;
+}
+
+/* The direct path wins unless the GEMM is large in M and K (measured on the Johnson and
+ * VGG layers: sgemm keeps up only from about 128 output and 128·9 input columns). */
+static int use_direct(const ConvShape *s)
+{
+    return !is_pointwise(s) && (s->cout < 128 || (size_t)s->cin * s->k * s->k < 1024);
+}
+
+static Window conv_window(const ConvShape *s)
+{
+    return (Window){s->cin, s->h, s->w, s->k, s->stride, s->pad, s->pad_mode == PAD_REFLECT,
+                    s->hout, s->wout};
+}
+
+/* Forward im2col: each thread its own chunk and column buffer, at least one per thread. */
+static Chunking forward_chunking(const ConvShape *s)
+{
+    size_t K = (size_t)s->cin * s->k * s->k;
+    return chunking(is_pointwise(s) ? 0 : K * s->wout, conv_chunk_cap_floats, s->hout,
+                    max_threads());
+}
+
+/* Backward: one column buffer per chunk, shared by the threads. */
+static Chunking backward_chunking(const ConvShape *s)
+{
+    size_t K = (size_t)s->cin * s->k * s->k;
+    return chunking(K * s->wout, conv_chunk_cap_floats * max_threads(), s->hout, 1);
+}
 
 void conv2d_shape(ConvShape *s)
 {
@@ -320,119 +517,124 @@ void conv2d_shape(ConvShape *s)
 
 size_t conv2d_scratch_floats(const ConvShape *s)
 {
+    if (is_pointwise(s))
+        return 0;
     size_t K = (size_t)s->cin * s->k * s->k;
-    size_t col = is_pointwise(s) ? 0 : K;
-    size_t im2col = (size_t)max_threads() * per_thread_floats(col ? col : 1, s->wout, s->hout,
-                                                              (size_t)s->cout * K);
-    size_t narrow = narrow_path(s) ? narrow_scratch_floats(s) : 0;
-    return im2col > narrow ? im2col : narrow;
+    Chunking f = forward_chunking(s), b = backward_chunking(s);
+    size_t forward = use_direct(s) ? direct_scratch_floats(s)
+                                   : (size_t)max_threads() * K * f.rows * s->wout;
+    size_t backward = K * b.rows * s->wout;
+    return forward > backward ? forward : backward;
+}
+
+static void conv2d_forward_gemm(float *out, const float *in, const float *weight,
+                                const float *bias, float *scratch, const ConvShape *s)
+{
+    // weight (cout, K = cin·k·k) as a matrix; out chunk (cout, cols) = weight · col
+    const Window g = conv_window(s);
+    const int K = s->cin * s->k * s->k, hw_in = s->h * s->w, hw_out = s->hout * s->wout;
+    const int point = is_pointwise(s);
+    const Chunking ch = forward_chunking(s);
+    const size_t per = point ? 0 : (size_t)K * ch.rows * s->wout;
+    const int jobs = s->n * ch.chunks;
+#pragma omp parallel for schedule(dynamic) num_threads(run_threads(jobs))
+    for (int j = 0; j < jobs; j++) {
+        const int b = j / ch.chunks, r0 = j % ch.chunks * ch.rows;
+        const int ncols = min_int(ch.rows, s->hout - r0) * s->wout;
+        const float *x = in + (size_t)b * s->cin * hw_in;
+        float *y = out + (size_t)b * s->cout * hw_out + (size_t)r0 * s->wout;
+        if (bias)
+            fill_planes(y, bias, 0, s->cout, hw_out, ncols);
+        const float *B = x + (size_t)r0 * s->w; /* pointwise: the input is the matrix */
+        int ldb = hw_in;
+        if (!point) {
+            float *col = scratch + (size_t)omp_get_thread_num() * per;
+            im2col(col, ncols, x, &g, r0, ncols / s->wout, 0, K);
+            B = col;
+            ldb = ncols;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, ncols, K, 1.0f, weight,
+                    K, B, ldb, bias ? 1.0f : 0.0f, y, hw_out);
+    }
 }
 
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     float *scratch, const ConvShape *s)
 {
-    // in (n,cin,h,w), out (n,cout,hout,wout), weight (cout, cin·k·k) as a matrix
+    // out (n,cout,hout,wout); in (n,cin,h,w); weight (cout,cin,k,k); bias (cout) or NULL
     blas_single_threaded();
-    if (narrow_path(s)) {
-        conv2d_forward_narrow(out, in, weight, bias, scratch, s);
-        return;
-    }
-    const Window g = conv_window(s);
-    const int K = s->cin * s->k * s->k, hw_in = s->h * s->w, hw_out = s->hout * s->wout;
-    const int point = is_pointwise(s);
-    const Chunking ch = chunking(point ? 1 : (size_t)K, s->wout, s->hout);
-    const size_t per = per_thread_floats(point ? 1 : (size_t)K, s->wout, s->hout,
-                                         (size_t)s->cout * K);
-    for (int b = 0; b < s->n; b++) {
-        const float *x = in + (size_t)b * s->cin * hw_in;
-        float *y = out + (size_t)b * s->cout * hw_out;
-#pragma omp parallel for schedule(dynamic) num_threads(run_threads(ch.chunks))
-        for (int c = 0; c < ch.chunks; c++) {
-            int r0 = c * ch.rows, nr = s->hout - r0 < ch.rows ? s->hout - r0 : ch.rows;
-            int ncols = nr * s->wout;
-            float *col = scratch + (size_t)omp_get_thread_num() * per;
-            float *yc = y + (size_t)r0 * s->wout;
-            for (int co = 0; co < s->cout; co++) {
-                float v = bias ? bias[co] : 0.0f, *p = yc + (size_t)co * hw_out;
-                for (int i = 0; i < ncols; i++)
-                    p[i] = v;
-            }
-            const float *B = x + (size_t)r0 * s->w; /* pointwise: the input is the matrix */
-            int ldb = hw_in;
-            if (!point) {
-                im2col(col, x, &g, r0, nr);
-                B = col;
-                ldb = ncols;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, ncols, K, 1.0f,
-                        weight, K, B, ldb, 1.0f, yc, hw_out);
-        }
-    }
+    if (use_direct(s))
+        conv2d_forward_direct(out, in, weight, bias, scratch, s);
+    else
+        conv2d_forward_gemm(out, in, weight, bias, scratch, s);
 }
 
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout,
                      const float *in, const float *weight, float *scratch, const ConvShape *s)
 {
+    // dweight (cout, K) += dout · colᵀ; din = col2im(weightᵀ · dout), chunk by chunk.
+    // Threads split each chunk: by columns of dweight (rows of col) for the first, by
+    // input channels for the second, so no two threads write the same float.
     blas_single_threaded();
-    const Window g = conv_window(s);
-    const int K = s->cin * s->k * s->k, hw_in = s->h * s->w, hw_out = s->hout * s->wout;
-    const int point = is_pointwise(s);
-    const Chunking ch = chunking(point ? 1 : (size_t)K, s->wout, s->hout);
-    const size_t wsize = (size_t)s->cout * K;
-    const size_t per = per_thread_floats(point ? 1 : (size_t)K, s->wout, s->hout, wsize);
-    const size_t col_floats = per - wsize;
-    const int threads = run_threads(ch.chunks);
-    /* chunks two apart never share input rows when a chunk is at least a window high */
-    const int step = point || ch.rows * s->stride >= s->k ? 2 : ch.chunks;
+    const int kk = s->k * s->k, K = s->cin * kk, hw_in = s->h * s->w;
+    const int hw_out = s->hout * s->wout, point = is_pointwise(s);
     if (dbias)
         add_bias_grad(dbias, dout, s->n, s->cout, hw_out);
-    if (din)
-        memset(din, 0, sizeof(float) * s->n * s->cin * hw_in);
-    for (int t = 0; dweight && t < threads; t++)
-        memset(scratch + (size_t)t * per + col_floats, 0, sizeof(float) * wsize);
-    for (int b = 0; b < s->n; b++) {
-        const float *x = in + (size_t)b * s->cin * hw_in;
-        const float *dy = dout + (size_t)b * s->cout * hw_out;
-        float *dx = din ? din + (size_t)b * s->cin * hw_in : NULL;
-        if (dweight) {
-#pragma omp parallel for schedule(dynamic) num_threads(threads)
+    if (!din && !dweight)
+        return;
+    const Window g = conv_window(s);
+    /* pointwise needs no column buffer: the whole image is one chunk */
+    const Chunking ch = point ? (Chunking){s->hout, 1} : backward_chunking(s);
+    const size_t ld = (size_t)ch.rows * s->wout; /* col (K, ld) */
+    float *col = scratch;
+#pragma omp parallel num_threads(run_threads(K))
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int ra, rb, ca, cb;
+        split(K, nt, t, &ra, &rb);
+        split(s->cin, nt, t, &ca, &cb);
+        for (int b = 0; b < s->n; b++) {
+            const float *x = in + (size_t)b * s->cin * hw_in;
+            const float *dy = dout + (size_t)b * s->cout * hw_out;
+            float *dx = din ? din + (size_t)b * s->cin * hw_in : NULL;
+            if (dx && !point)
+                memset(dx + (size_t)ca * hw_in, 0, sizeof(float) * (cb - ca) * hw_in);
             for (int c = 0; c < ch.chunks; c++) {
-                int r0 = c * ch.rows, nr = s->hout - r0 < ch.rows ? s->hout - r0 : ch.rows;
-                int ncols = nr * s->wout;
-                float *col = scratch + (size_t)omp_get_thread_num() * per;
-                const float *B = x + (size_t)r0 * s->w;
-                int ldb = hw_in;
-                if (!point) {
-                    im2col(col, x, &g, r0, nr);
-                    B = col;
-                    ldb = ncols;
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, K, ncols, 1.0f,
-                            dy + (size_t)r0 * s->wout, hw_out, B, ldb, 1.0f, col + col_floats, K);
-            }
-        }
-        if (!dx)
-            continue;
-        for (int phase = 0; phase < step && phase < ch.chunks; phase++) {
-#pragma omp parallel for schedule(dynamic) num_threads(step == 2 ? threads : 1)
-            for (int c = phase; c < ch.chunks; c += step) {
-                int r0 = c * ch.rows, nr = s->hout - r0 < ch.rows ? s->hout - r0 : ch.rows;
-                int ncols = nr * s->wout;
+                const int r0 = c * ch.rows, rows = min_int(ch.rows, s->hout - r0);
+                const int ncols = rows * s->wout;
                 const float *dyc = dy + (size_t)r0 * s->wout;
+                if (dweight && rb > ra) {
+                    const float *B = x + (size_t)r0 * s->w; /* pointwise: the input itself */
+                    int ldb = hw_in;
+                    if (!point) {
+                        im2col(col, ld, x, &g, r0, rows, ra, rb);
+                        B = col;
+                        ldb = (int)ld;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cout, rb - ra, ncols,
+                                1.0f, dyc, hw_out, B + (size_t)ra * ldb, ldb, 1.0f, dweight + ra,
+                                K);
+                }
+                if (!dx)
+                    continue;
                 if (point) {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ncols, s->cout, 1.0f,
-                                weight, K, dyc, hw_out, 0.0f, dx + (size_t)r0 * s->w, hw_in);
+                    if (cb > ca)
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cb - ca, ncols,
+                                    s->cout, 1.0f, weight + ca, K, dyc, hw_out, 0.0f,
+                                    dx + (size_t)ca * hw_in + (size_t)r0 * s->w, hw_in);
                     continue;
                 }
-                float *col = scratch + (size_t)omp_get_thread_num() * per;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ncols, s->cout, 1.0f,
-                            weight, K, dyc, hw_out, 0.0f, col, ncols);
-                col2im_add(dx, col, &g, r0, nr);
+#pragma omp barrier /* col is about to be overwritten */
+                if (cb > ca) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (cb - ca) * kk, ncols,
+                                s->cout, 1.0f, weight + (size_t)ca * kk, K, dyc, hw_out, 0.0f,
+                                col + (size_t)ca * kk * ld, (int)ld);
+                    col2im_add(dx, col, ld, &g, r0, rows, ca, cb);
+                }
+#pragma omp barrier /* the next chunk's im2col overwrites col */
             }
         }
     }
-    if (dweight)
-        reduce_weight_grads(dweight, scratch, per, col_floats, wsize, threads);
 }
 
 /* The oracle builds an explicitly padded copy of each input plane (ReflectionPad2d /
@@ -479,6 +681,13 @@ static Window convt_window(const ConvTShape *s)
     return (Window){s->cout, s->hout, s->wout, s->k, s->stride, s->pad, 0, s->h, s->w};
 }
 
+/* Chunks of input rows; one column buffer (cout·k·k, rows·w) shared by the threads. */
+static Chunking convt_chunking(const ConvTShape *s)
+{
+    return chunking((size_t)s->cout * s->k * s->k * s->w, conv_chunk_cap_floats * max_threads(),
+                    s->h, 1);
+}
+
 void conv_transpose2d_shape(ConvTShape *s)
 {
     s->hout = (s->h - 1) * s->stride - 2 * s->pad + s->k + s->output_pad;
@@ -487,43 +696,37 @@ void conv_transpose2d_shape(ConvTShape *s)
 
 size_t conv_transpose2d_scratch_floats(const ConvTShape *s)
 {
-    size_t K = (size_t)s->cout * s->k * s->k;
-    return (size_t)max_threads() * per_thread_floats(K, s->w, s->h, (size_t)s->cin * K);
+    return (size_t)s->cout * s->k * s->k * convt_chunking(s).rows * s->w;
 }
 
 void conv_transpose2d_forward(float *out, const float *in, const float *weight,
                               const float *bias, float *scratch, const ConvTShape *s)
 {
-    // in (n,cin,h,w), out (n,cout,hout,wout), weight (cin, cout·k·k) as a matrix
+    // in (n,cin,h,w), out (n,cout,hout,wout), weight (cin, K = cout·k·k) as a matrix:
+    // out = col2im(weightᵀ · in), each thread on its own output channels.
     blas_single_threaded();
     const Window g = convt_window(s);
-    const int K = s->cout * s->k * s->k, hw_in = s->h * s->w, hw_out = s->hout * s->wout;
-    const Chunking ch = chunking((size_t)K, s->w, s->h);
-    const size_t per = per_thread_floats((size_t)K, s->w, s->h, (size_t)s->cin * K);
-    /* input chunks scatter into overlapping output rows: run them two apart */
-    const int step = ch.rows * s->stride >= s->k ? 2 : ch.chunks;
-    memset(out, 0, sizeof(float) * s->n * s->cout * hw_out);
-    for (int b = 0; b < s->n; b++) {
-        const float *x = in + (size_t)b * s->cin * hw_in;
-        float *y = out + (size_t)b * s->cout * hw_out;
-        for (int phase = 0; phase < step && phase < ch.chunks; phase++) {
-#pragma omp parallel for schedule(dynamic) num_threads(step == 2 ? run_threads(ch.chunks) : 1)
-            for (int c = phase; c < ch.chunks; c += step) {
-                int r0 = c * ch.rows, nr = s->h - r0 < ch.rows ? s->h - r0 : ch.rows;
-                int ncols = nr * s->w;
-                float *col = scratch + (size_t)omp_get_thread_num() * per;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ncols, s->cin, 1.0f,
-                            weight, K, x + (size_t)r0 * s->w, hw_in, 0.0f, col, ncols);
-                col2im_add(y, col, &g, r0, nr);
+    const int kk = s->k * s->k, K = s->cout * kk, hw_in = s->h * s->w;
+    const int hw_out = s->hout * s->wout;
+    const Chunking ch = convt_chunking(s);
+    const size_t ld = (size_t)ch.rows * s->w; /* col (K, ld) */
+#pragma omp parallel num_threads(run_threads(s->cout))
+    {
+        int ca, cb;
+        split(s->cout, omp_get_num_threads(), omp_get_thread_num(), &ca, &cb);
+        for (int b = 0; b < s->n && cb > ca; b++) {
+            const float *x = in + (size_t)b * s->cin * hw_in;
+            float *y = out + (size_t)b * s->cout * hw_out;
+            fill_planes(y, bias, ca, cb, hw_out, hw_out);
+            for (int c = 0; c < ch.chunks; c++) {
+                const int r0 = c * ch.rows, rows = min_int(ch.rows, s->h - r0);
+                const int ncols = rows * s->w;
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (cb - ca) * kk, ncols,
+                            s->cin, 1.0f, weight + (size_t)ca * kk, K, x + (size_t)r0 * s->w,
+                            hw_in, 0.0f, scratch + (size_t)ca * kk * ld, (int)ld);
+                col2im_add(y, scratch, ld, &g, r0, rows, ca, cb);
             }
         }
-        if (bias)
-#pragma omp parallel for schedule(static)
-            for (int co = 0; co < s->cout; co++) {
-                float *p = y + (size_t)co * hw_out;
-                for (int i = 0; i < hw_out; i++)
-                    p[i] += bias[co];
-            }
     }
 }
 
@@ -531,36 +734,45 @@ void conv_transpose2d_backward(float *din, float *dweight, float *dbias, const f
                                const float *in, const float *weight, float *scratch,
                                const ConvTShape *s)
 {
+    // col = im2col(dout); dweight (cin, K) += in · colᵀ; din = weight · col.
+    // Threads split each chunk by rows of col, then by input channels.
     blas_single_threaded();
     const Window g = convt_window(s);
     const int K = s->cout * s->k * s->k, hw_in = s->h * s->w, hw_out = s->hout * s->wout;
-    const Chunking ch = chunking((size_t)K, s->w, s->h);
-    const size_t wsize = (size_t)s->cin * K;
-    const size_t per = per_thread_floats((size_t)K, s->w, s->h, wsize), col_floats = per - wsize;
-    const int threads = run_threads(ch.chunks);
     if (dbias)
         add_bias_grad(dbias, dout, s->n, s->cout, hw_out);
-    for (int t = 0; dweight && t < threads; t++)
-        memset(scratch + (size_t)t * per + col_floats, 0, sizeof(float) * wsize);
-    for (int b = 0; b < s->n; b++) {
-        const float *x = in + (size_t)b * s->cin * hw_in;
-        const float *dy = dout + (size_t)b * s->cout * hw_out;
-        float *dx = din ? din + (size_t)b * s->cin * hw_in : NULL;
-        /* gathers only: every chunk reads dout and writes its own rows of din */
-#pragma omp parallel for schedule(dynamic) num_threads(threads)
-        for (int c = 0; c < ch.chunks; c++) {
-            int r0 = c * ch.rows, nr = s->h - r0 < ch.rows ? s->h - r0 : ch.rows;
-            int ncols = nr * s->w;
-            float *col = scratch + (size_t)omp_get_thread_num() * per;
-            im2col(col, dy, &g, r0, nr);
-            if (dx)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cin, ncols, K, 1.0f,
-                            weight, K, col, ncols, 0.0f, dx + (size_t)r0 * s->w, hw_in);
-            if (dweight)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cin, K, ncols, 1.0f,
-                            x + (size_t)r0 * s->w, hw_in, col, ncols, 1.0f, col + col_floats, K);
+    if (!din && !dweight)
+        return;
+    const Chunking ch = convt_chunking(s);
+    const size_t ld = (size_t)ch.rows * s->w; /* col (K, ld) */
+    float *col = scratch;
+#pragma omp parallel num_threads(run_threads(K))
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int ra, rb, ca, cb;
+        split(K, nt, t, &ra, &rb);
+        split(s->cin, nt, t, &ca, &cb);
+        for (int b = 0; b < s->n; b++) {
+            const float *x = in + (size_t)b * s->cin * hw_in;
+            const float *dy = dout + (size_t)b * s->cout * hw_out;
+            for (int c = 0; c < ch.chunks; c++) {
+                const int r0 = c * ch.rows, rows = min_int(ch.rows, s->h - r0);
+                const int ncols = rows * s->w;
+                im2col(col, ld, dy, &g, r0, rows, ra, rb);
+                if (dweight && rb > ra)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->cin, rb - ra, ncols,
+                                1.0f, x + (size_t)r0 * s->w, hw_in, col + (size_t)ra * ld,
+                                (int)ld, 1.0f, dweight + ra, K);
+                if (!din)
+                    continue;
+#pragma omp barrier /* din reads every row of col */
+                if (cb > ca)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cb - ca, ncols, K,
+                                1.0f, weight + (size_t)ca * K, K, col, (int)ld, 0.0f,
+                                din + ((size_t)b * s->cin + ca) * hw_in + (size_t)r0 * s->w,
+                                hw_in);
+#pragma omp barrier /* the next chunk's im2col overwrites col */
+            }
         }
     }
-    if (dweight)
-        reduce_weight_grads(dweight, scratch, per, col_floats, wsize, threads);
 }
