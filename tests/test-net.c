@@ -321,8 +321,79 @@ static void check_bad_weight_files(void)
     unlink(path);
 }
 
+/* What the tiler relies on: fixed instance-norm statistics reproduce the pass they were
+ * taken from and change what other inputs give; the memory estimate allocates nothing and
+ * leaves a planned size intact; alignments of the shipped builders. */
+static void check_tiling_support(void)
+{
+    PerceptJohnsonOpts jo = {8, 1, 0};
+    char *arch = percept_arch_johnson(&jo);
+    PerceptNet *net = percept_net_from_arch(arch, 3);
+    CHECK(net != NULL, "johnson: %s", percept_error());
+    if (!net)
+        return;
+    CHECK(percept_net_alignment(net) == 4, "johnson alignment %d", percept_net_alignment(net));
+    size_t ns = percept_net_norm_stats_floats(net);
+    CHECK(ns == 2 * (8 + 16 + 32 + 32 + 32 + 16 + 8), "johnson norm stats %zu", ns);
+    int h = 20, w = 24;
+    size_t n = (size_t)3 * h * w, on = n;
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    float *ya = malloc(sizeof(float) * on), *yb = malloc(sizeof(float) * on);
+    float *stats = malloc(sizeof(float) * ns);
+    fill_uniform(a, n, 1, 0, 1);
+    fill_uniform(b, n, 2, 0, 1);
+    PerceptTensor ta = {1, 3, h, w, a}, tb = {1, 3, h, w, b}, out;
+    percept_net_forward(net, &ta, &out);
+    memcpy(ya, out.data, sizeof(float) * on);
+    memcpy(stats, percept_net_norm_stats(net), sizeof(float) * ns);
+    percept_net_forward(net, &tb, &out);
+    memcpy(yb, out.data, sizeof(float) * on);
+    CHECK(memcmp(stats, percept_net_norm_stats(net), sizeof(float) * ns) != 0,
+          "statistics of a different image are different");
+
+    size_t before = cpu_alloc_calls;
+    size_t small = percept_net_memory_bytes(net, h, w), big = percept_net_memory_bytes(net, 64, 64);
+    CHECK(small > n * 4 && big > small * 4, "memory estimate %zu (20x24) %zu (64x64)", small, big);
+    CHECK(cpu_alloc_calls == before, "the memory estimate allocated");
+    CHECK(percept_net_memory_bytes(net, 0, 5) == 0, "an empty size has no estimate");
+
+    CHECK(percept_net_fix_norm_stats(net, stats) == 0, "fix: %s", percept_error());
+    percept_net_forward(net, &ta, &out);
+    CHECK(cpu_alloc_calls == before, "the planned size was kept across the estimate");
+    CHECK(max_tol_ratio(out.data, ya, on, 1e-6, 1e-6, NULL) <= 1,
+          "fixed statistics reproduce the pass they came from");
+    percept_net_forward(net, &tb, &out);
+    CHECK(max_tol_ratio(out.data, yb, on, 1e-4, 1e-4, NULL) > 1,
+          "image b with image a's statistics differs from image b with its own");
+    CHECK(percept_net_backward(net, yb, NULL) != 0 && strstr(percept_error(), "fixed"),
+          "backward with fixed statistics is refused: %s", percept_error());
+    stats[3] = NAN;
+    CHECK(percept_net_fix_norm_stats(net, stats) != 0, "NaN statistics are refused");
+    percept_net_fix_norm_stats(net, NULL);
+    percept_net_forward(net, &tb, &out);
+    CHECK(max_tol_ratio(out.data, yb, on, 1e-6, 1e-6, NULL) <= 1, "own statistics again");
+    percept_net_free(net);
+    free(arch); free(a); free(b); free(ya); free(yb); free(stats);
+
+    PerceptSrOpts so = {PERCEPT_SR_JOHNSON, 4, 8, 1};
+    arch = percept_arch_sr(&so);
+    net = percept_net_from_arch(arch, 1);
+    CHECK(net && percept_net_alignment(net) == 1 && percept_net_norm_stats_floats(net) == 0,
+          "sr alignment and statistics");
+    percept_net_free(net);
+    free(arch);
+    PerceptAutoencoderOpts ao = {64, 8, 8, 0, 0};
+    arch = percept_arch_deepsim_autoencoder(&ao);
+    net = percept_net_from_arch(arch, 1);
+    CHECK(net && percept_net_alignment(net) == 8, "autoencoder alignment %d",
+          net ? percept_net_alignment(net) : -1);
+    percept_net_free(net);
+    free(arch);
+}
+
 int main(void)
 {
+    check_tiling_support();
     check_net_gradients(mixed_arch, 2, 2, 8, 6, 1);
     check_net_gradients(head_arch, 3, 3, 6, 7, 2);
     check_planning();

@@ -159,9 +159,19 @@ static void cpu_forward(PerceptNet *net, const Node *nd)
     case OP_PIXEL_SHUFFLE:
         pixel_shuffle_forward(out, x, in.n, nd->out.c, in.h, in.w, nd->factor);
         break;
-    case OP_INSTANCE_NORM:
+    case OP_INSTANCE_NORM: {
+        float *stats = net->norm_stats + nd->stats_off; /* mean[c], rstd[c] */
+        if (net->norm_fixed) {
+            for (int i = 0; i < in.n; i++)
+                instance_norm_apply(out + (size_t)i * in.c * hw, x + (size_t)i * in.c * hw,
+                                    stats, stats + in.c, w, b, 1, in.c, hw);
+            break;
+        }
         instance_norm_forward(out, saved, saved + in.n * in.c, x, w, b, in.n, in.c, hw, nd->eps);
+        memcpy(stats, saved, sizeof(float) * in.c);
+        memcpy(stats + in.c, saved + in.n * in.c, sizeof(float) * in.c);
         break;
+    }
     case OP_BATCH_NORM:
         if (net->plan.training)
             batch_norm_forward_train(out, saved, saved + in.c, net_param(net, nd, PARAM_RUNNING_MEAN),

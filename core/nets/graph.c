@@ -442,7 +442,15 @@ static int net_alloc_params(PerceptNet *net)
     net->grads_data = be->alloc(net->params_floats ? net->params_floats : 1);
     net->buffers_data = be->alloc(net->buffers_floats ? net->buffers_floats : 1);
     net->has_grad = calloc(net->n_nodes + 1, sizeof(int));
-    if (!net->params_data || !net->grads_data || !net->buffers_data || !net->has_grad)
+    net->norm_stats_floats = 0;
+    for (int i = 0; i < net->n_nodes; i++)
+        if (net->nodes[i].op == OP_INSTANCE_NORM) {
+            net->nodes[i].stats_off = net->norm_stats_floats;
+            net->norm_stats_floats += 2 * (size_t)net->nodes[i].cout;
+        }
+    net->norm_stats = calloc(net->norm_stats_floats + 1, sizeof(float));
+    if (!net->params_data || !net->grads_data || !net->buffers_data || !net->has_grad ||
+        !net->norm_stats)
         return percept_fail("out of memory for %zu parameters", net->params_floats);
     return 0;
 }
@@ -572,6 +580,7 @@ void percept_net_free(PerceptNet *net)
         net->backend->release(net->buffers_data);
     }
     free(net->has_grad);
+    free(net->norm_stats);
     free(net->nodes);
     free(net->params);
     free(net->arch_json);
@@ -714,6 +723,31 @@ float *net_param_grad(PerceptNet *net, const Node *node, ParamSlot slot)
     return net->grads_data + net->params[node->param[slot]].off;
 }
 
+size_t percept_net_norm_stats_floats(const PerceptNet *net)
+{
+    return net->norm_stats_floats;
+}
+
+const float *percept_net_norm_stats(const PerceptNet *net)
+{
+    return net->norm_stats;
+}
+
+int percept_net_fix_norm_stats(PerceptNet *net, const float *stats)
+{
+    if (!stats) {
+        net->norm_fixed = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < net->norm_stats_floats; i++)
+        if (!isfinite(stats[i]))
+            return percept_fail("instance-norm statistics are not finite (value %zu)", i);
+    if (stats != net->norm_stats)
+        memcpy(net->norm_stats, stats, net->norm_stats_floats * sizeof(float));
+    net->norm_fixed = 1;
+    return 0;
+}
+
 /* ---- running ---------------------------------------------------------------------- */
 
 static int prepare(PerceptNet *net, const PerceptTensor *in)
@@ -772,6 +806,8 @@ int percept_net_backward_from(PerceptNet *net, const char *const *names,
                               const float *const *grads, int count, float *din)
 {
     Plan *pl = &net->plan;
+    if (net->norm_fixed)
+        return percept_fail("backward: instance-norm statistics are fixed (inference only)");
     if (!pl->valid || !pl->grad)
         return percept_fail("backward needs a forward pass with gradients enabled "
                             "(training mode or percept_net_set_grad)");

@@ -48,6 +48,7 @@ typedef struct {
     size_t saved_off, saved_floats;  /* per-node state kept for backward */
     size_t grad_off;                 /* gradient arena offset (grad mode) */
     int last_use;                    /* index of the last node reading this output */
+    size_t stats_off;                /* instance_norm: its mean and rstd in net->norm_stats */
 } Node;
 
 typedef struct {
@@ -102,6 +103,10 @@ struct PerceptNet {
     float *buffers_data; size_t buffers_floats;
     int training, grad, frozen;
     uint64_t noise_seed;
+    /* instance-norm statistics of the last forward's first image, or, when norm_fixed, the
+     * statistics every forward normalises with (percept_net_fix_norm_stats) */
+    float *norm_stats; size_t norm_stats_floats;
+    int norm_fixed;
     const PerceptBackend *backend;
     Plan plan;
     int *has_grad;                   /* per node, during backward */

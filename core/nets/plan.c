@@ -211,10 +211,11 @@ static size_t assign_offsets(PerceptNet *net, int grad)
     return top;
 }
 
-int plan_build(PerceptNet *net, Shape in, int grad)
+/* Shapes, offsets and arena sizes of a plan for input `in`, in net->plan and the nodes,
+ * without allocating anything. */
+static int plan_measure(PerceptNet *net, Shape in, int grad)
 {
     const PerceptBackend *be = net->backend;
-    plan_free(net);
     if (infer_shapes(net, in))
         return -1;
     Plan *pl = &net->plan;
@@ -242,13 +243,31 @@ int plan_build(PerceptNet *net, Shape in, int grad)
     pl->work_floats = work;
     pl->grads_floats = grads;
     pl->tmp_floats = grad ? tmp : 0;
+    return 0;
+}
+
+static size_t plan_floats(const Plan *pl)
+{
+    return pl->act_floats + pl->saved_floats + pl->work_floats + pl->grads_floats +
+           pl->tmp_floats;
+}
+
+int plan_build(PerceptNet *net, Shape in, int grad)
+{
+    const PerceptBackend *be = net->backend;
+    plan_free(net);
+    if (plan_measure(net, in, grad))
+        return -1;
+    Plan *pl = &net->plan;
+    size_t saved = pl->saved_floats, work = pl->work_floats, grads = pl->grads_floats;
+    size_t tmp = pl->tmp_floats;
     pl->act = be->alloc(pl->act_floats);
     pl->saved = be->alloc(saved ? saved : 1);
     pl->work = be->alloc(work ? work : 1);
     pl->grads = grad ? be->alloc(grads) : NULL;
     pl->tmp = grad ? be->alloc(tmp) : NULL;
     if (!pl->act || !pl->saved || !pl->work || (grad && (!pl->grads || !pl->tmp))) {
-        double gib = (double)(pl->act_floats + saved + work + grads + pl->tmp_floats) * 4 / 1073741824.0;
+        double gib = (double)plan_floats(pl) * 4 / 1073741824.0;
         plan_free(net);
         return percept_fail("out of memory: network '%s' needs %.2f GiB for a %d×%d×%d×%d input",
                             net->name, gib, in.n, in.c, in.h, in.w);
@@ -258,6 +277,55 @@ int plan_build(PerceptNet *net, Shape in, int grad)
 }
 
 /* ---- shape queries ---------------------------------------------------------------- */
+
+size_t percept_net_memory_bytes(PerceptNet *net, int h, int w)
+{
+    Plan *pl = &net->plan;
+    Shape keep = pl->in;
+    int keep_grad = pl->grad, valid = pl->valid;
+    size_t bytes = 0;
+    if (h >= 1 && w >= 1 &&
+        !plan_measure(net, (Shape){1, net->input_channels, h, w}, net->grad || net->training))
+        bytes = plan_floats(pl) * sizeof(float);
+    /* the nodes' offsets describe the measured size now: put the allocated plan's back */
+    if (valid)
+        plan_measure(net, keep, keep_grad);
+    else
+        pl->in = keep;
+    return bytes;
+}
+
+int percept_net_alignment(const PerceptNet *net)
+{
+    double *jump = malloc(sizeof(double) * net->n_nodes), most = 1;
+    if (!jump)
+        return percept_fail("out of memory");
+    for (int i = 0; i < net->n_nodes; i++) {
+        const Node *nd = &net->nodes[i];
+        double j = nd->in[0] == INPUT_NODE ? 1 : jump[nd->in[0]];
+        switch (nd->op) {
+        case OP_CONV2D:
+        case OP_AVG_POOL:
+        case OP_MAX_POOL:
+            j *= nd->stride;
+            break;
+        case OP_CONV_TRANSPOSE2D:
+            j /= nd->stride;
+            break;
+        case OP_UPSAMPLE_NEAREST:
+        case OP_PIXEL_SHUFFLE:
+            j /= nd->factor;
+            break;
+        default:
+            break;
+        }
+        jump[i] = j;
+        if (j > most)
+            most = j;
+    }
+    free(jump);
+    return most > 1 << 20 ? 1 << 20 : (int)ceil(most - 1e-9);
+}
 
 int percept_net_output_shape(PerceptNet *net, int n, int h, int w, int *oc, int *oh, int *ow)
 {

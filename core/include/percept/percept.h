@@ -139,6 +139,21 @@ PERCEPT_API int percept_net_receptive_field(const PerceptNet *net);
 /* Output size for an input size; -1 with a message if the input is too small/odd. */
 PERCEPT_API int percept_net_output_shape(PerceptNet *net, int n, int h, int w, int *oc,
                                          int *oh, int *ow);
+/* Bytes of activation memory a forward pass of one h×w image plans (0 with a message if the
+ * size is refused); the tiler sizes its tiles with it. Allocates nothing. */
+PERCEPT_API size_t percept_net_memory_bytes(PerceptNet *net, int h, int w);
+/* The largest downsampling factor inside the network (1 for networks that never stride,
+ * 4 for Johnson's style net): inputs cut at multiples of it are processed identically, so
+ * tiles must start at multiples of it. */
+PERCEPT_API int percept_net_alignment(const PerceptNet *net);
+/* Instance-norm statistics: mean and 1/std of every channel of every instance_norm node,
+ * in node order (2 · channels floats per node). After a forward pass they hold its first
+ * image's; once fixed, every forward pass normalises with the given ones instead of its
+ * own (NULL: compute them again) and backward is refused. The tiler runs the whole image
+ * once, fixes its statistics, then runs the tiles: tiles normalise as the whole image. */
+PERCEPT_API size_t percept_net_norm_stats_floats(const PerceptNet *net);
+PERCEPT_API const float *percept_net_norm_stats(const PerceptNet *net);
+PERCEPT_API int percept_net_fix_norm_stats(PerceptNet *net, const float *stats);
 /* One line per node: name, op, output shape for a given input size. Caller frees. */
 PERCEPT_API char *percept_net_summary(PerceptNet *net, int h, int w);
 
