@@ -14,5 +14,7 @@ ninja -C build-asan
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     meson test -C build-asan --print-errorlogs --timeout-multiplier 4 --no-suite gegl "$@"
+# the gegl command loads the sanitized module: it needs the runtimes preloaded
+export PERCEPT_SANITIZER_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
     meson test -C build-asan --print-errorlogs --timeout-multiplier 4 --suite gegl "$@"

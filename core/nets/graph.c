@@ -783,6 +783,11 @@ int percept_net_forward(PerceptNet *net, const PerceptTensor *in, PerceptTensor 
     return 0;
 }
 
+void percept_net_release_memory(PerceptNet *net)
+{
+    plan_free(net);
+}
+
 int percept_net_node_output(PerceptNet *net, const char *name, PerceptTensor *out)
 {
     int i = find_node(net, net->n_nodes, name);

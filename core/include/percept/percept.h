@@ -178,6 +178,9 @@ PERCEPT_API int percept_net_forward(PerceptNet *net, const PerceptTensor *in,
  * in eval mode batch norm's gradient uses the running statistics): dout has the output's
  * shape. Parameter gradients accumulate; din (input's shape) is written when non-NULL. */
 PERCEPT_API int percept_net_backward(PerceptNet *net, const float *dout, float *din);
+/* Frees the planned activation memory (the next forward plans again): for hosts such as
+ * GIMP that keep a network loaded between uses. */
+PERCEPT_API void percept_net_release_memory(PerceptNet *net);
 /* The output of a named node after forward (e.g. "features.8" of VGG-16). */
 PERCEPT_API int percept_net_node_output(PerceptNet *net, const char *node, PerceptTensor *out);
 /* Backward from several nodes at once: grads[i] has node names[i]'s output shape. */

@@ -1,0 +1,203 @@
+/* Shared parts of percept's GEGL operations (see op-support.h). */
+#include <math.h>
+#include <string.h>
+
+#include "op-support.h"
+
+PerceptOpState *percept_op_state(gpointer *user_data)
+{
+    if (!*user_data)
+        *user_data = g_new0(PerceptOpState, 1);
+    return *user_data;
+}
+
+void percept_op_state_free(gpointer *user_data)
+{
+    PerceptOpState *s = *user_data;
+    if (!s)
+        return;
+    percept_model_release(s->model);
+    g_free(s->warned);
+    g_free(s->noted);
+    g_free(s);
+    *user_data = NULL;
+}
+
+static gboolean task_accepted(const char *task, const char *tasks)
+{
+    if (!*task)
+        return TRUE;
+    char **list = g_strsplit(tasks, "|", -1);
+    gboolean ok = g_strv_contains((const char *const *)list, task);
+    g_strfreev(list);
+    return ok;
+}
+
+static void warn_once(GeglOperation *op, PerceptOpState *state, char *why)
+{
+    if (g_strcmp0(state->warned, why)) {
+        g_warning("%s: %s; the image passes through unchanged",
+                  gegl_operation_get_name(op), why);
+        g_free(state->warned);
+        state->warned = why;
+    } else {
+        g_free(why);
+    }
+}
+
+void percept_op_load(GeglOperation *op, PerceptOpState *state, const char *name,
+                     const char *fallback, const char *tasks, int want_scale)
+{
+    const char *use = name && *name ? name : fallback;
+    char *error = NULL;
+    PerceptModel *m = percept_model_acquire(use, &error);
+    if (m && !task_accepted(m->task, tasks)) {
+        char **list = g_strsplit(tasks, "|", -1);
+        char *names = g_strjoinv(" or ", list);
+        error = g_strdup_printf("model '%s' is for %s; %s takes models for %s", use, m->task,
+                                gegl_operation_get_name(op), names);
+        g_free(names);
+        g_strfreev(list);
+    }
+    else if (m && want_scale == 1 && m->scale != 1)
+        error = g_strdup_printf("model '%s' enlarges %d times; %s needs one that "
+                                "keeps the size", use, m->scale, gegl_operation_get_name(op));
+    else if (m && want_scale == 0 && m->scale == 1)
+        error = g_strdup_printf("model '%s' keeps the image size; %s needs a model that "
+                                "enlarges", use, gegl_operation_get_name(op));
+    else if (!m) {
+        char *why = error;
+        error = g_strdup_printf("model '%s': %s", use, why);
+        g_free(why);
+    }
+    if (error) {
+        percept_model_release(m);
+        m = NULL;
+        warn_once(op, state, error);
+    } else {
+        g_clear_pointer(&state->warned, g_free);
+    }
+    percept_model_release(state->model);
+    state->model = m;
+}
+
+void percept_op_note(PerceptOpState *state, char *text)
+{
+    if (g_strcmp0(state->noted, text))
+        g_message("%s", text);
+    g_free(state->noted);
+    state->noted = text;
+}
+
+const Babl *percept_op_rgba(GeglOperation *op)
+{
+    return babl_format_with_space("R'G'B'A float", gegl_operation_get_source_space(op, "input"));
+}
+
+const Babl *percept_op_output_format(GeglOperation *op)
+{
+    const Babl *source = gegl_operation_get_source_format(op, "input");
+    return source && !babl_format_has_alpha(source) ? percept_op_rgb(op) : percept_op_rgba(op);
+}
+
+const Babl *percept_op_rgb(GeglOperation *op)
+{
+    return babl_format_with_space("R'G'B' float", gegl_operation_get_source_space(op, "input"));
+}
+
+void percept_op_device(int device)
+{
+    static gsize said = 0;
+    if (device == PERCEPT_OP_DEVICE_CUDA && g_once_init_enter(&said))
+        g_once_init_leave(&said, (g_message("percept: this build has no CUDA backend; "
+                                            "running on the CPU"), 1));
+}
+
+gboolean percept_op_input_box(GeglOperation *op, GeglRectangle *box)
+{
+    const GeglRectangle *in = gegl_operation_source_get_bounding_box(op, "input");
+    if (!in || gegl_rectangle_is_infinite_plane(in) || in->width < 1 || in->height < 1)
+        return FALSE;
+    *box = *in;
+    return TRUE;
+}
+
+GeglRectangle percept_op_whole_input(GeglOperation *op, const gchar *pad,
+                                     const GeglRectangle *roi)
+{
+    GeglRectangle box;
+    return percept_op_input_box(op, &box) ? box : *roi;
+}
+
+GeglRectangle percept_op_whole_input_region(GeglOperation *op, const GeglRectangle *roi)
+{
+    return percept_op_whole_input(op, "input", roi);
+}
+
+gboolean percept_op_process_or_pass(GeglOperation *op, GeglOperationContext *context,
+                                    const gchar *output_pad, const GeglRectangle *roi,
+                                    gint level, gboolean passthrough,
+                                    GeglOperationClass *parent_class)
+{
+    GeglRectangle box;
+    if (passthrough || !percept_op_input_box(op, &box)) {
+        gpointer in = gegl_operation_context_get_object(context, "input");
+        if (in)
+            gegl_operation_context_take_object(context, "output", g_object_ref(G_OBJECT(in)));
+        return TRUE;
+    }
+    return parent_class->process(op, context, output_pad, roi, level);
+}
+
+void percept_op_blend(float *out, const float *in_rgba, const float *net_rgb, size_t n,
+                      double strength, gboolean preserve_colors)
+{
+    const float k = (float)strength;
+    for (size_t i = 0; i < n; i++) {
+        const float *a = in_rgba + 4 * i, *b = net_rgb + 3 * i;
+        float *o = out + 4 * i;
+        if (preserve_colors) {
+            /* replacing Y' while keeping Cb and Cr adds the same ΔY' to R', G' and B' */
+            float dy = 0.299f * (b[0] - a[0]) + 0.587f * (b[1] - a[1]) + 0.114f * (b[2] - a[2]);
+            for (int c = 0; c < 3; c++)
+                o[c] = a[c] + k * dy;
+        } else {
+            for (int c = 0; c < 3; c++)
+                o[c] = a[c] + k * (b[c] - a[c]);
+        }
+        o[3] = a[3];
+    }
+}
+
+typedef struct {
+    GeglBuffer *input, *output;
+    const Babl *rgba;
+    double strength;
+    gboolean preserve_colors;
+} BlendSink;
+
+static gboolean blend_tile(void *user, const GeglRectangle *r, const float *rgb, char **error)
+{
+    BlendSink *s = user;
+    size_t n = (size_t)r->width * r->height;
+    float *px = g_try_malloc(sizeof(float) * 4 * n);
+    if (!px) {
+        *error = g_strdup("out of memory");
+        return FALSE;
+    }
+    gegl_buffer_get(s->input, r, 1.0, s->rgba, px, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+    percept_op_blend(px, px, rgb, n, s->strength, s->preserve_colors);
+    gegl_buffer_set(s->output, r, 0, s->rgba, px, GEGL_AUTO_ROWSTRIDE);
+    g_free(px);
+    return TRUE;
+}
+
+gboolean percept_op_run_blended(GeglOperation *op, PerceptModel *model, GeglBuffer *input,
+                                GeglBuffer *output, const GeglRectangle *image, int tile,
+                                double strength, gboolean preserve_colors, const char *what,
+                                char **error)
+{
+    BlendSink sink = {input, output, percept_op_rgba(op), strength, preserve_colors};
+    PerceptTiler t = {model, percept_op_rgb(op), tile, 0, op, what};
+    return percept_tiler_run(&t, input, image, blend_tile, &sink, error);
+}

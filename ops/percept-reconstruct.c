@@ -1,0 +1,107 @@
+/* percept:reconstruct — restoration networks (denoising, JPEG artefact removal,
+ * autoencoder reconstruction in the DeePSiM line) that keep the image size. */
+#ifdef GEGL_PROPERTIES
+
+enum_start(percept_reconstruct_device)
+  enum_value(PERCEPT_RECONSTRUCT_DEVICE_AUTO, "auto", "Auto")
+  enum_value(PERCEPT_RECONSTRUCT_DEVICE_CPU, "cpu", "CPU")
+  enum_value(PERCEPT_RECONSTRUCT_DEVICE_CUDA, "cuda", "CUDA")
+enum_end(PerceptReconstructDevice)
+
+property_string(model, "Model", "")
+  description("Preset name (denoise, jpeg, …) or path of a .safetensors file; empty: the "
+              "denoise preset")
+
+property_double(strength, "Strength", 1.0)
+  description("0 keeps the original, 1 is the network's result")
+  value_range(0.0, 1.0)
+
+property_enum(device, "Device", PerceptReconstructDevice, percept_reconstruct_device,
+              PERCEPT_RECONSTRUCT_DEVICE_AUTO)
+  description("Where the network runs (auto: CUDA when available, else the CPU)")
+
+property_int(tile_size, "Tile size", 0)
+  description("Side of the tiles the image is processed in, in pixels; 0 chooses it from "
+              "the memory budget (PERCEPT_TILE_MEMORY_MB)")
+  value_range(0, 16384)
+
+#else
+
+#define GEGL_OP_FILTER
+#define GEGL_OP_NAME percept_reconstruct
+#define GEGL_OP_C_SOURCE percept-reconstruct.c
+#define GEGL_OP_BUNDLE
+
+#include <glib/gi18n-lib.h>
+
+#include "gegl-op.h"
+#include "op-support.h"
+
+static void prepare(GeglOperation *operation)
+{
+    GeglProperties *o = GEGL_PROPERTIES(operation);
+    gegl_operation_set_format(operation, "input", percept_op_rgba(operation));
+    gegl_operation_set_format(operation, "output", percept_op_output_format(operation));
+    percept_op_load(operation, percept_op_state(&o->user_data), o->model, "denoise",
+                    "reconstruct|autoencoder", 1);
+    percept_op_device(o->device);
+}
+
+static gboolean process(GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
+                        const GeglRectangle *result, gint level)
+{
+    GeglProperties *o = GEGL_PROPERTIES(operation);
+    PerceptOpState *state = percept_op_state(&o->user_data);
+    GeglRectangle box;
+    char *error = NULL;
+    percept_op_input_box(operation, &box);
+    if (!percept_op_run_blended(operation, state->model, input, output, &box, o->tile_size,
+                                o->strength, FALSE, "Reconstructing", &error)) {
+        g_warning("percept:reconstruct: %s", error);
+        gegl_buffer_copy(input, &box, GEGL_ABYSS_NONE, output, &box);
+        g_free(error);
+    }
+    return TRUE;
+}
+
+static gboolean operation_process(GeglOperation *operation, GeglOperationContext *context,
+                                  const gchar *output_pad, const GeglRectangle *roi, gint level)
+{
+    GeglProperties *o = GEGL_PROPERTIES(operation);
+    PerceptOpState *state = percept_op_state(&o->user_data);
+    return percept_op_process_or_pass(operation, context, output_pad, roi, level,
+                                      !state->model || o->strength == 0.0,
+                                      GEGL_OPERATION_CLASS(gegl_op_parent_class));
+}
+
+static void finalize(GObject *object)
+{
+    GeglProperties *o = GEGL_PROPERTIES(object);
+    percept_op_state_free(&o->user_data);
+    G_OBJECT_CLASS(gegl_op_parent_class)->finalize(object);
+}
+
+static void gegl_op_class_init(GeglOpClass *klass)
+{
+    GeglOperationClass *operation_class = GEGL_OPERATION_CLASS(klass);
+    GeglOperationFilterClass *filter_class = GEGL_OPERATION_FILTER_CLASS(klass);
+    G_OBJECT_CLASS(klass)->finalize = finalize;
+    operation_class->prepare = prepare;
+    operation_class->process = operation_process;
+    operation_class->get_required_for_output = percept_op_whole_input;
+    operation_class->get_cached_region = percept_op_whole_input_region;
+    operation_class->threaded = FALSE;
+    filter_class->process = process;
+    gegl_operation_class_set_keys(operation_class,
+        "name", "percept:reconstruct",
+        "title", "Percept Reconstruct",
+        "categories", "enhance:noise-reduction",
+        "description", "Restores an image with a neural network: denoising, JPEG artefact "
+                       "removal or autoencoder reconstruction (percept presets or any "
+                       "percept .safetensors model)",
+        "gimp:menu-path", "<Image>/Filters/Percept",
+        "gimp:menu-label", "Reconstruct…",
+        NULL);
+}
+
+#endif
