@@ -6,5 +6,7 @@ extern const char percept_usage[];
 
 /* percept compare A B [--json] [--border N] (needs GEGL to load images) */
 int cmd_compare(int argc, char **argv);
+/* percept train TASK [--recipe FILE] [--resume] [--KEY VALUE ...] (needs GEGL) */
+int cmd_train(int argc, char **argv);
 
 #endif

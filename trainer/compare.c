@@ -8,40 +8,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "images.h"
 #include "percept/percept.h"
-
-/* Loads an image as 0..1 sRGB-encoded RGB (NCHW, n = 1); alpha is dropped. */
-static int load_rgb(const char *path, PerceptTensor *t)
-{
-    if (access(path, R_OK) != 0)
-        return percept_fail("%s: cannot read the file", path);
-    GeglNode *graph = gegl_node_new();
-    GeglNode *load = gegl_node_new_child(graph, "operation", "gegl:load", "path", path, NULL);
-    GeglRectangle r = gegl_node_get_bounding_box(load);
-    int rc = 0;
-    if (r.width <= 0 || r.height <= 0) {
-        rc = percept_fail("%s: GEGL could not load an image from it", path);
-    } else if ((double)r.width * r.height > 1e9) {
-        rc = percept_fail("%s: %d×%d is too large to compare", path, r.width, r.height);
-    } else {
-        size_t n = (size_t)r.width * r.height;
-        float *rgb = malloc(sizeof(float) * 3 * n);
-        *t = (PerceptTensor){1, 3, r.height, r.width, malloc(sizeof(float) * 3 * n)};
-        if (!rgb || !t->data) {
-            rc = percept_fail("%s: out of memory", path);
-            free(t->data);
-        } else {
-            gegl_node_blit(load, 1.0, &r, babl_format("R'G'B' float"), rgb,
-                           GEGL_AUTO_ROWSTRIDE, GEGL_BLIT_DEFAULT);
-            for (size_t i = 0; i < n; i++)
-                for (int c = 0; c < 3; c++)
-                    t->data[c * n + i] = rgb[3 * i + c];
-        }
-        free(rgb);
-    }
-    g_object_unref(graph);
-    return rc;
-}
 
 static void print_value(int json, const char *key, const char *label, double v, const char *unit,
                         int last)
@@ -84,7 +52,7 @@ int cmd_compare(int argc, char **argv)
     gegl_init(NULL, NULL);
     PerceptTensor a = {0}, b = {0};
     int rc = 1;
-    if (load_rgb(argv[optind], &a) || load_rgb(argv[optind + 1], &b)) {
+    if (image_load_rgb(argv[optind], &a) || image_load_rgb(argv[optind + 1], &b)) {
         fprintf(stderr, "percept: %s\n", percept_error());
         goto out;
     }

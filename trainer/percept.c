@@ -30,6 +30,9 @@ const char percept_usage[] =
     "              vgg16       VGG-16 features (--layer relu5_3), torchvision names\n"
     "  arch KIND [kind options]\n"
     "        Print the architecture JSON that init would write.\n"
+    "  train upscale [--recipe FILE.ini] [--resume] [--KEY VALUE ...]\n"
+    "        Train a super-resolution network on a directory of images; see\n"
+    "        'percept train --help' and presets/recipes/.\n"
     "  compare A B [--json] [--border N]\n"
     "        Image quality metrics between two images of the same size, any format GEGL\n"
     "        loads: PSNR (RGB and on Y, N border pixels cropped), SSIM, MS-SSIM, SWD, MMD.\n"
@@ -296,12 +299,13 @@ int main(int argc, char **argv)
         return cmd_init(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "arch"))
         return cmd_init(argc - 1, argv + 1, 1);
-    if (!strcmp(cmd, "compare")) {
+    if (!strcmp(cmd, "compare") || !strcmp(cmd, "train")) {
 #ifdef PERCEPT_HAVE_GEGL
-        return cmd_compare(argc - 1, argv + 1);
+        return !strcmp(cmd, "compare") ? cmd_compare(argc - 1, argv + 1)
+                                       : cmd_train(argc - 1, argv + 1);
 #else
-        fprintf(stderr, "percept: this percept was built without GEGL, which compare needs to "
-                        "load images (install libgegl-dev and rebuild)\n");
+        fprintf(stderr, "percept: this percept was built without GEGL, which %s needs to "
+                        "load images (install libgegl-dev and rebuild)\n", cmd);
         return 1;
 #endif
     }

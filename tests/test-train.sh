@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# percept train upscale on tiny synthetic data: the loss falls by a stated factor, the same
+# seed gives the same bytes, --resume gives what an uninterrupted run gives, Ctrl-C leaves
+# a checkpoint to resume from, and bad recipes, flags and data directories are clear errors.
+set -u
+percept="$1"
+tmp="${PERCEPT_TEST_TMP:-/tmp}/test-train.$$"
+mkdir -p "$tmp/data/sub" "$tmp/empty"
+trap 'rm -rf "$tmp"' EXIT
+command -v gegl >/dev/null || { echo "no gegl command (Debian package gegl): skipped"; exit 77; }
+. "$(dirname "$0")/expect.sh"
+
+for s in 1 2 3 4 5 6; do
+    gegl -o "$tmp/data/p$s.png" -x "<gegl><node operation='gegl:crop' width='96' height='80'/><node operation='gegl:plasma' seed='$s' width='128' height='128'/></gegl>" 2>/dev/null
+done
+mv "$tmp/data/p6.png" "$tmp/data/sub/"
+printf 'not an image' > "$tmp/data/junk.png"
+tiny=(--scale 2 --channels 8 --blocks 1 --batch 4 --crop 32 --val-fraction 0.2 --validate-every 50)
+train() { "$percept" train upscale "${tiny[@]}" --data "$tmp/data" "$@"; }
+
+expect trains 0 "wrote .*a.safetensors \(120 steps\)" -- train --steps 120 --out "$tmp/a.safetensors"
+expect skips-junk 0 "skipped .*junk.png" -- train --steps 1 --out "$tmp/j.safetensors"
+expect table 0 "\| gegl-lohalo \| [0-9.]+ \|" -- train --steps 2 --out "$tmp/t.safetensors"
+# the l1 loss over the last 20 logged steps is at most half of the first 20's
+expect loss-falls 0 "^falls" -- python3 - "$tmp/a.safetensors.csv" <<'PY'
+import csv, sys
+rows = [float(r["loss"]) for r in csv.DictReader(open(sys.argv[1]))]
+first, last = sum(rows[:2]) / 2, sum(rows[-2:]) / 2
+print(("falls" if last <= 0.5 * first else "stuck") + f" {first:.4f} -> {last:.4f}")
+PY
+expect metadata 0 "percept.recipe.*\[train\]" -- "$percept" info "$tmp/a.safetensors"
+
+# same seed, same data: the same bytes
+train --steps 120 --out "$tmp/b.safetensors" >/dev/null 2>&1
+expect deterministic 0 "" -- cmp "$tmp/a.safetensors.ckpt" "$tmp/b.safetensors.ckpt"
+
+# 60 steps, then resume to 120: the checkpoint equals the uninterrupted run's
+train --steps 60 --out "$tmp/c.safetensors" >/dev/null 2>&1
+expect resume 0 "resuming at step 60" -- train --steps 120 --resume --out "$tmp/c.safetensors"
+expect resume-equal 0 "" -- cmp "$tmp/a.safetensors.ckpt" "$tmp/c.safetensors.ckpt"
+
+# Ctrl-C: a checkpoint, exit status 130, and --resume finishes the job
+# (percept itself in the background, not the train function: a signal to a subshell stops
+# there, and never let a trainer that ignores it keep the test waiting)
+"$percept" train upscale "${tiny[@]}" --data "$tmp/data" --steps 1000000 \
+    --out "$tmp/i.safetensors" > "$tmp/i.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -f "$tmp/i.safetensors.csv" ] && break; sleep 0.2; done
+sleep 1; kill -INT $pid
+for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done
+kill -9 $pid 2>/dev/null
+wait $pid; rc=$?
+expect interrupted 0 "interrupted at step [0-9]+; checkpoint .* written" -- cat "$tmp/i.log"
+expect interrupted-rc 0 "^130$" -- echo $rc
+step=$(sed -n 's/.*interrupted at step \([0-9]*\).*/\1/p' "$tmp/i.log")
+expect resume-after-interrupt 0 "wrote .*i.safetensors \($((step + 3)) steps\)" -- \
+    train --steps $((step + 3)) --resume --out "$tmp/i.safetensors"
+
+# errors
+expect empty-dir 1 "no usable image in '.*empty'" -- "$percept" train upscale --data "$tmp/empty" --out "$tmp/x.safetensors"
+expect no-dir 1 "data directory '.*nope' does not exist" -- "$percept" train upscale --data "$tmp/nope" --out "$tmp/x.safetensors"
+expect no-out 1 "no output file" -- "$percept" train upscale --data "$tmp/data"
+expect bad-value 1 "steps must be an integer from 1" -- train --steps abc --out "$tmp/x.safetensors"
+expect bad-crop 1 "crop 33 is not a multiple of scale 2" -- train --crop 33 --out "$tmp/x.safetensors"
+expect bad-loss 1 "loss 'nonsense'" -- train --losses "l1=1;nonsense" --out "$tmp/x.safetensors"
+expect bad-weight 1 "loss 'l1' has a bad weight '-2'" -- train --losses "l1=-2" --out "$tmp/x.safetensors"
+expect bad-flag 1 "unknown option '--speed'" -- train --speed 3 --out "$tmp/x.safetensors"
+expect bad-task 2 "unknown task 'paint'" -- "$percept" train paint
+printf '[train]\nstepz = 3\n' > "$tmp/bad.ini"
+expect bad-recipe-key 1 "unknown key 'stepz'" -- "$percept" train upscale --recipe "$tmp/bad.ini" --data "$tmp/data" --out "$tmp/x.safetensors"
+printf 'this is not ini' > "$tmp/junk.ini"
+expect bad-recipe 1 "recipe .*junk.ini" -- "$percept" train upscale --recipe "$tmp/junk.ini" --data "$tmp/data" --out "$tmp/x.safetensors"
+expect no-resume 1 "--resume: .*cannot|--resume: .*nope" -- train --resume --out "$tmp/nope.safetensors"
+expect help 0 "losses \"l1=1;ssim=0.1\"" -- "$percept" train --help
+
+echo "test-train.sh: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# training-data.sh [DIR] -- gather the natural-photo training corpus from Debian packages.
+#
+# Packages are fetched with `apt-get download` into DIR/debs (or $PERCEPT_DEBS) and
+# unpacked with `dpkg -x` into DIR/extract/PKG; nothing is installed system-wide.
+# Chosen colour photos (>= 256 px each side) are copied to DIR/photos as PKG--NAME.ext and
+# listed in DIR/photos/MANIFEST.tsv (package, version, file, name, width, height, licence).
+# Re-running is cheap: downloads, extractions and copies already done are skipped.
+#
+# The evaluation images (tools/eval-data.sh: kodim02, kodim07, baboon, astronaut, chelsea,
+# coffee) and the style paintings (starry_night, scream) are never selected here.
+# Future addition: gcompris-qt-data (~120 photos inside Qt .rcc files) needs the extractor
+# ../shared/tools/qt-rcc-extract.py, so it is left out for now.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=$(realpath -m "${1:-$ROOT/data}")
+DEBS=${PERCEPT_DEBS:-$DIR/debs}
+MAX_DEB_MB=300   # skip any package whose .deb is bigger than this
+
+# What to take: PACKAGE  FOLDER-INSIDE-PACKAGE  FILE-GLOB...  (globs relative to the folder).
+# The lists were picked by looking at the images: photos only, no renders, drawings,
+# logos, charts, deliberately blurred or tampered images, or near-empty frames.
+SELECTION='
+opencv-doc  usr/share/doc/opencv-doc/examples/data  aero1.jpg aero3.jpg aloeL.jpg aloeR.jpg
+    apple.jpg board.jpg building.jpg butterfly.jpg chicky_512.png ela_original.jpg fruits.jpg
+    graf1.png graf3.png home.jpg left.jpg leuvenA.jpg leuvenB.jpg messi5.jpg orange.jpg
+    pca_test1.jpg right.jpg rubberwhale1.png rubberwhale2.png smarties.png squirrel_cls.jpg
+    stuff.jpg
+python3-skimage  usr/lib/python3/dist-packages/skimage/data  hubble_deep_field.jpg ihc.png
+    motorcycle_left.png motorcycle_right.png retina.jpg rocket.jpg
+scratch  usr/share/scratch/Media/Backgrounds  */*.jpg
+mate-backgrounds  usr/share/backgrounds/mate/nature  *.jpg
+lomiri-wallpapers-16.04  usr/share/backgrounds  *.jpg
+lomiri-wallpapers-20.04  usr/share/backgrounds  Kleiber_by_Lukas_Baubkus.jpg
+plasma-workspace-wallpapers  usr/share/wallpapers  Autumn/contents/images/*.jpg
+    BytheWater/contents/images/*.jpg ColdRipple/contents/images/*.jpg
+    ColorfulCups/contents/images/*.jpg DarkestHour/contents/images/*.jpg
+    EveningGlow/contents/images/*.jpg FallenLeaf/contents/images/*.jpg
+    Kite/contents/images/*.jpg OneStandsOut/contents/images/*.jpg
+    Path/contents/images/*.jpg summer_1am/contents/images/*.jpg
+darknet  usr/share/darknet/data  dog.jpg eagle.jpg giraffe.jpg horses.jpg kite.jpg person.jpg
+'
+# Files the globs above catch but that are drawings or abstract art (by base name).
+EXCLUDE='party-room.jpg room1.jpg room2.jpg room3.jpg spotlight-stage.jpg woods-and-bench.jpg
+    school2.jpg brick-wall1.jpg graffiti.jpg
+    analogpattern_by_Peter_Nerlich.jpg umang_by_Abhishek_Mudgal.jpg'
+# Licences stated per image by upstream, overriding debian/copyright (PACKAGE BASENAME LICENCE).
+# opencv-doc: examples/data is upstream samples/data, covered by the "Files: *" stanza.
+LICENCES='
+python3-skimage hubble_deep_field.jpg public-domain
+python3-skimage retina.jpg CC0-1.0
+python3-skimage rocket.jpg public-domain
+python3-skimage ihc.png no-known-restrictions
+opencv-doc * Apache-2.0-AND-BSD-3-Clause
+'
+
+# fetch PKG: make sure DIR/extract/PKG holds the unpacked package; fails if unavailable.
+fetch() {
+    local pkg=$1 out=$DIR/extract/$1 deb size policy
+    [[ -f $out/.version ]] && return 0
+    # (captured first: `apt-cache ... | grep -q` can die of SIGPIPE under pipefail)
+    policy=$(apt-cache policy "$pkg" 2>/dev/null)
+    if ! grep -q 'Candidate: [^(]' <<< "$policy"; then
+        echo "skip $pkg: not in the apt archive" >&2; return 1
+    fi
+    size=$(apt-cache show --no-all-versions "$pkg" | awk '/^Size:/ {print $2}')
+    if (( size > MAX_DEB_MB * 1024 * 1024 )); then
+        echo "skip $pkg: .deb is $((size / 1048576)) MB (> $MAX_DEB_MB MB)" >&2; return 1
+    fi
+    mkdir -p "$DEBS"
+    deb=$(ls "$DEBS/${pkg}_"*.deb 2>/dev/null | head -n1 || true)
+    if [[ -z $deb ]]; then
+        # -o Sandbox: root downloads into a folder the _apt user may not be able to write.
+        ( cd "$DEBS" && apt-get -q -o APT::Sandbox::User=root download "$pkg" ) ||
+            { apt-get -q update && ( cd "$DEBS" && apt-get -q -o APT::Sandbox::User=root download "$pkg" ); }
+        deb=$(ls "$DEBS/${pkg}_"*.deb | head -n1)
+    fi
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    dpkg -x "$deb" "$out.tmp"
+    dpkg-deb -f "$deb" Version > "$out.tmp/.version"   # marks a complete extraction
+    rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# Fetch every package named in SELECTION; remember which ones are there.
+PACKAGES=()
+for pkg in $(grep -E '^[^[:space:]]' <<< "$SELECTION" | awk '{print $1}'); do
+    if fetch "$pkg"; then PACKAGES+=("$pkg"); fi
+done
+
+mkdir -p "$DIR/photos"
+export DIR SELECTION EXCLUDE LICENCES
+python3 - "${PACKAGES[@]}" <<'PY'
+import fnmatch, glob, json, os, re, shutil, struct, sys
+
+DIR = os.environ["DIR"]
+have = set(sys.argv[1:])
+EVAL = {"kodim02", "kodim07", "baboon", "astronaut", "chelsea", "coffee"}
+STYLE = {"starry_night", "scream"}
+exclude = set(os.environ["EXCLUDE"].split())
+overrides = {tuple(l.split()[:2]): l.split()[2] for l in os.environ["LICENCES"].splitlines() if l.strip()}
+
+def image_info(path):
+    """(width, height, colour?) from a PNG IHDR or a JPEG SOF marker; None if neither."""
+    with open(path, "rb") as f:
+        d = f.read(1 << 20)
+    if d[:8] == b"\x89PNG\r\n\x1a\n":
+        w, h, _, ctype = struct.unpack(">IIBB", d[16:26])
+        return w, h, ctype in (2, 3, 6)          # 0/4 are grey (+alpha)
+    i = 2 if d[:2] == b"\xff\xd8" else len(d)
+    while i + 9 < len(d):
+        if d[i] != 0xFF:
+            i += 1; continue
+        m = d[i + 1]
+        if m == 0xD8 or m == 0x01 or 0xD0 <= m <= 0xD7 or m == 0xFF:
+            i += 2 if m != 0xFF else 1; continue
+        if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC):   # SOFn
+            h, w = struct.unpack(">HH", d[i + 5:i + 9])
+            return w, h, d[i + 9] >= 3
+        i += 2 + struct.unpack(">H", d[i + 2:i + 4])[0]
+    return None
+
+def copyright_licence(pkg, path):
+    """Licence of the last DEP-5 'Files:' stanza matching path (matched as a path suffix)."""
+    try:
+        text = open(f"{DIR}/extract/{pkg}/usr/share/doc/{pkg}/copyright", errors="replace").read()
+    except OSError:
+        return "unknown"
+    found = "unknown"
+    for stanza in re.split(r"\n\s*\n", text):
+        files = re.search(r"^Files:(.*(?:\n[ \t].*)*)", stanza, re.M)
+        lic = re.search(r"^License:[ \t]*(.+)", stanza, re.M)
+        if not files or not lic:
+            continue
+        for pat in files.group(1).split():
+            pat = pat.lstrip("./")
+            if pat.startswith("debian/"):
+                continue
+            if (pat == "*" or fnmatch.fnmatch(path, "*/" + pat) or   # installed paths lack the
+                    ("*" not in pat and os.path.basename(pat) == os.path.basename(path))):  # source dirs
+                found = lic.group(1).strip()
+    return found
+
+def licence(pkg, rel, path):
+    base = os.path.basename(path)
+    for key in ((pkg, base), (pkg, "*")):
+        if key in overrides:
+            return overrides[key]
+    m = re.search(r"(.*/wallpapers/[^/]+)/contents/", path)   # KDE wallpapers carry their own
+    if m:
+        root = f"{DIR}/extract/{pkg}/{m.group(1)}"
+        if os.path.exists(root + "/metadata.json"):
+            lic = json.load(open(root + "/metadata.json"))["KPlugin"].get("License")
+        else:
+            lic = re.search(r"License=(.*)", open(root + "/metadata.desktop").read()).group(1)
+        return {"LGPLv3": "LGPL-3.0"}.get(lic, lic)
+    return copyright_licence(pkg, path)
+
+# Parse SELECTION: a line starting at column 0 opens "PACKAGE FOLDER GLOB...", indented lines continue it.
+entries = []
+for line in os.environ["SELECTION"].splitlines():
+    if not line.strip():
+        continue
+    if line[0].isspace():
+        entries[-1][2].extend(line.split())
+    else:
+        pkg, folder, *globs = line.split()
+        entries.append((pkg, folder, globs))
+
+rows, wanted, counts = [], set(), {}
+for pkg, folder, globs in entries:
+    if pkg not in have:
+        continue
+    version = open(f"{DIR}/extract/{pkg}/.version").read().strip()
+    base_dir = f"{DIR}/extract/{pkg}/{folder}"
+    for g in globs:
+        for src in sorted(glob.glob(f"{base_dir}/{g}")):
+            rel = os.path.relpath(src, base_dir)
+            stem, ext = os.path.splitext(os.path.basename(rel))
+            if os.path.basename(rel) in exclude or os.path.islink(src):
+                continue                                     # KDE links other sizes to one file
+            if stem in EVAL or stem in STYLE:
+                sys.exit(f"refusing evaluation/style image {src}")
+            info = image_info(src)
+            if not info or min(info[:2]) < 256 or not info[2]:
+                continue                                     # unreadable, small or grey
+            # flat name: scratch Nature/lake.jpg -> Nature-lake.jpg, plasma Kite/contents/images/X.jpg -> Kite-X.jpg
+            flat = os.path.splitext(rel.replace("/contents/images/", "/"))[0].replace("/", "-")
+            name = f"{pkg}--{flat}{ext.lower()}"
+            assert name not in wanted, name
+            wanted.add(name)
+            dst = f"{DIR}/photos/{name}"
+            if not (os.path.exists(dst) and os.path.getsize(dst) == os.path.getsize(src)):
+                shutil.copyfile(src, dst)
+            path = f"/{folder}/{rel}"
+            rows.append((pkg, version, path, name, info[0], info[1], licence(pkg, rel, path)))
+            counts[pkg] = counts.get(pkg, 0) + 1
+
+for old in os.listdir(f"{DIR}/photos"):          # drop photos no longer selected
+    if old != "MANIFEST.tsv" and old not in wanted:
+        os.remove(f"{DIR}/photos/{old}")
+with open(f"{DIR}/photos/MANIFEST.tsv", "w") as f:
+    f.write("package\tversion\tfile\tname\twidth\theight\tlicence\n")
+    for r in rows:
+        f.write("\t".join(map(str, r)) + "\n")
+
+for pkg, n in counts.items():
+    print(f"{n:4d}  {pkg}")
+print(f"{len(rows):4d}  photos in {DIR}/photos")
+PY
+du -sh "$DIR/photos" | awk '{print "      " $1 " on disk"}'

@@ -1,0 +1,25 @@
+/* Images in and out of the trainer and tools, through GEGL: sRGB-encoded (R'G'B') values,
+ * what the networks see. */
+#ifndef PERCEPT_TRAINER_IMAGES_H
+#define PERCEPT_TRAINER_IMAGES_H
+
+#include <stdint.h>
+
+#include "percept/percept.h"
+
+/* An 8-bit image, interleaved RGB, as the data pipeline keeps it in memory. */
+typedef struct {
+    int w, h;
+    uint8_t *rgb;
+} ImageU8;
+
+/* Loads any format GEGL reads as 0..1 planar RGB (n = 1); alpha is dropped. */
+int image_load_rgb(const char *path, PerceptTensor *t);
+/* Loads as 8-bit RGB, scaled down by a power of two until at most max_pixels (0: no
+ * limit). */
+int image_load_u8(const char *path, size_t max_pixels, ImageU8 *img);
+/* Saves image i of t (0..1 planar RGB, values clamped) in the format the path's extension
+ * names (PNG, JPEG, …), 8 bits per channel. */
+int image_save_rgb(const char *path, const PerceptTensor *t, int i);
+
+#endif

@@ -1,0 +1,213 @@
+/* Recipe files and their command-line overrides (see recipe.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "percept/percept.h"
+#include "recipe.h"
+
+#define GROUP "train"
+
+/* Every key, its default (as text), and what it means (for --help). */
+static const struct {
+    const char *key, *def;
+} keys[] = {
+    {"name", ""},           {"description", ""},   {"data", ""},
+    {"out", ""},            {"arch", "sr-shuffle"}, {"scale", "4"},
+    {"channels", "64"},     {"blocks", "4"},       {"steps", "20000"},
+    {"batch", "8"},         {"crop", "96"},        {"lr", "0.001"},
+    {"seed", "1"},          {"losses", "l1"},      {"degrade", "blur:1.0"},
+    {"validate-every", "500"}, {"checkpoint-every", "500"}, {"val-images", "16"},
+    {"val-fraction", "0.1"}, {"max-megapixels", "2"}, {"fp16", "true"},
+};
+
+const char recipe_keys_help[] =
+    "Recipe keys (in the recipe's [train] group, or as --KEY VALUE, which wins):\n"
+    "  data DIR            images, read recursively (any format GEGL loads)\n"
+    "  out FILE            the trained .safetensors (checkpoints: FILE.ckpt, FILE.adam)\n"
+    "  name, description   stored in the weight file\n"
+    "  arch sr-shuffle|sr  network (sr-shuffle: low resolution + pixel shuffle; sr: Johnson's)\n"
+    "  scale 2|4|8  channels 64  blocks 4\n"
+    "  steps 20000  batch 8  crop 96 (high-resolution side, a multiple of scale)\n"
+    "  lr 0.001 (Adam)  seed 1\n"
+    "  losses \"l1=1;ssim=0.1\"  weighted sum of loss specs (docs/losses.md)\n"
+    "  degrade blur:1.0|bicubic  Gaussian blur σ before bicubic downsampling (Johnson §4.2)\n"
+    "  validate-every 500  checkpoint-every 500  val-images 16  val-fraction 0.1\n"
+    "  max-megapixels 2 (larger photos are halved until they fit)  fp16 true\n";
+
+static int known(const char *key)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
+        if (!strcmp(keys[i].key, key))
+            return 1;
+    return 0;
+}
+
+static int get_int(const Recipe *r, const char *key, int lo, int hi, int *out)
+{
+    char *v = g_key_file_get_string(r->keys, GROUP, key, NULL), *end;
+    errno = 0;
+    long x = strtol(v ? v : "", &end, 10);
+    int bad = !v || !*v || *end || errno || x < lo || x > hi;
+    if (bad)
+        percept_fail("recipe: %s must be an integer from %d to %d, not '%s'", key, lo, hi,
+                     v ? v : "");
+    else
+        *out = (int)x;
+    g_free(v);
+    return bad ? -1 : 0;
+}
+
+static int get_double(const Recipe *r, const char *key, double lo, double hi, double *out)
+{
+    char *v = g_key_file_get_string(r->keys, GROUP, key, NULL), *end;
+    double x = g_ascii_strtod(v ? v : "", &end);
+    int bad = !v || !*v || *end || !(x >= lo && x <= hi);
+    if (bad)
+        percept_fail("recipe: %s must be a number from %g to %g, not '%s'", key, lo, hi,
+                     v ? v : "");
+    else
+        *out = x;
+    g_free(v);
+    return bad ? -1 : 0;
+}
+
+static char *get_string(const Recipe *r, const char *key)
+{
+    return g_key_file_get_string(r->keys, GROUP, key, NULL);
+}
+
+/* "spec=weight;spec" into the loss table; each spec is checked by building the loss. */
+static int parse_losses(Recipe *r)
+{
+    char *text = get_string(r, "losses");
+    char **items = g_strsplit(text ? text : "", ";", -1);
+    int rc = 0;
+    for (char **it = items; *it && !rc; it++) {
+        char *item = g_strstrip(*it);
+        if (!*item)
+            continue;
+        if (r->n_losses == RECIPE_MAX_LOSSES) {
+            rc = percept_fail("recipe: at most %d losses", RECIPE_MAX_LOSSES);
+            break;
+        }
+        char *eq = strchr(item, '='), *end = NULL;
+        double w = 1.0;
+        if (eq) {
+            *eq = 0;
+            w = g_ascii_strtod(eq + 1, &end);
+            if (*end || !(w > 0) || !(w < 1e6)) {
+                rc = percept_fail("recipe: loss '%s' has a bad weight '%s'", item, eq + 1);
+                break;
+            }
+        }
+        PerceptLoss *probe = percept_loss_new(g_strstrip(item));
+        if (!probe) {
+            rc = percept_fail_prefix("recipe: loss '%s': ", item);
+            break;
+        }
+        percept_loss_free(probe);
+        r->loss_spec[r->n_losses] = g_strdup(item);
+        r->loss_weight[r->n_losses++] = w;
+    }
+    if (!rc && r->n_losses == 0)
+        rc = percept_fail("recipe: no losses given");
+    g_strfreev(items);
+    g_free(text);
+    return rc;
+}
+
+int recipe_load(Recipe *r, const char *path, int argc, char **argv)
+{
+    memset(r, 0, sizeof *r);
+    r->keys = g_key_file_new();
+    GError *err = NULL;
+    if (path && !g_key_file_load_from_file(r->keys, path, G_KEY_FILE_KEEP_COMMENTS, &err)) {
+        percept_fail("recipe %s: %s", path, err->message);
+        g_error_free(err);
+        return -1;
+    }
+    if (path) { /* every key it sets must be one we know */
+        char **present = g_key_file_get_keys(r->keys, GROUP, NULL, NULL);
+        for (char **k = present; k && *k; k++)
+            if (!known(*k)) {
+                percept_fail("recipe %s: unknown key '%s' (see percept train --help)", path, *k);
+                g_strfreev(present);
+                return -1;
+            }
+        g_strfreev(present);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
+        if (!g_key_file_has_key(r->keys, GROUP, keys[i].key, NULL))
+            g_key_file_set_string(r->keys, GROUP, keys[i].key, keys[i].def);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) || !known(a + 2))
+            return percept_fail("unknown option '%s' (see percept train --help)", a);
+        if (i + 1 >= argc)
+            return percept_fail("option '%s' needs a value", a);
+        g_key_file_set_string(r->keys, GROUP, a + 2, argv[++i]);
+    }
+    r->task = g_strdup(argv[0]);
+    g_key_file_set_string(r->keys, GROUP, "task", r->task);
+    int seed;
+    if (get_int(r, "scale", 2, 8, &r->scale) || get_int(r, "channels", 1, 1024, &r->channels) ||
+        get_int(r, "blocks", 0, 64, &r->blocks) || get_int(r, "steps", 1, 100000000, &r->steps) ||
+        get_int(r, "batch", 1, 1024, &r->batch) || get_int(r, "crop", 8, 4096, &r->crop) ||
+        get_double(r, "lr", 1e-8, 1.0, &r->lr) || get_int(r, "seed", 0, 2147483647, &seed) ||
+        get_int(r, "validate-every", 0, 100000000, &r->validate_every) ||
+        get_int(r, "checkpoint-every", 0, 100000000, &r->checkpoint_every) ||
+        get_int(r, "val-images", 0, 10000, &r->val_images) ||
+        get_double(r, "val-fraction", 0.0, 0.5, &r->val_fraction) ||
+        get_int(r, "max-megapixels", 0, 1000, &r->max_megapixels) || parse_losses(r))
+        return -1;
+    r->seed = (uint64_t)seed;
+    if (r->scale != 2 && r->scale != 4 && r->scale != 8)
+        return percept_fail("recipe: scale must be 2, 4 or 8, not %d", r->scale);
+    if (r->crop % r->scale)
+        return percept_fail("recipe: crop %d is not a multiple of scale %d", r->crop, r->scale);
+    r->arch = get_string(r, "arch");
+    if (strcmp(r->arch, "sr") && strcmp(r->arch, "sr-shuffle"))
+        return percept_fail("recipe: arch must be sr or sr-shuffle, not '%s'", r->arch);
+    r->degrade = get_string(r, "degrade");
+    if (strcmp(r->degrade, "bicubic") && strncmp(r->degrade, "blur:", 5))
+        return percept_fail("recipe: degrade must be blur:SIGMA or bicubic, not '%s'",
+                            r->degrade);
+    char *fp16 = get_string(r, "fp16");
+    if (strcmp(fp16, "true") && strcmp(fp16, "false")) {
+        g_free(fp16);
+        return percept_fail("recipe: fp16 must be true or false");
+    }
+    r->fp16 = !strcmp(fp16, "true");
+    g_free(fp16);
+    r->name = get_string(r, "name");
+    r->description = get_string(r, "description");
+    r->data = get_string(r, "data");
+    r->out = get_string(r, "out");
+    if (!*r->data)
+        return percept_fail("no training data: give --data DIR (or data in the recipe)");
+    if (!*r->out)
+        return percept_fail("no output file: give --out FILE.safetensors (or out in the recipe)");
+    return 0;
+}
+
+void recipe_free(Recipe *r)
+{
+    for (int i = 0; i < r->n_losses; i++)
+        g_free(r->loss_spec[i]);
+    g_free(r->task);
+    g_free(r->name);
+    g_free(r->description);
+    g_free(r->data);
+    g_free(r->out);
+    g_free(r->arch);
+    g_free(r->degrade);
+    if (r->keys)
+        g_key_file_free(r->keys);
+    memset(r, 0, sizeof *r);
+}
+
+char *recipe_text(const Recipe *r)
+{
+    return g_key_file_to_data(r->keys, NULL, NULL);
+}

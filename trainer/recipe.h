@@ -1,0 +1,44 @@
+/* Training recipes: ini files (GLib's GKeyFile, group [train]) in presets/recipes/, every key
+ * of which a command-line flag --KEY VALUE overrides. The recipe actually used, as ini text,
+ * goes into the trained file's percept.recipe. */
+#ifndef PERCEPT_TRAINER_RECIPE_H
+#define PERCEPT_TRAINER_RECIPE_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#define RECIPE_MAX_LOSSES 8
+
+typedef struct {
+    char *task;            /* upscale */
+    char *name, *description;
+    char *data, *out;      /* data directory, output weight file */
+    /* network */
+    char *arch;            /* sr | sr-shuffle */
+    int scale, channels, blocks;
+    /* optimisation */
+    int steps, batch, crop;
+    double lr;
+    uint64_t seed;
+    int n_losses;
+    char *loss_spec[RECIPE_MAX_LOSSES];
+    double loss_weight[RECIPE_MAX_LOSSES];
+    char *degrade;         /* blur:SIGMA (then bicubic down) | bicubic */
+    /* bookkeeping */
+    int validate_every, checkpoint_every, val_images;
+    double val_fraction;
+    int max_megapixels;
+    gboolean fp16;
+    GKeyFile *keys;        /* everything above, as set */
+} Recipe;
+
+/* Reads the recipe file (NULL: defaults only), then applies argv's --KEY VALUE flags
+ * (argv[0] is the task). Returns 0, or -1 with a message (unknown key, bad value). */
+int recipe_load(Recipe *r, const char *path, int argc, char **argv);
+void recipe_free(Recipe *r);
+/* The recipe as ini text. Caller g_free()s. */
+char *recipe_text(const Recipe *r);
+/* Usage text of the keys. */
+extern const char recipe_keys_help[];
+
+#endif

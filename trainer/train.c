@@ -1,0 +1,390 @@
+/* percept train upscale: trains a super-resolution network on crops of a photo directory,
+ * with the losses of a recipe, reproducibly (a seed fixes every batch) and resumably
+ * (atomic checkpoints; --resume continues to the result an uninterrupted run gives). */
+#include <gegl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dataset.h"
+#include "evaluate.h"
+#include "recipe.h"
+
+static const char train_usage[] =
+    "Usage: percept train upscale [--recipe FILE.ini] [--resume] [--KEY VALUE ...]\n"
+    "\n"
+    "Trains a super-resolution network. Low-resolution inputs are made on the fly from\n"
+    "random crops of the data images (blur, then bicubic downsampling, as Johnson et al.\n"
+    "§4.2); the losses are weighted loss specs. Checkpoints (OUT.ckpt, OUT.adam) are written\n"
+    "atomically every checkpoint-every steps and on Ctrl-C; --resume continues from them.\n"
+    "Progress goes to stderr, one CSV row per logged step to OUT.csv.\n"
+    "\n";
+
+static volatile sig_atomic_t interrupted = 0;
+
+static void on_signal(int sig)
+{
+    interrupted = sig;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    Recipe r;
+    Dataset data;
+    PerceptNet *net;
+    PerceptAdam adam;
+    PerceptLoss *loss[RECIPE_MAX_LOSSES];
+    PerceptTensor *val;      /* validation crops, full resolution */
+    int n_val;
+    char *ckpt, *adam_path, *csv_path;
+    FILE *csv;
+    float *hr, *lr, *grad, *g1;
+    int step;                /* steps done */
+} Trainer;
+
+static char *arch_for(const Recipe *r)
+{
+    PerceptSrOpts o = {strcmp(r->arch, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON,
+                       r->scale, r->channels, r->blocks};
+    return percept_arch_sr(&o);
+}
+
+/* Central crops of the validation images, at most 256 px a side (multiples of scale). */
+static int make_validation(Trainer *t)
+{
+    int k = t->data.n_val < t->r.val_images ? t->data.n_val : t->r.val_images;
+    t->val = calloc(k + 1, sizeof(PerceptTensor));
+    for (int i = 0; i < k; i++) {
+        const ImageU8 *img = &t->data.images[t->data.val[i]];
+        int side = img->w < img->h ? img->w : img->h;
+        side = (side < 256 ? side : 256) / t->r.scale * t->r.scale;
+        float *px = malloc(sizeof(float) * 3 * side * side);
+        if (!px)
+            return percept_fail("out of memory");
+        dataset_crop(&t->data, t->data.val[i], (img->w - side) / 2, (img->h - side) / 2, side, 0,
+                     px);
+        t->val[t->n_val++] = (PerceptTensor){1, 3, side, side, px};
+    }
+    return 0;
+}
+
+static int save_checkpoint(Trainer *t)
+{
+    char step[32];
+    snprintf(step, sizeof step, "%d", t->step);
+    PerceptStMeta meta[] = {{"percept.task", "checkpoint"}, {"percept.step", step}};
+    /* Adam first: a checkpoint whose weights are newer than its Adam state is detected on
+     * resume by the step numbers */
+    if (percept_adam_save(&t->adam, t->adam_path) ||
+        percept_net_save(t->net, t->ckpt, PERCEPT_DTYPE_F32, meta, 2))
+        return -1;
+    return 0;
+}
+
+static int load_checkpoint(Trainer *t, const char *arch)
+{
+    PerceptSafetensors *st = percept_st_read(t->ckpt);
+    if (!st)
+        return percept_fail_prefix("--resume: ");
+    const char *a = percept_st_meta(st, "percept.arch"), *s = percept_st_meta(st, "percept.step");
+    int rc = 0;
+    if (!a || !s || strcmp(a, arch)) {
+        rc = percept_fail("--resume: %s is not a checkpoint of this recipe's network (%s)",
+                          t->ckpt, a ? "a different architecture" : "no percept.step");
+    } else {
+        PerceptNet *net = percept_net_from_safetensors(st, arch);
+        if (!net)
+            rc = -1;
+        else {
+            percept_net_free(t->net);
+            t->net = net;
+            t->step = atoi(s);
+        }
+    }
+    percept_st_free(st);
+    if (!rc && percept_adam_load(&t->adam, t->adam_path))
+        rc = percept_fail_prefix("--resume: ");
+    if (!rc && t->adam.step != t->step)
+        rc = percept_fail("--resume: %s is at step %lld but %s at step %d (interrupted while "
+                          "writing?)", t->adam_path, (long long)t->adam.step, t->ckpt, t->step);
+    return rc;
+}
+
+/* One batch: crops, degraded inputs, forward, the weighted losses, backward, Adam.
+ * terms[i] gets loss i's value. */
+static int train_step(Trainer *t, double *terms, double *total)
+{
+    const Recipe *r = &t->r;
+    int s = r->scale, H = r->crop, L = r->crop / s;
+    size_t hr_n = 3 * (size_t)H * H, lr_n = 3 * (size_t)L * L;
+    for (int b = 0; b < r->batch; b++) {
+        dataset_random_crop(&t->data, r->seed, (uint64_t)t->step * r->batch + b, H,
+                            t->hr + b * hr_n);
+        if (sr_degrade(t->lr + b * lr_n, t->hr + b * hr_n, H, H, s, r->degrade))
+            return -1;
+    }
+    PerceptTensor in = {r->batch, 3, L, L, t->lr}, out, target = {r->batch, 3, H, H, t->hr};
+    if (percept_net_forward(t->net, &in, &out))
+        return -1;
+    size_t n = percept_tensor_numel(&out);
+    memset(t->grad, 0, sizeof(float) * n);
+    *total = 0;
+    for (int i = 0; i < r->n_losses; i++) {
+        if (percept_loss_set_target(t->loss[i], &target) ||
+            percept_loss_eval(t->loss[i], &out, &terms[i], t->g1))
+            return percept_fail_prefix("loss %s: ", r->loss_spec[i]);
+        float w = (float)r->loss_weight[i];
+        for (size_t k = 0; k < n; k++)
+            t->grad[k] += w * t->g1[k];
+        *total += r->loss_weight[i] * terms[i];
+    }
+    if (!isfinite(*total))
+        return percept_fail("the loss is not finite at step %d (learning rate too high?)",
+                            t->step + 1);
+    if (percept_net_backward(t->net, t->grad, NULL))
+        return -1;
+    size_t count;
+    float *params = percept_net_params(t->net, &count);
+    percept_adam_step(&t->adam, params, percept_net_grads(t->net, &count));
+    percept_net_zero_grads(t->net);
+    return 0;
+}
+
+static int validate(Trainer *t, SrScores *mean)
+{
+    percept_net_set_training(t->net, 0);
+    int rc = sr_evaluate(t->net, t->val, t->n_val, t->r.scale, t->r.degrade, 0, mean);
+    percept_net_set_training(t->net, 1);
+    percept_net_release_memory(t->net);
+    return rc;
+}
+
+static void print_progress(const Trainer *t, const double *terms, double total, double rate,
+                           const SrScores *val)
+{
+    const Recipe *r = &t->r;
+    double eta = rate > 0 ? (r->steps - t->step) / rate : 0;
+    fprintf(stderr, "\rstep %d/%d  %.2f steps/s  ETA %dh%02dm  loss %.5f", t->step, r->steps,
+            rate, (int)(eta / 3600), (int)fmod(eta / 60, 60), total);
+    for (int i = 0; i < r->n_losses && r->n_losses > 1; i++)
+        fprintf(stderr, "  %s %.5f", r->loss_spec[i], terms[i]);
+    if (val)
+        fprintf(stderr, "  val PSNR-Y %.2f dB (bicubic %.2f)", val[0].psnr_y, val[1].psnr_y);
+    fputs(isatty(2) ? "\033[K" : "\n", stderr);
+}
+
+static void log_row(Trainer *t, double seconds, const double *terms, double total,
+                    const SrScores *val)
+{
+    if (!t->csv)
+        return;
+    fprintf(t->csv, "%d,%.1f,%.6g", t->step, seconds, total);
+    for (int i = 0; i < t->r.n_losses; i++)
+        fprintf(t->csv, ",%.6g", terms[i]);
+    if (val)
+        fprintf(t->csv, ",%.4f,%.5f,%.4f\n", val[0].psnr_y, val[0].ssim_y, val[1].psnr_y);
+    else
+        fprintf(t->csv, ",,,\n");
+    fflush(t->csv);
+}
+
+static int open_log(Trainer *t, int resume)
+{
+    int fresh = !resume || access(t->csv_path, F_OK) != 0;
+    t->csv = fopen(t->csv_path, fresh ? "w" : "a");
+    if (!t->csv)
+        return percept_fail("%s: cannot write the log", t->csv_path);
+    if (fresh) {
+        fprintf(t->csv, "step,seconds,loss");
+        for (int i = 0; i < t->r.n_losses; i++)
+            fprintf(t->csv, ",\"%s\"", t->r.loss_spec[i]);
+        fprintf(t->csv, ",val_psnr_y,val_ssim_y,val_bicubic_psnr_y\n");
+    }
+    return 0;
+}
+
+/* The trained network with what a user needs to know about it. */
+static int save_result(Trainer *t, const SrScores *final)
+{
+    char scale[16], steps[32], metrics[256];
+    snprintf(scale, sizeof scale, "%d", t->r.scale);
+    snprintf(steps, sizeof steps, "%d", t->step);
+    snprintf(metrics, sizeof metrics,
+             "{\"val_psnr_y\": %.3f, \"val_ssim_y\": %.4f, \"val_swd\": %.3f, "
+             "\"bicubic_psnr_y\": %.3f, \"val_images\": %d}",
+             final[0].psnr_y, final[0].ssim_y, final[0].swd, final[1].psnr_y, t->n_val);
+    char *recipe = recipe_text(&t->r), *manifest = dataset_manifest(&t->data, t->r.data);
+    PerceptStMeta meta[] = {
+        {"percept.task", "upscale"},
+        {"percept.scale", scale},
+        {"percept.name", t->r.name},
+        {"percept.description", t->r.description},
+        {"percept.recipe", recipe},
+        {"percept.data", manifest},
+        {"percept.steps", steps},
+        {"percept.metrics", metrics},
+    };
+    int rc = percept_net_save(t->net, t->r.out, t->r.fp16 ? PERCEPT_DTYPE_F16 : PERCEPT_DTYPE_F32,
+                              meta, sizeof meta / sizeof *meta);
+    g_free(recipe);
+    g_free(manifest);
+    return rc;
+}
+
+static int run(Trainer *t, int resume)
+{
+    Recipe *r = &t->r;
+    char *arch = arch_for(r);
+    t->net = percept_net_from_arch(arch, r->seed);
+    if (!t->net) {
+        free(arch);
+        return -1;
+    }
+    PerceptAdamConfig cfg = {(float)r->lr, 0.9f, 0.999f, 1e-8f, 0};
+    size_t count;
+    percept_net_params(t->net, &count);
+    if (percept_adam_init(&t->adam, count, cfg)) {
+        free(arch);
+        return -1;
+    }
+    int rc = resume ? load_checkpoint(t, arch) : 0;
+    free(arch);
+    if (rc)
+        return -1;
+    t->adam.cfg = cfg; /* a resumed run may change the learning rate */
+    for (int i = 0; i < r->n_losses; i++)
+        if (!(t->loss[i] = percept_loss_new(r->loss_spec[i])))
+            return -1;
+    fprintf(stderr, "percept train: loading %s\n", r->data);
+    if (dataset_load(&t->data, r->data, r->crop, (size_t)r->max_megapixels * 1000000,
+                     r->val_fraction, stderr) || make_validation(t) || open_log(t, resume))
+        return -1;
+    fprintf(stderr, "percept train: %d images (%d training, %d validation, %.0f MiB), "
+            "%s ×%d, %zu parameters, %s%d steps of %d × %d² crops\n", t->data.n,
+            t->data.n_train, t->data.n_val, t->data.bytes / 1048576.0, r->arch, r->scale,
+            count, resume ? "resuming at step " : "", resume ? t->step : r->steps, r->batch,
+            r->crop);
+    size_t hr_n = 3 * (size_t)r->crop * r->crop * r->batch;
+    t->hr = malloc(sizeof(float) * hr_n);
+    t->lr = malloc(sizeof(float) * hr_n);
+    t->grad = malloc(sizeof(float) * hr_n);
+    t->g1 = malloc(sizeof(float) * hr_n);
+    if (!t->hr || !t->lr || !t->grad || !t->g1)
+        return percept_fail("out of memory for batches");
+    percept_net_set_training(t->net, 1);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    double terms[RECIPE_MAX_LOSSES] = {0}, total = 0, start = now(), last_print = 0;
+    int start_step = t->step;
+    SrScores val[SR_METHODS];
+    while (t->step < r->steps && !interrupted) {
+        if (train_step(t, terms, &total))
+            return -1;
+        t->step++;
+        double elapsed = now() - start, rate = (t->step - start_step) / elapsed;
+        int validating = r->validate_every && t->step % r->validate_every == 0 && t->n_val;
+        if (validating && validate(t, val))
+            return -1;
+        if (validating || now() - last_print > (isatty(2) ? 0.5 : 30) || t->step == r->steps) {
+            print_progress(t, terms, total, rate, validating ? val : NULL);
+            last_print = now();
+        }
+        if (validating || t->step % 10 == 0)
+            log_row(t, elapsed, terms, total, validating ? val : NULL);
+        if (r->checkpoint_every && t->step % r->checkpoint_every == 0 && save_checkpoint(t))
+            return -1;
+    }
+    if (interrupted) {
+        if (save_checkpoint(t))
+            return -1;
+        fprintf(stderr, "\npercept train: interrupted at step %d; checkpoint %s written, "
+                "continue with --resume\n", t->step, t->ckpt);
+        return 1;
+    }
+    if (save_checkpoint(t))
+        return -1;
+    fprintf(stderr, "\npercept train: evaluating on %d validation images\n", t->n_val);
+    percept_net_set_training(t->net, 0);
+    if (sr_evaluate(t->net, t->val, t->n_val, r->scale, r->degrade, 1, val))
+        return -1;
+    if (save_result(t, val))
+        return -1;
+    sr_print_table(stdout, val, t->n_val, r->scale);
+    printf("wrote %s (%d steps)\n", r->out, t->step);
+    return 0;
+}
+
+static void trainer_free(Trainer *t)
+{
+    for (int i = 0; i < t->r.n_losses; i++)
+        percept_loss_free(t->loss[i]);
+    for (int i = 0; i < t->n_val; i++)
+        free(t->val[i].data);
+    free(t->val);
+    percept_net_free(t->net);
+    percept_adam_free(&t->adam);
+    dataset_free(&t->data);
+    if (t->csv)
+        fclose(t->csv);
+    free(t->hr);
+    free(t->lr);
+    free(t->grad);
+    free(t->g1);
+    g_free(t->ckpt);
+    g_free(t->adam_path);
+    g_free(t->csv_path);
+    recipe_free(&t->r);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(train_usage, argc < 2 ? stderr : stdout);
+        fputs(recipe_keys_help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "upscale")) {
+        fprintf(stderr, "percept train: unknown task '%s' (this percept trains: upscale; "
+                "stylize and reconstruct are still to come)\n", argv[1]);
+        return 2;
+    }
+    /* --recipe and --resume are the trainer's; the rest are recipe keys */
+    const char *recipe = NULL;
+    int resume = 0, n = 0;
+    char **rest = calloc(argc + 1, sizeof(char *));
+    rest[n++] = argv[1];
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--recipe") && i + 1 < argc)
+            recipe = argv[++i];
+        else if (!strcmp(argv[i], "--resume"))
+            resume = 1;
+        else
+            rest[n++] = argv[i];
+    }
+    Trainer t = {0};
+    gegl_init(NULL, NULL);
+    int rc = recipe_load(&t.r, recipe, n, rest);
+    free(rest);
+    if (!rc) {
+        t.ckpt = g_strconcat(t.r.out, ".ckpt", NULL);
+        t.adam_path = g_strconcat(t.r.out, ".adam", NULL);
+        t.csv_path = g_strconcat(t.r.out, ".csv", NULL);
+        rc = run(&t, resume);
+    }
+    if (rc < 0)
+        fprintf(stderr, "\npercept train: %s\n", percept_error());
+    trainer_free(&t);
+    gegl_exit();
+    return rc < 0 ? 1 : rc ? 130 : 0;
+}
