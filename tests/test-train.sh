@@ -56,6 +56,13 @@ step=$(sed -n 's/.*interrupted at step \([0-9]*\).*/\1/p' "$tmp/i.log")
 expect resume-after-interrupt 0 "wrote .*i.safetensors \($((step + 3)) steps\)" -- \
     train --steps $((step + 3)) --resume --out "$tmp/i.safetensors"
 
+# percept eval on a directory, reading the degradation from the model's recipe
+expect eval 0 "degradation blur:1.0.*\| gegl-nohalo \|" -- bash -c "'$percept' eval '$tmp/a.safetensors' '$tmp/data' | tr '\n' ' '"
+expect eval-json 0 '"percept": \{"psnr_y": [0-9.]+' -- "$percept" eval "$tmp/a.safetensors" "$tmp/data" --json
+"$percept" init johnson --base 4 --blocks 0 "$tmp/style.safetensors" >/dev/null
+expect eval-wrong-task 1 "is a stylize model; eval measures upscale models" -- "$percept" eval "$tmp/style.safetensors" "$tmp/data"
+expect eval-no-images 1 "no image in" -- "$percept" eval "$tmp/a.safetensors" "$tmp/empty"
+
 # errors
 expect empty-dir 1 "no usable image in '.*empty'" -- "$percept" train upscale --data "$tmp/empty" --out "$tmp/x.safetensors"
 expect no-dir 1 "data directory '.*nope' does not exist" -- "$percept" train upscale --data "$tmp/nope" --out "$tmp/x.safetensors"

@@ -8,5 +8,7 @@ extern const char percept_usage[];
 int cmd_compare(int argc, char **argv);
 /* percept train TASK [--recipe FILE] [--resume] [--KEY VALUE ...] (needs GEGL) */
 int cmd_train(int argc, char **argv);
+/* percept eval MODEL DIR [--degrade D] [--json] (needs GEGL) */
+int cmd_eval(int argc, char **argv);
 
 #endif

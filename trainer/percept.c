@@ -33,6 +33,10 @@ const char percept_usage[] =
     "  train upscale [--recipe FILE.ini] [--resume] [--KEY VALUE ...]\n"
     "        Train a super-resolution network on a directory of images; see\n"
     "        'percept train --help' and presets/recipes/.\n"
+    "  eval MODEL.safetensors DIR [--degrade blur:SIGMA|bicubic] [--json]\n"
+    "        An upscale model against bicubic and GEGL's cubic, nohalo and lohalo on the\n"
+    "        images of DIR, reduced as the model's recipe reduced its training images:\n"
+    "        PSNR and SSIM on Y, SWD.\n"
     "  compare A B [--json] [--border N]\n"
     "        Image quality metrics between two images of the same size, any format GEGL\n"
     "        loads: PSNR (RGB and on Y, N border pixels cropped), SSIM, MS-SSIM, SWD, MMD.\n"
@@ -299,10 +303,11 @@ int main(int argc, char **argv)
         return cmd_init(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "arch"))
         return cmd_init(argc - 1, argv + 1, 1);
-    if (!strcmp(cmd, "compare") || !strcmp(cmd, "train")) {
+    if (!strcmp(cmd, "compare") || !strcmp(cmd, "train") || !strcmp(cmd, "eval")) {
 #ifdef PERCEPT_HAVE_GEGL
         return !strcmp(cmd, "compare") ? cmd_compare(argc - 1, argv + 1)
-                                       : cmd_train(argc - 1, argv + 1);
+               : !strcmp(cmd, "train") ? cmd_train(argc - 1, argv + 1)
+                                       : cmd_eval(argc - 1, argv + 1);
 #else
         fprintf(stderr, "percept: this percept was built without GEGL, which %s needs to "
                         "load images (install libgegl-dev and rebuild)\n", cmd);

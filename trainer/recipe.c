@@ -16,6 +16,7 @@ static const struct {
     {"out", ""},            {"arch", "sr-shuffle"}, {"scale", "4"},
     {"channels", "64"},     {"blocks", "4"},       {"steps", "20000"},
     {"batch", "8"},         {"crop", "96"},        {"lr", "0.001"},
+    {"lr-final", ""},
     {"seed", "1"},          {"losses", "l1"},      {"degrade", "blur:1.0"},
     {"validate-every", "500"}, {"checkpoint-every", "500"}, {"val-images", "16"},
     {"val-fraction", "0.1"}, {"max-megapixels", "2"}, {"fp16", "true"},
@@ -29,7 +30,7 @@ const char recipe_keys_help[] =
     "  arch sr-shuffle|sr  network (sr-shuffle: low resolution + pixel shuffle; sr: Johnson's)\n"
     "  scale 2|4|8  channels 64  blocks 4\n"
     "  steps 20000  batch 8  crop 96 (high-resolution side, a multiple of scale)\n"
-    "  lr 0.001 (Adam)  seed 1\n"
+    "  lr 0.001 (Adam)  lr-final (default: lr) cosine decay to it over the steps  seed 1\n"
     "  losses \"l1=1;ssim=0.1\"  weighted sum of loss specs (docs/losses.md)\n"
     "  degrade blur:1.0|bicubic  Gaussian blur σ before bicubic downsampling (Johnson §4.2)\n"
     "  validate-every 500  checkpoint-every 500  val-images 16  val-fraction 0.1\n"
@@ -41,6 +42,11 @@ static int known(const char *key)
         if (!strcmp(keys[i].key, key))
             return 1;
     return 0;
+}
+
+static char *get_string(const Recipe *r, const char *key)
+{
+    return g_key_file_get_string(r->keys, GROUP, key, NULL);
 }
 
 static int get_int(const Recipe *r, const char *key, int lo, int hi, int *out)
@@ -72,9 +78,18 @@ static int get_double(const Recipe *r, const char *key, double lo, double hi, do
     return bad ? -1 : 0;
 }
 
-static char *get_string(const Recipe *r, const char *key)
+
+/* lr-final: empty means no decay (the learning rate stays lr). */
+static int get_lr_final(Recipe *r)
 {
-    return g_key_file_get_string(r->keys, GROUP, key, NULL);
+    char *v = get_string(r, "lr-final");
+    int empty = !v || !*v;
+    g_free(v);
+    if (empty) {
+        r->lr_final = r->lr;
+        return 0;
+    }
+    return get_double(r, "lr-final", 0.0, 1.0, &r->lr_final);
 }
 
 /* "spec=weight;spec" into the loss table; each spec is checked by building the loss. */
@@ -155,6 +170,7 @@ int recipe_load(Recipe *r, const char *path, int argc, char **argv)
         get_int(r, "blocks", 0, 64, &r->blocks) || get_int(r, "steps", 1, 100000000, &r->steps) ||
         get_int(r, "batch", 1, 1024, &r->batch) || get_int(r, "crop", 8, 4096, &r->crop) ||
         get_double(r, "lr", 1e-8, 1.0, &r->lr) || get_int(r, "seed", 0, 2147483647, &seed) ||
+        get_lr_final(r) ||
         get_int(r, "validate-every", 0, 100000000, &r->validate_every) ||
         get_int(r, "checkpoint-every", 0, 100000000, &r->checkpoint_every) ||
         get_int(r, "val-images", 0, 10000, &r->val_images) ||

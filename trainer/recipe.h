@@ -18,7 +18,7 @@ typedef struct {
     int scale, channels, blocks;
     /* optimisation */
     int steps, batch, crop;
-    double lr;
+    double lr, lr_final;   /* cosine decay from lr to lr_final over the steps */
     uint64_t seed;
     int n_losses;
     char *loss_spec[RECIPE_MAX_LOSSES];

@@ -154,6 +154,10 @@ static int train_step(Trainer *t, double *terms, double *total)
                             t->step + 1);
     if (percept_net_backward(t->net, t->grad, NULL))
         return -1;
+    /* cosine from lr to lr-final: a function of the step alone, so resuming is exact */
+    double progress = r->steps > 1 ? (double)t->step / (r->steps - 1) : 1.0;
+    t->adam.cfg.lr = (float)(r->lr_final + 0.5 * (r->lr - r->lr_final) *
+                                               (1.0 + cos(M_PI * progress)));
     size_t count;
     float *params = percept_net_params(t->net, &count);
     percept_adam_step(&t->adam, params, percept_net_grads(t->net, &count));
@@ -262,7 +266,6 @@ static int run(Trainer *t, int resume)
     free(arch);
     if (rc)
         return -1;
-    t->adam.cfg = cfg; /* a resumed run may change the learning rate */
     for (int i = 0; i < r->n_losses; i++)
         if (!(t->loss[i] = percept_loss_new(r->loss_spec[i])))
             return -1;

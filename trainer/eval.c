@@ -1,0 +1,119 @@
+/* percept eval MODEL DIR: an upscale model against bicubic and GEGL's samplers on a
+ * directory of images (never trained on), each reduced by the degradation the model was
+ * trained with (its recipe's `degrade`, or --degrade). */
+#include <gegl.h>
+#include <glib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "evaluate.h"
+#include "images.h"
+
+/* The recipe's degrade key from percept.recipe, or NULL. */
+static char *recipe_degrade(const PerceptSafetensors *st)
+{
+    const char *text = percept_st_meta(st, "percept.recipe");
+    GKeyFile *k = g_key_file_new();
+    char *d = NULL;
+    if (text && g_key_file_load_from_data(k, text, -1, 0, NULL))
+        d = g_key_file_get_string(k, "train", "degrade", NULL);
+    g_key_file_free(k);
+    return d;
+}
+
+static int evaluate(const char *model, const char *dir, const char *degrade_flag, int json)
+{
+    PerceptSafetensors *st = percept_st_read(model);
+    if (!st)
+        return -1;
+    const char *task = percept_st_meta(st, "percept.task");
+    const char *arch = percept_st_meta(st, "percept.arch");
+    PerceptNet *net = arch ? percept_net_from_safetensors(st, arch) : NULL;
+    char *degrade = degrade_flag ? g_strdup(degrade_flag) : recipe_degrade(st);
+    int scale = 0, oc, oh, ow, rc = -1;
+    if (!arch)
+        percept_fail("%s: not a percept weight file", model);
+    else if (task && strcmp(task, "upscale"))
+        percept_fail("%s is a %s model; eval measures upscale models", model, task);
+    else if (net && percept_net_output_shape(net, 1, 32, 32, &oc, &oh, &ow) == 0)
+        scale = oh / 32;
+    percept_st_free(st);
+    if (!net || scale < 2) {
+        percept_net_free(net);
+        g_free(degrade);
+        return -1;
+    }
+    GDir *d = g_dir_open(dir, 0, NULL);
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+    const char *name;
+    while (d && (name = g_dir_read_name(d)))
+        if (g_str_has_suffix(name, ".png") || g_str_has_suffix(name, ".jpg") ||
+            g_str_has_suffix(name, ".tif") || g_str_has_suffix(name, ".ppm"))
+            g_ptr_array_add(names, g_build_filename(dir, name, NULL));
+    if (d)
+        g_dir_close(d);
+    g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+    PerceptTensor *images = calloc(names->len + 1, sizeof(PerceptTensor));
+    int n = 0;
+    for (guint i = 0; i < names->len; i++)
+        if (image_load_rgb(g_ptr_array_index(names, i), &images[n]) == 0)
+            n++;
+        else
+            fprintf(stderr, "percept eval: skipped %s\n", percept_error());
+    SrScores mean[SR_METHODS];
+    if (n == 0)
+        percept_fail("no image in '%s' (PNG, JPEG, TIFF or PPM)", dir);
+    else if (sr_evaluate(net, images, n, scale, degrade ? degrade : "bicubic", 1, mean) == 0) {
+        rc = 0;
+        if (json) {
+            printf("{\"model\": \"%s\", \"images\": %d, \"scale\": %d, \"degrade\": \"%s\"", model,
+                   n, scale, degrade ? degrade : "bicubic");
+            for (int m = 0; m < SR_METHODS; m++)
+                printf(", \"%s\": {\"psnr_y\": %.4f, \"ssim_y\": %.5f, \"swd\": %.4f}",
+                       sr_method_names[m], mean[m].psnr_y, mean[m].ssim_y, mean[m].swd);
+            printf("}\n");
+        } else {
+            printf("%s on %s (degradation %s, then the methods below)\n\n", model, dir,
+                   degrade ? degrade : "bicubic");
+            sr_print_table(stdout, mean, n, scale);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(images[i].data);
+    free(images);
+    g_ptr_array_free(names, TRUE);
+    g_free(degrade);
+    percept_net_free(net);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *model = NULL, *dir = NULL, *degrade = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--degrade") && i + 1 < argc)
+            degrade = argv[++i];
+        else if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!model)
+            model = argv[i];
+        else if (!dir)
+            dir = argv[i];
+        else
+            model = NULL, i = argc;
+    }
+    if (!model || !dir) {
+        fprintf(stderr, "percept: eval needs a model and an image directory\n"
+                        "Try 'percept --help'.\n");
+        return 2;
+    }
+    gegl_init(NULL, NULL);
+    int rc = evaluate(model, dir, degrade, json);
+    if (rc)
+        fprintf(stderr, "percept eval: %s\n", percept_error());
+    gegl_exit();
+    return rc ? 1 : 0;
+}
