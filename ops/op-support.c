@@ -4,23 +4,23 @@
 
 #include "op-support.h"
 
-PerceptOpState *percept_op_state(gpointer *user_data)
+static void state_free(gpointer data)
 {
-    if (!*user_data)
-        *user_data = g_new0(PerceptOpState, 1);
-    return *user_data;
-}
-
-void percept_op_state_free(gpointer *user_data)
-{
-    PerceptOpState *s = *user_data;
-    if (!s)
-        return;
+    PerceptOpState *s = data;
     percept_model_release(s->model);
     g_free(s->warned);
     g_free(s->noted);
     g_free(s);
-    *user_data = NULL;
+}
+
+PerceptOpState *percept_op_state(GeglOperation *op)
+{
+    PerceptOpState *s = g_object_get_data(G_OBJECT(op), "percept-state");
+    if (!s) {
+        s = g_new0(PerceptOpState, 1);
+        g_object_set_data_full(G_OBJECT(op), "percept-state", s, state_free);
+    }
+    return s;
 }
 
 static gboolean task_accepted(const char *task, const char *tasks)
@@ -129,24 +129,35 @@ GeglRectangle percept_op_whole_input(GeglOperation *op, const gchar *pad,
     return percept_op_input_box(op, &box) ? box : *roi;
 }
 
-GeglRectangle percept_op_whole_input_region(GeglOperation *op, const GeglRectangle *roi)
+static GeglRectangle whole_input_region(GeglOperation *op, const GeglRectangle *roi)
 {
     return percept_op_whole_input(op, "input", roi);
 }
 
-gboolean percept_op_process_or_pass(GeglOperation *op, GeglOperationContext *context,
-                                    const gchar *output_pad, const GeglRectangle *roi,
-                                    gint level, gboolean passthrough,
-                                    GeglOperationClass *parent_class)
+static gboolean process_or_pass(GeglOperation *op, GeglOperationContext *context,
+                                const gchar *output_pad, const GeglRectangle *roi, gint level)
 {
     GeglRectangle box;
-    if (passthrough || !percept_op_input_box(op, &box)) {
+    if (percept_op_state(op)->pass || !percept_op_input_box(op, &box)) {
         gpointer in = gegl_operation_context_get_object(context, "input");
         if (in)
             gegl_operation_context_take_object(context, "output", g_object_ref(G_OBJECT(in)));
         return TRUE;
     }
-    return parent_class->process(op, context, output_pad, roi, level);
+    GeglOperationClass *filter = g_type_class_peek(GEGL_TYPE_OPERATION_FILTER);
+    return filter->process(op, context, output_pad, roi, level);
+}
+
+void percept_op_class_setup(GeglOperationClass *klass, void (*prepare)(GeglOperation *),
+                            gboolean (*process)(GeglOperation *, GeglBuffer *, GeglBuffer *,
+                                                const GeglRectangle *, gint))
+{
+    klass->prepare = prepare;
+    klass->process = process_or_pass;
+    klass->get_required_for_output = percept_op_whole_input;
+    klass->get_cached_region = whole_input_region;
+    klass->threaded = FALSE;
+    GEGL_OPERATION_FILTER_CLASS(klass)->process = process;
 }
 
 void percept_op_blend(float *out, const float *in_rgba, const float *net_rgb, size_t n,

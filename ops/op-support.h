@@ -14,13 +14,13 @@ enum { PERCEPT_OP_DEVICE_AUTO, PERCEPT_OP_DEVICE_CPU, PERCEPT_OP_DEVICE_CUDA };
 
 typedef struct {
     PerceptModel *model; /* NULL when the model named cannot be used */
+    gboolean pass;       /* hand the input on unchanged (no model, strength 0): prepare sets it */
     char *warned;        /* the last failure warned about, so it is said once */
     char *noted;         /* the last remark made (upscale: a model's own scale wins) */
 } PerceptOpState;
 
-/* The node's state, made on first use (stored in the properties' user_data). */
-PerceptOpState *percept_op_state(gpointer *user_data);
-void percept_op_state_free(gpointer *user_data);
+/* The operation's state, made on first use and freed with the operation. */
+PerceptOpState *percept_op_state(GeglOperation *op);
 
 /* Loads `name` (or `fallback` when name is empty) into state, checking that the model's
  * task and scale fit the operation: want_scale 1 for stylize/reconstruct, 0 for "any
@@ -45,20 +45,19 @@ void percept_op_device(int device);
 /* The input's bounding box; FALSE for an empty or infinite one (nothing to run on). */
 gboolean percept_op_input_box(GeglOperation *op, GeglRectangle *box);
 
-/* get_required_for_output: the whole input (a network pass needs every tile's halo, and
- * instance norm the whole image). get_cached_region for ops that keep the size: the whole
- * output, so GEGL runs process once and the tiler chooses the tiles. */
+/* What every percept operation's class shares: its prepare and filter process, GEGL's
+ * process replaced by one that passes the input through when state->pass (or the input is
+ * empty or infinite), the whole input required for any output (a network pass needs every
+ * tile's halo, instance norm the whole image), the whole output as the cached region (GEGL
+ * runs process once and the tiler picks the tiles), not threaded (the tiler and the
+ * network use the cores). Upscale overrides the regions after this. */
+void percept_op_class_setup(GeglOperationClass *klass, void (*prepare)(GeglOperation *),
+                            gboolean (*process)(GeglOperation *, GeglBuffer *, GeglBuffer *,
+                                                const GeglRectangle *, gint));
+
+/* The whole input's bounding box (the cached region of the size-keeping ops). */
 GeglRectangle percept_op_whole_input(GeglOperation *op, const gchar *pad,
                                      const GeglRectangle *roi);
-GeglRectangle percept_op_whole_input_region(GeglOperation *op, const GeglRectangle *roi);
-
-/* operation_class->process for every percept op: hands the input on unchanged when
- * `passthrough` (no model, strength 0, empty or infinite input), else runs the filter's
- * process through the parent class. */
-gboolean percept_op_process_or_pass(GeglOperation *op, GeglOperationContext *context,
-                                    const gchar *output_pad, const GeglRectangle *roi,
-                                    gint level, gboolean passthrough,
-                                    GeglOperationClass *parent_class);
 
 /* out (RGBA) = the input's pixels moved towards the network's rgb by strength; with
  * preserve_colors only the network's luma (BT.601 Y') is taken and the input's chroma

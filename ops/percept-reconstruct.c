@@ -42,8 +42,9 @@ static void prepare(GeglOperation *operation)
     GeglProperties *o = GEGL_PROPERTIES(operation);
     gegl_operation_set_format(operation, "input", percept_op_rgba(operation));
     gegl_operation_set_format(operation, "output", percept_op_output_format(operation));
-    percept_op_load(operation, percept_op_state(&o->user_data), o->model, "denoise",
-                    "reconstruct|autoencoder", 1);
+    PerceptOpState *state = percept_op_state(operation);
+    percept_op_load(operation, state, o->model, "denoise", "reconstruct|autoencoder", 1);
+    state->pass = !state->model || o->strength == 0.0;
     percept_op_device(o->device);
 }
 
@@ -51,7 +52,7 @@ static gboolean process(GeglOperation *operation, GeglBuffer *input, GeglBuffer 
                         const GeglRectangle *result, gint level)
 {
     GeglProperties *o = GEGL_PROPERTIES(operation);
-    PerceptOpState *state = percept_op_state(&o->user_data);
+    PerceptOpState *state = percept_op_state(operation);
     GeglRectangle box;
     char *error = NULL;
     percept_op_input_box(operation, &box);
@@ -64,34 +65,10 @@ static gboolean process(GeglOperation *operation, GeglBuffer *input, GeglBuffer 
     return TRUE;
 }
 
-static gboolean operation_process(GeglOperation *operation, GeglOperationContext *context,
-                                  const gchar *output_pad, const GeglRectangle *roi, gint level)
-{
-    GeglProperties *o = GEGL_PROPERTIES(operation);
-    PerceptOpState *state = percept_op_state(&o->user_data);
-    return percept_op_process_or_pass(operation, context, output_pad, roi, level,
-                                      !state->model || o->strength == 0.0,
-                                      GEGL_OPERATION_CLASS(gegl_op_parent_class));
-}
-
-static void finalize(GObject *object)
-{
-    GeglProperties *o = GEGL_PROPERTIES(object);
-    percept_op_state_free(&o->user_data);
-    G_OBJECT_CLASS(gegl_op_parent_class)->finalize(object);
-}
-
 static void gegl_op_class_init(GeglOpClass *klass)
 {
     GeglOperationClass *operation_class = GEGL_OPERATION_CLASS(klass);
-    GeglOperationFilterClass *filter_class = GEGL_OPERATION_FILTER_CLASS(klass);
-    G_OBJECT_CLASS(klass)->finalize = finalize;
-    operation_class->prepare = prepare;
-    operation_class->process = operation_process;
-    operation_class->get_required_for_output = percept_op_whole_input;
-    operation_class->get_cached_region = percept_op_whole_input_region;
-    operation_class->threaded = FALSE;
-    filter_class->process = process;
+    percept_op_class_setup(operation_class, prepare, process);
     gegl_operation_class_set_keys(operation_class,
         "name", "percept:reconstruct",
         "title", "Percept Reconstruct",

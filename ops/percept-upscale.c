@@ -41,11 +41,12 @@ property_int(tile_size, "Tile size", 0)
 static void prepare(GeglOperation *operation)
 {
     GeglProperties *o = GEGL_PROPERTIES(operation);
-    PerceptOpState *state = percept_op_state(&o->user_data);
+    PerceptOpState *state = percept_op_state(operation);
     char *preset = g_strdup_printf("upscale-x%d", o->scale);
     gegl_operation_set_format(operation, "input", percept_op_rgba(operation));
     gegl_operation_set_format(operation, "output", percept_op_output_format(operation));
     percept_op_load(operation, state, o->model, preset, "upscale", 0);
+    state->pass = !state->model;
     if (state->model && state->model->scale != o->scale && o->model && *o->model)
         percept_op_note(state, g_strdup_printf("percept:upscale: model '%s' enlarges %d "
                                                "times (scale=%d is ignored)", o->model,
@@ -56,7 +57,7 @@ static void prepare(GeglOperation *operation)
 
 static int model_scale(GeglOperation *operation)
 {
-    PerceptOpState *state = percept_op_state(&GEGL_PROPERTIES(operation)->user_data);
+    PerceptOpState *state = percept_op_state(operation);
     return state->model ? state->model->scale : 1;
 }
 
@@ -129,7 +130,7 @@ static gboolean process(GeglOperation *operation, GeglBuffer *input, GeglBuffer 
                         const GeglRectangle *result, gint level)
 {
     GeglProperties *o = GEGL_PROPERTIES(operation);
-    PerceptModel *model = percept_op_state(&o->user_data)->model;
+    PerceptModel *model = percept_op_state(operation)->model;
     const Babl *source = gegl_operation_get_source_format(operation, "input");
     GeglRectangle box;
     char *error = NULL;
@@ -156,35 +157,13 @@ static gboolean process(GeglOperation *operation, GeglBuffer *input, GeglBuffer 
     return TRUE;
 }
 
-static gboolean operation_process(GeglOperation *operation, GeglOperationContext *context,
-                                  const gchar *output_pad, const GeglRectangle *roi, gint level)
-{
-    GeglProperties *o = GEGL_PROPERTIES(operation);
-    PerceptOpState *state = percept_op_state(&o->user_data);
-    return percept_op_process_or_pass(operation, context, output_pad, roi, level,
-                                      !state->model, GEGL_OPERATION_CLASS(gegl_op_parent_class));
-}
-
-static void finalize(GObject *object)
-{
-    GeglProperties *o = GEGL_PROPERTIES(object);
-    percept_op_state_free(&o->user_data);
-    G_OBJECT_CLASS(gegl_op_parent_class)->finalize(object);
-}
-
 static void gegl_op_class_init(GeglOpClass *klass)
 {
     GeglOperationClass *operation_class = GEGL_OPERATION_CLASS(klass);
-    GeglOperationFilterClass *filter_class = GEGL_OPERATION_FILTER_CLASS(klass);
-    G_OBJECT_CLASS(klass)->finalize = finalize;
-    operation_class->prepare = prepare;
-    operation_class->process = operation_process;
+    percept_op_class_setup(operation_class, prepare, process);
     operation_class->get_bounding_box = get_bounding_box;
-    operation_class->get_required_for_output = percept_op_whole_input;
     operation_class->get_cached_region = get_cached_region;
     operation_class->get_invalidated_by_change = get_invalidated_by_change;
-    operation_class->threaded = FALSE;
-    filter_class->process = process;
     gegl_operation_class_set_keys(operation_class,
         "name", "percept:upscale",
         "title", "Percept Upscale",

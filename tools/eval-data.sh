@@ -25,26 +25,7 @@ chelsea   python3-skimage   usr/lib/python3/dist-packages/skimage/data/chelsea.p
 coffee    python3-skimage   usr/lib/python3/dist-packages/skimage/data/coffee.png       CC0-1.0
 '
 
-# fetch PKG: make sure EXTRACT/PKG holds the unpacked package (same as training-data.sh).
-fetch() {
-    local pkg=$1 out=$EXTRACT/$1 deb policy
-    [[ -f $out/.version ]] && return 0
-    policy=$(apt-cache policy "$pkg" 2>/dev/null)   # not piped into grep -q: SIGPIPE + pipefail
-    if ! grep -q 'Candidate: [^(]' <<< "$policy"; then
-        echo "skip $pkg: not in the apt archive" >&2; return 1
-    fi
-    mkdir -p "$DEBS"
-    deb=$(ls "$DEBS/${pkg}_"*.deb 2>/dev/null | head -n1 || true)
-    if [[ -z $deb ]]; then
-        ( cd "$DEBS" && apt-get -q -o APT::Sandbox::User=root download "$pkg" ) ||
-            { apt-get -q update && ( cd "$DEBS" && apt-get -q -o APT::Sandbox::User=root download "$pkg" ); }
-        deb=$(ls "$DEBS/${pkg}_"*.deb | head -n1)
-    fi
-    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-    dpkg -x "$deb" "$out.tmp"
-    dpkg-deb -f "$deb" Version > "$out.tmp/.version"   # marks a complete extraction
-    rm -rf "$out" && mv "$out.tmp" "$out"
-}
+. "$(dirname "$0")/debian-fetch.sh"   # fetch PKG
 
 # png_size FILE: "WIDTH HEIGHT" from the PNG IHDR chunk.
 png_size() {

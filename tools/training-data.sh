@@ -17,6 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=$(realpath -m "${1:-$ROOT/data}")
 DEBS=${PERCEPT_DEBS:-$DIR/debs}
 MAX_DEB_MB=300   # skip any package whose .deb is bigger than this
+EXTRACT=$DIR/extract
 
 # What to take: PACKAGE  FOLDER-INSIDE-PACKAGE  FILE-GLOB...  (globs relative to the folder).
 # The lists were picked by looking at the images: photos only, no renders, drawings,
@@ -55,32 +56,7 @@ python3-skimage ihc.png no-known-restrictions
 opencv-doc * Apache-2.0-AND-BSD-3-Clause
 '
 
-# fetch PKG: make sure DIR/extract/PKG holds the unpacked package; fails if unavailable.
-fetch() {
-    local pkg=$1 out=$DIR/extract/$1 deb size policy
-    [[ -f $out/.version ]] && return 0
-    # (captured first: `apt-cache ... | grep -q` can die of SIGPIPE under pipefail)
-    policy=$(apt-cache policy "$pkg" 2>/dev/null)
-    if ! grep -q 'Candidate: [^(]' <<< "$policy"; then
-        echo "skip $pkg: not in the apt archive" >&2; return 1
-    fi
-    size=$(apt-cache show --no-all-versions "$pkg" | awk '/^Size:/ {print $2}')
-    if (( size > MAX_DEB_MB * 1024 * 1024 )); then
-        echo "skip $pkg: .deb is $((size / 1048576)) MB (> $MAX_DEB_MB MB)" >&2; return 1
-    fi
-    mkdir -p "$DEBS"
-    deb=$(ls "$DEBS/${pkg}_"*.deb 2>/dev/null | head -n1 || true)
-    if [[ -z $deb ]]; then
-        # -o Sandbox: root downloads into a folder the _apt user may not be able to write.
-        ( cd "$DEBS" && apt-get -q -o APT::Sandbox::User=root download "$pkg" ) ||
-            { apt-get -q update && ( cd "$DEBS" && apt-get -q -o APT::Sandbox::User=root download "$pkg" ); }
-        deb=$(ls "$DEBS/${pkg}_"*.deb | head -n1)
-    fi
-    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-    dpkg -x "$deb" "$out.tmp"
-    dpkg-deb -f "$deb" Version > "$out.tmp/.version"   # marks a complete extraction
-    rm -rf "$out" && mv "$out.tmp" "$out"
-}
+. "$(dirname "$0")/debian-fetch.sh"   # fetch PKG
 
 # Fetch every package named in SELECTION; remember which ones are there.
 PACKAGES=()
