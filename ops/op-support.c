@@ -105,10 +105,24 @@ const Babl *percept_op_rgb(GeglOperation *op)
     return babl_format_with_space("R'G'B' float", gegl_operation_get_source_space(op, "input"));
 }
 
+GType percept_device_get_type(void)
+{
+    static gsize type = 0;
+    static const GEnumValue values[] = {
+        {PERCEPT_DEVICE_AUTO, "Auto", "auto"},
+        {PERCEPT_DEVICE_CPU, "CPU", "cpu"},
+        {PERCEPT_DEVICE_CUDA, "CUDA", "cuda"},
+        {0, NULL, NULL},
+    };
+    if (g_once_init_enter(&type))
+        g_once_init_leave(&type, g_enum_register_static("PerceptDevice", values));
+    return type;
+}
+
 void percept_op_device(int device)
 {
     static gsize said = 0;
-    if (device == PERCEPT_OP_DEVICE_CUDA && g_once_init_enter(&said))
+    if (device == PERCEPT_DEVICE_CUDA && g_once_init_enter(&said))
         g_once_init_leave(&said, (g_message("percept: this build has no CUDA backend; "
                                             "running on the CPU"), 1));
 }

@@ -9,8 +9,9 @@
 #include "model.h"
 #include "tiler.h"
 
-/* Devices, in the order of every op's `device` enum. */
-enum { PERCEPT_OP_DEVICE_AUTO, PERCEPT_OP_DEVICE_CPU, PERCEPT_OP_DEVICE_CUDA };
+/* Where a network runs: every operation's `device` property. */
+typedef enum { PERCEPT_DEVICE_AUTO, PERCEPT_DEVICE_CPU, PERCEPT_DEVICE_CUDA } PerceptDevice;
+GType percept_device_get_type(void);
 
 typedef struct {
     PerceptModel *model; /* NULL when the model named cannot be used */

@@ -2,12 +2,6 @@
  * autoencoder reconstruction in the DeePSiM line) that keep the image size. */
 #ifdef GEGL_PROPERTIES
 
-enum_start(percept_reconstruct_device)
-  enum_value(PERCEPT_RECONSTRUCT_DEVICE_AUTO, "auto", "Auto")
-  enum_value(PERCEPT_RECONSTRUCT_DEVICE_CPU, "cpu", "CPU")
-  enum_value(PERCEPT_RECONSTRUCT_DEVICE_CUDA, "cuda", "CUDA")
-enum_end(PerceptReconstructDevice)
-
 property_string(model, "Model", "")
   description("Preset name (denoise, jpeg, …) or path of a .safetensors file; empty: the "
               "denoise preset")
@@ -16,14 +10,7 @@ property_double(strength, "Strength", 1.0)
   description("0 keeps the original, 1 is the network's result")
   value_range(0.0, 1.0)
 
-property_enum(device, "Device", PerceptReconstructDevice, percept_reconstruct_device,
-              PERCEPT_RECONSTRUCT_DEVICE_AUTO)
-  description("Where the network runs (auto: CUDA when available, else the CPU)")
-
-property_int(tile_size, "Tile size", 0)
-  description("Side of the tiles the image is processed in, in pixels; 0 chooses it from "
-              "the memory budget (PERCEPT_TILE_MEMORY_MB)")
-  value_range(0, 16384)
+#include "op-properties.h"
 
 #else
 
@@ -34,8 +21,8 @@ property_int(tile_size, "Tile size", 0)
 
 #include <glib/gi18n-lib.h>
 
+#include "op-support.h" /* before gegl-op.h: the properties use its types */
 #include "gegl-op.h"
-#include "op-support.h"
 
 static void prepare(GeglOperation *operation)
 {

@@ -2,12 +2,6 @@
  * optionally at another resolution (bigger or smaller brush strokes) and on luminance only. */
 #ifdef GEGL_PROPERTIES
 
-enum_start(percept_stylize_device)
-  enum_value(PERCEPT_STYLIZE_DEVICE_AUTO, "auto", "Auto")
-  enum_value(PERCEPT_STYLIZE_DEVICE_CPU, "cpu", "CPU")
-  enum_value(PERCEPT_STYLIZE_DEVICE_CUDA, "cuda", "CUDA")
-enum_end(PerceptStylizeDevice)
-
 property_string(model, "Model", "starry-night")
   description("Style preset name (starry-night, the-scream, …) or path of a .safetensors "
               "style network")
@@ -24,14 +18,7 @@ property_double(style_scale, "Style scale", 1.0)
               "1/style-scale and the result is scaled back (2: strokes twice as large)")
   value_range(0.25, 4.0)
 
-property_enum(device, "Device", PerceptStylizeDevice, percept_stylize_device,
-              PERCEPT_STYLIZE_DEVICE_AUTO)
-  description("Where the network runs (auto: CUDA when available, else the CPU)")
-
-property_int(tile_size, "Tile size", 0)
-  description("Side of the tiles the image is processed in, in pixels; 0 chooses it from "
-              "the memory budget (PERCEPT_TILE_MEMORY_MB)")
-  value_range(0, 16384)
+#include "op-properties.h"
 
 #else
 
@@ -44,8 +31,8 @@ property_int(tile_size, "Tile size", 0)
 
 #include <glib/gi18n-lib.h>
 
+#include "op-support.h" /* before gegl-op.h: the properties use its types */
 #include "gegl-op.h"
-#include "op-support.h"
 
 static void prepare(GeglOperation *operation)
 {

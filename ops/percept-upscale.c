@@ -2,12 +2,6 @@
  * perceptual-loss SR and percept's own presets); alpha is enlarged with a cubic sampler. */
 #ifdef GEGL_PROPERTIES
 
-enum_start(percept_upscale_device)
-  enum_value(PERCEPT_UPSCALE_DEVICE_AUTO, "auto", "Auto")
-  enum_value(PERCEPT_UPSCALE_DEVICE_CPU, "cpu", "CPU")
-  enum_value(PERCEPT_UPSCALE_DEVICE_CUDA, "cuda", "CUDA")
-enum_end(PerceptUpscaleDevice)
-
 property_int(scale, "Scale", 2)
   description("Enlargement factor: 2, 4 or 8 (picks the preset upscale-xN when no model "
               "is given; a model's own factor wins over it)")
@@ -17,14 +11,7 @@ property_string(model, "Model", "")
   description("Preset name or path of a .safetensors super-resolution network; empty: the "
               "preset for the scale (upscale-x2, upscale-x4, upscale-x8)")
 
-property_enum(device, "Device", PerceptUpscaleDevice, percept_upscale_device,
-              PERCEPT_UPSCALE_DEVICE_AUTO)
-  description("Where the network runs (auto: CUDA when available, else the CPU)")
-
-property_int(tile_size, "Tile size", 0)
-  description("Side of the tiles the image is processed in, in input pixels; 0 chooses it "
-              "from the memory budget (PERCEPT_TILE_MEMORY_MB)")
-  value_range(0, 16384)
+#include "op-properties.h"
 
 #else
 
@@ -35,8 +22,8 @@ property_int(tile_size, "Tile size", 0)
 
 #include <glib/gi18n-lib.h>
 
+#include "op-support.h" /* before gegl-op.h: the properties use its types */
 #include "gegl-op.h"
-#include "op-support.h"
 
 static void prepare(GeglOperation *operation)
 {

@@ -58,6 +58,11 @@ gegl "$tmp/in.png" -o "$tmp/sixteen.png" -- gegl:convert-format format="R'G'B' u
 gegl "$tmp/sixteen.png" -o "$tmp/sixteen-st.png" -- percept:stylize model="$tmp/style.safetensors" 2>/dev/null
 expect sixteen-bit 0 "^61x43$" -- size "$tmp/sixteen-st.png"
 
+# device=cuda in a build without the CUDA backend: said once, the CPU does the work
+expect cuda-fallback 0 "no CUDA backend; running on the CPU" -- \
+    gegl "$tmp/in.png" -o "$tmp/cuda.png" -- percept:upscale model="$tmp/sr2.safetensors" device=cuda
+expect cuda-result 0 "" -- same "$tmp/up.png" "$tmp/cuda.png"
+
 # bad models: a warning that names the model, the image passed through, exit 0
 expect missing 0 "model 'nope': no preset 'nope'.*passes through unchanged" -- \
     gegl "$tmp/in.png" -o "$tmp/missing.png" -- percept:upscale model=nope
