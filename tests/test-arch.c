@@ -513,6 +513,30 @@ static void check_sr(void)
     refuses(percept_arch_sr(NULL), "sr NULL", "options");
 }
 
+/* The restoration net: the shuffle body at scale 1, added to the input. */
+static void check_restore(void)
+{
+    const int C = 32, B = 3;
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B}), "restore", 13, 9);
+    if (!g)
+        return;
+    CHECK(g->ok, "restore breaks the format's rules");
+    CHECK(g->c[g->out] == 3 && g->h[g->out] == 13 && g->w[g->out] == 9,
+          "restore: 9x13 gives %dx%dx%d", g->c[g->out], g->w[g->out], g->h[g->out]);
+    size_t want = (25 * 3 * C + C) + B * 2 * (9 * C * C + C) + (9 * C * 3 + 3);
+    CHECK(g->params == want && g->buffers == 0, "restore: %zu parameters, want %zu", g->params,
+          want);
+    const cJSON *in = cJSON_GetObjectItem(g->node[g->out], "in");
+    CHECK(!strcmp(op_of(g, g->out), "add") && cJSON_GetArraySize(in) == 2 &&
+              !strcmp(cJSON_GetStringValue(cJSON_GetArrayItem(in, 1)), "input"),
+          "restore: the output is not the correction added to the input");
+    engine_agrees(g, "restore", 13, 9);
+    graph_free(g);
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4}), "restore 0 channels", "0 channels");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65}), "restore 65 blocks", "65 blocks");
+    refuses(percept_arch_restore(NULL), "restore NULL", "channels");
+}
+
 /* ---- DeePSiM --------------------------------------------------------------------------- */
 
 static void check_discriminator(void)
@@ -798,6 +822,7 @@ int main(void)
     check_checker();
     check_johnson();
     check_sr();
+    check_restore();
     check_discriminator();
     check_autoencoder();
     check_vgg16();

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# percept train upscale on tiny synthetic data: the loss falls by a stated factor, the same
+# percept train upscale and reconstruct on tiny synthetic data: the loss falls by a stated factor, the same
 # seed gives the same bytes, --resume gives what an uninterrupted run gives, Ctrl-C leaves
 # a checkpoint to resume from, and bad recipes, flags and data directories are clear errors.
 set -u
@@ -60,8 +60,25 @@ expect resume-after-interrupt 0 "wrote .*i.safetensors \($((step + 3)) steps\)" 
 expect eval 0 "degradation blur:1.0.*\| gegl-nohalo \|" -- bash -c "'$percept' eval '$tmp/a.safetensors' '$tmp/data' | tr '\n' ' '"
 expect eval-json 0 '"percept": \{"psnr_y": [0-9.]+' -- "$percept" eval "$tmp/a.safetensors" "$tmp/data" --json
 "$percept" init johnson --base 4 --blocks 0 "$tmp/style.safetensors" >/dev/null
-expect eval-wrong-task 1 "is a stylize model; eval measures upscale models" -- "$percept" eval "$tmp/style.safetensors" "$tmp/data"
+expect eval-wrong-task 1 "is a stylize model; eval measures upscale and reconstruct models" -- "$percept" eval "$tmp/style.safetensors" "$tmp/data"
 expect eval-no-images 1 "no image in" -- "$percept" eval "$tmp/a.safetensors" "$tmp/empty"
+
+# reconstruct: a denoiser, scored against the noisy input and GEGL's denoisers
+rec=(--channels 8 --blocks 1 --batch 4 --crop 32 --val-fraction 0.2 --validate-every 50 --data "$tmp/data")
+expect reconstruct 0 "gegl-denoise-dct \|.*wrote .*r.safetensors \(120 steps\)" -- bash -c \
+    "'$percept' train reconstruct ${rec[*]} --degrade noise:10-30 --steps 120 --out '$tmp/r.safetensors' 2>/dev/null | tr '\n' ' '"
+expect reconstruct-loss-falls 0 "^falls" -- python3 - "$tmp/r.safetensors.csv" <<'PY'
+import csv, sys
+rows = [float(r["loss"]) for r in csv.DictReader(open(sys.argv[1]))]
+first, last = sum(rows[:2]) / 2, sum(rows[-2:]) / 2
+print(("falls" if last <= 0.5 * first else "stuck") + f" {first:.4f} -> {last:.4f}")
+PY
+expect reconstruct-task 0 "Task: +reconstruct" -- "$percept" info "$tmp/r.safetensors"
+expect reconstruct-eval 0 '"degraded input": \{"psnr_y"' -- "$percept" eval "$tmp/r.safetensors" "$tmp/data" --json
+expect reconstruct-bad-degrade 1 "degrade 'jpeg:20' is not one of noise:SIGMA" -- \
+    "$percept" train reconstruct ${rec[*]} --degrade jpeg:20 --out "$tmp/x.safetensors"
+expect reconstruct-bad-arch 1 "arch for reconstruct must be restore" -- \
+    "$percept" train reconstruct ${rec[*]} --arch sr --out "$tmp/x.safetensors"
 
 # errors
 expect empty-dir 1 "no usable image in '.*empty'" -- "$percept" train upscale --data "$tmp/empty" --out "$tmp/x.safetensors"

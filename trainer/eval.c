@@ -1,6 +1,7 @@
-/* percept eval MODEL DIR: an upscale model against bicubic and GEGL's samplers on a
- * directory of images (never trained on), each reduced by the degradation the model was
- * trained with (its recipe's `degrade`, or --degrade). */
+/* percept eval MODEL DIR: an upscale or reconstruct model against the classic methods
+ * (bicubic and GEGL's samplers; GEGL's denoisers) on a directory of images never trained
+ * on, each degraded as the model's training images were (its recipe's `degrade`, or
+ * --degrade). */
 #include <gegl.h>
 #include <glib.h>
 #include <stdio.h>
@@ -33,14 +34,23 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
     PerceptNet *net = arch ? percept_net_from_safetensors(st, arch) : NULL;
     char *degrade = degrade_flag ? g_strdup(degrade_flag) : recipe_degrade(st);
     int scale = 0, oc, oh, ow, rc = -1;
+    EvalTask kind = task && !strcmp(task, "reconstruct") ? EVAL_RECONSTRUCT : EVAL_UPSCALE;
     if (!arch)
         percept_fail("%s: not a percept weight file", model);
-    else if (task && strcmp(task, "upscale"))
-        percept_fail("%s is a %s model; eval measures upscale models", model, task);
+    else if (task && strcmp(task, "upscale") && strcmp(task, "reconstruct"))
+        percept_fail("%s is a %s model; eval measures upscale and reconstruct models", model,
+                     task);
     else if (net && percept_net_output_shape(net, 1, 32, 32, &oc, &oh, &ow) == 0)
         scale = oh / 32;
     percept_st_free(st);
-    if (!net || scale < 2) {
+    if (!degrade)
+        degrade = g_strdup(kind == EVAL_UPSCALE ? "bicubic" : "noise:25");
+    if (net && scale >= 1 && eval_check_degrade(kind, degrade))
+        scale = 0;
+    if (!net || scale < 1 || (kind == EVAL_UPSCALE) != (scale > 1)) {
+        if (net && scale >= 1)
+            percept_fail("%s: its size factor %d does not fit its task %s", model, scale,
+                         task ? task : "(none)");
         percept_net_free(net);
         g_free(degrade);
         return -1;
@@ -62,22 +72,22 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
             n++;
         else
             fprintf(stderr, "percept eval: skipped %s\n", percept_error());
-    SrScores mean[SR_METHODS];
+    Scores mean[EVAL_METHODS];
     if (n == 0)
         percept_fail("no image in '%s' (PNG, JPEG, TIFF or PPM)", dir);
-    else if (sr_evaluate(net, images, n, scale, degrade ? degrade : "bicubic", 1, mean) == 0) {
+    else if (eval_mean(kind, net, images, n, scale, degrade, 1, mean) == 0) {
         rc = 0;
         if (json) {
             printf("{\"model\": \"%s\", \"images\": %d, \"scale\": %d, \"degrade\": \"%s\"", model,
-                   n, scale, degrade ? degrade : "bicubic");
-            for (int m = 0; m < SR_METHODS; m++)
+                   n, scale, degrade);
+            for (int m = 0; m < EVAL_METHODS; m++)
                 printf(", \"%s\": {\"psnr_y\": %.4f, \"ssim_y\": %.5f, \"swd\": %.4f}",
-                       sr_method_names[m], mean[m].psnr_y, mean[m].ssim_y, mean[m].swd);
+                       eval_method_name(kind, m), mean[m].psnr_y, mean[m].ssim_y, mean[m].swd);
             printf("}\n");
         } else {
             printf("%s on %s (degradation %s, then the methods below)\n\n", model, dir,
-                   degrade ? degrade : "bicubic");
-            sr_print_table(stdout, mean, n, scale);
+                   degrade);
+            eval_print_table(stdout, kind, mean, n, scale);
         }
     }
     for (int i = 0; i < n; i++)

@@ -1,4 +1,4 @@
-/* Super-resolution evaluation against classic samplers (see evaluate.h). */
+/* Evaluation against classic methods (see evaluate.h). */
 #include <gegl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -7,25 +7,68 @@
 #include "degrade.h"
 #include "evaluate.h"
 
-const char *const sr_method_names[SR_METHODS] = {"percept", "bicubic", "gegl-cubic",
-                                                 "gegl-nohalo", "gegl-lohalo"};
+static const char *const names[2][EVAL_METHODS] = {
+    {"percept", "bicubic", "gegl-cubic", "gegl-nohalo", "gegl-lohalo"},
+    {"percept", "degraded input", "gegl-denoise-dct", "gegl-noise-reduction",
+     "gegl-bilateral-filter"},
+};
 
-int sr_degrade(float *lr, const float *hr, int h, int w, int scale, const char *degrade)
+const char *eval_method_name(EvalTask task, int method)
 {
-    const float *src = hr;
-    float *blurred = NULL;
-    if (!strncmp(degrade, "blur:", 5)) {
-        float sigma = (float)g_ascii_strtod(degrade + 5, NULL);
-        if (sigma > 0) {
-            blurred = malloc(sizeof(float) * 3 * (size_t)h * w);
-            if (!blurred || degrade_blur(blurred, hr, 3, h, w, sigma)) {
-                free(blurred);
-                return percept_fail("out of memory");
-            }
-            src = blurred;
-        }
+    return names[task][method];
+}
+
+/* noise:SIGMA or noise:LOW-HIGH */
+static int noise_range(const char *spec, double *lo, double *hi)
+{
+    char *end;
+    *lo = g_ascii_strtod(spec + 6, &end);
+    *hi = *end == '-' ? g_ascii_strtod(end + 1, &end) : *lo;
+    return !*end && *lo >= 0 && *hi >= *lo && *hi <= 255;
+}
+
+int eval_check_degrade(EvalTask task, const char *d)
+{
+    char *end;
+    if (!strncmp(d, "blur:", 5) && g_ascii_strtod(d + 5, &end) >= 0 && !*end && end > d + 5)
+        return 0;
+    double lo, hi;
+    if (task == EVAL_UPSCALE && !strcmp(d, "bicubic"))
+        return 0;
+    if (task == EVAL_RECONSTRUCT && !strncmp(d, "noise:", 6) && noise_range(d, &lo, &hi))
+        return 0;
+    return percept_fail("degrade '%s' is not one of %s", d,
+                        task == EVAL_UPSCALE ? "blur:SIGMA, bicubic"
+                                             : "noise:SIGMA, noise:LOW-HIGH, blur:SIGMA");
+}
+
+int eval_degrade(EvalTask task, float *out, const float *hr, int h, int w, int scale,
+                 const char *degrade, uint64_t seed, uint64_t counter)
+{
+    size_t n = 3 * (size_t)h * w;
+    if (!strncmp(degrade, "noise:", 6)) {
+        double lo, hi;
+        noise_range(degrade, &lo, &hi);
+        double sigma = lo + (hi - lo) * percept_rng_uniform(seed, counter * 2);
+        memcpy(out, hr, sizeof(float) * n);
+        degrade_noise(out, n, (float)(sigma / 255.0), seed ^ 0x6e6f697365ull,
+                      percept_rng_u64(seed, counter * 2 + 1));
+        return 0;
     }
-    int rc = degrade_bicubic(lr, h / scale, w / scale, src, 3, h, w);
+    float sigma = !strncmp(degrade, "blur:", 5) ? (float)g_ascii_strtod(degrade + 5, NULL) : 0;
+    if (task == EVAL_RECONSTRUCT)
+        return degrade_blur(out, hr, 3, h, w, sigma);
+    float *blurred = NULL;
+    const float *src = hr;
+    if (sigma > 0) {
+        blurred = malloc(sizeof(float) * n);
+        if (!blurred || degrade_blur(blurred, hr, 3, h, w, sigma)) {
+            free(blurred);
+            return percept_fail("out of memory");
+        }
+        src = blurred;
+    }
+    int rc = degrade_bicubic(out, h / scale, w / scale, src, 3, h, w);
     free(blurred);
     return rc;
 }
@@ -48,11 +91,11 @@ static float *luma(const PerceptTensor *t, int border, int *h, int *w)
     return y;
 }
 
-int sr_score(const PerceptTensor *sr, const PerceptTensor *hr, int scale, SrScores *s)
+int eval_score(const PerceptTensor *x, const PerceptTensor *clean, int border, Scores *s)
 {
-    s->psnr_y = percept_psnr_y(sr, hr, scale);
+    s->psnr_y = percept_psnr_y(x, clean, border);
     int h, w;
-    float *ya = luma(sr, scale, &h, &w), *yb = luma(hr, scale, &h, &w);
+    float *ya = luma(x, border, &h, &w), *yb = luma(clean, border, &h, &w);
     PerceptTensor ta = {1, 1, h, w, ya}, tb = {1, 1, h, w, yb};
     PerceptSsimConfig cfg = PERCEPT_SSIM_WANG;
     int rc = ya && yb ? percept_ssim(&ta, &tb, &cfg, &s->ssim_y, NULL) : -1;
@@ -60,44 +103,42 @@ int sr_score(const PerceptTensor *sr, const PerceptTensor *hr, int scale, SrScor
     free(yb);
     double levels[8];
     int n_levels;
-    if (percept_swd(sr, hr, levels, 8, &n_levels, &s->swd))
+    if (percept_swd(x, clean, levels, 8, &n_levels, &s->swd))
         s->swd = NAN;
     percept_error_clear();
     return rc;
 }
 
-static const GeglSamplerType gegl_samplers[] = {GEGL_SAMPLER_CUBIC, GEGL_SAMPLER_NOHALO,
-                                                GEGL_SAMPLER_LOHALO};
-
-static int upscale_gegl(GeglSamplerType sampler, const PerceptTensor *lr, int scale,
-                        PerceptTensor *out)
+/* A GEGL operation on a planar image; the output is `scale` times the input. */
+static int run_gegl(const PerceptTensor *in, int scale, PerceptTensor *out, const char *op,
+                    const char *first, ...)
 {
-    size_t n = (size_t)lr->h * lr->w, on = n * scale * scale;
-    GeglRectangle r = {0, 0, lr->w, lr->h}, o = {0, 0, lr->w * scale, lr->h * scale};
+    size_t n = (size_t)in->h * in->w, on = n * scale * scale;
+    GeglRectangle r = {0, 0, in->w, in->h}, o = {0, 0, in->w * scale, in->h * scale};
     float *px = malloc(sizeof(float) * 3 * on);
-    if (!px)
-        return percept_fail("out of memory");
-    for (size_t i = 0; i < n; i++)
-        for (int c = 0; c < 3; c++)
-            px[3 * i + c] = lr->data[c * n + i];
-    GeglBuffer *in = gegl_buffer_new(&r, babl_format("R'G'B' float"));
-    gegl_buffer_set(in, &r, 0, babl_format("R'G'B' float"), px, GEGL_AUTO_ROWSTRIDE);
-    GeglNode *graph = gegl_node_new();
-    GeglNode *src = gegl_node_new_child(graph, "operation", "gegl:buffer-source", "buffer", in,
-                                        NULL);
-    GeglNode *scaler = gegl_node_new_child(graph, "operation", "gegl:scale-ratio", "x",
-                                           (double)scale, "y", (double)scale, "abyss-policy",
-                                           GEGL_ABYSS_CLAMP, "sampler", sampler, NULL);
-    gegl_node_link(src, scaler);
-    gegl_node_blit(scaler, 1.0, &o, babl_format("R'G'B' float"), px, GEGL_AUTO_ROWSTRIDE,
-                   GEGL_BLIT_DEFAULT);
-    g_object_unref(graph);
-    g_object_unref(in);
     *out = (PerceptTensor){1, 3, o.height, o.width, malloc(sizeof(float) * 3 * on)};
-    if (!out->data) {
+    if (!px || !out->data) {
         free(px);
         return percept_fail("out of memory");
     }
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++)
+            px[3 * i + c] = in->data[c * n + i];
+    GeglBuffer *b = gegl_buffer_new(&r, babl_format("R'G'B' float"));
+    gegl_buffer_set(b, &r, 0, babl_format("R'G'B' float"), px, GEGL_AUTO_ROWSTRIDE);
+    GeglNode *graph = gegl_node_new();
+    GeglNode *src = gegl_node_new_child(graph, "operation", "gegl:buffer-source", "buffer", b,
+                                        NULL);
+    GeglNode *node = gegl_node_new_child(graph, "operation", op, NULL);
+    va_list ap;
+    va_start(ap, first);
+    gegl_node_set_valist(node, first, ap);
+    va_end(ap);
+    gegl_node_link(src, node);
+    gegl_node_blit(node, 1.0, &o, babl_format("R'G'B' float"), px, GEGL_AUTO_ROWSTRIDE,
+                   GEGL_BLIT_DEFAULT);
+    g_object_unref(graph);
+    g_object_unref(b);
     for (size_t i = 0; i < on; i++)
         for (int c = 0; c < 3; c++)
             out->data[c * on + i] = px[3 * i + c];
@@ -105,55 +146,93 @@ static int upscale_gegl(GeglSamplerType sampler, const PerceptTensor *lr, int sc
     return 0;
 }
 
-int sr_upscale(int m, PerceptNet *net, const PerceptTensor *lr, int scale, PerceptTensor *out)
+static int run_net(PerceptNet *net, const PerceptTensor *in, PerceptTensor *out)
 {
-    size_t on = (size_t)lr->h * lr->w * scale * scale * 3;
-    if (m >= 2)
-        return upscale_gegl(gegl_samplers[m - 2], lr, scale, out);
-    *out = (PerceptTensor){1, 3, lr->h * scale, lr->w * scale, malloc(sizeof(float) * on)};
+    PerceptTensor y;
+    if (percept_net_forward(net, in, &y))
+        return -1;
+    size_t n = percept_tensor_numel(&y);
+    *out = (PerceptTensor){1, 3, y.h, y.w, malloc(sizeof(float) * n)};
     if (!out->data)
         return percept_fail("out of memory");
-    if (m == 1)
-        return degrade_bicubic(out->data, out->h, out->w, lr->data, 3, lr->h, lr->w);
-    PerceptTensor y;
-    if (percept_net_forward(net, lr, &y))
-        return -1;
-    if (y.h != out->h || y.w != out->w || y.c != 3)
-        return percept_fail("the network gives %d×%d×%d for a %d×%d input", y.c, y.h, y.w,
-                            lr->h, lr->w);
-    for (size_t i = 0; i < on; i++) /* as the operations clamp */
+    for (size_t i = 0; i < n; i++) /* as the operations clamp */
         out->data[i] = fminf(fmaxf(y.data[i], 0.0f), 1.0f);
     return 0;
 }
 
-int sr_evaluate(PerceptNet *net, PerceptTensor *images, int n, int scale, const char *degrade,
-                int gegl, SrScores *mean)
+static int copy_of(const PerceptTensor *in, PerceptTensor *out)
 {
-    int counted[SR_METHODS] = {0};
-    memset(mean, 0, sizeof(SrScores) * SR_METHODS);
+    size_t n = percept_tensor_numel(in);
+    *out = (PerceptTensor){1, 3, in->h, in->w, malloc(sizeof(float) * n)};
+    if (!out->data)
+        return percept_fail("out of memory");
+    memcpy(out->data, in->data, sizeof(float) * n);
+    return 0;
+}
+
+/* Method m on the degraded input. */
+static int run_method(EvalTask task, int m, PerceptNet *net, const PerceptTensor *in, int scale,
+                      double sigma, PerceptTensor *out)
+{
+    static const GeglSamplerType samplers[] = {GEGL_SAMPLER_CUBIC, GEGL_SAMPLER_NOHALO,
+                                               GEGL_SAMPLER_LOHALO};
+    if (m == 0)
+        return run_net(net, in, out);
+    if (task == EVAL_UPSCALE && m == 1) {
+        size_t on = percept_tensor_numel(in) * scale * scale;
+        *out = (PerceptTensor){1, 3, in->h * scale, in->w * scale, malloc(sizeof(float) * on)};
+        if (!out->data)
+            return percept_fail("out of memory");
+        return degrade_bicubic(out->data, out->h, out->w, in->data, 3, in->h, in->w);
+    }
+    if (task == EVAL_UPSCALE)
+        return run_gegl(in, scale, out, "gegl:scale-ratio", "x", (double)scale, "y",
+                        (double)scale, "abyss-policy", GEGL_ABYSS_CLAMP, "sampler",
+                        samplers[m - 2], NULL);
+    switch (m) {
+    case 1:
+        return copy_of(in, out);
+    case 2:
+        return run_gegl(in, 1, out, "gegl:denoise-dct", "sigma", sigma > 1 ? sigma : 1.0, NULL);
+    case 3:
+        return run_gegl(in, 1, out, "gegl:noise-reduction", NULL, NULL);
+    default:
+        return run_gegl(in, 1, out, "gegl:bilateral-filter", NULL, NULL);
+    }
+}
+
+int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int scale,
+              const char *degrade, int gegl, Scores *mean)
+{
+    int counted[EVAL_METHODS] = {0};
+    memset(mean, 0, sizeof(Scores) * EVAL_METHODS);
+    double lo = 0, hi = 0;
+    if (!strncmp(degrade, "noise:", 6))
+        noise_range(degrade, &lo, &hi);
     for (int i = 0; i < n; i++) {
         int h = images[i].h / scale * scale, w = images[i].w / scale * scale;
+        int ih = h / scale, iw = w / scale;
         size_t plane = (size_t)images[i].h * images[i].w;
-        PerceptTensor hr = {1, 3, h, w, malloc(sizeof(float) * 3 * (size_t)h * w)};
-        PerceptTensor lr = {1, 3, h / scale, w / scale,
-                            malloc(sizeof(float) * 3 * (size_t)(h / scale) * (w / scale))};
-        if (!hr.data || !lr.data) {
-            free(hr.data);
-            free(lr.data);
+        PerceptTensor clean = {1, 3, h, w, malloc(sizeof(float) * 3 * (size_t)h * w)};
+        PerceptTensor in = {1, 3, ih, iw, malloc(sizeof(float) * 3 * (size_t)ih * iw)};
+        if (!clean.data || !in.data) {
+            free(clean.data);
+            free(in.data);
             return percept_fail("out of memory");
         }
         for (int c = 0; c < 3; c++)
             for (int y = 0; y < h; y++)
-                memcpy(hr.data + ((size_t)c * h + y) * w,
+                memcpy(clean.data + ((size_t)c * h + y) * w,
                        images[i].data + c * plane + (size_t)y * images[i].w, sizeof(float) * w);
-        int rc = sr_degrade(lr.data, hr.data, h, w, scale, degrade);
-        for (int m = 0; m < SR_METHODS && !rc; m++) {
+        int rc = eval_degrade(task, in.data, clean.data, h, w, scale, degrade, 1, (uint64_t)i);
+        for (int m = 0; m < EVAL_METHODS && !rc; m++) {
             if (m >= 2 && !gegl)
                 continue;
-            PerceptTensor up;
-            SrScores s;
-            rc = sr_upscale(m, net, &lr, scale, &up) || sr_score(&up, &hr, scale, &s);
-            free(up.data);
+            PerceptTensor out = {0};
+            Scores s;
+            rc = run_method(task, m, net, &in, scale, (lo + hi) / 2, &out) ||
+                 eval_score(&out, &clean, task == EVAL_UPSCALE ? scale : 0, &s);
+            free(out.data);
             if (!rc) {
                 mean[m].psnr_y += s.psnr_y;
                 mean[m].ssim_y += s.ssim_y;
@@ -161,12 +240,12 @@ int sr_evaluate(PerceptNet *net, PerceptTensor *images, int n, int scale, const 
                 counted[m]++;
             }
         }
-        free(hr.data);
-        free(lr.data);
+        free(clean.data);
+        free(in.data);
         if (rc)
             return -1;
     }
-    for (int m = 0; m < SR_METHODS; m++) {
+    for (int m = 0; m < EVAL_METHODS; m++) {
         double k = counted[m] ? 1.0 / counted[m] : NAN;
         mean[m].psnr_y *= k;
         mean[m].ssim_y *= k;
@@ -175,12 +254,15 @@ int sr_evaluate(PerceptNet *net, PerceptTensor *images, int n, int scale, const 
     return 0;
 }
 
-void sr_print_table(FILE *f, const SrScores *mean, int n, int scale)
+void eval_print_table(FILE *f, EvalTask task, const Scores *mean, int n, int scale)
 {
-    fprintf(f, "| method (×%d, %d images) | PSNR-Y dB | SSIM-Y | SWD ×10³ |\n", scale, n);
+    if (task == EVAL_UPSCALE)
+        fprintf(f, "| method (×%d, %d images) | PSNR-Y dB | SSIM-Y | SWD ×10³ |\n", scale, n);
+    else
+        fprintf(f, "| method (%d images) | PSNR-Y dB | SSIM-Y | SWD ×10³ |\n", n);
     fprintf(f, "|---|---:|---:|---:|\n");
-    for (int m = 0; m < SR_METHODS; m++)
+    for (int m = 0; m < EVAL_METHODS; m++)
         if (isfinite(mean[m].psnr_y))
-            fprintf(f, "| %s | %.2f | %.4f | %.2f |\n", sr_method_names[m], mean[m].psnr_y,
+            fprintf(f, "| %s | %.2f | %.4f | %.2f |\n", names[task][m], mean[m].psnr_y,
                     mean[m].ssim_y, mean[m].swd);
 }

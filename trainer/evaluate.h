@@ -1,38 +1,44 @@
-/* Super-resolution evaluation: a network against the baselines a user compares with
- * (bicubic and GEGL's cubic, nohalo and lohalo samplers) on the same low-resolution
- * inputs, scored as SR papers score: PSNR and SSIM on Y (BT.601, `scale` border pixels
- * cropped), plus SWD on RGB. */
+/* Evaluation of a network against the baselines a user compares it with, on the same
+ * degraded inputs:
+ *  - upscale: bicubic and GEGL's cubic, nohalo and lohalo samplers; scored as SR papers
+ *    score, PSNR and SSIM on Y (BT.601, `scale` border pixels cropped), plus SWD on RGB;
+ *  - reconstruct: the degraded input itself and GEGL's denoisers (denoise-dct told the
+ *    noise level, noise-reduction, bilateral-filter at their defaults); same scores. */
 #ifndef PERCEPT_TRAINER_EVALUATE_H
 #define PERCEPT_TRAINER_EVALUATE_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "percept/percept.h"
 
+typedef enum { EVAL_UPSCALE, EVAL_RECONSTRUCT } EvalTask;
+
 typedef struct {
     double psnr_y, ssim_y, swd;
-} SrScores;
+} Scores;
 
-#define SR_METHODS 5
-extern const char *const sr_method_names[SR_METHODS]; /* "percept", "bicubic", "gegl-cubic", … */
+#define EVAL_METHODS 5 /* the network first, then four baselines */
+const char *eval_method_name(EvalTask task, int method);
 
-/* The low-resolution input the recipe's degradation makes from hr (3 × h × w planar, sides
- * multiples of scale): "blur:SIGMA" blurs, then bicubic downsampling. lr holds
- * 3 × (h/scale) × (w/scale). */
-int sr_degrade(float *lr, const float *hr, int h, int w, int scale, const char *degrade);
+/* Checks a degradation spec for a task: upscale takes blur:SIGMA (then bicubic
+ * downsampling) or bicubic; reconstruct takes noise:SIGMA or noise:LOW-HIGH (Gaussian, in
+ * 0..255 units; a range draws σ per image) and blur:SIGMA. */
+int eval_check_degrade(EvalTask task, const char *degrade);
 
-/* Scores of sr against hr (both 1 × 3 × h × w). */
-int sr_score(const PerceptTensor *sr, const PerceptTensor *hr, int scale, SrScores *s);
+/* The network's input made from clean hr (3 × h × w planar; sides multiples of scale):
+ * 3 × (h/scale) × (w/scale) into out. Noise is drawn from (seed, counter). */
+int eval_degrade(EvalTask task, float *out, const float *hr, int h, int w, int scale,
+                 const char *degrade, uint64_t seed, uint64_t counter);
 
-/* Upscales lr with method m (0: the network, in eval mode; 1: bicubic; 2–4: GEGL's
- * samplers) into out (allocated, 1 × 3 × h·scale × w·scale). */
-int sr_upscale(int m, PerceptNet *net, const PerceptTensor *lr, int scale, PerceptTensor *out);
+/* Scores of x against the clean image (both 1 × 3 × h × w); border pixels cropped. */
+int eval_score(const PerceptTensor *x, const PerceptTensor *clean, int border, Scores *s);
 
-/* Means over images (each 1 × 3 × h × w, cropped here to multiples of scale) of every
- * method's scores, into mean[SR_METHODS]; gegl == 0 skips GEGL's samplers (NaN). */
-int sr_evaluate(PerceptNet *net, PerceptTensor *images, int n, int scale, const char *degrade,
-                int gegl, SrScores *mean);
-/* The table of sr_evaluate's means. */
-void sr_print_table(FILE *f, const SrScores *mean, int n, int scale);
+/* Means over the images (each 1 × 3 × h × w, cropped here to multiples of scale) of every
+ * method's scores; gegl == 0 leaves GEGL's methods out (NaN). Noise is seeded by the image
+ * index, so every run and every method sees the same inputs. */
+int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int scale,
+              const char *degrade, int gegl, Scores *mean);
+void eval_print_table(FILE *f, EvalTask task, const Scores *mean, int n, int scale);
 
 #endif

@@ -24,6 +24,8 @@ const char percept_usage[] =
     "                          [--input-255]: 0..255 inside, as pytorch/examples nets)\n"
     "              sr          Johnson super-resolution net (--scale 4 --channels 64 --blocks 4)\n"
     "              sr-shuffle  low-resolution SR net ending in pixel shuffle (same options)\n"
+    "              restore     restoration net: the sr-shuffle body at scale 1, added to its\n"
+    "                          input (--channels 64 --blocks 4)\n"
     "              discriminator  DeePSiM discriminator (--size 64 --base 32)\n"
     "              autoencoder    DeePSiM autoencoder (--size 64 --base 32 --code 8\n"
     "                             [--vae] [--binary])\n"
@@ -181,6 +183,11 @@ static char *build_arch(const char *kind, const InitOptions *o, const char **tas
             strcmp(kind, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON, o->scale,
             o->channels ? o->channels : 64, o->blocks >= 0 ? o->blocks : 4});
     }
+    if (!strcmp(kind, "restore")) {
+        *task = "reconstruct";
+        return percept_arch_restore(&(PerceptRestoreOpts){o->channels ? o->channels : 64,
+                                                          o->blocks >= 0 ? o->blocks : 4});
+    }
     if (!strcmp(kind, "discriminator")) {
         *task = "discriminator";
         return percept_arch_deepsim_discriminator(
@@ -196,7 +203,7 @@ static char *build_arch(const char *kind, const InitOptions *o, const char **tas
         *task = "loss";
         return percept_arch_vgg16(o->layer ? o->layer : "relu5_3");
     }
-    percept_fail("unknown network kind '%s' (johnson, sr, sr-shuffle, discriminator, "
+    percept_fail("unknown network kind '%s' (johnson, sr, sr-shuffle, restore, discriminator, "
                  "autoencoder, vgg16)", kind);
     return NULL;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "percept/percept.h"
+#include "evaluate.h"
 #include "recipe.h"
 
 #define GROUP "train"
@@ -13,11 +14,11 @@ static const struct {
     const char *key, *def;
 } keys[] = {
     {"name", ""},           {"description", ""},   {"data", ""},
-    {"out", ""},            {"arch", "sr-shuffle"}, {"scale", "4"},
+    {"out", ""},            {"arch", ""},          {"scale", ""},
     {"channels", "64"},     {"blocks", "4"},       {"steps", "20000"},
     {"batch", "8"},         {"crop", "96"},        {"lr", "0.001"},
     {"lr-final", ""},
-    {"seed", "1"},          {"losses", "l1"},      {"degrade", "blur:1.0"},
+    {"seed", "1"},          {"losses", "l1"},      {"degrade", ""},
     {"validate-every", "500"}, {"checkpoint-every", "500"}, {"val-images", "16"},
     {"val-fraction", "0.1"}, {"max-megapixels", "2"}, {"fp16", "true"},
 };
@@ -27,12 +28,16 @@ const char recipe_keys_help[] =
     "  data DIR            images, read recursively (any format GEGL loads)\n"
     "  out FILE            the trained .safetensors (checkpoints: FILE.ckpt, FILE.adam)\n"
     "  name, description   stored in the weight file\n"
-    "  arch sr-shuffle|sr  network (sr-shuffle: low resolution + pixel shuffle; sr: Johnson's)\n"
-    "  scale 2|4|8  channels 64  blocks 4\n"
+    "  arch                upscale: sr-shuffle (low resolution + pixel shuffle, the default)\n"
+    "                      or sr (Johnson's); reconstruct: restore\n"
+    "  scale 2|4|8 (upscale, default 4)  channels 64  blocks 4\n"
     "  steps 20000  batch 8  crop 96 (high-resolution side, a multiple of scale)\n"
     "  lr 0.001 (Adam)  lr-final (default: lr) cosine decay to it over the steps  seed 1\n"
     "  losses \"l1=1;ssim=0.1\"  weighted sum of loss specs (docs/losses.md)\n"
-    "  degrade blur:1.0|bicubic  Gaussian blur σ before bicubic downsampling (Johnson §4.2)\n"
+    "  degrade             upscale: blur:SIGMA (default blur:1.0, before bicubic downsampling,\n"
+    "                      Johnson §4.2) or bicubic; reconstruct: noise:SIGMA, noise:LOW-HIGH\n"
+    "                      (Gaussian, 0..255 units, σ drawn per crop; default noise:0-50) or\n"
+    "                      blur:SIGMA\n"
     "  validate-every 500  checkpoint-every 500  val-images 16  val-fraction 0.1\n"
     "  max-megapixels 2 (larger photos are halved until they fit)  fp16 true\n";
 
@@ -165,8 +170,19 @@ int recipe_load(Recipe *r, const char *path, int argc, char **argv)
     }
     r->task = g_strdup(argv[0]);
     g_key_file_set_string(r->keys, GROUP, "task", r->task);
+    const int upscale = !strcmp(r->task, "upscale");
+    /* the defaults that depend on the task */
+    static const char *const by_task[][3] = {{"arch", "sr-shuffle", "restore"},
+                                            {"scale", "4", "1"},
+                                            {"degrade", "blur:1.0", "noise:0-50"}};
+    for (size_t i = 0; i < G_N_ELEMENTS(by_task); i++) {
+        char *v = get_string(r, by_task[i][0]);
+        if (!v || !*v)
+            g_key_file_set_string(r->keys, GROUP, by_task[i][0], by_task[i][upscale ? 1 : 2]);
+        g_free(v);
+    }
     int seed;
-    if (get_int(r, "scale", 2, 8, &r->scale) || get_int(r, "channels", 1, 1024, &r->channels) ||
+    if (get_int(r, "scale", upscale ? 2 : 1, upscale ? 8 : 1, &r->scale) || get_int(r, "channels", 1, 1024, &r->channels) ||
         get_int(r, "blocks", 0, 64, &r->blocks) || get_int(r, "steps", 1, 100000000, &r->steps) ||
         get_int(r, "batch", 1, 1024, &r->batch) || get_int(r, "crop", 8, 4096, &r->crop) ||
         get_double(r, "lr", 1e-8, 1.0, &r->lr) || get_int(r, "seed", 0, 2147483647, &seed) ||
@@ -178,17 +194,18 @@ int recipe_load(Recipe *r, const char *path, int argc, char **argv)
         get_int(r, "max-megapixels", 0, 1000, &r->max_megapixels) || parse_losses(r))
         return -1;
     r->seed = (uint64_t)seed;
-    if (r->scale != 2 && r->scale != 4 && r->scale != 8)
+    if (upscale && r->scale != 2 && r->scale != 4 && r->scale != 8)
         return percept_fail("recipe: scale must be 2, 4 or 8, not %d", r->scale);
     if (r->crop % r->scale)
         return percept_fail("recipe: crop %d is not a multiple of scale %d", r->crop, r->scale);
     r->arch = get_string(r, "arch");
-    if (strcmp(r->arch, "sr") && strcmp(r->arch, "sr-shuffle"))
-        return percept_fail("recipe: arch must be sr or sr-shuffle, not '%s'", r->arch);
+    if (upscale ? strcmp(r->arch, "sr") && strcmp(r->arch, "sr-shuffle")
+                : strcmp(r->arch, "restore"))
+        return percept_fail("recipe: arch for %s must be %s, not '%s'", r->task,
+                            upscale ? "sr or sr-shuffle" : "restore", r->arch);
     r->degrade = get_string(r, "degrade");
-    if (strcmp(r->degrade, "bicubic") && strncmp(r->degrade, "blur:", 5))
-        return percept_fail("recipe: degrade must be blur:SIGMA or bicubic, not '%s'",
-                            r->degrade);
+    if (eval_check_degrade(upscale ? EVAL_UPSCALE : EVAL_RECONSTRUCT, r->degrade))
+        return percept_fail_prefix("recipe: ");
     char *fp16 = get_string(r, "fp16");
     if (strcmp(fp16, "true") && strcmp(fp16, "false")) {
         g_free(fp16);

@@ -1,5 +1,5 @@
-/* percept train upscale: trains a super-resolution network on crops of a photo directory,
- * with the losses of a recipe, reproducibly (a seed fixes every batch) and resumably
+/* percept train upscale|reconstruct: trains a super-resolution or restoration network on
+ * crops of a photo directory, with the losses of a recipe, reproducibly (a seed fixes every batch) and resumably
  * (atomic checkpoints; --resume continues to the result an uninterrupted run gives). */
 #include <gegl.h>
 #include <math.h>
@@ -16,11 +16,12 @@
 #include "recipe.h"
 
 static const char train_usage[] =
-    "Usage: percept train upscale [--recipe FILE.ini] [--resume] [--KEY VALUE ...]\n"
+    "Usage: percept train upscale|reconstruct [--recipe FILE.ini] [--resume] [--KEY VALUE ...]\n"
     "\n"
-    "Trains a super-resolution network. Low-resolution inputs are made on the fly from\n"
-    "random crops of the data images (blur, then bicubic downsampling, as Johnson et al.\n"
-    "§4.2); the losses are weighted loss specs. Checkpoints (OUT.ckpt, OUT.adam) are written\n"
+    "Trains a super-resolution (upscale) or restoration (reconstruct) network. Inputs are\n"
+    "made on the fly from random crops of the data images by the recipe's degradation\n"
+    "(upscale: blur, then bicubic downsampling, as Johnson et al. §4.2; reconstruct: noise\n"
+    "or blur); the losses are weighted loss specs. Checkpoints (OUT.ckpt, OUT.adam) are written\n"
     "atomically every checkpoint-every steps and on Ctrl-C; --resume continues from them.\n"
     "Progress goes to stderr, one CSV row per logged step to OUT.csv.\n"
     "\n";
@@ -41,6 +42,7 @@ static double now(void)
 
 typedef struct {
     Recipe r;
+    EvalTask task;
     Dataset data;
     PerceptNet *net;
     PerceptAdam adam;
@@ -55,6 +57,8 @@ typedef struct {
 
 static char *arch_for(const Recipe *r)
 {
+    if (!strcmp(r->arch, "restore"))
+        return percept_arch_restore(&(PerceptRestoreOpts){r->channels, r->blocks});
     PerceptSrOpts o = {strcmp(r->arch, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON,
                        r->scale, r->channels, r->blocks};
     return percept_arch_sr(&o);
@@ -131,7 +135,8 @@ static int train_step(Trainer *t, double *terms, double *total)
     for (int b = 0; b < r->batch; b++) {
         dataset_random_crop(&t->data, r->seed, (uint64_t)t->step * r->batch + b, H,
                             t->hr + b * hr_n);
-        if (sr_degrade(t->lr + b * lr_n, t->hr + b * hr_n, H, H, s, r->degrade))
+        if (eval_degrade(t->task, t->lr + b * lr_n, t->hr + b * hr_n, H, H, s, r->degrade,
+                         r->seed, (uint64_t)t->step * r->batch + b))
             return -1;
     }
     PerceptTensor in = {r->batch, 3, L, L, t->lr}, out, target = {r->batch, 3, H, H, t->hr};
@@ -165,17 +170,17 @@ static int train_step(Trainer *t, double *terms, double *total)
     return 0;
 }
 
-static int validate(Trainer *t, SrScores *mean)
+static int validate(Trainer *t, Scores *mean)
 {
     percept_net_set_training(t->net, 0);
-    int rc = sr_evaluate(t->net, t->val, t->n_val, t->r.scale, t->r.degrade, 0, mean);
+    int rc = eval_mean(t->task, t->net, t->val, t->n_val, t->r.scale, t->r.degrade, 0, mean);
     percept_net_set_training(t->net, 1);
     percept_net_release_memory(t->net);
     return rc;
 }
 
 static void print_progress(const Trainer *t, const double *terms, double total, double rate,
-                           const SrScores *val)
+                           const Scores *val)
 {
     const Recipe *r = &t->r;
     double eta = rate > 0 ? (r->steps - t->step) / rate : 0;
@@ -184,12 +189,13 @@ static void print_progress(const Trainer *t, const double *terms, double total, 
     for (int i = 0; i < r->n_losses && r->n_losses > 1; i++)
         fprintf(stderr, "  %s %.5f", r->loss_spec[i], terms[i]);
     if (val)
-        fprintf(stderr, "  val PSNR-Y %.2f dB (bicubic %.2f)", val[0].psnr_y, val[1].psnr_y);
+        fprintf(stderr, "  val PSNR-Y %.2f dB (%s %.2f)", val[0].psnr_y,
+                eval_method_name(t->task, 1), val[1].psnr_y);
     fputs(isatty(2) ? "\033[K" : "\n", stderr);
 }
 
 static void log_row(Trainer *t, double seconds, const double *terms, double total,
-                    const SrScores *val)
+                    const Scores *val)
 {
     if (!t->csv)
         return;
@@ -213,24 +219,25 @@ static int open_log(Trainer *t, int resume)
         fprintf(t->csv, "step,seconds,loss");
         for (int i = 0; i < t->r.n_losses; i++)
             fprintf(t->csv, ",\"%s\"", t->r.loss_spec[i]);
-        fprintf(t->csv, ",val_psnr_y,val_ssim_y,val_bicubic_psnr_y\n");
+        fprintf(t->csv, ",val_psnr_y,val_ssim_y,val_baseline_psnr_y\n");
     }
     return 0;
 }
 
 /* The trained network with what a user needs to know about it. */
-static int save_result(Trainer *t, const SrScores *final)
+static int save_result(Trainer *t, const Scores *final)
 {
-    char scale[16], steps[32], metrics[256];
+    char scale[16], steps[32], metrics[320];
     snprintf(scale, sizeof scale, "%d", t->r.scale);
     snprintf(steps, sizeof steps, "%d", t->step);
     snprintf(metrics, sizeof metrics,
              "{\"val_psnr_y\": %.3f, \"val_ssim_y\": %.4f, \"val_swd\": %.3f, "
-             "\"bicubic_psnr_y\": %.3f, \"val_images\": %d}",
-             final[0].psnr_y, final[0].ssim_y, final[0].swd, final[1].psnr_y, t->n_val);
+             "\"baseline\": \"%s\", \"baseline_psnr_y\": %.3f, \"val_images\": %d}",
+             final[0].psnr_y, final[0].ssim_y, final[0].swd, eval_method_name(t->task, 1),
+             final[1].psnr_y, t->n_val);
     char *recipe = recipe_text(&t->r), *manifest = dataset_manifest(&t->data, t->r.data);
     PerceptStMeta meta[] = {
-        {"percept.task", "upscale"},
+        {"percept.task", t->r.task},
         {"percept.scale", scale},
         {"percept.name", t->r.name},
         {"percept.description", t->r.description},
@@ -239,8 +246,11 @@ static int save_result(Trainer *t, const SrScores *final)
         {"percept.steps", steps},
         {"percept.metrics", metrics},
     };
+    int n_meta = sizeof meta / sizeof *meta;
+    if (t->task == EVAL_RECONSTRUCT) /* no scale: it keeps the size */
+        meta[1] = meta[--n_meta];
     int rc = percept_net_save(t->net, t->r.out, t->r.fp16 ? PERCEPT_DTYPE_F16 : PERCEPT_DTYPE_F32,
-                              meta, sizeof meta / sizeof *meta);
+                              meta, n_meta);
     g_free(recipe);
     g_free(manifest);
     return rc;
@@ -274,7 +284,7 @@ static int run(Trainer *t, int resume)
                      r->val_fraction, stderr) || make_validation(t) || open_log(t, resume))
         return -1;
     fprintf(stderr, "percept train: %d images (%d training, %d validation, %.0f MiB), "
-            "%s ×%d, %zu parameters, %s%d steps of %d × %d² crops\n", t->data.n,
+            "%s x%d, %zu parameters, %s%d steps of %d × %d² crops\n", t->data.n,
             t->data.n_train, t->data.n_val, t->data.bytes / 1048576.0, r->arch, r->scale,
             count, resume ? "resuming at step " : "", resume ? t->step : r->steps, r->batch,
             r->crop);
@@ -290,7 +300,7 @@ static int run(Trainer *t, int resume)
     signal(SIGTERM, on_signal);
     double terms[RECIPE_MAX_LOSSES] = {0}, total = 0, start = now(), last_print = 0;
     int start_step = t->step;
-    SrScores val[SR_METHODS];
+    Scores val[EVAL_METHODS];
     while (t->step < r->steps && !interrupted) {
         if (train_step(t, terms, &total))
             return -1;
@@ -319,11 +329,11 @@ static int run(Trainer *t, int resume)
         return -1;
     fprintf(stderr, "\npercept train: evaluating on %d validation images\n", t->n_val);
     percept_net_set_training(t->net, 0);
-    if (sr_evaluate(t->net, t->val, t->n_val, r->scale, r->degrade, 1, val))
+    if (eval_mean(t->task, t->net, t->val, t->n_val, r->scale, r->degrade, 1, val))
         return -1;
     if (save_result(t, val))
         return -1;
-    sr_print_table(stdout, val, t->n_val, r->scale);
+    eval_print_table(stdout, t->task, val, t->n_val, r->scale);
     printf("wrote %s (%d steps)\n", r->out, t->step);
     return 0;
 }
@@ -357,9 +367,9 @@ int cmd_train(int argc, char **argv)
         fputs(recipe_keys_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (strcmp(argv[1], "upscale")) {
-        fprintf(stderr, "percept train: unknown task '%s' (this percept trains: upscale; "
-                "stylize and reconstruct are still to come)\n", argv[1]);
+    if (strcmp(argv[1], "upscale") && strcmp(argv[1], "reconstruct")) {
+        fprintf(stderr, "percept train: unknown task '%s' (this percept trains: upscale, "
+                "reconstruct; stylize is still to come)\n", argv[1]);
         return 2;
     }
     /* --recipe and --resume are the trainer's; the rest are recipe keys */
@@ -377,6 +387,7 @@ int cmd_train(int argc, char **argv)
     }
     Trainer t = {0};
     gegl_init(NULL, NULL);
+    t.task = strcmp(argv[1], "upscale") ? EVAL_RECONSTRUCT : EVAL_UPSCALE;
     int rc = recipe_load(&t.r, recipe, n, rest);
     free(rest);
     if (!rc) {

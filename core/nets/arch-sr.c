@@ -13,7 +13,9 @@
  * ReLU, residual blocks without normalisation (conv + ReLU + conv, as EDSR found better
  * for SR, and nothing batch-dependent), 3×3 conv to 3·scale² channels and one pixel
  * shuffle; the network predicts a residual over nearest upsampling of its input (one
- * extra add: training starts from a sensible image and learns only the detail). */
+ * extra add: training starts from a sensible image and learns only the detail).
+ * percept_arch_restore is the same body at scale 1 for restoration (denoising, JPEG
+ * artefacts): 3 channels out, added to the input, so it predicts the correction. */
 #include <stdio.h>
 
 #include "arch-build.h"
@@ -47,6 +49,20 @@ static void residual_block(ArchBuilder *ab, int i, int ch, int norm, char *block
     snprintf(block_in, 64, "%s", name);
 }
 
+/* Head conv (9×9 with batch norm for Johnson's net, 5×5 otherwise) + ReLU and the residual
+ * blocks. */
+static void body(ArchBuilder *ab, int ch, int blocks, int johnson)
+{
+    char block_in[64];
+    ab_conv(ab, "head.conv", NULL, 3, ch, johnson ? 9 : 5, 1, johnson ? 4 : 2, 1);
+    if (johnson)
+        bn(ab, "head.bn", ch);
+    ab_node(ab, "head.relu", "relu", NULL);
+    snprintf(block_in, sizeof block_in, "head.relu");
+    for (int i = 0; i < blocks; i++)
+        residual_block(ab, i, ch, johnson, block_in);
+}
+
 char *percept_arch_sr(const PerceptSrOpts *o)
 {
     if (!o) {
@@ -67,18 +83,12 @@ char *percept_arch_sr(const PerceptSrOpts *o)
     }
     const int johnson = o->kind == PERCEPT_SR_JOHNSON;
     ArchBuilder ab;
-    char name[64], block_in[64];
+    char name[64];
     snprintf(name, sizeof name, "sr%s-x%d-c%d-r%d", johnson ? "" : "-shuffle", o->scale, ch,
              o->res_blocks);
     if (ab_init(&ab, name, 3))
         return NULL;
-    ab_conv(&ab, "head.conv", NULL, 3, ch, johnson ? 9 : 5, 1, johnson ? 4 : 2, 1);
-    if (johnson)
-        bn(&ab, "head.bn", ch);
-    ab_node(&ab, "head.relu", "relu", NULL);
-    snprintf(block_in, sizeof block_in, "head.relu");
-    for (int i = 0; i < o->res_blocks; i++)
-        residual_block(&ab, i, ch, johnson, block_in);
+    body(&ab, ch, o->res_blocks, johnson);
     if (johnson) {
         for (int s = 0, f = o->scale; f > 1; f /= 2, s++) {
             snprintf(name, sizeof name, "up.%d.upsample", s);
@@ -99,5 +109,23 @@ char *percept_arch_sr(const PerceptSrOpts *o)
                o->scale);
         ab_node2(&ab, "out", "add", "tail.shuffle", "skip.upsample");
     }
+    return ab_finish(&ab, NULL);
+}
+
+char *percept_arch_restore(const PerceptRestoreOpts *o)
+{
+    if (!o || o->channels < 1 || o->channels > 1024 || o->res_blocks < 0 || o->res_blocks > 64) {
+        percept_fail("restoration net: channels 1..1024, blocks 0..64 (got %d channels, %d "
+                     "blocks)", o ? o->channels : 0, o ? o->res_blocks : 0);
+        return NULL;
+    }
+    ArchBuilder ab;
+    char name[64];
+    snprintf(name, sizeof name, "restore-c%d-r%d", o->channels, o->res_blocks);
+    if (ab_init(&ab, name, 3))
+        return NULL;
+    body(&ab, o->channels, o->res_blocks, 0);
+    ab_conv(&ab, "tail.conv", NULL, o->channels, 3, 3, 1, 1, 1);
+    ab_node2(&ab, "out", "add", "tail.conv", "input");
     return ab_finish(&ab, NULL);
 }

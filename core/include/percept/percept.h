@@ -216,6 +216,14 @@ typedef struct {
 } PerceptSrOpts;
 PERCEPT_API char *percept_arch_sr(const PerceptSrOpts *o);
 
+/* Restoration (denoise, JPEG artefact removal): the shuffle SR body at scale 1, its output
+ * added to the input. */
+typedef struct {
+    int channels;     /* 64 */
+    int res_blocks;   /* 4 */
+} PerceptRestoreOpts;
+PERCEPT_API char *percept_arch_restore(const PerceptRestoreOpts *o);
+
 typedef struct {
     int size;         /* input side of the discriminator (e.g. 227, 64) */
     int width;        /* 32 in Table 1; scales every layer's channels */
