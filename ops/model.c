@@ -125,6 +125,7 @@ static void model_free(PerceptModel *m)
     g_mutex_clear(&m->run_lock);
     g_free(m->path);
     g_free(m->task);
+    g_free(m->description);
     g_free(m);
 }
 
@@ -137,10 +138,12 @@ static PerceptModel *model_load(const char *path, GStatBuf *st, char **error)
     }
     const char *arch = percept_st_meta(file, "percept.arch");
     const char *task = percept_st_meta(file, "percept.task");
+    const char *description = percept_st_meta(file, "percept.description");
     PerceptModel *m = g_new0(PerceptModel, 1);
     g_mutex_init(&m->run_lock);
     m->path = g_strdup(path);
     m->task = g_strdup(task ? task : "");
+    m->description = g_strdup(description ? description : "");
     m->mtime = (gint64)st->st_mtime;
     m->size = st->st_size;
     m->refs = 1;
@@ -196,4 +199,35 @@ void percept_model_release(PerceptModel *model)
 {
     if (model && g_atomic_int_dec_and_test(&model->refs))
         model_free(model);
+}
+
+static gboolean task_accepted(const char *task, const char *tasks)
+{
+    if (!*task)
+        return TRUE;
+    char **list = g_strsplit(tasks, "|", -1);
+    gboolean ok = g_strv_contains((const char *const *)list, task);
+    g_strfreev(list);
+    return ok;
+}
+
+char *percept_model_unfit(const PerceptModel *m, const char *name, const char *op,
+                          const char *tasks, int want_scale)
+{
+    if (!task_accepted(m->task, tasks)) {
+        char **list = g_strsplit(tasks, "|", -1);
+        char *names = g_strjoinv(" or ", list);
+        char *why = g_strdup_printf("model '%s' is for %s; %s takes models for %s", name,
+                                    m->task, op, names);
+        g_free(names);
+        g_strfreev(list);
+        return why;
+    }
+    if (want_scale == 1 && m->scale != 1)
+        return g_strdup_printf("model '%s' enlarges %d times; %s needs one that keeps the size",
+                               name, m->scale, op);
+    if (want_scale == 0 && m->scale == 1)
+        return g_strdup_printf("model '%s' keeps the image size; %s needs a model that "
+                               "enlarges", name, op);
+    return NULL;
 }

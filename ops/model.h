@@ -14,6 +14,7 @@
 typedef struct {
     char *path;        /* the file it came from */
     char *task;        /* percept.task ("" when the file does not say) */
+    char *description; /* percept.description ("" when none) */
     PerceptNet *net;
     int scale;         /* output side ÷ input side */
     int align;         /* tiles start at multiples of this (percept_net_alignment) */
@@ -37,6 +38,12 @@ char *percept_model_resolve(const char *name, char **error);
  * or a network that cannot be tiled. */
 PerceptModel *percept_model_acquire(const char *name, char **error);
 void percept_model_release(PerceptModel *model);
+
+/* Why model (loaded as `name`) does not fit operation `op`, or NULL when it does: its
+ * percept.task must be one of `tasks` ('|'-separated; a file without a task passes) and its
+ * scale 1 (want_scale 1) or above 1 (want_scale 0). Caller frees. */
+char *percept_model_unfit(const PerceptModel *model, const char *name, const char *op,
+                          const char *tasks, int want_scale);
 
 /* The directories presets are searched in, in order; free with g_strfreev. */
 char **percept_model_preset_dirs(void);

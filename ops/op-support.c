@@ -23,16 +23,6 @@ PerceptOpState *percept_op_state(GeglOperation *op)
     return s;
 }
 
-static gboolean task_accepted(const char *task, const char *tasks)
-{
-    if (!*task)
-        return TRUE;
-    char **list = g_strsplit(tasks, "|", -1);
-    gboolean ok = g_strv_contains((const char *const *)list, task);
-    g_strfreev(list);
-    return ok;
-}
-
 static void warn_once(GeglOperation *op, PerceptOpState *state, char *why)
 {
     if (g_strcmp0(state->warned, why)) {
@@ -51,21 +41,9 @@ void percept_op_load(GeglOperation *op, PerceptOpState *state, const char *name,
     const char *use = name && *name ? name : fallback;
     char *error = NULL;
     PerceptModel *m = percept_model_acquire(use, &error);
-    if (m && !task_accepted(m->task, tasks)) {
-        char **list = g_strsplit(tasks, "|", -1);
-        char *names = g_strjoinv(" or ", list);
-        error = g_strdup_printf("model '%s' is for %s; %s takes models for %s", use, m->task,
-                                gegl_operation_get_name(op), names);
-        g_free(names);
-        g_strfreev(list);
-    }
-    else if (m && want_scale == 1 && m->scale != 1)
-        error = g_strdup_printf("model '%s' enlarges %d times; %s needs one that "
-                                "keeps the size", use, m->scale, gegl_operation_get_name(op));
-    else if (m && want_scale == 0 && m->scale == 1)
-        error = g_strdup_printf("model '%s' keeps the image size; %s needs a model that "
-                                "enlarges", use, gegl_operation_get_name(op));
-    else if (!m) {
+    if (m) {
+        error = percept_model_unfit(m, use, gegl_operation_get_name(op), tasks, want_scale);
+    } else {
         char *why = error;
         error = g_strdup_printf("model '%s': %s", use, why);
         g_free(why);
