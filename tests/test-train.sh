@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# percept train upscale and reconstruct on tiny synthetic data: the loss falls by a stated factor, the same
+# percept train upscale, reconstruct and stylize on tiny synthetic data: the loss falls by a stated factor, the same
 # seed gives the same bytes, --resume gives what an uninterrupted run gives, Ctrl-C leaves
 # a checkpoint to resume from, and bad recipes, flags and data directories are clear errors.
 set -u
@@ -15,7 +15,8 @@ for s in 1 2 3 4 5 6; do
 done
 mv "$tmp/data/p6.png" "$tmp/data/sub/"
 printf 'not an image' > "$tmp/data/junk.png"
-tiny=(--scale 2 --channels 8 --blocks 1 --batch 4 --crop 32 --val-fraction 0.2 --validate-every 50)
+# (--steps 5 first: a later --steps wins, and an error case that wrongly trains ends soon)
+tiny=(--steps 5 --scale 2 --channels 8 --blocks 1 --batch 4 --crop 32 --val-fraction 0.2 --validate-every 50)
 train() { "$percept" train upscale "${tiny[@]}" --data "$tmp/data" "$@"; }
 
 expect trains 0 "wrote .*a.safetensors \(120 steps\)" -- train --steps 120 --out "$tmp/a.safetensors"
@@ -64,7 +65,7 @@ expect eval-wrong-task 1 "is a stylize model; eval measures upscale and reconstr
 expect eval-no-images 1 "no image in" -- "$percept" eval "$tmp/a.safetensors" "$tmp/empty"
 
 # reconstruct: a denoiser, scored against the noisy input and GEGL's denoisers
-rec=(--channels 8 --blocks 1 --batch 4 --crop 32 --val-fraction 0.2 --validate-every 50 --data "$tmp/data")
+rec=(--steps 5 --channels 8 --blocks 1 --batch 4 --crop 32 --val-fraction 0.2 --validate-every 50 --data "$tmp/data")
 expect reconstruct 0 "gegl-denoise-dct \|.*wrote .*r.safetensors \(120 steps\)" -- bash -c \
     "'$percept' train reconstruct ${rec[*]} --degrade noise:10-30 --steps 120 --out '$tmp/r.safetensors' 2>/dev/null | tr '\n' ' '"
 expect reconstruct-loss-falls 0 "^falls" -- python3 - "$tmp/r.safetensors.csv" <<'PY'
@@ -80,6 +81,22 @@ expect reconstruct-bad-degrade 1 "degrade 'jpeg:20' is not one of noise:SIGMA" -
 expect reconstruct-bad-arch 1 "arch for reconstruct must be restore" -- \
     "$percept" train reconstruct ${rec[*]} --arch sr --out "$tmp/x.safetensors"
 
+# stylize: Johnson's losses (random-weight VGG-16 loss networks) against a style image
+gegl -o "$tmp/style.png" -x "<gegl><node operation='gegl:crop' width='90' height='60'/><node operation='gegl:checkerboard' x='7' y='5'/></gegl>" 2>/dev/null
+sty=(--steps 5 --channels 4 --blocks 1 --batch 2 --crop 32 --val-fraction 0.2 --validate-every 20 --style-size 48 --data "$tmp/data")
+expect stylize 0 "\| objective \| [0-9.e+]+ \|.*wrote .*s.safetensors \(40 steps\)" -- bash -c \
+    "'$percept' train stylize ${sty[*]} --style '$tmp/style.png' --steps 40 --out '$tmp/s.safetensors' 2>/dev/null | tr '\n' ' '"
+expect stylize-loss-falls 0 "^falls" -- python3 - "$tmp/s.safetensors.csv" <<'PY'
+import csv, sys
+rows = [float(r["loss"]) for r in csv.DictReader(open(sys.argv[1]))]
+print(("falls" if rows[-1] <= 0.5 * rows[0] else "stuck") + f" {rows[0]:.4f} -> {rows[-1]:.4f}")
+PY
+expect stylize-task 0 "Task: +stylize" -- "$percept" info "$tmp/s.safetensors"
+expect stylize-no-style 1 "no style image" -- "$percept" train stylize ${sty[*]} --out "$tmp/x.safetensors"
+expect stylize-bad-style 1 "nope.png: cannot read" -- "$percept" train stylize ${sty[*]} --style "$tmp/nope.png" --out "$tmp/x.safetensors"
+expect stylize-bad-crop 1 "crop 30: this network needs a multiple of 4" -- "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --crop 30 --out "$tmp/x.safetensors"
+expect stylize-bad-degrade 1 "degrade for stylize must be none" -- "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --degrade blur:1 --out "$tmp/x.safetensors"
+
 # errors
 expect empty-dir 1 "no usable image in '.*empty'" -- "$percept" train upscale --data "$tmp/empty" --out "$tmp/x.safetensors"
 expect no-dir 1 "data directory '.*nope' does not exist" -- "$percept" train upscale --data "$tmp/nope" --out "$tmp/x.safetensors"
@@ -89,7 +106,7 @@ expect bad-crop 1 "crop 33 is not a multiple of scale 2" -- train --crop 33 --ou
 expect bad-loss 1 "loss 'nonsense'" -- train --losses "l1=1;nonsense" --out "$tmp/x.safetensors"
 expect bad-weight 1 "loss 'l1' has a bad weight '-2'" -- train --losses "l1=-2" --out "$tmp/x.safetensors"
 expect bad-flag 1 "unknown option '--speed'" -- train --speed 3 --out "$tmp/x.safetensors"
-expect bad-task 2 "unknown task 'paint'" -- "$percept" train paint
+expect bad-task 2 "unknown task 'paint' \(upscale, reconstruct, stylize\)" -- "$percept" train paint
 printf '[train]\nstepz = 3\n' > "$tmp/bad.ini"
 expect bad-recipe-key 1 "unknown key 'stepz'" -- "$percept" train upscale --recipe "$tmp/bad.ini" --data "$tmp/data" --out "$tmp/x.safetensors"
 printf 'this is not ini' > "$tmp/junk.ini"

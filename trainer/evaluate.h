@@ -12,7 +12,8 @@
 
 #include "percept/percept.h"
 
-typedef enum { EVAL_UPSCALE, EVAL_RECONSTRUCT } EvalTask;
+/* (stylize has no baselines here: its inputs are the images themselves, degrade "none") */
+typedef enum { EVAL_UPSCALE, EVAL_RECONSTRUCT, EVAL_STYLIZE } EvalTask;
 
 typedef struct {
     double psnr_y, ssim_y, swd;
@@ -23,7 +24,7 @@ const char *eval_method_name(EvalTask task, int method);
 
 /* Checks a degradation spec for a task: upscale takes blur:SIGMA (then bicubic
  * downsampling) or bicubic; reconstruct takes noise:SIGMA or noise:LOW-HIGH (Gaussian, in
- * 0..255 units; a range draws σ per image) and blur:SIGMA. */
+ * 0..255 units; a range draws σ per image) and blur:SIGMA; stylize only none. */
 int eval_check_degrade(EvalTask task, const char *degrade);
 
 /* The network's input made from clean hr (3 × h × w planar; sides multiples of scale):

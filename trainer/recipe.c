@@ -15,12 +15,13 @@ static const struct {
 } keys[] = {
     {"name", ""},           {"description", ""},   {"data", ""},
     {"out", ""},            {"arch", ""},          {"scale", ""},
-    {"channels", "64"},     {"blocks", "4"},       {"steps", "20000"},
-    {"batch", "8"},         {"crop", "96"},        {"lr", "0.001"},
+    {"steps", "20000"},
+    {"batch", "8"},         {"crop", ""},          {"lr", "0.001"},
     {"lr-final", ""},
-    {"seed", "1"},          {"losses", "l1"},      {"degrade", ""},
+    {"seed", "1"},          {"losses", ""},        {"degrade", ""},
     {"validate-every", "500"}, {"checkpoint-every", "500"}, {"val-images", "16"},
     {"val-fraction", "0.1"}, {"max-megapixels", "2"}, {"fp16", "true"},
+    {"style", ""},          {"style-size", "256"}, {"channels", ""}, {"blocks", ""},
 };
 
 const char recipe_keys_help[] =
@@ -29,15 +30,18 @@ const char recipe_keys_help[] =
     "  out FILE            the trained .safetensors (checkpoints: FILE.ckpt, FILE.adam)\n"
     "  name, description   stored in the weight file\n"
     "  arch                upscale: sr-shuffle (low resolution + pixel shuffle, the default)\n"
-    "                      or sr (Johnson's); reconstruct: restore\n"
-    "  scale 2|4|8 (upscale, default 4)  channels 64  blocks 4\n"
-    "  steps 20000  batch 8  crop 96 (high-resolution side, a multiple of scale)\n"
+    "                      or sr (Johnson's); reconstruct: restore; stylize: johnson\n"
+    "  scale 2|4|8 (upscale, default 4)  channels 64 (johnson: 32)  blocks 4 (johnson: 5)\n"
+    "  style IMAGE  style-size 256   stylize: the painting, its longer side in training\n"
+    "  steps 20000  batch 8  crop 96 (stylize: 256; high-resolution side, a multiple of\n"
+    "                      scale)\n"
     "  lr 0.001 (Adam)  lr-final (default: lr) cosine decay to it over the steps  seed 1\n"
-    "  losses \"l1=1;ssim=0.1\"  weighted sum of loss specs (docs/losses.md)\n"
+    "  losses \"l1=1;ssim=0.1\"  weighted sum of loss specs (docs/losses.md); default l1, for\n"
+    "                      stylize feat:vgg16:relu2_2=1;style:vgg16:relu1_2,…,relu4_3=5;tv=1e-6\n"
     "  degrade             upscale: blur:SIGMA (default blur:1.0, before bicubic downsampling,\n"
     "                      Johnson §4.2) or bicubic; reconstruct: noise:SIGMA, noise:LOW-HIGH\n"
     "                      (Gaussian, 0..255 units, σ drawn per crop; default noise:0-50) or\n"
-    "                      blur:SIGMA\n"
+    "                      blur:SIGMA; stylize: none\n"
     "  validate-every 500  checkpoint-every 500  val-images 16  val-fraction 0.1\n"
     "  max-megapixels 2 (larger photos are halved until they fit)  fp16 true\n";
 
@@ -172,13 +176,22 @@ int recipe_load(Recipe *r, const char *path, int argc, char **argv)
     g_key_file_set_string(r->keys, GROUP, "task", r->task);
     const int upscale = !strcmp(r->task, "upscale");
     /* the defaults that depend on the task */
-    static const char *const by_task[][3] = {{"arch", "sr-shuffle", "restore"},
-                                            {"scale", "4", "1"},
-                                            {"degrade", "blur:1.0", "noise:0-50"}};
+    const int stylize = !strcmp(r->task, "stylize"), column = upscale ? 1 : stylize ? 3 : 2;
+    static const char *const by_task[][4] = {
+        /* key        upscale       reconstruct    stylize (Johnson et al.'s recipe) */
+        {"arch",     "sr-shuffle", "restore",     "johnson"},
+        {"scale",    "4",          "1",           "1"},
+        {"channels", "64",         "64",          "32"},
+        {"blocks",   "4",          "4",           "5"},
+        {"crop",     "96",         "96",          "256"},
+        {"degrade",  "blur:1.0",   "noise:0-50",  "none"},
+        {"losses",   "l1",         "l1",
+         "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2,relu3_3,relu4_3=5;tv=1e-6"},
+    };
     for (size_t i = 0; i < G_N_ELEMENTS(by_task); i++) {
         char *v = get_string(r, by_task[i][0]);
         if (!v || !*v)
-            g_key_file_set_string(r->keys, GROUP, by_task[i][0], by_task[i][upscale ? 1 : 2]);
+            g_key_file_set_string(r->keys, GROUP, by_task[i][0], by_task[i][column]);
         g_free(v);
     }
     int seed;
@@ -191,7 +204,8 @@ int recipe_load(Recipe *r, const char *path, int argc, char **argv)
         get_int(r, "checkpoint-every", 0, 100000000, &r->checkpoint_every) ||
         get_int(r, "val-images", 0, 10000, &r->val_images) ||
         get_double(r, "val-fraction", 0.0, 0.5, &r->val_fraction) ||
-        get_int(r, "max-megapixels", 0, 1000, &r->max_megapixels) || parse_losses(r))
+        get_int(r, "max-megapixels", 0, 1000, &r->max_megapixels) ||
+        get_int(r, "style-size", 16, 4096, &r->style_size) || parse_losses(r))
         return -1;
     r->seed = (uint64_t)seed;
     if (upscale && r->scale != 2 && r->scale != 4 && r->scale != 8)
@@ -200,12 +214,17 @@ int recipe_load(Recipe *r, const char *path, int argc, char **argv)
         return percept_fail("recipe: crop %d is not a multiple of scale %d", r->crop, r->scale);
     r->arch = get_string(r, "arch");
     if (upscale ? strcmp(r->arch, "sr") && strcmp(r->arch, "sr-shuffle")
-                : strcmp(r->arch, "restore"))
+                : strcmp(r->arch, stylize ? "johnson" : "restore"))
         return percept_fail("recipe: arch for %s must be %s, not '%s'", r->task,
-                            upscale ? "sr or sr-shuffle" : "restore", r->arch);
+                            upscale ? "sr or sr-shuffle" : stylize ? "johnson" : "restore",
+                            r->arch);
     r->degrade = get_string(r, "degrade");
-    if (eval_check_degrade(upscale ? EVAL_UPSCALE : EVAL_RECONSTRUCT, r->degrade))
+    if (eval_check_degrade(upscale ? EVAL_UPSCALE : stylize ? EVAL_STYLIZE : EVAL_RECONSTRUCT,
+                           r->degrade))
         return percept_fail_prefix("recipe: ");
+    r->style = get_string(r, "style");
+    if (stylize && !*r->style)
+        return percept_fail("no style image: give --style IMAGE (or style in the recipe)");
     char *fp16 = get_string(r, "fp16");
     if (strcmp(fp16, "true") && strcmp(fp16, "false")) {
         g_free(fp16);
@@ -235,6 +254,7 @@ void recipe_free(Recipe *r)
     g_free(r->out);
     g_free(r->arch);
     g_free(r->degrade);
+    g_free(r->style);
     if (r->keys)
         g_key_file_free(r->keys);
     memset(r, 0, sizeof *r);

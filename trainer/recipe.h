@@ -23,7 +23,9 @@ typedef struct {
     int n_losses;
     char *loss_spec[RECIPE_MAX_LOSSES];
     double loss_weight[RECIPE_MAX_LOSSES];
-    char *degrade;         /* blur:SIGMA (then bicubic down) | bicubic */
+    char *degrade;         /* see eval_check_degrade */
+    char *style;           /* stylize: the style image */
+    int style_size;        /* its longer side during training */
     /* bookkeeping */
     int validate_every, checkpoint_every, val_images;
     double val_fraction;

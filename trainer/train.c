@@ -1,5 +1,5 @@
-/* percept train upscale|reconstruct: trains a super-resolution or restoration network on
- * crops of a photo directory, with the losses of a recipe, reproducibly (a seed fixes every batch) and resumably
+/* percept train upscale|reconstruct|stylize: trains a super-resolution, restoration or
+ * style network on crops of a photo directory, with the losses of a recipe, reproducibly (a seed fixes every batch) and resumably
  * (atomic checkpoints; --resume continues to the result an uninterrupted run gives). */
 #include <gegl.h>
 #include <math.h>
@@ -12,16 +12,19 @@
 
 #include "cli.h"
 #include "dataset.h"
+#include "degrade.h"
 #include "evaluate.h"
 #include "recipe.h"
 
 static const char train_usage[] =
-    "Usage: percept train upscale|reconstruct [--recipe FILE.ini] [--resume] [--KEY VALUE ...]\n"
+    "Usage: percept train upscale|reconstruct|stylize [--recipe FILE.ini] [--resume]\n"
+    "                     [--KEY VALUE ...]\n"
     "\n"
-    "Trains a super-resolution (upscale) or restoration (reconstruct) network. Inputs are\n"
-    "made on the fly from random crops of the data images by the recipe's degradation\n"
-    "(upscale: blur, then bicubic downsampling, as Johnson et al. §4.2; reconstruct: noise\n"
-    "or blur); the losses are weighted loss specs. Checkpoints (OUT.ckpt, OUT.adam) are written\n"
+    "Trains a super-resolution (upscale), restoration (reconstruct) or style transfer\n"
+    "(stylize, Johnson et al.: --style IMAGE) network. Inputs are made on the fly from random\n"
+    "crops of the data images by the recipe's degradation (upscale: blur, then bicubic\n"
+    "downsampling, as Johnson et al. §4.2; reconstruct: noise or blur; stylize: the photos\n"
+    "themselves); the losses are weighted loss specs. Checkpoints (OUT.ckpt, OUT.adam) are written\n"
     "atomically every checkpoint-every steps and on Ctrl-C; --resume continues from them.\n"
     "Progress goes to stderr, one CSV row per logged step to OUT.csv.\n"
     "\n";
@@ -49,6 +52,7 @@ typedef struct {
     PerceptLoss *loss[RECIPE_MAX_LOSSES];
     PerceptTensor *val;      /* validation crops, full resolution */
     int n_val;
+    int align;               /* crops are multiples of scale × this (the net's downsampling) */
     char *ckpt, *adam_path, *csv_path;
     FILE *csv;
     float *hr, *lr, *grad, *g1;
@@ -57,6 +61,8 @@ typedef struct {
 
 static char *arch_for(const Recipe *r)
 {
+    if (!strcmp(r->arch, "johnson"))
+        return percept_arch_johnson(&(PerceptJohnsonOpts){r->channels, r->blocks, 0});
     if (!strcmp(r->arch, "restore"))
         return percept_arch_restore(&(PerceptRestoreOpts){r->channels, r->blocks});
     PerceptSrOpts o = {strcmp(r->arch, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON,
@@ -71,8 +77,8 @@ static int make_validation(Trainer *t)
     t->val = calloc(k + 1, sizeof(PerceptTensor));
     for (int i = 0; i < k; i++) {
         const ImageU8 *img = &t->data.images[t->data.val[i]];
-        int side = img->w < img->h ? img->w : img->h;
-        side = (side < 256 ? side : 256) / t->r.scale * t->r.scale;
+        int side = img->w < img->h ? img->w : img->h, unit = t->r.scale * t->align;
+        side = (side < 256 ? side : 256) / unit * unit;
         float *px = malloc(sizeof(float) * 3 * side * side);
         if (!px)
             return percept_fail("out of memory");
@@ -125,6 +131,78 @@ static int load_checkpoint(Trainer *t, const char *arch)
     return rc;
 }
 
+/* Style losses compare with the style image (set once), tv with nothing; every other loss
+ * with the clean image of the batch (for stylize: the photo itself). */
+static int takes_image_target(const char *spec)
+{
+    return strncmp(spec, "style:", 6) && strcmp(spec, "tv");
+}
+
+/* The style image at style-size (its longer side), as style losses' target. */
+static int set_style_targets(Trainer *t)
+{
+    PerceptTensor img;
+    if (image_load_rgb(t->r.style, &img))
+        return -1;
+    double f = (double)t->r.style_size / (img.w > img.h ? img.w : img.h);
+    int w = (int)(img.w * f + 0.5), h = (int)(img.h * f + 0.5);
+    PerceptTensor style = {1, 3, h < 1 ? 1 : h, w < 1 ? 1 : w,
+                           malloc(sizeof(float) * 3 * (size_t)(h < 1 ? 1 : h) * (w < 1 ? 1 : w))};
+    float *src = img.data, *blurred = NULL;
+    int rc = style.data ? 0 : percept_fail("out of memory");
+    if (!rc && f < 0.5) { /* shrinking: blur first so the bicubic does not alias */
+        blurred = malloc(sizeof(float) * percept_tensor_numel(&img));
+        rc = blurred ? degrade_blur(blurred, img.data, 3, img.h, img.w, (float)(0.5 / f)) : -1;
+        src = blurred;
+    }
+    if (!rc)
+        rc = degrade_bicubic(style.data, style.h, style.w, src, 3, img.h, img.w);
+    for (int i = 0; i < t->r.n_losses && !rc; i++)
+        if (!strncmp(t->r.loss_spec[i], "style:", 6) &&
+            percept_loss_set_target(t->loss[i], &style))
+            rc = percept_fail_prefix("loss %s: ", t->r.loss_spec[i]);
+    free(blurred);
+    free(img.data);
+    free(style.data);
+    return rc;
+}
+
+/* Stylize's validation: the mean of each loss term and of the objective over the
+ * validation images (there is no reference to score against). */
+static int validate_objective(Trainer *t, double *terms, double *objective)
+{
+    const Recipe *r = &t->r;
+    percept_net_set_training(t->net, 0);
+    memset(terms, 0, sizeof(double) * r->n_losses);
+    *objective = 0;
+    for (int k = 0; k < t->n_val; k++) {
+        PerceptTensor out;
+        if (percept_net_forward(t->net, &t->val[k], &out))
+            return -1;
+        /* the losses keep their own copy of the target; out lives in the network */
+        PerceptTensor y = out;
+        y.data = malloc(sizeof(float) * percept_tensor_numel(&out));
+        if (!y.data)
+            return percept_fail("out of memory");
+        memcpy(y.data, out.data, sizeof(float) * percept_tensor_numel(&out));
+        for (int i = 0; i < r->n_losses; i++) {
+            double v;
+            if ((takes_image_target(r->loss_spec[i]) &&
+                 percept_loss_set_target(t->loss[i], &t->val[k])) ||
+                percept_loss_eval(t->loss[i], &y, &v, NULL)) {
+                free(y.data);
+                return -1;
+            }
+            terms[i] += v / t->n_val;
+            *objective += r->loss_weight[i] * v / t->n_val;
+        }
+        free(y.data);
+    }
+    percept_net_set_training(t->net, 1);
+    percept_net_release_memory(t->net);
+    return 0;
+}
+
 /* One batch: crops, degraded inputs, forward, the weighted losses, backward, Adam.
  * terms[i] gets loss i's value. */
 static int train_step(Trainer *t, double *terms, double *total)
@@ -146,7 +224,8 @@ static int train_step(Trainer *t, double *terms, double *total)
     memset(t->grad, 0, sizeof(float) * n);
     *total = 0;
     for (int i = 0; i < r->n_losses; i++) {
-        if (percept_loss_set_target(t->loss[i], &target) ||
+        if ((takes_image_target(r->loss_spec[i]) &&
+             percept_loss_set_target(t->loss[i], &target)) ||
             percept_loss_eval(t->loss[i], &out, &terms[i], t->g1))
             return percept_fail_prefix("loss %s: ", r->loss_spec[i]);
         float w = (float)r->loss_weight[i];
@@ -170,17 +249,27 @@ static int train_step(Trainer *t, double *terms, double *total)
     return 0;
 }
 
-static int validate(Trainer *t, Scores *mean)
+/* A validation: upscale and reconstruct score PSNR-Y and more against the baselines (GEGL's
+ * only when gegl), stylize the loss terms and objective (lower is better). */
+typedef struct {
+    Scores scores[EVAL_METHODS];
+    double terms[RECIPE_MAX_LOSSES], objective;
+} Validation;
+
+static int validate(Trainer *t, int gegl, Validation *v)
 {
+    if (t->task == EVAL_STYLIZE)
+        return validate_objective(t, v->terms, &v->objective);
     percept_net_set_training(t->net, 0);
-    int rc = eval_mean(t->task, t->net, t->val, t->n_val, t->r.scale, t->r.degrade, 0, mean);
+    int rc = eval_mean(t->task, t->net, t->val, t->n_val, t->r.scale, t->r.degrade, gegl,
+                       v->scores);
     percept_net_set_training(t->net, 1);
     percept_net_release_memory(t->net);
     return rc;
 }
 
 static void print_progress(const Trainer *t, const double *terms, double total, double rate,
-                           const Scores *val)
+                           const Validation *val)
 {
     const Recipe *r = &t->r;
     double eta = rate > 0 ? (r->steps - t->step) / rate : 0;
@@ -188,24 +277,29 @@ static void print_progress(const Trainer *t, const double *terms, double total, 
             rate, (int)(eta / 3600), (int)fmod(eta / 60, 60), total);
     for (int i = 0; i < r->n_losses && r->n_losses > 1; i++)
         fprintf(stderr, "  %s %.5f", r->loss_spec[i], terms[i]);
-    if (val)
-        fprintf(stderr, "  val PSNR-Y %.2f dB (%s %.2f)", val[0].psnr_y,
-                eval_method_name(t->task, 1), val[1].psnr_y);
+    if (val && t->task == EVAL_STYLIZE)
+        fprintf(stderr, "  val objective %.5f", val->objective);
+    else if (val)
+        fprintf(stderr, "  val PSNR-Y %.2f dB (%s %.2f)", val->scores[0].psnr_y,
+                eval_method_name(t->task, 1), val->scores[1].psnr_y);
     fputs(isatty(2) ? "\033[K" : "\n", stderr);
 }
 
 static void log_row(Trainer *t, double seconds, const double *terms, double total,
-                    const Scores *val)
+                    const Validation *val)
 {
     if (!t->csv)
         return;
     fprintf(t->csv, "%d,%.1f,%.6g", t->step, seconds, total);
     for (int i = 0; i < t->r.n_losses; i++)
         fprintf(t->csv, ",%.6g", terms[i]);
-    if (val)
-        fprintf(t->csv, ",%.4f,%.5f,%.4f\n", val[0].psnr_y, val[0].ssim_y, val[1].psnr_y);
+    if (val && t->task == EVAL_STYLIZE)
+        fprintf(t->csv, ",%.6g\n", val->objective);
+    else if (val)
+        fprintf(t->csv, ",%.4f,%.5f,%.4f\n", val->scores[0].psnr_y, val->scores[0].ssim_y,
+                val->scores[1].psnr_y);
     else
-        fprintf(t->csv, ",,,\n");
+        fprintf(t->csv, t->task == EVAL_STYLIZE ? ",\n" : ",,,\n");
     fflush(t->csv);
 }
 
@@ -219,22 +313,28 @@ static int open_log(Trainer *t, int resume)
         fprintf(t->csv, "step,seconds,loss");
         for (int i = 0; i < t->r.n_losses; i++)
             fprintf(t->csv, ",\"%s\"", t->r.loss_spec[i]);
-        fprintf(t->csv, ",val_psnr_y,val_ssim_y,val_baseline_psnr_y\n");
+        fprintf(t->csv, t->task == EVAL_STYLIZE ? ",val_objective\n"
+                                                 : ",val_psnr_y,val_ssim_y,val_baseline_psnr_y\n");
     }
     return 0;
 }
 
 /* The trained network with what a user needs to know about it. */
-static int save_result(Trainer *t, const Scores *final)
+static int save_result(Trainer *t, const Validation *v)
 {
     char scale[16], steps[32], metrics[320];
+    const Scores *final = v->scores;
     snprintf(scale, sizeof scale, "%d", t->r.scale);
     snprintf(steps, sizeof steps, "%d", t->step);
-    snprintf(metrics, sizeof metrics,
-             "{\"val_psnr_y\": %.3f, \"val_ssim_y\": %.4f, \"val_swd\": %.3f, "
-             "\"baseline\": \"%s\", \"baseline_psnr_y\": %.3f, \"val_images\": %d}",
-             final[0].psnr_y, final[0].ssim_y, final[0].swd, eval_method_name(t->task, 1),
-             final[1].psnr_y, t->n_val);
+    if (t->task == EVAL_STYLIZE)
+        snprintf(metrics, sizeof metrics, "{\"val_objective\": %.6g, \"val_images\": %d}",
+                 v->objective, t->n_val);
+    else
+        snprintf(metrics, sizeof metrics,
+                 "{\"val_psnr_y\": %.3f, \"val_ssim_y\": %.4f, \"val_swd\": %.3f, "
+                 "\"baseline\": \"%s\", \"baseline_psnr_y\": %.3f, \"val_images\": %d}",
+                 final[0].psnr_y, final[0].ssim_y, final[0].swd, eval_method_name(t->task, 1),
+                 final[1].psnr_y, t->n_val);
     char *recipe = recipe_text(&t->r), *manifest = dataset_manifest(&t->data, t->r.data);
     PerceptStMeta meta[] = {
         {"percept.task", t->r.task},
@@ -247,7 +347,7 @@ static int save_result(Trainer *t, const Scores *final)
         {"percept.metrics", metrics},
     };
     int n_meta = sizeof meta / sizeof *meta;
-    if (t->task == EVAL_RECONSTRUCT) /* no scale: it keeps the size */
+    if (t->task != EVAL_UPSCALE) /* no scale: it keeps the size */
         meta[1] = meta[--n_meta];
     int rc = percept_net_save(t->net, t->r.out, t->r.fp16 ? PERCEPT_DTYPE_F16 : PERCEPT_DTYPE_F32,
                               meta, n_meta);
@@ -265,6 +365,12 @@ static int run(Trainer *t, int resume)
         free(arch);
         return -1;
     }
+    t->align = percept_net_alignment(t->net);
+    if (r->crop % (r->scale * t->align)) {
+        free(arch);
+        return percept_fail("crop %d: this network needs a multiple of %d", r->crop,
+                            r->scale * t->align);
+    }
     PerceptAdamConfig cfg = {(float)r->lr, 0.9f, 0.999f, 1e-8f, 0};
     size_t count;
     percept_net_params(t->net, &count);
@@ -279,6 +385,8 @@ static int run(Trainer *t, int resume)
     for (int i = 0; i < r->n_losses; i++)
         if (!(t->loss[i] = percept_loss_new(r->loss_spec[i])))
             return -1;
+    if (t->task == EVAL_STYLIZE && set_style_targets(t))
+        return -1;
     fprintf(stderr, "percept train: loading %s\n", r->data);
     if (dataset_load(&t->data, r->data, r->crop, (size_t)r->max_megapixels * 1000000,
                      r->val_fraction, stderr) || make_validation(t) || open_log(t, resume))
@@ -300,21 +408,21 @@ static int run(Trainer *t, int resume)
     signal(SIGTERM, on_signal);
     double terms[RECIPE_MAX_LOSSES] = {0}, total = 0, start = now(), last_print = 0;
     int start_step = t->step;
-    Scores val[EVAL_METHODS];
+    Validation val;
     while (t->step < r->steps && !interrupted) {
         if (train_step(t, terms, &total))
             return -1;
         t->step++;
         double elapsed = now() - start, rate = (t->step - start_step) / elapsed;
         int validating = r->validate_every && t->step % r->validate_every == 0 && t->n_val;
-        if (validating && validate(t, val))
+        if (validating && validate(t, 0, &val))
             return -1;
         if (validating || now() - last_print > (isatty(2) ? 0.5 : 30) || t->step == r->steps) {
-            print_progress(t, terms, total, rate, validating ? val : NULL);
+            print_progress(t, terms, total, rate, validating ? &val : NULL);
             last_print = now();
         }
         if (validating || t->step % 10 == 0)
-            log_row(t, elapsed, terms, total, validating ? val : NULL);
+            log_row(t, elapsed, terms, total, validating ? &val : NULL);
         if (r->checkpoint_every && t->step % r->checkpoint_every == 0 && save_checkpoint(t))
             return -1;
     }
@@ -328,12 +436,17 @@ static int run(Trainer *t, int resume)
     if (save_checkpoint(t))
         return -1;
     fprintf(stderr, "\npercept train: evaluating on %d validation images\n", t->n_val);
-    percept_net_set_training(t->net, 0);
-    if (eval_mean(t->task, t->net, t->val, t->n_val, r->scale, r->degrade, 1, val))
+    if ((t->n_val && validate(t, 1, &val)) || save_result(t, &val))
         return -1;
-    if (save_result(t, val))
-        return -1;
-    eval_print_table(stdout, t->task, val, t->n_val, r->scale);
+    if (t->task == EVAL_STYLIZE) {
+        printf("| loss (%d validation images) | mean |\n|---|---:|\n", t->n_val);
+        for (int i = 0; i < r->n_losses; i++)
+            printf("| %s (weight %g) | %.6g |\n", r->loss_spec[i], r->loss_weight[i],
+                   val.terms[i]);
+        printf("| objective | %.6g |\n", val.objective);
+    } else {
+        eval_print_table(stdout, t->task, val.scores, t->n_val, r->scale);
+    }
     printf("wrote %s (%d steps)\n", r->out, t->step);
     return 0;
 }
@@ -367,9 +480,10 @@ int cmd_train(int argc, char **argv)
         fputs(recipe_keys_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (strcmp(argv[1], "upscale") && strcmp(argv[1], "reconstruct")) {
-        fprintf(stderr, "percept train: unknown task '%s' (this percept trains: upscale, "
-                "reconstruct; stylize is still to come)\n", argv[1]);
+    if (strcmp(argv[1], "upscale") && strcmp(argv[1], "reconstruct") &&
+        strcmp(argv[1], "stylize")) {
+        fprintf(stderr, "percept train: unknown task '%s' (upscale, reconstruct, stylize)\n",
+                argv[1]);
         return 2;
     }
     /* --recipe and --resume are the trainer's; the rest are recipe keys */
@@ -387,7 +501,9 @@ int cmd_train(int argc, char **argv)
     }
     Trainer t = {0};
     gegl_init(NULL, NULL);
-    t.task = strcmp(argv[1], "upscale") ? EVAL_RECONSTRUCT : EVAL_UPSCALE;
+    t.task = !strcmp(argv[1], "upscale") ? EVAL_UPSCALE
+             : !strcmp(argv[1], "stylize") ? EVAL_STYLIZE
+                                           : EVAL_RECONSTRUCT;
     int rc = recipe_load(&t.r, recipe, n, rest);
     free(rest);
     if (!rc) {
