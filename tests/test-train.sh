@@ -20,6 +20,8 @@ tiny=(--steps 5 --scale 2 --channels 8 --blocks 1 --batch 4 --crop 32 --val-frac
 train() { "$percept" train upscale "${tiny[@]}" --data "$tmp/data" "$@"; }
 
 expect trains 0 "wrote .*a.safetensors \(120 steps\)" -- train --steps 120 --out "$tmp/a.safetensors"
+expect preview 0 "PNG image|^[0-9]+x[0-9]+$" -- python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); assert d[:8]==b"\x89PNG\r\n\x1a\n"; print("%dx%d" % struct.unpack(">II", d[16:24]))' "$tmp/a.safetensors.preview.png"
+expect loss-plot 0 "^800x400$" -- python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); assert d[:8]==b"\x89PNG\r\n\x1a\n"; print("%dx%d" % struct.unpack(">II", d[16:24]))' "$tmp/a.safetensors.loss.png"
 expect skips-junk 0 "skipped .*junk.png" -- train --steps 1 --out "$tmp/j.safetensors"
 expect table 0 "\| gegl-lohalo \| [0-9.]+ \|" -- train --steps 2 --out "$tmp/t.safetensors"
 # the l1 loss over the last 20 logged steps is at most half of the first 20's

@@ -14,6 +14,7 @@
 #include "dataset.h"
 #include "degrade.h"
 #include "evaluate.h"
+#include "plot.h"
 #include "recipe.h"
 
 static const char train_usage[] =
@@ -26,7 +27,9 @@ static const char train_usage[] =
     "downsampling, as Johnson et al. §4.2; reconstruct: noise or blur; stylize: the photos\n"
     "themselves); the losses are weighted loss specs. Checkpoints (OUT.ckpt, OUT.adam) are written\n"
     "atomically every checkpoint-every steps and on Ctrl-C; --resume continues from them.\n"
-    "Progress goes to stderr, one CSV row per logged step to OUT.csv.\n"
+    "Progress goes to stderr, one CSV row per logged step to OUT.csv, the network's output\n"
+    "on a validation image to OUT.preview.png at every validation, and the loss curves to\n"
+    "OUT.loss.png at the end.\n"
     "\n";
 
 static volatile sig_atomic_t interrupted = 0;
@@ -249,6 +252,29 @@ static int train_step(Trainer *t, double *terms, double *total)
     return 0;
 }
 
+/* OUT.preview.png: the network on the first validation image (degraded as in training). */
+static int save_preview(Trainer *t)
+{
+    if (!t->n_val)
+        return 0;
+    const PerceptTensor *clean = &t->val[0];
+    int s = t->r.scale;
+    PerceptTensor in = {1, 3, clean->h / s, clean->w / s,
+                        malloc(sizeof(float) * percept_tensor_numel(clean))};
+    char *path = g_strconcat(t->r.out, ".preview.png", NULL);
+    int rc = in.data ? eval_degrade(t->task, in.data, clean->data, clean->h, clean->w, s,
+                                    t->r.degrade, 1, 0)
+                     : percept_fail("out of memory");
+    PerceptTensor out;
+    percept_net_set_training(t->net, 0);
+    if (!rc)
+        rc = percept_net_forward(t->net, &in, &out) || image_save_rgb(path, &out, 0);
+    percept_net_set_training(t->net, 1);
+    free(in.data);
+    g_free(path);
+    return rc;
+}
+
 /* A validation: upscale and reconstruct score PSNR-Y and more against the baselines (GEGL's
  * only when gegl), stylize the loss terms and objective (lower is better). */
 typedef struct {
@@ -415,7 +441,7 @@ static int run(Trainer *t, int resume)
         t->step++;
         double elapsed = now() - start, rate = (t->step - start_step) / elapsed;
         int validating = r->validate_every && t->step % r->validate_every == 0 && t->n_val;
-        if (validating && validate(t, 0, &val))
+        if (validating && (validate(t, 0, &val) || save_preview(t)))
             return -1;
         if (validating || now() - last_print > (isatty(2) ? 0.5 : 30) || t->step == r->steps) {
             print_progress(t, terms, total, rate, validating ? &val : NULL);
@@ -447,6 +473,11 @@ static int run(Trainer *t, int resume)
     } else {
         eval_print_table(stdout, t->task, val.scores, t->n_val, r->scale);
     }
+    char *plot = g_strconcat(r->out, ".loss.png", NULL);
+    fflush(t->csv);
+    if (plot_training_log(t->csv_path, plot))
+        fprintf(stderr, "percept train: no loss plot: %s\n", percept_error());
+    g_free(plot);
     printf("wrote %s (%d steps)\n", r->out, t->step);
     return 0;
 }
