@@ -101,46 +101,6 @@ static int get_lr_final(Recipe *r)
     return get_double(r, "lr-final", 0.0, 1.0, &r->lr_final);
 }
 
-/* "spec=weight;spec" into the loss table; each spec is checked by building the loss. */
-static int parse_losses(Recipe *r)
-{
-    char *text = get_string(r, "losses");
-    char **items = g_strsplit(text ? text : "", ";", -1);
-    int rc = 0;
-    for (char **it = items; *it && !rc; it++) {
-        char *item = g_strstrip(*it);
-        if (!*item)
-            continue;
-        if (r->n_losses == RECIPE_MAX_LOSSES) {
-            rc = percept_fail("recipe: at most %d losses", RECIPE_MAX_LOSSES);
-            break;
-        }
-        char *eq = strchr(item, '='), *end = NULL;
-        double w = 1.0;
-        if (eq) {
-            *eq = 0;
-            w = g_ascii_strtod(eq + 1, &end);
-            if (*end || !(w > 0) || !(w < 1e6)) {
-                rc = percept_fail("recipe: loss '%s' has a bad weight '%s'", item, eq + 1);
-                break;
-            }
-        }
-        PerceptLoss *probe = percept_loss_new(g_strstrip(item));
-        if (!probe) {
-            rc = percept_fail_prefix("recipe: loss '%s': ", item);
-            break;
-        }
-        percept_loss_free(probe);
-        r->loss_spec[r->n_losses] = g_strdup(item);
-        r->loss_weight[r->n_losses++] = w;
-    }
-    if (!rc && r->n_losses == 0)
-        rc = percept_fail("recipe: no losses given");
-    g_strfreev(items);
-    g_free(text);
-    return rc;
-}
-
 int recipe_load(Recipe *r, const char *path, int argc, char **argv)
 {
     memset(r, 0, sizeof *r);
@@ -205,7 +165,7 @@ int recipe_load(Recipe *r, const char *path, int argc, char **argv)
         get_int(r, "val-images", 0, 10000, &r->val_images) ||
         get_double(r, "val-fraction", 0.0, 0.5, &r->val_fraction) ||
         get_int(r, "max-megapixels", 0, 1000, &r->max_megapixels) ||
-        get_int(r, "style-size", 16, 4096, &r->style_size) || parse_losses(r))
+        get_int(r, "style-size", 16, 4096, &r->style_size))
         return -1;
     r->seed = (uint64_t)seed;
     if (upscale && r->scale != 2 && r->scale != 4 && r->scale != 8)
@@ -222,6 +182,7 @@ int recipe_load(Recipe *r, const char *path, int argc, char **argv)
     if (eval_check_degrade(upscale ? EVAL_UPSCALE : stylize ? EVAL_STYLIZE : EVAL_RECONSTRUCT,
                            r->degrade))
         return percept_fail_prefix("recipe: ");
+    r->losses = get_string(r, "losses");
     r->style = get_string(r, "style");
     if (stylize && !*r->style)
         return percept_fail("no style image: give --style IMAGE (or style in the recipe)");
@@ -245,8 +206,7 @@ int recipe_load(Recipe *r, const char *path, int argc, char **argv)
 
 void recipe_free(Recipe *r)
 {
-    for (int i = 0; i < r->n_losses; i++)
-        g_free(r->loss_spec[i]);
+    g_free(r->losses);
     g_free(r->task);
     g_free(r->name);
     g_free(r->description);

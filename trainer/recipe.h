@@ -7,8 +7,6 @@
 #include <glib.h>
 #include <stdint.h>
 
-#define RECIPE_MAX_LOSSES 8
-
 typedef struct {
     char *task;            /* upscale */
     char *name, *description;
@@ -20,9 +18,7 @@ typedef struct {
     int steps, batch, crop;
     double lr, lr_final;   /* cosine decay from lr to lr_final over the steps */
     uint64_t seed;
-    int n_losses;
-    char *loss_spec[RECIPE_MAX_LOSSES];
-    double loss_weight[RECIPE_MAX_LOSSES];
+    char *losses;          /* "spec=weight;…": objective_init builds and checks them */
     char *degrade;         /* see eval_check_degrade */
     char *style;           /* stylize: the style image */
     int style_size;        /* its longer side during training */

@@ -14,6 +14,7 @@
 #include "dataset.h"
 #include "degrade.h"
 #include "evaluate.h"
+#include "objective.h"
 #include "plot.h"
 #include "recipe.h"
 
@@ -52,13 +53,13 @@ typedef struct {
     Dataset data;
     PerceptNet *net;
     PerceptAdam adam;
-    PerceptLoss *loss[RECIPE_MAX_LOSSES];
+    Objective obj;
     PerceptTensor *val;      /* validation crops, full resolution */
     int n_val;
     int align;               /* crops are multiples of scale × this (the net's downsampling) */
     char *ckpt, *adam_path, *csv_path;
     FILE *csv;
-    float *hr, *lr, *grad, *g1;
+    float *hr, *lr, *grad;
     int step;                /* steps done */
 } Trainer;
 
@@ -134,72 +135,31 @@ static int load_checkpoint(Trainer *t, const char *arch)
     return rc;
 }
 
-/* Style losses compare with the style image (set once), tv with nothing; every other loss
- * with the clean image of the batch (for stylize: the photo itself). */
-static int takes_image_target(const char *spec)
-{
-    return strncmp(spec, "style:", 6) && strcmp(spec, "tv");
-}
-
-/* The style image at style-size (its longer side), as style losses' target. */
-static int set_style_targets(Trainer *t)
-{
-    PerceptTensor img;
-    if (image_load_rgb(t->r.style, &img))
-        return -1;
-    double f = (double)t->r.style_size / (img.w > img.h ? img.w : img.h);
-    int w = (int)(img.w * f + 0.5), h = (int)(img.h * f + 0.5);
-    PerceptTensor style = {1, 3, h < 1 ? 1 : h, w < 1 ? 1 : w,
-                           malloc(sizeof(float) * 3 * (size_t)(h < 1 ? 1 : h) * (w < 1 ? 1 : w))};
-    float *src = img.data, *blurred = NULL;
-    int rc = style.data ? 0 : percept_fail("out of memory");
-    if (!rc && f < 0.5) { /* shrinking: blur first so the bicubic does not alias */
-        blurred = malloc(sizeof(float) * percept_tensor_numel(&img));
-        rc = blurred ? degrade_blur(blurred, img.data, 3, img.h, img.w, (float)(0.5 / f)) : -1;
-        src = blurred;
-    }
-    if (!rc)
-        rc = degrade_bicubic(style.data, style.h, style.w, src, 3, img.h, img.w);
-    for (int i = 0; i < t->r.n_losses && !rc; i++)
-        if (!strncmp(t->r.loss_spec[i], "style:", 6) &&
-            percept_loss_set_target(t->loss[i], &style))
-            rc = percept_fail_prefix("loss %s: ", t->r.loss_spec[i]);
-    free(blurred);
-    free(img.data);
-    free(style.data);
-    return rc;
-}
-
 /* Stylize's validation: the mean of each loss term and of the objective over the
  * validation images (there is no reference to score against). */
 static int validate_objective(Trainer *t, double *terms, double *objective)
 {
-    const Recipe *r = &t->r;
     percept_net_set_training(t->net, 0);
-    memset(terms, 0, sizeof(double) * r->n_losses);
+    memset(terms, 0, sizeof(double) * t->obj.n);
     *objective = 0;
+    double v[OBJECTIVE_MAX_TERMS], total;
     for (int k = 0; k < t->n_val; k++) {
         PerceptTensor out;
         if (percept_net_forward(t->net, &t->val[k], &out))
             return -1;
-        /* the losses keep their own copy of the target; out lives in the network */
+        /* the losses keep their own copy of the reference; out lives in the network */
         PerceptTensor y = out;
         y.data = malloc(sizeof(float) * percept_tensor_numel(&out));
         if (!y.data)
             return percept_fail("out of memory");
         memcpy(y.data, out.data, sizeof(float) * percept_tensor_numel(&out));
-        for (int i = 0; i < r->n_losses; i++) {
-            double v;
-            if ((takes_image_target(r->loss_spec[i]) &&
-                 percept_loss_set_target(t->loss[i], &t->val[k])) ||
-                percept_loss_eval(t->loss[i], &y, &v, NULL)) {
-                free(y.data);
-                return -1;
-            }
-            terms[i] += v / t->n_val;
-            *objective += r->loss_weight[i] * v / t->n_val;
-        }
+        int rc = objective_eval(&t->obj, &y, &t->val[k], v, &total, NULL);
         free(y.data);
+        if (rc)
+            return -1;
+        for (int i = 0; i < t->obj.n; i++)
+            terms[i] += v[i] / t->n_val;
+        *objective += total / t->n_val;
     }
     percept_net_set_training(t->net, 1);
     percept_net_release_memory(t->net);
@@ -223,19 +183,8 @@ static int train_step(Trainer *t, double *terms, double *total)
     PerceptTensor in = {r->batch, 3, L, L, t->lr}, out, target = {r->batch, 3, H, H, t->hr};
     if (percept_net_forward(t->net, &in, &out))
         return -1;
-    size_t n = percept_tensor_numel(&out);
-    memset(t->grad, 0, sizeof(float) * n);
-    *total = 0;
-    for (int i = 0; i < r->n_losses; i++) {
-        if ((takes_image_target(r->loss_spec[i]) &&
-             percept_loss_set_target(t->loss[i], &target)) ||
-            percept_loss_eval(t->loss[i], &out, &terms[i], t->g1))
-            return percept_fail_prefix("loss %s: ", r->loss_spec[i]);
-        float w = (float)r->loss_weight[i];
-        for (size_t k = 0; k < n; k++)
-            t->grad[k] += w * t->g1[k];
-        *total += r->loss_weight[i] * terms[i];
-    }
+    if (objective_eval(&t->obj, &out, &target, terms, total, t->grad))
+        return -1;
     if (!isfinite(*total))
         return percept_fail("the loss is not finite at step %d (learning rate too high?)",
                             t->step + 1);
@@ -279,7 +228,7 @@ static int save_preview(Trainer *t)
  * only when gegl), stylize the loss terms and objective (lower is better). */
 typedef struct {
     Scores scores[EVAL_METHODS];
-    double terms[RECIPE_MAX_LOSSES], objective;
+    double terms[OBJECTIVE_MAX_TERMS], objective;
 } Validation;
 
 static int validate(Trainer *t, int gegl, Validation *v)
@@ -301,8 +250,8 @@ static void print_progress(const Trainer *t, const double *terms, double total, 
     double eta = rate > 0 ? (r->steps - t->step) / rate : 0;
     fprintf(stderr, "\rstep %d/%d  %.2f steps/s  ETA %dh%02dm  loss %.5f", t->step, r->steps,
             rate, (int)(eta / 3600), (int)fmod(eta / 60, 60), total);
-    for (int i = 0; i < r->n_losses && r->n_losses > 1; i++)
-        fprintf(stderr, "  %s %.5f", r->loss_spec[i], terms[i]);
+    for (int i = 0; i < t->obj.n && t->obj.n > 1; i++)
+        fprintf(stderr, "  %s %.5f", t->obj.spec[i], terms[i]);
     if (val && t->task == EVAL_STYLIZE)
         fprintf(stderr, "  val objective %.5f", val->objective);
     else if (val)
@@ -317,7 +266,7 @@ static void log_row(Trainer *t, double seconds, const double *terms, double tota
     if (!t->csv)
         return;
     fprintf(t->csv, "%d,%.1f,%.6g", t->step, seconds, total);
-    for (int i = 0; i < t->r.n_losses; i++)
+    for (int i = 0; i < t->obj.n; i++)
         fprintf(t->csv, ",%.6g", terms[i]);
     if (val && t->task == EVAL_STYLIZE)
         fprintf(t->csv, ",%.6g\n", val->objective);
@@ -337,8 +286,8 @@ static int open_log(Trainer *t, int resume)
         return percept_fail("%s: cannot write the log", t->csv_path);
     if (fresh) {
         fprintf(t->csv, "step,seconds,loss");
-        for (int i = 0; i < t->r.n_losses; i++)
-            fprintf(t->csv, ",\"%s\"", t->r.loss_spec[i]);
+        for (int i = 0; i < t->obj.n; i++)
+            fprintf(t->csv, ",\"%s\"", t->obj.spec[i]);
         fprintf(t->csv, t->task == EVAL_STYLIZE ? ",val_objective\n"
                                                  : ",val_psnr_y,val_ssim_y,val_baseline_psnr_y\n");
     }
@@ -408,10 +357,9 @@ static int run(Trainer *t, int resume)
     free(arch);
     if (rc)
         return -1;
-    for (int i = 0; i < r->n_losses; i++)
-        if (!(t->loss[i] = percept_loss_new(r->loss_spec[i])))
-            return -1;
-    if (t->task == EVAL_STYLIZE && set_style_targets(t))
+    if (objective_init(&t->obj, r->losses))
+        return -1;
+    if (t->task == EVAL_STYLIZE && objective_set_style(&t->obj, r->style, r->style_size))
         return -1;
     fprintf(stderr, "percept train: loading %s\n", r->data);
     if (dataset_load(&t->data, r->data, r->crop, (size_t)r->max_megapixels * 1000000,
@@ -426,13 +374,12 @@ static int run(Trainer *t, int resume)
     t->hr = malloc(sizeof(float) * hr_n);
     t->lr = malloc(sizeof(float) * hr_n);
     t->grad = malloc(sizeof(float) * hr_n);
-    t->g1 = malloc(sizeof(float) * hr_n);
-    if (!t->hr || !t->lr || !t->grad || !t->g1)
+    if (!t->hr || !t->lr || !t->grad)
         return percept_fail("out of memory for batches");
     percept_net_set_training(t->net, 1);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    double terms[RECIPE_MAX_LOSSES] = {0}, total = 0, start = now(), last_print = 0;
+    double terms[OBJECTIVE_MAX_TERMS] = {0}, total = 0, start = now(), last_print = 0;
     int start_step = t->step;
     Validation val;
     while (t->step < r->steps && !interrupted) {
@@ -466,8 +413,8 @@ static int run(Trainer *t, int resume)
         return -1;
     if (t->task == EVAL_STYLIZE) {
         printf("| loss (%d validation images) | mean |\n|---|---:|\n", t->n_val);
-        for (int i = 0; i < r->n_losses; i++)
-            printf("| %s (weight %g) | %.6g |\n", r->loss_spec[i], r->loss_weight[i],
+        for (int i = 0; i < t->obj.n; i++)
+            printf("| %s (weight %g) | %.6g |\n", t->obj.spec[i], t->obj.weight[i],
                    val.terms[i]);
         printf("| objective | %.6g |\n", val.objective);
     } else {
@@ -484,8 +431,7 @@ static int run(Trainer *t, int resume)
 
 static void trainer_free(Trainer *t)
 {
-    for (int i = 0; i < t->r.n_losses; i++)
-        percept_loss_free(t->loss[i]);
+    objective_free(&t->obj);
     for (int i = 0; i < t->n_val; i++)
         free(t->val[i].data);
     free(t->val);
@@ -497,7 +443,6 @@ static void trainer_free(Trainer *t)
     free(t->hr);
     free(t->lr);
     free(t->grad);
-    free(t->g1);
     g_free(t->ckpt);
     g_free(t->adam_path);
     g_free(t->csv_path);

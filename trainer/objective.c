@@ -1,0 +1,137 @@
+/* Weighted loss sums (see objective.h). */
+#include <glib.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "degrade.h"
+#include "images.h"
+#include "objective.h"
+
+static int is_style(const char *spec)
+{
+    return !strncmp(spec, "style:", 6);
+}
+
+/* Style losses compare with the style image, tv with nothing. */
+static int takes_reference(const char *spec)
+{
+    return !is_style(spec) && strcmp(spec, "tv");
+}
+
+int objective_init(Objective *o, const char *text)
+{
+    memset(o, 0, sizeof *o);
+    char **items = g_strsplit(text ? text : "", ";", -1);
+    int rc = 0;
+    for (char **it = items; *it && !rc; it++) {
+        char *item = g_strstrip(*it);
+        if (!*item)
+            continue;
+        if (o->n == OBJECTIVE_MAX_TERMS) {
+            rc = percept_fail("at most %d losses", OBJECTIVE_MAX_TERMS);
+            break;
+        }
+        char *eq = strchr(item, '='), *end = NULL;
+        double w = 1.0;
+        if (eq) {
+            *eq = 0;
+            w = g_ascii_strtod(eq + 1, &end);
+            if (*end || !(w > 0) || !(w < 1e6)) {
+                rc = percept_fail("loss '%s' has a bad weight '%s'", item, eq + 1);
+                break;
+            }
+        }
+        item = g_strstrip(item);
+        if (!(o->loss[o->n] = percept_loss_new(item))) {
+            rc = percept_fail_prefix("loss '%s': ", item);
+            break;
+        }
+        o->spec[o->n] = g_strdup(item);
+        o->weight[o->n++] = w;
+    }
+    if (!rc && o->n == 0)
+        rc = percept_fail("no losses given");
+    g_strfreev(items);
+    if (rc)
+        objective_free(o);
+    return rc;
+}
+
+void objective_free(Objective *o)
+{
+    for (int i = 0; i < o->n; i++) {
+        percept_loss_free(o->loss[i]);
+        g_free(o->spec[i]);
+    }
+    free(o->scratch);
+    memset(o, 0, sizeof *o);
+}
+
+int objective_has_style(const Objective *o)
+{
+    for (int i = 0; i < o->n; i++)
+        if (is_style(o->spec[i]))
+            return 1;
+    return 0;
+}
+
+int objective_set_style(Objective *o, const char *path, int side)
+{
+    PerceptTensor img;
+    if (image_load_rgb(path, &img))
+        return -1;
+    double f = (double)side / (img.w > img.h ? img.w : img.h);
+    int w = (int)(img.w * f + 0.5), h = (int)(img.h * f + 0.5);
+    w = w < 1 ? 1 : w;
+    h = h < 1 ? 1 : h;
+    PerceptTensor style = {1, 3, h, w, malloc(sizeof(float) * 3 * (size_t)h * w)};
+    float *src = img.data, *blurred = NULL;
+    int rc = style.data ? 0 : percept_fail("out of memory");
+    if (!rc && f < 0.5) { /* shrinking: blur first so the bicubic does not alias */
+        blurred = malloc(sizeof(float) * percept_tensor_numel(&img));
+        rc = blurred ? degrade_blur(blurred, img.data, 3, img.h, img.w, (float)(0.5 / f))
+                     : percept_fail("out of memory");
+        src = blurred;
+    }
+    if (!rc)
+        rc = degrade_bicubic(style.data, style.h, style.w, src, 3, img.h, img.w);
+    for (int i = 0; i < o->n && !rc; i++)
+        if (is_style(o->spec[i]) && percept_loss_set_target(o->loss[i], &style))
+            rc = percept_fail_prefix("loss %s: ", o->spec[i]);
+    free(blurred);
+    free(img.data);
+    free(style.data);
+    return rc;
+}
+
+int objective_eval(Objective *o, const PerceptTensor *x, const PerceptTensor *reference,
+                   double *terms, double *total, float *grad)
+{
+    size_t n = percept_tensor_numel(x);
+    if (grad && o->scratch_floats < n) {
+        free(o->scratch);
+        o->scratch = malloc(sizeof(float) * n);
+        o->scratch_floats = o->scratch ? n : 0;
+        if (!o->scratch)
+            return percept_fail("out of memory");
+    }
+    if (grad)
+        memset(grad, 0, sizeof(float) * n);
+    *total = 0;
+    for (int i = 0; i < o->n; i++) {
+        if (takes_reference(o->spec[i]) &&
+            (!reference || percept_loss_set_target(o->loss[i], reference)))
+            return reference ? percept_fail_prefix("loss %s: ", o->spec[i])
+                             : percept_fail("loss %s needs a reference image", o->spec[i]);
+        if (percept_loss_eval(o->loss[i], x, &terms[i], grad ? o->scratch : NULL))
+            return percept_fail_prefix("loss %s: ", o->spec[i]);
+        if (grad) {
+            float w = (float)o->weight[i];
+            for (size_t k = 0; k < n; k++)
+                grad[k] += w * o->scratch[k];
+        }
+        *total += o->weight[i] * terms[i];
+    }
+    return 0;
+}
