@@ -99,6 +99,18 @@ expect stylize-bad-style 1 "nope.png: cannot read" -- "$percept" train stylize $
 expect stylize-bad-crop 1 "crop 30: this network needs a multiple of 4" -- "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --crop 30 --out "$tmp/x.safetensors"
 expect stylize-bad-degrade 1 "degrade for stylize must be none" -- "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --degrade blur:1 --out "$tmp/x.safetensors"
 
+# percept optimize (Gatys et al.'s baseline) and eval-style (Johnson et al.'s Fig. 5 check)
+opt=(--style "$tmp/style.png" --size 32 --style-size 32 --every 4)
+expect optimize 0 "^falls" -- bash -c "'$percept' optimize --content '$tmp/data/p1.png' ${opt[*]} --iterations 12 --out '$tmp/opt.png' | python3 -c '
+import re, sys
+v = [float(m.group(1)) for m in re.finditer(r\"objective ([0-9.e+-]+)\", sys.stdin.read())]
+print((\"falls\" if len(v) == 3 and v[2] < v[0] else \"stuck\"), v)'"
+expect optimize-image 0 "^32x" -- python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); print("%dx%d" % struct.unpack(">II", d[16:24]))' "$tmp/opt.png"
+mkdir -p "$tmp/photos" && cp "$tmp/data/p1.png" "$tmp/data/p2.png" "$tmp/photos/"
+expect eval-style 0 "optimisation, 6 iterations \| [0-9.e+]+ \|" -- bash -c "'$percept' eval-style '$tmp/s.safetensors' --images '$tmp/photos' --size 32 --iterations 3,6 | tr '\n' ' '"
+expect optimize-no-style 1 "needs --content IMAGE and --style IMAGE" -- "$percept" optimize --content "$tmp/data/p1.png"
+expect eval-style-bad-marks 1 "ascending counts" -- "$percept" eval-style "$tmp/s.safetensors" --images "$tmp/photos" --iterations 6,3
+
 # errors
 expect empty-dir 1 "no usable image in '.*empty'" -- "$percept" train upscale --data "$tmp/empty" --out "$tmp/x.safetensors"
 expect no-dir 1 "data directory '.*nope' does not exist" -- "$percept" train upscale --data "$tmp/nope" --out "$tmp/x.safetensors"

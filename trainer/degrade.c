@@ -126,3 +126,30 @@ void degrade_noise(float *x, size_t n, float sigma, uint64_t seed, uint64_t coun
     for (size_t i = 0; i < n; i++)
         x[i] += sigma * percept_rng_normal(seed, counter + i);
 }
+
+int degrade_resize(const PerceptTensor *img, int side, int multiple, PerceptTensor *out)
+{
+    double f = (double)side / (img->w > img->h ? img->w : img->h);
+    int w = (int)(img->w * f + 0.5) / multiple * multiple;
+    int h = (int)(img->h * f + 0.5) / multiple * multiple;
+    w = w < multiple ? multiple : w;
+    h = h < multiple ? multiple : h;
+    *out = (PerceptTensor){1, 3, h, w, malloc(sizeof(float) * 3 * (size_t)h * w)};
+    const float *src = img->data;
+    float *blurred = NULL;
+    int rc = out->data ? 0 : percept_fail("out of memory");
+    if (!rc && f < 0.5) {
+        blurred = malloc(sizeof(float) * percept_tensor_numel(img));
+        rc = blurred ? degrade_blur(blurred, img->data, 3, img->h, img->w, (float)(0.5 / f))
+                     : percept_fail("out of memory");
+        src = blurred;
+    }
+    if (!rc)
+        rc = degrade_bicubic(out->data, h, w, src, 3, img->h, img->w);
+    free(blurred);
+    if (rc) {
+        free(out->data);
+        out->data = NULL;
+    }
+    return rc;
+}

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "percept/percept.h"
+
 /* Separable Gaussian blur with standard deviation sigma (radius ⌈3σ⌉, edges reflected);
  * dst may not alias src. */
 int degrade_blur(float *dst, const float *src, int c, int h, int w, float sigma);
@@ -13,6 +15,11 @@ int degrade_blur(float *dst, const float *src, int c, int h, int w, float sigma)
  * from h×w to oh×ow with pixel centres aligned: input x = (output x + 0.5)·w/ow − 0.5;
  * edges clamped; no antialiasing filter (blur first to shrink). */
 int degrade_bicubic(float *dst, int oh, int ow, const float *src, int c, int h, int w);
+
+/* img (1 × 3 × h × w) resized so its longer side is `side` and both sides are multiples of
+ * `multiple` (at least one multiple): blurred first when shrinking by more than 2, so the
+ * bicubic does not alias. Returns a new tensor in out. */
+int degrade_resize(const PerceptTensor *img, int side, int multiple, PerceptTensor *out);
 
 /* Adds Gaussian noise of standard deviation sigma (in 0..1 units) from (seed, counter). */
 void degrade_noise(float *x, size_t n, float sigma, uint64_t seed, uint64_t counter);

@@ -81,25 +81,11 @@ int objective_set_style(Objective *o, const char *path, int side)
     PerceptTensor img;
     if (image_load_rgb(path, &img))
         return -1;
-    double f = (double)side / (img.w > img.h ? img.w : img.h);
-    int w = (int)(img.w * f + 0.5), h = (int)(img.h * f + 0.5);
-    w = w < 1 ? 1 : w;
-    h = h < 1 ? 1 : h;
-    PerceptTensor style = {1, 3, h, w, malloc(sizeof(float) * 3 * (size_t)h * w)};
-    float *src = img.data, *blurred = NULL;
-    int rc = style.data ? 0 : percept_fail("out of memory");
-    if (!rc && f < 0.5) { /* shrinking: blur first so the bicubic does not alias */
-        blurred = malloc(sizeof(float) * percept_tensor_numel(&img));
-        rc = blurred ? degrade_blur(blurred, img.data, 3, img.h, img.w, (float)(0.5 / f))
-                     : percept_fail("out of memory");
-        src = blurred;
-    }
-    if (!rc)
-        rc = degrade_bicubic(style.data, style.h, style.w, src, 3, img.h, img.w);
+    PerceptTensor style;
+    int rc = degrade_resize(&img, side, 1, &style);
     for (int i = 0; i < o->n && !rc; i++)
         if (is_style(o->spec[i]) && percept_loss_set_target(o->loss[i], &style))
             rc = percept_fail_prefix("loss %s: ", o->spec[i]);
-    free(blurred);
     free(img.data);
     free(style.data);
     return rc;

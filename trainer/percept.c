@@ -39,6 +39,13 @@ const char percept_usage[] =
     "        An upscale model against bicubic and GEGL's cubic, nohalo and lohalo on the\n"
     "        images of DIR, reduced as the model's recipe reduced its training images:\n"
     "        PSNR and SSIM on Y, SWD.\n"
+    "  optimize --content IMG --style IMG [--out OUT.png] [--iterations 300] [--size 256]\n"
+    "           [--losses SPEC] [--lr 0.02] [--init noise|content] [--every 10]\n"
+    "        Gatys et al.'s baseline: the pixels optimised directly (Adam, kept in 0..1) for\n"
+    "        the style objective, reported every N iterations.\n"
+    "  eval-style MODEL --images DIR [--style IMG] [--iterations 50,100,300] [--size 256]\n"
+    "        Johnson et al.'s Fig. 5: a style network's objective on the images against\n"
+    "        that many iterations of optimize (losses and style from the model's recipe).\n"
     "  compare A B [--json] [--border N]\n"
     "        Image quality metrics between two images of the same size, any format GEGL\n"
     "        loads: PSNR (RGB and on Y, N border pixels cropped), SSIM, MS-SSIM, SWD, MMD.\n"
@@ -310,11 +317,23 @@ int main(int argc, char **argv)
         return cmd_init(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "arch"))
         return cmd_init(argc - 1, argv + 1, 1);
-    if (!strcmp(cmd, "compare") || !strcmp(cmd, "train") || !strcmp(cmd, "eval")) {
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } image_commands[] = {
 #ifdef PERCEPT_HAVE_GEGL
-        return !strcmp(cmd, "compare") ? cmd_compare(argc - 1, argv + 1)
-               : !strcmp(cmd, "train") ? cmd_train(argc - 1, argv + 1)
-                                       : cmd_eval(argc - 1, argv + 1);
+        {"compare", cmd_compare}, {"train", cmd_train},       {"eval", cmd_eval},
+        {"optimize", cmd_optimize}, {"eval-style", cmd_eval_style},
+#else
+        {"compare", NULL}, {"train", NULL}, {"eval", NULL}, {"optimize", NULL},
+        {"eval-style", NULL},
+#endif
+    };
+    for (size_t i = 0; i < sizeof image_commands / sizeof *image_commands; i++) {
+        if (strcmp(cmd, image_commands[i].name))
+            continue;
+#ifdef PERCEPT_HAVE_GEGL
+        return image_commands[i].run(argc - 1, argv + 1);
 #else
         fprintf(stderr, "percept: this percept was built without GEGL, which %s needs to "
                         "load images (install libgegl-dev and rebuild)\n", cmd);
