@@ -7,14 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 out=fuzz/out
-mkdir -p "$out/corpus-safetensors" "$out/corpus-arch"
+mkdir -p "$out/corpus-safetensors" "$out/corpus-arch" "$out/corpus-recipe" "$out/corpus-loss-spec"
 src=$(sed -n "s/^  '\(.*\.c\)',$/core\/\1/p" core/meson.build)
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fopenmp
        -D_GNU_SOURCE -DPERCEPT_BUILDING -Icore/include -Icore -Icore/layers -Icore/nets -Icore/io"
 libs="-lopenblas -lcjson -lm"
-for t in safetensors arch; do
+for t in safetensors arch loss-spec; do
     clang $flags fuzz/fuzz-$t.c $src $libs -o "$out/fuzz-$t"
 done
+# the recipe parser lives in the trainer and uses GLib (and GEGL, through the degradations)
+clang $flags -Itrainer fuzz/fuzz-recipe.c trainer/recipe.c trainer/evaluate.c trainer/degrade.c \
+    $src $(pkg-config --cflags --libs gegl-0.4) $libs -o "$out/fuzz-recipe"
 # seeds: the golden fixtures, files `percept` writes, every builder's architecture
 cp tests/golden/*.safetensors "$out/corpus-safetensors/"
 if [ -x build/trainer/percept ]; then
@@ -25,7 +28,14 @@ if [ -x build/trainer/percept ]; then
     build/trainer/percept init sr-shuffle --scale 2 --channels 4 --blocks 1 --fp16 \
         "$out/corpus-safetensors/tiny.safetensors" >/dev/null
 fi
-for t in safetensors arch; do
+cp presets/recipes/*.ini "$out/corpus-recipe/"
+printf '[train]\nsteps = 3\nlosses = l1=1;ssim=0.2\n' > "$out/corpus-recipe/small.ini"
+printf '[train]\ndegrade = noise:0-50\narch = restore\n' > "$out/corpus-recipe/restore.ini"
+for s in l1 mse tv ssim ms-ssim ssim-ridgeway mmd mmd++ "mmd:p3:w32:s16:sigma0.6:f512:norm:seed1" \
+         "feat:vgg16:relu2_2" "style:vgg16#7:relu1_2,relu2_2" "feat:vgg16@missing.safetensors:relu1_1"; do
+    printf '%s' "$s" > "$out/corpus-loss-spec/$(printf '%s' "$s" | md5sum | cut -c1-8)"
+done
+for t in safetensors arch recipe loss-spec; do
     echo "== fuzz-$t for ${seconds}s"
     OMP_NUM_THREADS=1 "$out/fuzz-$t" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
         -rss_limit_mb=2048 -artifact_prefix="$out/" "$out/corpus-$t" 2>&1 |

@@ -123,6 +123,9 @@ expect bad-flag 1 "unknown option '--speed'" -- train --speed 3 --out "$tmp/x.sa
 expect bad-task 2 "unknown task 'paint' \(upscale, reconstruct, stylize\)" -- "$percept" train paint
 printf '[train]\nstepz = 3\n' > "$tmp/bad.ini"
 expect bad-recipe-key 1 "unknown key 'stepz'" -- "$percept" train upscale --recipe "$tmp/bad.ini" --data "$tmp/data" --out "$tmp/x.safetensors"
+# a value GLib cannot read (invalid UTF-8: found by fuzz-recipe, once a NULL dereference)
+printf '[train]\nout = \xff\xfe\n' > "$tmp/utf8.ini"
+expect bad-recipe-value 1 "no output file" -- "$percept" train upscale --recipe "$tmp/utf8.ini" --data "$tmp/data"
 printf 'this is not ini' > "$tmp/junk.ini"
 expect bad-recipe 1 "recipe .*junk.ini" -- "$percept" train upscale --recipe "$tmp/junk.ini" --data "$tmp/data" --out "$tmp/x.safetensors"
 expect no-resume 1 "--resume: .*cannot|--resume: .*nope" -- train --resume --out "$tmp/nope.safetensors"

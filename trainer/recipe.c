@@ -53,9 +53,12 @@ static int known(const char *key)
     return 0;
 }
 
+/* The key's value, or "" when it has none GLib can read (bad escapes, invalid UTF-8: the
+ * checks that follow then reject it). */
 static char *get_string(const Recipe *r, const char *key)
 {
-    return g_key_file_get_string(r->keys, GROUP, key, NULL);
+    char *v = g_key_file_get_string(r->keys, GROUP, key, NULL);
+    return v ? v : g_strdup("");
 }
 
 static int get_int(const Recipe *r, const char *key, int lo, int hi, int *out)
@@ -101,6 +104,9 @@ static int get_lr_final(Recipe *r)
     return get_double(r, "lr-final", 0.0, 1.0, &r->lr_final);
 }
 
+/* Everything after reading the file: unknown keys, defaults, flags, values. */
+static int recipe_apply(Recipe *r, const char *path, int argc, char **argv);
+
 int recipe_load(Recipe *r, const char *path, int argc, char **argv)
 {
     memset(r, 0, sizeof *r);
@@ -111,6 +117,25 @@ int recipe_load(Recipe *r, const char *path, int argc, char **argv)
         g_error_free(err);
         return -1;
     }
+    return recipe_apply(r, path, argc, argv);
+}
+
+int recipe_load_data(Recipe *r, const char *data, size_t len, const char *name, int argc,
+                     char **argv)
+{
+    memset(r, 0, sizeof *r);
+    r->keys = g_key_file_new();
+    GError *err = NULL;
+    if (!g_key_file_load_from_data(r->keys, data, len, G_KEY_FILE_KEEP_COMMENTS, &err)) {
+        percept_fail("recipe %s: %s", name, err->message);
+        g_error_free(err);
+        return -1;
+    }
+    return recipe_apply(r, name, argc, argv);
+}
+
+static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
+{
     if (path) { /* every key it sets must be one we know */
         char **present = g_key_file_get_keys(r->keys, GROUP, NULL, NULL);
         for (char **k = present; k && *k; k++)

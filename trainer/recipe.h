@@ -33,6 +33,9 @@ typedef struct {
 /* Reads the recipe file (NULL: defaults only), then applies argv's --KEY VALUE flags
  * (argv[0] is the task). Returns 0, or -1 with a message (unknown key, bad value). */
 int recipe_load(Recipe *r, const char *path, int argc, char **argv);
+/* The same from ini text in memory (name is used in messages): the fuzz target's door. */
+int recipe_load_data(Recipe *r, const char *data, size_t len, const char *name, int argc,
+                     char **argv);
 void recipe_free(Recipe *r);
 /* The recipe as ini text. Caller g_free()s. */
 char *recipe_text(const Recipe *r);
