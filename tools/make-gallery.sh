@@ -25,7 +25,7 @@ g() { local in=$1 out=$2; shift 2; gegl "$in" -o "$out" -- "$@" gegl:convert-for
     for spec in "kodim07 280 220" "kodim02 350 120" "baboon 180 40" "astronaut 170 40"; do
         set -- $spec
         name=$1 x=$2 y=$3
-        g "data/eval/$name.png" "$img/$name-original.png" gegl:crop x=$x y=$y width=192 height=192
+        g "data/eval/$name.png" "$img/$name-original.png" gegl:crop x=$x y=$y width=128 height=128
         g "$img/$name-original.png" "$img/$name-small.png" gegl:scale-ratio x=0.5 y=0.5 sampler=linear
         for s in cubic lohalo; do
             g "$img/$name-small.png" "$img/$name-$s.png" gegl:scale-ratio x=2 y=2 sampler=$s abyss-policy=clamp
