@@ -59,6 +59,17 @@ void percept_op_load(GeglOperation *op, PerceptOpState *state, const char *name,
     state->model = m;
 }
 
+PerceptOpState *percept_op_prepare(GeglOperation *op, const char *name, const char *fallback,
+                                   const char *tasks, int want_scale, int device)
+{
+    PerceptOpState *state = percept_op_state(op);
+    gegl_operation_set_format(op, "input", percept_op_rgba(op));
+    gegl_operation_set_format(op, "output", percept_op_output_format(op));
+    percept_op_load(op, state, name, fallback, tasks, want_scale);
+    percept_op_device(device);
+    return state;
+}
+
 void percept_op_note(PerceptOpState *state, char *text)
 {
     if (g_strcmp0(state->noted, text))

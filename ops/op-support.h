@@ -31,6 +31,12 @@ PerceptOpState *percept_op_state(GeglOperation *op);
 void percept_op_load(GeglOperation *op, PerceptOpState *state, const char *name,
                      const char *fallback, const char *tasks, int want_scale);
 
+/* Every operation's prepare: R'G'B'A float in the source's space in, the same (or RGB
+ * without alpha) out, the model loaded (percept_op_load), the device noted. Returns the
+ * state, whose pass the caller then decides. */
+PerceptOpState *percept_op_prepare(GeglOperation *op, const char *name, const char *fallback,
+                                   const char *tasks, int want_scale, int device);
+
 /* g_message(text) unless it is the state's last remark; takes text. */
 void percept_op_note(PerceptOpState *state, char *text);
 

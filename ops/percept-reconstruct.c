@@ -27,12 +27,9 @@ property_double(strength, "Strength", 1.0)
 static void prepare(GeglOperation *operation)
 {
     GeglProperties *o = GEGL_PROPERTIES(operation);
-    gegl_operation_set_format(operation, "input", percept_op_rgba(operation));
-    gegl_operation_set_format(operation, "output", percept_op_output_format(operation));
-    PerceptOpState *state = percept_op_state(operation);
-    percept_op_load(operation, state, o->model, "denoise", "reconstruct|autoencoder", 1);
+    PerceptOpState *state = percept_op_prepare(operation, o->model, "denoise", "reconstruct|autoencoder", 1,
+                                               o->device);
     state->pass = !state->model || o->strength == 0.0;
-    percept_op_device(o->device);
 }
 
 static gboolean process(GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,

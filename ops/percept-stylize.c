@@ -37,12 +37,9 @@ property_double(style_scale, "Style scale", 1.0)
 static void prepare(GeglOperation *operation)
 {
     GeglProperties *o = GEGL_PROPERTIES(operation);
-    gegl_operation_set_format(operation, "input", percept_op_rgba(operation));
-    gegl_operation_set_format(operation, "output", percept_op_output_format(operation));
-    PerceptOpState *state = percept_op_state(operation);
-    percept_op_load(operation, state, o->model, "starry-night", "stylize", 1);
+    PerceptOpState *state = percept_op_prepare(operation, o->model, "starry-night", "stylize", 1,
+                                               o->device);
     state->pass = !state->model || o->strength == 0.0;
-    percept_op_device(o->device);
 }
 
 static gboolean store_tile(void *user, const GeglRectangle *r, const float *rgb, char **error)

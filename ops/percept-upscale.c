@@ -28,17 +28,14 @@ property_string(model, "Model", "")
 static void prepare(GeglOperation *operation)
 {
     GeglProperties *o = GEGL_PROPERTIES(operation);
-    PerceptOpState *state = percept_op_state(operation);
     char *preset = g_strdup_printf("upscale-x%d", o->scale);
-    gegl_operation_set_format(operation, "input", percept_op_rgba(operation));
-    gegl_operation_set_format(operation, "output", percept_op_output_format(operation));
-    percept_op_load(operation, state, o->model, preset, "upscale", 0);
+    PerceptOpState *state = percept_op_prepare(operation, o->model, preset, "upscale", 0,
+                                               o->device);
     state->pass = !state->model;
     if (state->model && state->model->scale != o->scale && o->model && *o->model)
         percept_op_note(state, g_strdup_printf("percept:upscale: model '%s' enlarges %d "
                                                "times (scale=%d is ignored)", o->model,
                                                state->model->scale, o->scale));
-    percept_op_device(o->device);
     g_free(preset);
 }
 

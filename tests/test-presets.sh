@@ -18,7 +18,7 @@ gegl -o "$tmp/in.png" -x "<gegl><node operation='gegl:crop' width='40' height='3
 for file in "$presets"/*.safetensors; do
     name=$(basename "$file" .safetensors)
     info=$("$percept" info "$file")
-    task=$(sed -n 's/^Task: *//p' <<<"$info")
+    task=$(sed -n 's/^Task: *\([a-z]*\).*/\1/p' <<<"$info")
     for key in percept.name percept.description percept.recipe percept.data percept.steps percept.metrics; do
         expect "$name-$key" 0 "$key" -- echo "$info"
     done

@@ -22,7 +22,7 @@ out=docs/presets-eval.md
     echo "PSNR and SSIM on Y (BT.601; upscale crops \`scale\` border pixels), SWD ×10³ on RGB."
     for model in presets/*.safetensors; do
         [ -e "$model" ] || continue
-        task=$("$percept" info "$model" | sed -n 's/^Task: *//p')
+        task=$("$percept" info "$model" | sed -n 's/^Task: *\([a-z]*\).*/\1/p')
         echo
         echo "## $(basename "$model" .safetensors) ($task)"
         echo
