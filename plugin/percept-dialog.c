@@ -54,7 +54,10 @@ static void on_preview(GimpPreview *preview, Dialog *d)
         return;
     }
     GeglBuffer *src = gimp_drawable_get_buffer(d->drawable);
-    const Babl *format = gimp_drawable_get_format(d->drawable);
+    /* the preview area draws 8-bit pixels of the drawable's layout, whatever its precision */
+    gboolean grey = gimp_drawable_is_gray(d->drawable), alpha = gimp_drawable_has_alpha(d->drawable);
+    const Babl *format = babl_format(grey ? (alpha ? "Y'A u8" : "Y' u8")
+                                          : (alpha ? "R'G'B'A u8" : "R'G'B' u8"));
     GeglRectangle r = {x, y, w, h};
     GeglBuffer *out = gegl_buffer_new(&r, format);
     if (percept_params_apply(d->p, src, &r, out, NULL, NULL, &error)) {

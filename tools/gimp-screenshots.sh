@@ -24,7 +24,12 @@ export GEGL_PATH="$PWD/$build/ops:$(pkg-config --variable=pluginsdir gegl-0.4)"
 # untrained stand-ins for the presets that are not trained yet, so every dialog has a list
 [ -f "$tmp/presets/starry-night.safetensors" ] || "$build/trainer/percept" init johnson --base 8 --blocks 1 "$tmp/presets/starry-night.safetensors" >/dev/null
 [ -f "$tmp/presets/denoise.safetensors" ] || "$build/trainer/percept" init restore --channels 8 --blocks 1 "$tmp/presets/denoise.safetensors" >/dev/null
-gegl -o "$tmp/sample.png" -x "<gegl><node operation='gegl:crop' width='480' height='320'/><node operation='gegl:plasma' seed='7' width='512' height='512'/></gegl>" 2>/dev/null
+# a photograph when the evaluation images are there (tools/eval-data.sh), else a plasma
+if [ -f data/eval/kodim07.png ]; then
+    gegl data/eval/kodim07.png -o "$tmp/sample.png" -- gegl:crop x=150 y=100 width=480 height=320 2>/dev/null
+else
+    gegl -o "$tmp/sample.png" -x "<gegl><node operation='gegl:crop' width='480' height='320'/><node operation='gegl:plasma' seed='7' width='512' height='512'/></gegl>" 2>/dev/null
+fi
 
 shoot() {  # shoot PROCEDURE "ARGS" TITLE FILE
     setsid gimp-2.10 -n -d -f -s --batch-interpreter plug-in-script-fu-eval -b \
