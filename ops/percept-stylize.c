@@ -69,9 +69,14 @@ static gboolean run_rescaled(GeglOperation *operation, GeglProperties *o, Percep
     if (ok) {
         GeglBuffer *back = scaled(styled, o->style_scale);
         const int strip = 256;
-        float *in = g_new(float, (size_t)box->width * strip * 4);
-        float *net = g_new(float, (size_t)box->width * strip * 3);
-        for (int y = box->y; y < box->y + box->height; y += strip) {
+        /* g_try: an allocation failure is an error for the host, never an abort */
+        float *in = g_try_new(float, (size_t)box->width * strip * 4);
+        float *net = g_try_new(float, (size_t)box->width * strip * 3);
+        if (!in || !net) {
+            *error = g_strdup("out of memory for the blending strips");
+            ok = FALSE;
+        }
+        for (int y = box->y; ok && y < box->y + box->height; y += strip) {
             GeglRectangle r = {box->x, y, box->width, MIN(strip, box->y + box->height - y)};
             gegl_buffer_get(input, &r, 1.0, rgba, in, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
             gegl_buffer_get(back, &r, 1.0, rgb, net, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_CLAMP);
