@@ -16,8 +16,8 @@ for t in safetensors arch loss-spec; do
     clang $flags fuzz/fuzz-$t.c $src $libs -o "$out/fuzz-$t"
 done
 # the recipe parser lives in the trainer and uses GLib (and GEGL, through the degradations)
-clang $flags -Itrainer fuzz/fuzz-recipe.c trainer/recipe.c trainer/evaluate.c trainer/degrade.c \
-    $src $(pkg-config --cflags --libs gegl-0.4) $libs -o "$out/fuzz-recipe"
+clang $flags -Itrainer fuzz/fuzz-recipe.c trainer/recipe.c trainer/evaluate.c trainer/degrade.c trainer/jpeg.c \
+    $src $(pkg-config --cflags --libs gegl-0.4 libjpeg) $libs -o "$out/fuzz-recipe"
 # seeds: the golden fixtures, files `percept` writes, every builder's architecture
 cp tests/golden/*.safetensors "$out/corpus-safetensors/"
 if [ -x build/trainer/percept ]; then

@@ -78,8 +78,15 @@ print(("falls" if last <= 0.5 * first else "stuck") + f" {first:.4f} -> {last:.4
 PY
 expect reconstruct-task 0 "Task: +reconstruct" -- "$percept" info "$tmp/r.safetensors"
 expect reconstruct-eval 0 '"degraded input": \{"psnr_y"' -- "$percept" eval "$tmp/r.safetensors" "$tmp/data" --json
-expect reconstruct-bad-degrade 1 "degrade 'jpeg:20' is not one of noise:SIGMA" -- \
-    "$percept" train reconstruct ${rec[*]} --degrade jpeg:20 --out "$tmp/x.safetensors"
+expect reconstruct-bad-degrade 1 "degrade 'jpeg:0' is not one of noise:SIGMA.*jpeg:QUALITY" -- \
+    "$percept" train reconstruct ${rec[*]} --degrade jpeg:0 --out "$tmp/x.safetensors"
+expect reconstruct-bad-jpeg-range 1 "degrade 'jpeg:20.5-40' is not one of" -- \
+    "$percept" train reconstruct ${rec[*]} --degrade jpeg:20.5-40 --out "$tmp/x.safetensors"
+# JPEG artefact removal: quality drawn per crop, scored against the compressed input
+expect reconstruct-jpeg 0 "degraded input \|.*wrote .*j.safetensors \(60 steps\)" -- bash -c \
+    "'$percept' train reconstruct ${rec[*]} --degrade jpeg:10-40 --steps 60 --out '$tmp/j.safetensors' 2>/dev/null | tr '\n' ' '"
+expect reconstruct-jpeg-eval 0 "degradation jpeg:10-40.*\| gegl-denoise-dct \|" -- bash -c \
+    "'$percept' eval '$tmp/j.safetensors' '$tmp/data' | tr '\n' ' '"
 expect reconstruct-bad-arch 1 "arch for reconstruct must be restore" -- \
     "$percept" train reconstruct ${rec[*]} --arch sr --out "$tmp/x.safetensors"
 

@@ -24,4 +24,8 @@ int degrade_resize(const PerceptTensor *img, int side, int multiple, PerceptTens
 /* Adds Gaussian noise of standard deviation sigma (in 0..1 units) from (seed, counter). */
 void degrade_noise(float *x, size_t n, float sigma, uint64_t seed, uint64_t counter);
 
+/* JPEG compression at quality 1..100 and decompression (libjpeg, 4:2:0 chroma), the 3 planes
+ * quantised to 8 bits on the way; dst may alias src. */
+int degrade_jpeg(float *dst, const float *src, int h, int w, int quality);
+
 #endif

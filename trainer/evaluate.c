@@ -19,13 +19,29 @@ const char *eval_method_name(EvalTask task, int method)
     return names[task][method];
 }
 
-/* noise:SIGMA or noise:LOW-HIGH */
+/* The range of PREFIX:V or PREFIX:LOW-HIGH (noise σ in 0..255 units, JPEG quality 1..100) */
+static int spec_range(const char *spec, const char *prefix, double min, double max,
+                      double *lo, double *hi)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(spec, prefix, n))
+        return 0;
+    char *end;
+    *lo = g_ascii_strtod(spec + n, &end);
+    if (end == spec + n)
+        return 0;
+    *hi = *end == '-' ? g_ascii_strtod(end + 1, &end) : *lo;
+    return !*end && *lo >= min && *hi >= *lo && *hi <= max;
+}
+
 static int noise_range(const char *spec, double *lo, double *hi)
 {
-    char *end;
-    *lo = g_ascii_strtod(spec + 6, &end);
-    *hi = *end == '-' ? g_ascii_strtod(end + 1, &end) : *lo;
-    return !*end && *lo >= 0 && *hi >= *lo && *hi <= 255;
+    return spec_range(spec, "noise:", 0, 255, lo, hi);
+}
+
+static int jpeg_range(const char *spec, double *lo, double *hi)
+{
+    return spec_range(spec, "jpeg:", 1, 100, lo, hi) && *lo == (int)*lo && *hi == (int)*hi;
 }
 
 int eval_check_degrade(EvalTask task, const char *d)
@@ -39,11 +55,13 @@ int eval_check_degrade(EvalTask task, const char *d)
     double lo, hi;
     if (task == EVAL_UPSCALE && !strcmp(d, "bicubic"))
         return 0;
-    if (task == EVAL_RECONSTRUCT && !strncmp(d, "noise:", 6) && noise_range(d, &lo, &hi))
+    if (task == EVAL_RECONSTRUCT && (noise_range(d, &lo, &hi) || jpeg_range(d, &lo, &hi)))
         return 0;
     return percept_fail("degrade '%s' is not one of %s", d,
                         task == EVAL_UPSCALE ? "blur:SIGMA, bicubic"
-                                             : "noise:SIGMA, noise:LOW-HIGH, blur:SIGMA");
+                                             : "noise:SIGMA, noise:LOW-HIGH (0..255), "
+                                               "jpeg:QUALITY, jpeg:LOW-HIGH (1..100), "
+                                               "blur:SIGMA");
 }
 
 int eval_degrade(EvalTask task, float *out, const float *hr, int h, int w, int scale,
@@ -62,6 +80,12 @@ int eval_degrade(EvalTask task, float *out, const float *hr, int h, int w, int s
         degrade_noise(out, n, (float)(sigma / 255.0), seed ^ 0x6e6f697365ull,
                       percept_rng_u64(seed, counter * 2 + 1));
         return 0;
+    }
+    if (!strncmp(degrade, "jpeg:", 5)) {
+        double lo, hi;
+        jpeg_range(degrade, &lo, &hi);
+        int quality = (int)lo + (int)((hi - lo + 1) * percept_rng_uniform(seed, counter * 2));
+        return degrade_jpeg(out, hr, h, w, quality > hi ? (int)hi : quality);
     }
     float sigma = !strncmp(degrade, "blur:", 5) ? (float)g_ascii_strtod(degrade + 5, NULL) : 0;
     if (task == EVAL_RECONSTRUCT)
@@ -209,6 +233,15 @@ static int run_method(EvalTask task, int m, PerceptNet *net, const PerceptTensor
     }
 }
 
+static double rms_difference(const PerceptTensor *a, const PerceptTensor *b)
+{
+    size_t n = percept_tensor_numel(a);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += ((double)a->data[i] - b->data[i]) * ((double)a->data[i] - b->data[i]);
+    return sqrt(sum / (double)n);
+}
+
 int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int scale,
               const char *degrade, int gegl, Scores *mean)
 {
@@ -233,12 +266,17 @@ int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int 
                 memcpy(clean.data + ((size_t)c * h + y) * w,
                        images[i].data + c * plane + (size_t)y * images[i].w, sizeof(float) * w);
         int rc = eval_degrade(task, in.data, clean.data, h, w, scale, degrade, 1, (uint64_t)i);
+        /* denoise-dct is told the noise level; for JPEG, the artefacts' own RMS (an oracle
+         * the baseline is given, a generous comparison) */
+        double sigma = (lo + hi) / 2;
+        if (!strncmp(degrade, "jpeg:", 5))
+            sigma = 255.0 * rms_difference(&in, &clean);
         for (int m = 0; m < EVAL_METHODS && !rc; m++) {
             if (m >= 2 && !gegl)
                 continue;
             PerceptTensor out = {0};
             Scores s;
-            rc = run_method(task, m, net, &in, scale, (lo + hi) / 2, &out) ||
+            rc = run_method(task, m, net, &in, scale, sigma, &out) ||
                  eval_score(&out, &clean, task == EVAL_UPSCALE ? scale : 0, &s);
             free(out.data);
             if (!rc) {

@@ -40,8 +40,9 @@ const char recipe_keys_help[] =
     "                      stylize feat:vgg16:relu2_2=1;style:vgg16:relu1_2,…,relu4_3=5;tv=1e-6\n"
     "  degrade             upscale: blur:SIGMA (default blur:1.0, before bicubic downsampling,\n"
     "                      Johnson §4.2) or bicubic; reconstruct: noise:SIGMA, noise:LOW-HIGH\n"
-    "                      (Gaussian, 0..255 units, σ drawn per crop; default noise:0-50) or\n"
-    "                      blur:SIGMA; stylize: none\n"
+    "                      (Gaussian, 0..255 units, σ drawn per crop; default noise:0-50),\n"
+    "                      jpeg:QUALITY, jpeg:LOW-HIGH (libjpeg 4:2:0, quality 1..100 drawn\n"
+    "                      per crop) or blur:SIGMA; stylize: none\n"
     "  validate-every 500  checkpoint-every 500  val-images 16  val-fraction 0.1\n"
     "  max-megapixels 2 (larger photos are halved until they fit)  fp16 true\n";
 

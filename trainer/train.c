@@ -25,7 +25,7 @@ static const char train_usage[] =
     "Trains a super-resolution (upscale), restoration (reconstruct) or style transfer\n"
     "(stylize, Johnson et al.: --style IMAGE) network. Inputs are made on the fly from random\n"
     "crops of the data images by the recipe's degradation (upscale: blur, then bicubic\n"
-    "downsampling, as Johnson et al. §4.2; reconstruct: noise or blur; stylize: the photos\n"
+    "downsampling, as Johnson et al. §4.2; reconstruct: noise, JPEG or blur; stylize: the photos\n"
     "themselves); the losses are weighted loss specs. Checkpoints (OUT.ckpt, OUT.adam) are written\n"
     "atomically every checkpoint-every steps and on Ctrl-C; --resume continues from them.\n"
     "Progress goes to stderr, one CSV row per logged step to OUT.csv, the network's output\n"
