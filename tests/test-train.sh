@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# percept train upscale, reconstruct and stylize on tiny synthetic data: the loss falls by a stated factor, the same
+# percept train upscale, reconstruct, stylize and autoencoder on tiny synthetic data: the loss falls by a stated factor, the same
 # seed gives the same bytes, --resume gives what an uninterrupted run gives, Ctrl-C leaves
 # a checkpoint to resume from, and bad recipes, flags and data directories are clear errors.
 set -u
@@ -63,7 +63,7 @@ expect resume-after-interrupt 0 "wrote .*i.safetensors \($((step + 3)) steps\)" 
 expect eval 0 "degradation blur:1.0.*\| gegl-nohalo \|" -- bash -c "'$percept' eval '$tmp/a.safetensors' '$tmp/data' | tr '\n' ' '"
 expect eval-json 0 '"percept": \{"psnr_y": [0-9.]+' -- "$percept" eval "$tmp/a.safetensors" "$tmp/data" --json
 "$percept" init johnson --base 4 --blocks 0 "$tmp/style.safetensors" >/dev/null
-expect eval-wrong-task 1 "is a stylize model; eval measures upscale and reconstruct models" -- "$percept" eval "$tmp/style.safetensors" "$tmp/data"
+expect eval-wrong-task 1 "is a stylize model; eval measures upscale, reconstruct and autoencoder models" -- "$percept" eval "$tmp/style.safetensors" "$tmp/data"
 expect eval-no-images 1 "no image in" -- "$percept" eval "$tmp/a.safetensors" "$tmp/empty"
 
 # reconstruct: a denoiser, scored against the noisy input and GEGL's denoisers
@@ -106,6 +106,61 @@ expect stylize-bad-style 1 "nope.png: cannot read" -- "$percept" train stylize $
 expect stylize-bad-crop 1 "crop 30: this network needs a multiple of 4" -- "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --crop 30 --out "$tmp/x.safetensors"
 expect stylize-bad-degrade 1 "degrade for stylize must be none" -- "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --degrade blur:1 --out "$tmp/x.safetensors"
 
+# autoencoder (DeePSiM Table 2, its VAE, Ridgeway's binary code) on smooth images
+mkdir -p "$tmp/smooth"
+for s in 1 2 3 4 5; do
+    gegl -o "$tmp/smooth/p$s.png" -x "<gegl><node operation='gegl:gaussian-blur' std-dev-x='4' std-dev-y='4'/><node operation='gegl:crop' width='96' height='80'/><node operation='gegl:plasma' seed='$s' width='128' height='128'/></gegl>" 2>/dev/null
+done
+ae=(--steps 5 --channels 8 --code 4 --batch 4 --crop 32 --lr 0.003 --val-fraction 0.2 --validate-every 50 --data "$tmp/smooth")
+expect autoencoder 0 "\| bicubic from 1/8 \|.*wrote .*ae.safetensors \(300 steps\)" -- bash -c \
+    "'$percept' train autoencoder ${ae[*]} --steps 300 --out '$tmp/ae.safetensors' 2>/dev/null | tr '\n' ' '"
+# the mean of the last three logged losses is at most 0.7 of the first three's
+falls() {
+    python3 - "$1" "$2" <<'PY'
+import csv, sys
+rows = [float(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1]))]
+first, last = sum(rows[:3]) / 3, sum(rows[-3:]) / 3
+print(("falls" if last <= 0.7 * first else "stuck") + f" {first:.4f} -> {last:.4f}")
+PY
+}
+expect autoencoder-loss-falls 0 "^falls" -- falls "$tmp/ae.safetensors.csv" mse
+expect autoencoder-task 0 "Task: +autoencoder" -- "$percept" info "$tmp/ae.safetensors"
+expect autoencoder-eval 0 '"bicubic from 1/8": \{"psnr_y"' -- "$percept" eval "$tmp/ae.safetensors" "$tmp/smooth" --json
+# with DeePSiM's adversarial term: a discriminator alongside, paused while it wins
+# (a generator that hardly learns, lr 1e-7, makes it win)
+expect autoencoder-adv 0 "discriminator: updated in ([1-9]|[1-9][0-9]) of 100 steps" -- \
+    "$percept" train autoencoder ${ae[*]} --steps 100 --lr 1e-7 --losses "mse;adv=0.01" \
+    --discriminator-lr 0.001 --out "$tmp/adv.safetensors"
+expect autoencoder-adv-log 0 '^step,seconds,loss,"mse","adv","discriminator",val_psnr_y' -- head -1 "$tmp/adv.safetensors.csv"
+# resuming with the discriminator: 30 steps, then on to 60, equals 60 straight
+adv=(${ae[*]} --losses "mse;adv=0.01")
+"$percept" train autoencoder ${adv[*]} --steps 60 --out "$tmp/adv60.safetensors" >/dev/null 2>&1
+"$percept" train autoencoder ${adv[*]} --steps 30 --out "$tmp/adv30.safetensors" >/dev/null 2>&1
+"$percept" train autoencoder ${adv[*]} --steps 60 --resume --out "$tmp/adv30.safetensors" >/dev/null 2>&1
+expect autoencoder-adv-resume 0 "" -- cmp "$tmp/adv60.safetensors.ckpt" "$tmp/adv30.safetensors.ckpt"
+expect autoencoder-adv-resume-disc 0 "" -- cmp "$tmp/adv60.safetensors.disc.ckpt" "$tmp/adv30.safetensors.disc.ckpt"
+rm "$tmp/adv30.safetensors.disc.ckpt"
+expect autoencoder-adv-resume-missing 1 "--resume \(discriminator\): .*disc.ckpt" -- \
+    "$percept" train autoencoder ${adv[*]} --steps 90 --resume --out "$tmp/adv30.safetensors"
+expect vae 0 "wrote .*vae.safetensors \(40 steps\)" -- "$percept" train autoencoder ${ae[*]} --arch vae \
+    --losses "mse;kl=0.001" --steps 40 --out "$tmp/vae.safetensors"
+expect vae-kl-logged 0 "^finite" -- python3 -c '
+import csv, math, sys
+rows = [float(r["kl"]) for r in csv.DictReader(open(sys.argv[1]))]
+print("finite" if rows and all(math.isfinite(v) and v >= 0 for v in rows) else "bad", rows[:3])' "$tmp/vae.safetensors.csv"
+expect binary 0 "wrote .*bin.safetensors \(20 steps\)" -- "$percept" train autoencoder ${ae[*]} --arch binary \
+    --losses ssim-ridgeway --steps 20 --out "$tmp/bin.safetensors"
+expect kl-needs-vae 1 "loss kl needs the variational autoencoder \(arch vae\), not autoencoder" -- \
+    "$percept" train autoencoder ${ae[*]} --losses "mse;kl=1" --out "$tmp/x.safetensors"
+expect adv-twice 1 "loss 'adv' is given twice" -- \
+    "$percept" train autoencoder ${ae[*]} --losses "mse;adv;adv=2" --out "$tmp/x.safetensors"
+expect autoencoder-bad-crop 1 "crop 36 is not a multiple of 8" -- \
+    "$percept" train autoencoder ${ae[*]} --crop 36 --out "$tmp/x.safetensors"
+expect autoencoder-bad-arch 1 "arch for autoencoder must be autoencoder, vae or binary" -- \
+    "$percept" train autoencoder ${ae[*]} --arch restore --out "$tmp/x.safetensors"
+expect optimize-no-adv 1 "losses adv and kl train networks" -- \
+    "$percept" optimize --content "$tmp/data/p1.png" --style "$tmp/style.png" --losses "mse;adv" --out "$tmp/x.png"
+
 # percept optimize (Gatys et al.'s baseline) and eval-style (Johnson et al.'s Fig. 5 check)
 opt=(--style "$tmp/style.png" --size 32 --style-size 32 --every 4)
 expect optimize 0 "^falls" -- bash -c "'$percept' optimize --content '$tmp/data/p1.png' ${opt[*]} --iterations 12 --out '$tmp/opt.png' | python3 -c '
@@ -127,7 +182,7 @@ expect bad-crop 1 "crop 33 is not a multiple of scale 2" -- train --crop 33 --ou
 expect bad-loss 1 "loss 'nonsense'" -- train --losses "l1=1;nonsense" --out "$tmp/x.safetensors"
 expect bad-weight 1 "loss 'l1' has a bad weight '-2'" -- train --losses "l1=-2" --out "$tmp/x.safetensors"
 expect bad-flag 1 "unknown option '--speed'" -- train --speed 3 --out "$tmp/x.safetensors"
-expect bad-task 2 "unknown task 'paint' \(upscale, reconstruct, stylize\)" -- "$percept" train paint
+expect bad-task 2 "unknown task 'paint' \(upscale, reconstruct, stylize, autoencoder\)" -- "$percept" train paint
 printf '[train]\nstepz = 3\n' > "$tmp/bad.ini"
 expect bad-recipe-key 1 "unknown key 'stepz'" -- "$percept" train upscale --recipe "$tmp/bad.ini" --data "$tmp/data" --out "$tmp/x.safetensors"
 # a value GLib cannot read (invalid UTF-8: found by fuzz-recipe, once a NULL dereference)

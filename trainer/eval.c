@@ -34,17 +34,23 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
     PerceptNet *net = arch ? percept_net_from_safetensors(st, arch) : NULL;
     char *degrade = degrade_flag ? g_strdup(degrade_flag) : recipe_degrade(st);
     int scale = 0, oc, oh, ow, rc = -1;
-    EvalTask kind = task && !strcmp(task, "reconstruct") ? EVAL_RECONSTRUCT : EVAL_UPSCALE;
+    EvalTask kind = !task                          ? EVAL_UPSCALE
+                    : !strcmp(task, "reconstruct") ? EVAL_RECONSTRUCT
+                    : !strcmp(task, "autoencoder") ? EVAL_AUTOENCODER
+                                                   : EVAL_UPSCALE;
     if (!arch)
         percept_fail("%s: not a percept weight file", model);
-    else if (task && strcmp(task, "upscale") && strcmp(task, "reconstruct"))
-        percept_fail("%s is a %s model; eval measures upscale and reconstruct models", model,
-                     task);
+    else if (task && strcmp(task, "upscale") && strcmp(task, "reconstruct") &&
+             strcmp(task, "autoencoder"))
+        percept_fail("%s is a %s model; eval measures upscale, reconstruct and autoencoder "
+                     "models", model, task);
     else if (net && percept_net_output_shape(net, 1, 32, 32, &oc, &oh, &ow) == 0)
         scale = oh / 32;
     percept_st_free(st);
     if (!degrade)
-        degrade = g_strdup(kind == EVAL_UPSCALE ? "bicubic" : "noise:25");
+        degrade = g_strdup(kind == EVAL_UPSCALE       ? "bicubic"
+                           : kind == EVAL_AUTOENCODER ? "none"
+                                                      : "noise:25");
     if (net && scale >= 1 && eval_check_degrade(kind, degrade))
         scale = 0;
     if (!net || scale < 1 || (kind == EVAL_UPSCALE) != (scale > 1)) {

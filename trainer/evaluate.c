@@ -7,11 +7,12 @@
 #include "degrade.h"
 #include "evaluate.h"
 
-static const char *const names[3][EVAL_METHODS] = {
+static const char *const names[4][EVAL_METHODS] = {
     {"percept", "bicubic", "gegl-cubic", "gegl-nohalo", "gegl-lohalo"},
     {"percept", "degraded input", "gegl-denoise-dct", "gegl-noise-reduction",
      "gegl-bilateral-filter"},
     {"percept", "", "", "", ""},
+    {"percept", "bicubic from 1/8", "", "", ""},
 };
 
 const char *eval_method_name(EvalTask task, int method)
@@ -47,8 +48,10 @@ static int jpeg_range(const char *spec, double *lo, double *hi)
 int eval_check_degrade(EvalTask task, const char *d)
 {
     char *end;
-    if (task == EVAL_STYLIZE)
-        return strcmp(d, "none") ? percept_fail("degrade for stylize must be none, not '%s'", d)
+    if (task == EVAL_STYLIZE || task == EVAL_AUTOENCODER)
+        return strcmp(d, "none") ? percept_fail("degrade for %s must be none, not '%s'",
+                                                task == EVAL_STYLIZE ? "stylize" : "autoencoder",
+                                                d)
                                  : 0;
     if (!strncmp(d, "blur:", 5) && g_ascii_strtod(d + 5, &end) >= 0 && !*end && end > d + 5)
         return 0;
@@ -68,7 +71,7 @@ int eval_degrade(EvalTask task, float *out, const float *hr, int h, int w, int s
                  const char *degrade, uint64_t seed, uint64_t counter)
 {
     size_t n = 3 * (size_t)h * w;
-    if (task == EVAL_STYLIZE) { /* the network sees the photo itself */
+    if (task == EVAL_STYLIZE || task == EVAL_AUTOENCODER) { /* the photo itself */
         memcpy(out, hr, sizeof(float) * n);
         return 0;
     }
@@ -202,6 +205,21 @@ static int copy_of(const PerceptTensor *in, PerceptTensor *out)
     return 0;
 }
 
+/* The autoencoder's baseline: blurred, reduced to ⅛ by bicubic, enlarged back by bicubic. */
+static int eighth_and_back(const PerceptTensor *in, PerceptTensor *out)
+{
+    PerceptTensor small;
+    int side = in->w > in->h ? in->w : in->h;
+    if (degrade_resize(in, (side + 4) / 8, 1, &small))
+        return -1;
+    size_t n = percept_tensor_numel(in);
+    *out = (PerceptTensor){1, 3, in->h, in->w, malloc(sizeof(float) * n)};
+    int rc = out->data ? degrade_bicubic(out->data, in->h, in->w, small.data, 3, small.h, small.w)
+                       : percept_fail("out of memory");
+    free(small.data);
+    return rc;
+}
+
 /* Method m on the degraded input. */
 static int run_method(EvalTask task, int m, PerceptNet *net, const PerceptTensor *in, int scale,
                       double sigma, PerceptTensor *out)
@@ -210,6 +228,8 @@ static int run_method(EvalTask task, int m, PerceptNet *net, const PerceptTensor
                                                GEGL_SAMPLER_LOHALO};
     if (m == 0)
         return run_net(net, in, out);
+    if (task == EVAL_AUTOENCODER)
+        return eighth_and_back(in, out);
     if (task == EVAL_UPSCALE && m == 1) {
         size_t on = percept_tensor_numel(in) * scale * scale;
         *out = (PerceptTensor){1, 3, in->h * scale, in->w * scale, malloc(sizeof(float) * on)};
@@ -272,7 +292,7 @@ int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int 
         if (!strncmp(degrade, "jpeg:", 5))
             sigma = 255.0 * rms_difference(&in, &clean);
         for (int m = 0; m < EVAL_METHODS && !rc; m++) {
-            if (m >= 2 && !gegl)
+            if ((m >= 2 && !gegl) || !*names[task][m])
                 continue;
             PerceptTensor out = {0};
             Scores s;

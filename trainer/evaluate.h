@@ -3,7 +3,10 @@
  *  - upscale: bicubic and GEGL's cubic, nohalo and lohalo samplers; scored as SR papers
  *    score, PSNR and SSIM on Y (BT.601, `scale` border pixels cropped), plus SWD on RGB;
  *  - reconstruct: the degraded input itself and GEGL's denoisers (denoise-dct told the
- *    noise level, noise-reduction, bilateral-filter at their defaults); same scores. */
+ *    noise level, noise-reduction, bilateral-filter at their defaults); same scores;
+ *  - autoencoder: bicubic from ⅛ of the size, which keeps 3/64 of the numbers, about as
+ *    many as the DeePSiM code's 8 channels at ⅛ (1/24).
+ * (stylize has no baselines here: its inputs are the images themselves, degrade "none") */
 #ifndef PERCEPT_TRAINER_EVALUATE_H
 #define PERCEPT_TRAINER_EVALUATE_H
 
@@ -12,8 +15,7 @@
 
 #include "percept/percept.h"
 
-/* (stylize has no baselines here: its inputs are the images themselves, degrade "none") */
-typedef enum { EVAL_UPSCALE, EVAL_RECONSTRUCT, EVAL_STYLIZE } EvalTask;
+typedef enum { EVAL_UPSCALE, EVAL_RECONSTRUCT, EVAL_STYLIZE, EVAL_AUTOENCODER } EvalTask;
 
 typedef struct {
     double psnr_y, ssim_y, swd;

@@ -43,6 +43,15 @@ int objective_init(Objective *o, const char *text)
             }
         }
         item = g_strstrip(item);
+        double *own = !strcmp(item, "adv") ? &o->adversarial : !strcmp(item, "kl") ? &o->kl : NULL;
+        if (own) {
+            if (*own) {
+                rc = percept_fail("loss '%s' is given twice", item);
+                break;
+            }
+            *own = w;
+            continue;
+        }
         if (!(o->loss[o->n] = percept_loss_new(item))) {
             rc = percept_fail_prefix("loss '%s': ", item);
             break;
@@ -50,7 +59,7 @@ int objective_init(Objective *o, const char *text)
         o->spec[o->n] = g_strdup(item);
         o->weight[o->n++] = w;
     }
-    if (!rc && o->n == 0)
+    if (!rc && o->n == 0 && !o->adversarial && !o->kl)
         rc = percept_fail("no losses given");
     g_strfreev(items);
     if (rc)

@@ -13,11 +13,15 @@ typedef struct {
     char *spec[OBJECTIVE_MAX_TERMS];
     double weight[OBJECTIVE_MAX_TERMS];
     PerceptLoss *loss[OBJECTIVE_MAX_TERMS];
+    /* the trainer's own terms, weights only (0: absent): "adv" (DeePSiM's adversarial loss,
+     * trainer/adversary.h) and "kl" (the VAE's KL divergence of its code) */
+    double adversarial, kl;
     float *scratch;       /* one term's gradient */
     size_t scratch_floats;
 } Objective;
 
-/* Parses "spec=weight;spec;…" (weight 1 when omitted) and builds every loss. */
+/* Parses "spec=weight;spec;…" (weight 1 when omitted) and builds every loss but adv and kl,
+ * whose weights it records. */
 int objective_init(Objective *o, const char *text);
 void objective_free(Objective *o);
 int objective_has_style(const Objective *o);

@@ -79,6 +79,17 @@ static int optimise(Objective *obj, const PerceptTensor *content, const Options 
     return rc;
 }
 
+/* The objective of the options' losses with the style image as target; the trainer's own
+ * terms (adv, kl) need a network and have no meaning for pixels. */
+static int style_objective(Objective *obj, const Options *o)
+{
+    if (objective_init(obj, o->losses ? o->losses : DEFAULT_LOSSES))
+        return -1;
+    if (obj->adversarial || obj->kl)
+        return percept_fail("losses adv and kl train networks; optimize takes image losses");
+    return objective_set_style(obj, o->style, o->style_size);
+}
+
 static int load_content(const char *path, int size, PerceptTensor *out)
 {
     PerceptTensor img;
@@ -151,9 +162,7 @@ int cmd_optimize(int argc, char **argv)
     if (!rc && (!o.content || !o.style))
         rc = percept_fail("optimize needs --content IMAGE and --style IMAGE");
     if (!rc)
-        rc = objective_init(&obj, o.losses ? o.losses : DEFAULT_LOSSES) ||
-             objective_set_style(&obj, o.style, o.style_size) ||
-             load_content(o.content, o.size, &content);
+        rc = style_objective(&obj, &o) || load_content(o.content, o.size, &content);
     double start = now();
     if (!rc)
         rc = optimise(&obj, &content, &o, NULL, 0, NULL, &x, stdout);
@@ -224,8 +233,7 @@ int cmd_eval_style(int argc, char **argv)
     if (!rc && !o.style)
         rc = percept_fail("no style image: give --style (the model's recipe names none)");
     if (!rc)
-        rc = objective_init(&obj, o.losses ? o.losses : DEFAULT_LOSSES) ||
-             objective_set_style(&obj, o.style, o.style_size);
+        rc = style_objective(&obj, &o);
     GDir *dir = rc ? NULL : g_dir_open(o.images, 0, NULL);
     if (!rc && !dir)
         rc = percept_fail("cannot read the directory '%s'", o.images);

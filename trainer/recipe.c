@@ -22,6 +22,7 @@ static const struct {
     {"validate-every", "500"}, {"checkpoint-every", "500"}, {"val-images", "16"},
     {"val-fraction", "0.1"}, {"max-megapixels", "2"}, {"fp16", "true"},
     {"style", ""},          {"style-size", "256"}, {"channels", ""}, {"blocks", ""},
+    {"code", "8"},          {"discriminator-lr", "0.0002"},
 };
 
 const char recipe_keys_help[] =
@@ -30,19 +31,26 @@ const char recipe_keys_help[] =
     "  out FILE            the trained .safetensors (checkpoints: FILE.ckpt, FILE.adam)\n"
     "  name, description   stored in the weight file\n"
     "  arch                upscale: sr-shuffle (low resolution + pixel shuffle, the default)\n"
-    "                      or sr (Johnson's); reconstruct: restore; stylize: johnson\n"
-    "  scale 2|4|8 (upscale, default 4)  channels 64 (johnson: 32)  blocks 4 (johnson: 5)\n"
+    "                      or sr (Johnson's); reconstruct: restore; stylize: johnson;\n"
+    "                      autoencoder: autoencoder (DeePSiM Table 2), vae (its variational\n"
+    "                      form: add kl=WEIGHT to the losses) or binary (Ridgeway's code)\n"
+    "  scale 2|4|8 (upscale, default 4)  channels 64 (johnson, autoencoder: 32; the\n"
+    "                      autoencoder's width)  blocks 4 (johnson: 5)  code 8 (autoencoder:\n"
+    "                      channels of the code, ⅛ of the image's size)\n"
     "  style IMAGE  style-size 256   stylize: the painting, its longer side in training\n"
-    "  steps 20000  batch 8  crop 96 (stylize: 256; high-resolution side, a multiple of\n"
-    "                      scale)\n"
+    "  steps 20000  batch 8  crop 96 (stylize: 256, autoencoder: 64; high-resolution side, a\n"
+    "                      multiple of scale)\n"
     "  lr 0.001 (Adam)  lr-final (default: lr) cosine decay to it over the steps  seed 1\n"
     "  losses \"l1=1;ssim=0.1\"  weighted sum of loss specs (docs/losses.md); default l1, for\n"
-    "                      stylize feat:vgg16:relu2_2=1;style:vgg16:relu1_2,…,relu4_3=5;tv=1e-6\n"
+    "                      stylize feat:vgg16:relu2_2=1;style:vgg16:relu1_2,…,relu4_3=5;tv=1e-6;\n"
+    "                      autoencoder mse. adv=W adds DeePSiM's adversarial loss (any task),\n"
+    "                      kl=W the VAE's KL term\n"
+    "  discriminator-lr 0.0002 (DeePSiM's; D pauses while Ldiscr/Ladv < 0.1)\n"
     "  degrade             upscale: blur:SIGMA (default blur:1.0, before bicubic downsampling,\n"
     "                      Johnson §4.2) or bicubic; reconstruct: noise:SIGMA, noise:LOW-HIGH\n"
     "                      (Gaussian, 0..255 units, σ drawn per crop; default noise:0-50),\n"
     "                      jpeg:QUALITY, jpeg:LOW-HIGH (libjpeg 4:2:0, quality 1..100 drawn\n"
-    "                      per crop) or blur:SIGMA; stylize: none\n"
+    "                      per crop) or blur:SIGMA; stylize, autoencoder: none\n"
     "  validate-every 500  checkpoint-every 500  val-images 16  val-fraction 0.1\n"
     "  max-megapixels 2 (larger photos are halved until they fit)  fp16 true\n";
 
@@ -162,17 +170,19 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
     g_key_file_set_string(r->keys, GROUP, "task", r->task);
     const int upscale = !strcmp(r->task, "upscale");
     /* the defaults that depend on the task */
-    const int stylize = !strcmp(r->task, "stylize"), column = upscale ? 1 : stylize ? 3 : 2;
-    static const char *const by_task[][4] = {
-        /* key        upscale       reconstruct    stylize (Johnson et al.'s recipe) */
-        {"arch",     "sr-shuffle", "restore",     "johnson"},
-        {"scale",    "4",          "1",           "1"},
-        {"channels", "64",         "64",          "32"},
-        {"blocks",   "4",          "4",           "5"},
-        {"crop",     "96",         "96",          "256"},
-        {"degrade",  "blur:1.0",   "noise:0-50",  "none"},
+    const int stylize = !strcmp(r->task, "stylize"), autoencoder = !strcmp(r->task, "autoencoder");
+    const int column = upscale ? 1 : stylize ? 3 : autoencoder ? 4 : 2;
+    static const char *const by_task[][5] = {
+        /* key        upscale       reconstruct    stylize (Johnson et al.'s recipe), autoencoder
+         * (DeePSiM's 64² crops) */
+        {"arch",     "sr-shuffle", "restore",     "johnson", "autoencoder"},
+        {"scale",    "4",          "1",           "1",       "1"},
+        {"channels", "64",         "64",          "32",      "32"},
+        {"blocks",   "4",          "4",           "5",       "0"},
+        {"crop",     "96",         "96",          "256",     "64"},
+        {"degrade",  "blur:1.0",   "noise:0-50",  "none",    "none"},
         {"losses",   "l1",         "l1",
-         "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2,relu3_3,relu4_3=5;tv=1e-6"},
+         "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2,relu3_3,relu4_3=5;tv=1e-6", "mse"},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(by_task); i++) {
         char *v = get_string(r, by_task[i][0]);
@@ -191,7 +201,9 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
         get_int(r, "val-images", 0, 10000, &r->val_images) ||
         get_double(r, "val-fraction", 0.0, 0.5, &r->val_fraction) ||
         get_int(r, "max-megapixels", 0, 1000, &r->max_megapixels) ||
-        get_int(r, "style-size", 16, 4096, &r->style_size))
+        get_int(r, "style-size", 16, 4096, &r->style_size) ||
+        get_int(r, "code", 1, 4096, &r->code) ||
+        get_double(r, "discriminator-lr", 1e-8, 1.0, &r->discriminator_lr))
         return -1;
     r->seed = (uint64_t)seed;
     if (upscale && r->scale != 2 && r->scale != 4 && r->scale != 8)
@@ -200,12 +212,20 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
         return percept_fail("recipe: crop %d is not a multiple of scale %d", r->crop, r->scale);
     r->arch = get_string(r, "arch");
     if (upscale ? strcmp(r->arch, "sr") && strcmp(r->arch, "sr-shuffle")
-                : strcmp(r->arch, stylize ? "johnson" : "restore"))
+        : autoencoder ? strcmp(r->arch, "autoencoder") && strcmp(r->arch, "vae") &&
+                            strcmp(r->arch, "binary")
+                      : strcmp(r->arch, stylize ? "johnson" : "restore"))
         return percept_fail("recipe: arch for %s must be %s, not '%s'", r->task,
-                            upscale ? "sr or sr-shuffle" : stylize ? "johnson" : "restore",
+                            upscale ? "sr or sr-shuffle" : stylize ? "johnson"
+                                                         : autoencoder ? "autoencoder, vae or binary"
+                                                                       : "restore",
                             r->arch);
+    if (autoencoder && r->crop % 8)
+        return percept_fail("recipe: crop %d is not a multiple of 8 (the autoencoder's code is "
+                            "⅛ of the image)", r->crop);
     r->degrade = get_string(r, "degrade");
-    if (eval_check_degrade(upscale ? EVAL_UPSCALE : stylize ? EVAL_STYLIZE : EVAL_RECONSTRUCT,
+    if (eval_check_degrade(upscale ? EVAL_UPSCALE : stylize ? EVAL_STYLIZE
+                                       : autoencoder ? EVAL_AUTOENCODER : EVAL_RECONSTRUCT,
                            r->degrade))
         return percept_fail_prefix("recipe: ");
     r->losses = get_string(r, "losses");

@@ -12,11 +12,13 @@ typedef struct {
     char *name, *description;
     char *data, *out;      /* data directory, output weight file */
     /* network */
-    char *arch;            /* sr | sr-shuffle */
+    char *arch;            /* sr | sr-shuffle | restore | johnson | autoencoder | vae | binary */
     int scale, channels, blocks;
+    int code;              /* autoencoder: code channels */
     /* optimisation */
     int steps, batch, crop;
     double lr, lr_final;   /* cosine decay from lr to lr_final over the steps */
+    double discriminator_lr; /* Adam's for D when the losses have adv */
     uint64_t seed;
     char *losses;          /* "spec=weight;…": objective_init builds and checks them */
     char *degrade;         /* see eval_check_degrade */

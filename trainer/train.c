@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "dataset.h"
+#include "adversary.h"
 #include "degrade.h"
 #include "evaluate.h"
 #include "objective.h"
@@ -19,14 +20,16 @@
 #include "recipe.h"
 
 static const char train_usage[] =
-    "Usage: percept train upscale|reconstruct|stylize [--recipe FILE.ini] [--resume]\n"
-    "                     [--KEY VALUE ...]\n"
+    "Usage: percept train upscale|reconstruct|stylize|autoencoder [--recipe FILE.ini]\n"
+    "                     [--resume] [--KEY VALUE ...]\n"
     "\n"
-    "Trains a super-resolution (upscale), restoration (reconstruct) or style transfer\n"
-    "(stylize, Johnson et al.: --style IMAGE) network. Inputs are made on the fly from random\n"
-    "crops of the data images by the recipe's degradation (upscale: blur, then bicubic\n"
-    "downsampling, as Johnson et al. §4.2; reconstruct: noise, JPEG or blur; stylize: the photos\n"
-    "themselves); the losses are weighted loss specs. Checkpoints (OUT.ckpt, OUT.adam) are written\n"
+    "Trains a super-resolution (upscale), restoration (reconstruct), style transfer\n"
+    "(stylize, Johnson et al.: --style IMAGE) or autoencoder (DeePSiM Table 2, its VAE, or\n"
+    "Ridgeway's binary code) network. Inputs are made on the fly from random crops of the\n"
+    "data images by the recipe's degradation (upscale: blur, then bicubic downsampling, as\n"
+    "Johnson et al. §4.2; reconstruct: noise, JPEG or blur; stylize and autoencoder: the\n"
+    "photos themselves); the losses are weighted loss specs, adv adding DeePSiM's\n"
+    "discriminator (its checkpoints: OUT.disc.ckpt, OUT.disc.adam). Checkpoints (OUT.ckpt, OUT.adam) are written\n"
     "atomically every checkpoint-every steps and on Ctrl-C; --resume continues from them.\n"
     "Progress goes to stderr, one CSV row per logged step to OUT.csv, the network's output\n"
     "on a validation image to OUT.preview.png at every validation, and the loss curves to\n"
@@ -61,10 +64,25 @@ typedef struct {
     FILE *csv;
     float *hr, *lr, *grad;
     int step;                /* steps done */
+    /* the loss terms logged: the objective's, then adv and discriminator (D's own loss, not
+     * in the total) when the losses have adv, then kl */
+    int n_terms;
+    const char *term[OBJECTIVE_MAX_TERMS + 3];
+    Adversary adv;           /* adv.net is NULL without adv */
+    int d_updates;           /* D steps this run (the rest were paused) */
+    float *kl_grad;          /* d kl / d the code layer's output (mu, log-variance) */
+    size_t kl_floats;
 } Trainer;
+
+#define MAX_TERMS (OBJECTIVE_MAX_TERMS + 3)
+#define VAE_CODE "enc.code"  /* the variational code layer and the output, as the */
+#define VAE_OUTPUT "dec.out" /* DeePSiM autoencoder builder names them */
 
 static char *arch_for(const Recipe *r)
 {
+    if (!strcmp(r->task, "autoencoder"))
+        return percept_arch_deepsim_autoencoder(&(PerceptAutoencoderOpts){
+            r->crop, r->channels, r->code, !strcmp(r->arch, "vae"), !strcmp(r->arch, "binary")});
     if (!strcmp(r->arch, "johnson"))
         return percept_arch_johnson(&(PerceptJohnsonOpts){r->channels, r->blocks, 0});
     if (!strcmp(r->arch, "restore"))
@@ -100,7 +118,8 @@ static int save_checkpoint(Trainer *t)
     PerceptStMeta meta[] = {{"percept.task", "checkpoint"}, {"percept.step", step}};
     /* Adam first: a checkpoint whose weights are newer than its Adam state is detected on
      * resume by the step numbers */
-    if (percept_adam_save(&t->adam, t->adam_path) ||
+    if ((t->adv.net && adversary_save(&t->adv, t->step)) ||
+        percept_adam_save(&t->adam, t->adam_path) ||
         percept_net_save(t->net, t->ckpt, PERCEPT_DTYPE_F32, meta, 2))
         return -1;
     return 0;
@@ -132,6 +151,8 @@ static int load_checkpoint(Trainer *t, const char *arch)
     if (!rc && t->adam.step != t->step)
         rc = percept_fail("--resume: %s is at step %lld but %s at step %d (interrupted while "
                           "writing?)", t->adam_path, (long long)t->adam.step, t->ckpt, t->step);
+    if (!rc && t->adv.net)
+        rc = adversary_load(&t->adv, t->step);
     return rc;
 }
 
@@ -166,6 +187,34 @@ static int validate_objective(Trainer *t, double *terms, double *objective)
     return 0;
 }
 
+/* The VAE's KL term on the code layer's output (per image: mu, then log-variance), averaged
+ * over the batch; its weighted gradient into t->kl_grad. */
+static int kl_term(Trainer *t, double *value, double *total)
+{
+    PerceptTensor code;
+    if (percept_net_node_output(t->net, VAE_CODE, &code))
+        return -1;
+    size_t n = percept_tensor_numel(&code), half = n / code.n / 2;
+    if (t->kl_floats < n) {
+        free(t->kl_grad);
+        t->kl_grad = malloc(sizeof(float) * n);
+        t->kl_floats = t->kl_grad ? n : 0;
+        if (!t->kl_grad)
+            return percept_fail("out of memory");
+    }
+    *value = 0;
+    for (int b = 0; b < code.n; b++) {
+        const float *mu = code.data + 2 * half * b;
+        float *g = t->kl_grad + 2 * half * b;
+        *value += percept_loss_kl(mu, mu + half, half, 1, g, g + half) / code.n;
+    }
+    float w = (float)(t->obj.kl / code.n);
+    for (size_t i = 0; i < n; i++)
+        t->kl_grad[i] *= w;
+    *total += t->obj.kl * *value;
+    return 0;
+}
+
 /* One batch: crops, degraded inputs, forward, the weighted losses, backward, Adam.
  * terms[i] gets loss i's value. */
 static int train_step(Trainer *t, double *terms, double *total)
@@ -181,14 +230,31 @@ static int train_step(Trainer *t, double *terms, double *total)
             return -1;
     }
     PerceptTensor in = {r->batch, 3, L, L, t->lr}, out, target = {r->batch, 3, H, H, t->hr};
+    /* dropout and sampling noise: a function of the step, so resuming is exact */
+    uint64_t noise = percept_rng_u64(r->seed ^ 0x6e6f697365ull, (uint64_t)t->step);
+    percept_net_set_noise_seed(t->net, noise);
     if (percept_net_forward(t->net, &in, &out))
         return -1;
     if (objective_eval(&t->obj, &out, &target, terms, total, t->grad))
         return -1;
+    int k = t->obj.n, updated;
+    if (t->adv.net) {
+        if (adversary_step(&t->adv, &out, &target, t->obj.adversarial, noise, t->grad,
+                           &terms[k], &terms[k + 1], &updated))
+            return -1;
+        *total += t->obj.adversarial * terms[k];
+        t->d_updates += updated;
+        k += 2;
+    }
+    if (t->obj.kl && kl_term(t, &terms[k], total))
+        return -1;
     if (!isfinite(*total))
         return percept_fail("the loss is not finite at step %d (learning rate too high?)",
                             t->step + 1);
-    if (percept_net_backward(t->net, t->grad, NULL))
+    const char *from[] = {VAE_OUTPUT, VAE_CODE};
+    const float *grads[] = {t->grad, t->kl_grad};
+    if (t->obj.kl ? percept_net_backward_from(t->net, from, grads, 2, NULL)
+                  : percept_net_backward(t->net, t->grad, NULL))
         return -1;
     /* cosine from lr to lr-final: a function of the step alone, so resuming is exact */
     double progress = r->steps > 1 ? (double)t->step / (r->steps - 1) : 1.0;
@@ -250,8 +316,8 @@ static void print_progress(const Trainer *t, const double *terms, double total, 
     double eta = rate > 0 ? (r->steps - t->step) / rate : 0;
     fprintf(stderr, "\rstep %d/%d  %.2f steps/s  ETA %dh%02dm  loss %.5f", t->step, r->steps,
             rate, (int)(eta / 3600), (int)fmod(eta / 60, 60), total);
-    for (int i = 0; i < t->obj.n && t->obj.n > 1; i++)
-        fprintf(stderr, "  %s %.5f", t->obj.spec[i], terms[i]);
+    for (int i = 0; i < t->n_terms && t->n_terms > 1; i++)
+        fprintf(stderr, "  %s %.5f", t->term[i], terms[i]);
     if (val && t->task == EVAL_STYLIZE)
         fprintf(stderr, "  val objective %.5f", val->objective);
     else if (val)
@@ -266,7 +332,7 @@ static void log_row(Trainer *t, double seconds, const double *terms, double tota
     if (!t->csv)
         return;
     fprintf(t->csv, "%d,%.1f,%.6g", t->step, seconds, total);
-    for (int i = 0; i < t->obj.n; i++)
+    for (int i = 0; i < t->n_terms; i++)
         fprintf(t->csv, ",%.6g", terms[i]);
     if (val && t->task == EVAL_STYLIZE)
         fprintf(t->csv, ",%.6g\n", val->objective);
@@ -286,8 +352,8 @@ static int open_log(Trainer *t, int resume)
         return percept_fail("%s: cannot write the log", t->csv_path);
     if (fresh) {
         fprintf(t->csv, "step,seconds,loss");
-        for (int i = 0; i < t->obj.n; i++)
-            fprintf(t->csv, ",\"%s\"", t->obj.spec[i]);
+        for (int i = 0; i < t->n_terms; i++)
+            fprintf(t->csv, ",\"%s\"", t->term[i]);
         fprintf(t->csv, t->task == EVAL_STYLIZE ? ",val_objective\n"
                                                  : ",val_psnr_y,val_ssim_y,val_baseline_psnr_y\n");
     }
@@ -331,6 +397,26 @@ static int save_result(Trainer *t, const Validation *v)
     return rc;
 }
 
+/* The logged terms, and what the trainer's own terms need: D for adv, a VAE for kl. */
+static int setup_terms(Trainer *t)
+{
+    for (int i = 0; i < t->obj.n; i++)
+        t->term[t->n_terms++] = t->obj.spec[i];
+    if (t->obj.adversarial) {
+        if (adversary_init(&t->adv, t->r.crop, 32, t->r.discriminator_lr, t->r.seed, t->r.out))
+            return -1;
+        t->term[t->n_terms++] = "adv";
+        t->term[t->n_terms++] = "discriminator";
+    }
+    if (t->obj.kl) {
+        if (strcmp(t->r.arch, "vae"))
+            return percept_fail("loss kl needs the variational autoencoder (arch vae), not %s",
+                                t->r.arch);
+        t->term[t->n_terms++] = "kl";
+    }
+    return 0;
+}
+
 static int run(Trainer *t, int resume)
 {
     Recipe *r = &t->r;
@@ -353,11 +439,10 @@ static int run(Trainer *t, int resume)
         free(arch);
         return -1;
     }
-    int rc = resume ? load_checkpoint(t, arch) : 0;
+    int rc = objective_init(&t->obj, r->losses) || setup_terms(t) ||
+             (resume && load_checkpoint(t, arch));
     free(arch);
     if (rc)
-        return -1;
-    if (objective_init(&t->obj, r->losses))
         return -1;
     if (t->task == EVAL_STYLIZE && objective_set_style(&t->obj, r->style, r->style_size))
         return -1;
@@ -379,7 +464,7 @@ static int run(Trainer *t, int resume)
     percept_net_set_training(t->net, 1);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    double terms[OBJECTIVE_MAX_TERMS] = {0}, total = 0, start = now(), last_print = 0;
+    double terms[MAX_TERMS] = {0}, total = 0, start = now(), last_print = 0;
     int start_step = t->step;
     Validation val;
     while (t->step < r->steps && !interrupted) {
@@ -425,6 +510,9 @@ static int run(Trainer *t, int resume)
     if (plot_training_log(t->csv_path, plot))
         fprintf(stderr, "percept train: no loss plot: %s\n", percept_error());
     g_free(plot);
+    if (t->adv.net)
+        printf("discriminator: updated in %d of %d steps of this run (paused while Ldiscr/Ladv "
+               "< %g)\n", t->d_updates, t->step - start_step, ADVERSARY_PAUSE_RATIO);
     printf("wrote %s (%d steps)\n", r->out, t->step);
     return 0;
 }
@@ -432,6 +520,8 @@ static int run(Trainer *t, int resume)
 static void trainer_free(Trainer *t)
 {
     objective_free(&t->obj);
+    adversary_free(&t->adv);
+    free(t->kl_grad);
     for (int i = 0; i < t->n_val; i++)
         free(t->val[i].data);
     free(t->val);
@@ -457,9 +547,9 @@ int cmd_train(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "upscale") && strcmp(argv[1], "reconstruct") &&
-        strcmp(argv[1], "stylize")) {
-        fprintf(stderr, "percept train: unknown task '%s' (upscale, reconstruct, stylize)\n",
-                argv[1]);
+        strcmp(argv[1], "stylize") && strcmp(argv[1], "autoencoder")) {
+        fprintf(stderr, "percept train: unknown task '%s' (upscale, reconstruct, stylize, "
+                "autoencoder)\n", argv[1]);
         return 2;
     }
     /* --recipe and --resume are the trainer's; the rest are recipe keys */
@@ -478,8 +568,9 @@ int cmd_train(int argc, char **argv)
     Trainer t = {0};
     gegl_init(NULL, NULL);
     t.task = !strcmp(argv[1], "upscale") ? EVAL_UPSCALE
-             : !strcmp(argv[1], "stylize") ? EVAL_STYLIZE
-                                           : EVAL_RECONSTRUCT;
+             : !strcmp(argv[1], "stylize")     ? EVAL_STYLIZE
+             : !strcmp(argv[1], "autoencoder") ? EVAL_AUTOENCODER
+                                               : EVAL_RECONSTRUCT;
     int rc = recipe_load(&t.r, recipe, n, rest);
     free(rest);
     if (!rc) {
