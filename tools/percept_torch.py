@@ -14,8 +14,9 @@ import torch.nn.functional as F
 
 # ---- an interpreter of docs/arch-format.md in torch.nn.functional ------------------------
 
-def run_arch(arch, params, x, training):
-    """params: dict name -> tensor (requires_grad for trainable ones)."""
+def run_arch(arch, params, x, training, want=None):
+    """params: dict name -> tensor (requires_grad for trainable ones). Returns the output, or
+    with want (node names) the list of those nodes' outputs."""
     vals = {"input": x}
     prev = "input"
     for nd in arch["nodes"]:
@@ -76,6 +77,8 @@ def run_arch(arch, params, x, training):
             raise ValueError(f"no fixture support for op {op}")
         vals[name] = y
         prev = name
+    if want is not None:
+        return [vals[n] for n in want]
     return vals[arch.get("output", prev)]
 
 
