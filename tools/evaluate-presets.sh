@@ -3,8 +3,9 @@
 # the baselines, and writes the tables into docs/presets-eval.md:
 #   upscale presets: degraded as their recipe degrades (blur then bicubic), then percept vs
 #     bicubic and GEGL's cubic, nohalo and lohalo (PSNR-Y, SSIM-Y, SWD);
-#   reconstruct presets: Gaussian noise σ = 15, 25, 50, then percept vs the noisy input and
-#     GEGL's denoise-dct (told σ), noise-reduction and bilateral-filter.
+#   reconstruct presets: Gaussian noise σ = 15, 25, 50 (JPEG presets, by their recipe's
+#     degrade: JPEG quality 10, 20, 40), then percept vs the degraded input and GEGL's
+#     denoise-dct (told σ, or for JPEG the artefacts' RMS), noise-reduction and bilateral-filter.
 #   tools/evaluate-presets.sh      (needs a build in build/ or $BUILD)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,16 @@ out=docs/presets-eval.md
         case "$task" in
             upscale) "$percept" eval "$model" data/eval | sed 1,2d ;;
             reconstruct)
+                recipe="presets/recipes/$(basename "$model" .safetensors).ini"
+                if grep -q '^degrade *= *jpeg' "$recipe" 2>/dev/null; then
+                    for q in 10 20 40; do
+                        echo "JPEG quality $q:"
+                        echo
+                        "$percept" eval "$model" data/eval --degrade "jpeg:$q" | sed 1,2d
+                        echo
+                    done
+                    continue
+                fi
                 for sigma in 15 25 50; do
                     echo "Gaussian noise σ = $sigma:"
                     echo
