@@ -42,6 +42,16 @@ train --steps 60 --out "$tmp/c.safetensors" >/dev/null 2>&1
 expect resume 0 "resuming at step 60" -- train --steps 120 --resume --out "$tmp/c.safetensors"
 expect resume-equal 0 "" -- cmp "$tmp/a.safetensors.ckpt" "$tmp/c.safetensors.ckpt"
 
+# resuming with another network, or with weights and Adam state of different steps
+expect resume-other-net 1 "is not a checkpoint of this recipe's network \(a different architecture\)" -- \
+    train --steps 130 --resume --channels 4 --out "$tmp/c.safetensors"
+train --steps 60 --out "$tmp/m.safetensors" >/dev/null 2>&1
+cp "$tmp/a.safetensors.adam" "$tmp/m.safetensors.adam"
+expect resume-mismatched-adam 1 "m.safetensors.adam is at step 120 but .*m.safetensors.ckpt at step 60" -- \
+    train --steps 130 --resume --out "$tmp/m.safetensors"
+expect out-dir-missing 1 "nowhere/x.safetensors.csv: cannot write the log" -- \
+    train --out "$tmp/nowhere/x.safetensors"
+
 # Ctrl-C: a checkpoint, exit status 130, and --resume finishes the job
 # (percept itself in the background, not the train function: a signal to a subshell stops
 # there, and never let a trainer that ignores it keep the test waiting)
