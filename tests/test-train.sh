@@ -116,6 +116,13 @@ expect stylize-bad-style 1 "nope.png: cannot read" -- "$percept" train stylize $
 expect stylize-bad-crop 1 "crop 30: this network needs a multiple of 4" -- "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --crop 30 --out "$tmp/x.safetensors"
 expect stylize-bad-degrade 1 "degrade for stylize must be none" -- "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --degrade blur:1 --out "$tmp/x.safetensors"
 
+# percept degrade: an image degraded as training degrades it
+expect degrade-jpeg 0 "PSNR \(RGB\) +[12][0-9]\.|PSNR \(RGB\) +3[0-5]\." -- bash -c \
+    "'$percept' degrade '$tmp/data/p1.png' '$tmp/p1-q10.png' --degrade jpeg:10 && '$percept' compare '$tmp/data/p1.png' '$tmp/p1-q10.png'"
+expect degrade-scale 0 "^48x40$" -- bash -c "'$percept' degrade '$tmp/data/p1.png' '$tmp/p1-half.png' --degrade blur:0.6 --scale 2 && python3 -c 'import struct,sys; d=open(sys.argv[1],\"rb\").read(24); print(\"%dx%d\" % struct.unpack(\">II\", d[16:24]))' '$tmp/p1-half.png'"
+expect degrade-bad 1 "degrade 'jpeg:0' is not one of" -- "$percept" degrade "$tmp/data/p1.png" "$tmp/x.png" --degrade jpeg:0
+expect degrade-usage 2 "degrade needs IN OUT --degrade SPEC" -- "$percept" degrade "$tmp/data/p1.png"
+
 # autoencoder (DeePSiM Table 2, its VAE, Ridgeway's binary code) on smooth images
 mkdir -p "$tmp/smooth"
 for s in 1 2 3 4 5; do

@@ -1,39 +1,103 @@
 #!/usr/bin/env bash
-# docs/gallery.md and its images: crops of the evaluation images (tools/eval-data.sh), made
-# small (×1/2, box filter), then enlarged again ×2 by GEGL's cubic and lohalo samplers and by
-# the upscale-x2 preset; and the other presets on the same crops when they are shipped.
+# docs/gallery.md and its images, from 128² crops of the held-out evaluation images
+# (tools/eval-data.sh):
+#   ×2 and ×4: the crop reduced (box filter), then enlarged again by GEGL's cubic and lohalo
+#     samplers and by percept:upscale with the shipped upscale-x2 / upscale-x4 preset;
+#   denoise: Gaussian noise σ 25 (percept degrade, as evaluation adds it), then GEGL's
+#     denoise-dct told σ and percept:reconstruct with the denoise preset;
+#   jpeg: saved by libjpeg at quality 20 (percept degrade), then percept:reconstruct
+#     model=jpeg.
+# A section appears when its preset is shipped.
 #   tools/make-gallery.sh     (needs a build in build/ or $BUILD)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${BUILD:-build}"
+percept="$build/trainer/percept"
 [ -d data/eval ] || tools/eval-data.sh >/dev/null
 export GEGL_PATH="$PWD/$build/ops:$(pkg-config --variable=pluginsdir gegl-0.4)"
 export PERCEPT_PRESET_PATH="$PWD/presets"
 img=docs/images/gallery
 mkdir -p "$img"
-# g IN OUT OPERATION… : a gegl chain, saved as an 8-bit PNG (GEGL saves 16 bits otherwise)
-g() { local in=$1 out=$2; shift 2; gegl "$in" -o "$out" -- "$@" gegl:convert-format "format=R'G'B' u8" 2>/dev/null; }
-{
-    echo "# Gallery"
+# g IN OUT OPERATION… : a gegl chain, saved as an 8-bit PNG (GEGL saves 16 bits otherwise);
+# gegl's chatter (it reports GEGL's own leaks on stdout) stays out of the page
+g() { local in=$1 out=$2; shift 2; gegl "$in" -o "$out" -- "$@" gegl:convert-format "format=R'G'B' u8" >/dev/null 2>&1; }
+crops=("kodim07 280 220" "kodim02 350 120" "baboon 180 40" "astronaut 170 40")
+cell() { echo -n "| ![](images/gallery/$1.png) "; }
+upscale_section() {
+    local scale=$1
+    echo "## ×$scale"
     echo
-    echo "Made by \`tools/make-gallery.sh\` from the held-out evaluation images. Each crop was made"
-    echo "half as large (box filter), then enlarged ×2 again: GEGL's cubic and lohalo samplers, and"
-    echo "\`percept:upscale\` with the shipped \`upscale-x2\` preset. The original is on the right."
+    echo "Each crop made $scale times smaller (box filter), then enlarged ×$scale again: GEGL's cubic"
+    echo "and lohalo samplers, and \`percept:upscale scale=$scale\` with the shipped \`upscale-x$scale\`"
+    echo "preset. The original is on the right."
     echo
     echo "| GEGL cubic | GEGL lohalo | percept:upscale | original |"
     echo "|---|---|---|---|"
-    for spec in "kodim07 280 220" "kodim02 350 120" "baboon 180 40" "astronaut 170 40"; do
+    for spec in "${crops[@]}"; do
         set -- $spec
-        name=$1 x=$2 y=$3
-        g "data/eval/$name.png" "$img/$name-original.png" gegl:crop x=$x y=$y width=128 height=128
-        g "$img/$name-original.png" "$img/$name-small.png" gegl:scale-ratio x=0.5 y=0.5 sampler=linear
+        local name=$1 small="$img/$1-small.png"
+        g "$img/$name-original.png" "$small" gegl:scale-ratio x=$(python3 -c "print(1/$scale)") \
+            y=$(python3 -c "print(1/$scale)") sampler=linear
         for s in cubic lohalo; do
-            g "$img/$name-small.png" "$img/$name-$s.png" gegl:scale-ratio x=2 y=2 sampler=$s abyss-policy=clamp
+            g "$small" "$img/$name-x$scale-$s.png" gegl:scale-ratio x=$scale y=$scale sampler=$s abyss-policy=clamp
         done
-        g "$img/$name-small.png" "$img/$name-percept.png" percept:upscale
-        echo "| ![](images/gallery/$name-cubic.png) | ![](images/gallery/$name-lohalo.png) | ![](images/gallery/$name-percept.png) | ![](images/gallery/$name-original.png) |"
+        g "$small" "$img/$name-x$scale-percept.png" percept:upscale scale=$scale
+        cell $name-x$scale-cubic; cell $name-x$scale-lohalo; cell $name-x$scale-percept; cell $name-original
+        echo "|"
     done
+    echo
+}
+{
+    echo "# Gallery"
+    echo
+    echo "Made by \`tools/make-gallery.sh\` from 128² crops of the held-out evaluation images (none is"
+    echo "in the training data)."
+    echo
+    for spec in "${crops[@]}"; do
+        set -- $spec
+        g "data/eval/$1.png" "$img/$1-original.png" gegl:crop x=$2 y=$3 width=128 height=128
+    done
+    for scale in 2 4 8; do
+        [ -f presets/upscale-x$scale.safetensors ] && upscale_section $scale
+    done
+    if [ -f presets/denoise.safetensors ]; then
+        echo "## Denoise"
+        echo
+        echo "Gaussian noise of σ 25 (of 255) added as the evaluation adds it (\`percept degrade\`), then"
+        echo "GEGL's \`denoise-dct\` told σ and \`percept:reconstruct\` with the shipped blind \`denoise\` preset."
+        echo
+        echo "| noisy | GEGL denoise-dct | percept:reconstruct | original |"
+        echo "|---|---|---|---|"
+        for spec in "${crops[@]}"; do
+            set -- $spec
+            "$percept" degrade "$img/$1-original.png" "$img/$1-tmp.png" --degrade noise:25 >/dev/null
+            g "$img/$1-tmp.png" "$img/$1-noisy.png"
+            g "$img/$1-noisy.png" "$img/$1-denoise-dct.png" gegl:denoise-dct sigma=25
+            g "$img/$1-noisy.png" "$img/$1-denoise-percept.png" percept:reconstruct model=denoise
+            cell $1-noisy; cell $1-denoise-dct; cell $1-denoise-percept; cell $1-original
+            echo "|"
+        done
+        echo
+    fi
+    if [ -f presets/jpeg.safetensors ]; then
+        echo "## JPEG artefacts"
+        echo
+        echo "Saved by libjpeg at quality 20 (\`percept degrade --degrade jpeg:20\`), then"
+        echo "\`percept:reconstruct model=jpeg\`."
+        echo
+        echo "| JPEG quality 20 | percept:reconstruct | original |"
+        echo "|---|---|---|"
+        for spec in "${crops[@]}"; do
+            set -- $spec
+            "$percept" degrade "$img/$1-original.png" "$img/$1-tmp.png" --degrade jpeg:20 >/dev/null
+            g "$img/$1-tmp.png" "$img/$1-q20.png"
+            g "$img/$1-q20.png" "$img/$1-jpeg-percept.png" percept:reconstruct model=jpeg
+            cell $1-q20; cell $1-jpeg-percept; cell $1-original
+            echo "|"
+        done
+        echo
+    fi
 } > docs/gallery.md.tmp
-rm -f "$img"/*-small.png
+rm -f "$img"/*-small.png "$img"/*-tmp.png
 mv docs/gallery.md.tmp docs/gallery.md
 echo "wrote docs/gallery.md"

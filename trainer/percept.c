@@ -41,6 +41,10 @@ const char percept_usage[] =
     "        images of DIR degraded as the model's recipe degraded its training images\n"
     "        (or by SPEC: blur:SIGMA, bicubic, noise:SIGMA, jpeg:QUALITY): PSNR and SSIM\n"
     "        on Y, SWD.\n"
+    "  degrade IN OUT --degrade SPEC [--scale 1|2|4|8] [--seed S]\n"
+    "        IN degraded as training degrades its images (noise:SIGMA, jpeg:QUALITY,\n"
+    "        blur:SIGMA; with --scale, blurred and reduced by bicubic): to see what a\n"
+    "        network learnt from, or to make inputs to try it on.\n"
     "  optimize --content IMG --style IMG [--out OUT.png] [--iterations 300] [--size 256]\n"
     "           [--losses SPEC] [--lr 0.02] [--init noise|content] [--every 10]\n"
     "        Gatys et al.'s baseline: the pixels optimised directly (Adam, kept in 0..1) for\n"
@@ -325,10 +329,10 @@ int main(int argc, char **argv)
     } image_commands[] = {
 #ifdef PERCEPT_HAVE_GEGL
         {"compare", cmd_compare}, {"train", cmd_train},       {"eval", cmd_eval},
-        {"optimize", cmd_optimize}, {"eval-style", cmd_eval_style},
+        {"optimize", cmd_optimize}, {"eval-style", cmd_eval_style}, {"degrade", cmd_degrade},
 #else
         {"compare", NULL}, {"train", NULL}, {"eval", NULL}, {"optimize", NULL},
-        {"eval-style", NULL},
+        {"eval-style", NULL}, {"degrade", NULL},
 #endif
     };
     for (size_t i = 0; i < sizeof image_commands / sizeof *image_commands; i++) {
