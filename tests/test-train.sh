@@ -159,6 +159,8 @@ expect autoencoder-adv-resume-disc 0 "" -- cmp "$tmp/adv60.safetensors.disc.ckpt
 rm "$tmp/adv30.safetensors.disc.ckpt"
 expect autoencoder-adv-resume-missing 1 "--resume \(discriminator\): .*disc.ckpt" -- \
     "$percept" train autoencoder ${adv[*]} --steps 90 --resume --out "$tmp/adv30.safetensors"
+# adv works for every task: an upscaler with a discriminator on its 32² outputs
+expect upscale-adv 0 "discriminator: updated in [0-9]+ of 20 steps" -- train --steps 20 --losses "l1;adv=0.01" --out "$tmp/sr-adv.safetensors"
 expect vae 0 "wrote .*vae.safetensors \(40 steps\)" -- "$percept" train autoencoder ${ae[*]} --arch vae \
     --losses "mse;kl=0.001" --steps 40 --out "$tmp/vae.safetensors"
 expect vae-kl-logged 0 "^finite" -- python3 -c '
