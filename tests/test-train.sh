@@ -167,6 +167,9 @@ expect vae-kl-logged 0 "^finite" -- python3 -c '
 import csv, math, sys
 rows = [float(r["kl"]) for r in csv.DictReader(open(sys.argv[1]))]
 print("finite" if rows and all(math.isfinite(v) and v >= 0 for v in rows) else "bad", rows[:3])' "$tmp/vae.safetensors.csv"
+# the KL term alone: its gradient, injected at the code layer, drives the code towards N(0, 1)
+"$percept" train autoencoder ${ae[*]} --arch vae --losses "kl=1" --steps 60 --out "$tmp/kl.safetensors" >/dev/null 2>&1
+expect vae-kl-falls 0 "^falls" -- falls "$tmp/kl.safetensors.csv" kl
 expect binary 0 "wrote .*bin.safetensors \(20 steps\)" -- "$percept" train autoencoder ${ae[*]} --arch binary \
     --losses ssim-ridgeway --steps 20 --out "$tmp/bin.safetensors"
 expect kl-needs-vae 1 "loss kl needs the variational autoencoder \(arch vae\), not autoencoder" -- \
