@@ -168,7 +168,12 @@ void percept_op_blend(float *out, const float *in_rgba, const float *net_rgb, si
 {
     const float k = (float)strength;
     for (size_t i = 0; i < n; i++) {
-        const float *a = in_rgba + 4 * i, *b = net_rgb + 3 * i;
+        const float *b = net_rgb + 3 * i, *in = in_rgba + 4 * i;
+        /* the input as the network saw it: NaN and infinities are 0 (ops/tiler.c), or one
+         * bad value would stay NaN through the blend however strength is set */
+        float a[3];
+        for (int c = 0; c < 3; c++)
+            a[c] = isfinite(in[c]) ? in[c] : 0.0f;
         float *o = out + 4 * i;
         if (preserve_colors) {
             /* replacing Y' while keeping Cb and Cr adds the same ΔY' to R', G' and B' */
@@ -179,7 +184,7 @@ void percept_op_blend(float *out, const float *in_rgba, const float *net_rgb, si
             for (int c = 0; c < 3; c++)
                 o[c] = a[c] + k * (b[c] - a[c]);
         }
-        o[3] = a[3];
+        o[3] = in[3];
     }
 }
 
