@@ -449,7 +449,7 @@ static void check_sr(void)
             const int s = scales[si], C = 64, B = 4, ups = si + 1;
             char what[64];
             snprintf(what, sizeof what, "sr %s x%d", kind ? "shuffle" : "johnson", s);
-            Graph *g = graph_read(percept_arch_sr(&(PerceptSrOpts){kind, s, C, B}), what, 13, 9);
+            Graph *g = graph_read(percept_arch_sr(&(PerceptSrOpts){kind, s, C, B, 0}), what, 13, 9);
             if (!g)
                 continue;
             CHECK(g->ok, "%s breaks the format's rules", what);
@@ -504,12 +504,12 @@ static void check_sr(void)
             engine_agrees(g, what, 13, 9);
             graph_free(g);
         }
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 3, 64, 4}), "sr x3", "2, 4 or 8");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 1, 64, 4}), "sr x1", "2, 4 or 8");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 16, 64, 4}), "sr x16", "2, 4 or 8");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 0, 4}), "sr 0 channels", "0 channels");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, -1}), "sr -1 blocks", "-1 blocks");
-    refuses(percept_arch_sr(&(PerceptSrOpts){(PerceptSrKind)2, 4, 64, 4}), "sr kind 2", "kind 2");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 3, 64, 4, 0}), "sr x3", "2, 4 or 8");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 1, 64, 4, 0}), "sr x1", "2, 4 or 8");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 16, 64, 4, 0}), "sr x16", "2, 4 or 8");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 0, 4, 0}), "sr 0 channels", "0 channels");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, -1, 0}), "sr -1 blocks", "-1 blocks");
+    refuses(percept_arch_sr(&(PerceptSrOpts){(PerceptSrKind)2, 4, 64, 4, 0}), "sr kind 2", "kind 2");
     refuses(percept_arch_sr(NULL), "sr NULL", "options");
 }
 
@@ -517,7 +517,7 @@ static void check_sr(void)
 static void check_restore(void)
 {
     const int C = 32, B = 3;
-    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B}), "restore", 13, 9);
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0}), "restore", 13, 9);
     if (!g)
         return;
     CHECK(g->ok, "restore breaks the format's rules");
@@ -532,8 +532,8 @@ static void check_restore(void)
           "restore: the output is not the correction added to the input");
     engine_agrees(g, "restore", 13, 9);
     graph_free(g);
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4}), "restore 0 channels", "0 channels");
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65}), "restore 65 blocks", "65 blocks");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0}), "restore 0 channels", "0 channels");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0}), "restore 65 blocks", "65 blocks");
     refuses(percept_arch_restore(NULL), "restore NULL", "channels");
 }
 

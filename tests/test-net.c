@@ -198,6 +198,45 @@ static void check_save_load(void)
     percept_net_free(a);
 }
 
+/* init_gain scales a layer's initial weights (the same random stream) and nothing else. */
+static void check_init_gain(void)
+{
+    const char *plain = "{\"nodes\":[{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"cout\":4,\"k\":3},"
+                        "{\"name\":\"b\",\"op\":\"conv2d\",\"cin\":4,\"cout\":3,\"k\":3}]}";
+    const char *gained = "{\"nodes\":[{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"cout\":4,\"k\":3},"
+                         "{\"name\":\"b\",\"op\":\"conv2d\",\"cin\":4,\"cout\":3,\"k\":3,"
+                         "\"init_gain\":0.25}]}";
+    PerceptNet *p = percept_net_from_arch(plain, 5), *g = percept_net_from_arch(gained, 5);
+    CHECK(p && g, "init_gain nets: %s", percept_error());
+    if (!p || !g)
+        return;
+    size_t na, nb;
+    const float *pa = percept_net_param(p, "a.weight", &na), *ga = percept_net_param(g, "a.weight", &na);
+    const float *pb = percept_net_param(p, "b.weight", &nb), *gb = percept_net_param(g, "b.weight", &nb);
+    double da = 0, db = 0;
+    for (size_t i = 0; i < na; i++)
+        da = fmax(da, fabs(pa[i] - ga[i]));
+    for (size_t i = 0; i < nb; i++)
+        db = fmax(db, fabs(0.25f * pb[i] - gb[i]));
+    CHECK(da == 0, "init_gain on b changed a's weights by %g", da);
+    CHECK(db < 1e-7, "b's weights are not 0.25 × the plain ones (off by %g)", db);
+    percept_net_free(p);
+    percept_net_free(g);
+    /* the builders' tail gain: the restoration net then starts near identity */
+    char *arch = percept_arch_restore(&(PerceptRestoreOpts){8, 1, 0.01f});
+    PerceptNet *r = arch ? percept_net_from_arch(arch, 3) : NULL;
+    free(arch);
+    float x[3 * 16 * 16];
+    fill_uniform(x, sizeof x / sizeof *x, 4, 0, 1);
+    PerceptTensor t = {1, 3, 16, 16, x}, out;
+    CHECK(r && percept_net_forward(r, &t, &out) == 0, "restore with tail gain: %s", percept_error());
+    double d = 0;
+    for (size_t i = 0; r && i < sizeof x / sizeof *x; i++)
+        d = fmax(d, fabs(out.data[i] - x[i]));
+    CHECK(r && d < 0.2, "tail gain 0.01: output %g from the input at most", d);
+    percept_net_free(r);
+}
+
 static void check_bad_archs(void)
 {
     static const struct {
@@ -218,6 +257,8 @@ static void check_bad_archs(void)
         {"{\"output\":\"zz\",\"nodes\":[{\"name\":\"a\",\"op\":\"relu\"}]}", "'output'"},
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"dropout\",\"p\":1.5}]}", "'p'"},
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"leaky_relu\",\"alpha\":\"x\"}]}", "'alpha'"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"cout\":2,\"k\":3,\"init_gain\":-1}]}", "'init_gain'"},
+        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"linear\",\"fin\":3,\"fout\":2,\"init_gain\":1e9}]}", "'init_gain'"},
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"channel_affine\",\"scale\":[1,2],\"shift\":[1]}]}", "lengths"},
         {"{\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"cin\":1048576,\"cout\":1048576,\"k\":64}]}", "more than 2147483648 parameters"},
     };
@@ -375,7 +416,7 @@ static void check_tiling_support(void)
     percept_net_free(net);
     free(arch); free(a); free(b); free(ya); free(yb); free(stats);
 
-    PerceptSrOpts so = {PERCEPT_SR_JOHNSON, 4, 8, 1};
+    PerceptSrOpts so = {PERCEPT_SR_JOHNSON, 4, 8, 1, 0};
     arch = percept_arch_sr(&so);
     net = percept_net_from_arch(arch, 1);
     CHECK(net && percept_net_alignment(net) == 1 && percept_net_norm_stats_floats(net) == 0,
@@ -393,6 +434,7 @@ static void check_tiling_support(void)
 
 int main(void)
 {
+    check_init_gain();
     check_tiling_support();
     check_net_gradients(mixed_arch, 2, 2, 8, 6, 1);
     check_net_gradients(head_arch, 3, 3, 6, 7, 2);

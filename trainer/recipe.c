@@ -22,7 +22,7 @@ static const struct {
     {"validate-every", "500"}, {"checkpoint-every", "500"}, {"val-images", "16"},
     {"val-fraction", "0.1"}, {"max-megapixels", "2"}, {"fp16", "true"},
     {"style", ""},          {"style-size", "256"}, {"channels", ""}, {"blocks", ""},
-    {"code", "8"},          {"discriminator-lr", "0.0002"},
+    {"code", "8"},          {"discriminator-lr", "0.0002"}, {"tail-gain", "1"},
 };
 
 const char recipe_keys_help[] =
@@ -37,6 +37,8 @@ const char recipe_keys_help[] =
     "  scale 2|4|8 (upscale, default 4)  channels 64 (johnson, autoencoder: 32; the\n"
     "                      autoencoder's width)  blocks 4 (johnson: 5)  code 8 (autoencoder:\n"
     "                      channels of the code, ⅛ of the image's size)\n"
+    "  tail-gain 1         sr-shuffle, restore: the last conv's initial weights × this (0.1:\n"
+    "                      the residual starts near the skip path, training starts closer)\n"
     "  style IMAGE  style-size 256   stylize: the painting, its longer side in training\n"
     "  steps 20000  batch 8  crop 96 (stylize: 256, autoencoder: 64; high-resolution side, a\n"
     "                      multiple of scale)\n"
@@ -203,7 +205,8 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
         get_int(r, "max-megapixels", 0, 1000, &r->max_megapixels) ||
         get_int(r, "style-size", 16, 4096, &r->style_size) ||
         get_int(r, "code", 1, 4096, &r->code) ||
-        get_double(r, "discriminator-lr", 1e-8, 1.0, &r->discriminator_lr))
+        get_double(r, "discriminator-lr", 1e-8, 1.0, &r->discriminator_lr) ||
+        get_double(r, "tail-gain", 1e-6, 100.0, &r->tail_gain))
         return -1;
     r->seed = (uint64_t)seed;
     if (upscale && r->scale != 2 && r->scale != 4 && r->scale != 8)

@@ -15,6 +15,7 @@ typedef struct {
     char *arch;            /* sr | sr-shuffle | restore | johnson | autoencoder | vae | binary */
     int scale, channels, blocks;
     int code;              /* autoencoder: code channels */
+    double tail_gain;      /* sr-shuffle, restore: initial scale of the last conv */
     /* optimisation */
     int steps, batch, crop;
     double lr, lr_final;   /* cosine decay from lr to lr_final over the steps */

@@ -86,9 +86,10 @@ static char *arch_for(const Recipe *r)
     if (!strcmp(r->arch, "johnson"))
         return percept_arch_johnson(&(PerceptJohnsonOpts){r->channels, r->blocks, 0});
     if (!strcmp(r->arch, "restore"))
-        return percept_arch_restore(&(PerceptRestoreOpts){r->channels, r->blocks});
+        return percept_arch_restore(
+            &(PerceptRestoreOpts){r->channels, r->blocks, (float)r->tail_gain});
     PerceptSrOpts o = {strcmp(r->arch, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON,
-                       r->scale, r->channels, r->blocks};
+                       r->scale, r->channels, r->blocks, (float)r->tail_gain};
     return percept_arch_sr(&o);
 }
 

@@ -93,3 +93,9 @@ char *ab_finish(ArchBuilder *ab, const char *output)
     ab->root = NULL;
     return json;
 }
+
+cJSON *ab_last(ArchBuilder *ab)
+{
+    int n = ab->nodes ? cJSON_GetArraySize(ab->nodes) : 0;
+    return n ? cJSON_GetArrayItem(ab->nodes, n - 1) : NULL;
+}

@@ -17,6 +17,8 @@ cJSON *ab_node(ArchBuilder *ab, const char *name, const char *op, const char *in
 cJSON *ab_node2(ArchBuilder *ab, const char *name, const char *op, const char *a, const char *b);
 void ab_int(ArchBuilder *ab, cJSON *node, const char *key, int v);
 void ab_num(ArchBuilder *ab, cJSON *node, const char *key, double v);
+/* The node appended last (NULL when none). */
+cJSON *ab_last(ArchBuilder *ab);
 void ab_conv(ArchBuilder *ab, const char *name, const char *in, int cin, int cout, int k,
              int stride, int pad, int reflect);
 /* Returns the malloc'd JSON (NULL with a message on failure) and frees the builder. */

@@ -63,6 +63,13 @@ static void body(ArchBuilder *ab, int ch, int blocks, int johnson)
         residual_block(ab, i, ch, johnson, block_in);
 }
 
+/* init_gain on the conv just added, unless it is the default (0 or 1) */
+static void tail_gain(ArchBuilder *ab, float gain)
+{
+    if (gain > 0 && gain != 1)
+        ab_num(ab, ab_last(ab), "init_gain", gain);
+}
+
 char *percept_arch_sr(const PerceptSrOpts *o)
 {
     if (!o) {
@@ -75,9 +82,11 @@ char *percept_arch_sr(const PerceptSrOpts *o)
         return NULL;
     }
     if (ch < 1 || ch > 1024 || o->res_blocks < 0 || o->res_blocks > 64 ||
-        (o->kind != PERCEPT_SR_JOHNSON && o->kind != PERCEPT_SR_SHUFFLE)) {
+        (o->kind != PERCEPT_SR_JOHNSON && o->kind != PERCEPT_SR_SHUFFLE) ||
+        !(o->tail_gain >= 0 && o->tail_gain <= 100)) {
         percept_fail("super-resolution net: kind must be johnson or shuffle, channels "
-                     "1..1024, blocks 0..64 (got kind %d, %d channels, %d blocks)",
+                     "1..1024, blocks 0..64, tail gain 0..100 (got kind %d, %d channels, %d "
+                     "blocks)",
                      (int)o->kind, ch, o->res_blocks);
         return NULL;
     }
@@ -104,6 +113,7 @@ char *percept_arch_sr(const PerceptSrOpts *o)
         ab_node(&ab, "out", "scaled_tanh", NULL); /* 0.5 tanh + 0.5: output in 0..1 */
     } else {
         ab_conv(&ab, "tail.conv", NULL, ch, 3 * o->scale * o->scale, 3, 1, 1, 1);
+        tail_gain(&ab, o->tail_gain);
         ab_int(&ab, ab_node(&ab, "tail.shuffle", "pixel_shuffle", NULL), "r", o->scale);
         ab_int(&ab, ab_node(&ab, "skip.upsample", "upsample_nearest", "input"), "factor",
                o->scale);
@@ -114,9 +124,10 @@ char *percept_arch_sr(const PerceptSrOpts *o)
 
 char *percept_arch_restore(const PerceptRestoreOpts *o)
 {
-    if (!o || o->channels < 1 || o->channels > 1024 || o->res_blocks < 0 || o->res_blocks > 64) {
-        percept_fail("restoration net: channels 1..1024, blocks 0..64 (got %d channels, %d "
-                     "blocks)", o ? o->channels : 0, o ? o->res_blocks : 0);
+    if (!o || o->channels < 1 || o->channels > 1024 || o->res_blocks < 0 || o->res_blocks > 64 ||
+        !(o->tail_gain >= 0 && o->tail_gain <= 100)) {
+        percept_fail("restoration net: channels 1..1024, blocks 0..64, tail gain 0..100 (got %d "
+                     "channels, %d blocks)", o ? o->channels : 0, o ? o->res_blocks : 0);
         return NULL;
     }
     ArchBuilder ab;
@@ -126,6 +137,7 @@ char *percept_arch_restore(const PerceptRestoreOpts *o)
         return NULL;
     body(&ab, o->channels, o->res_blocks, 0);
     ab_conv(&ab, "tail.conv", NULL, o->channels, 3, 3, 1, 1, 1);
+    tail_gain(&ab, o->tail_gain);
     ab_node2(&ab, "out", "add", "tail.conv", "input");
     return ab_finish(&ab, NULL);
 }

@@ -127,6 +127,9 @@ static int add_param(PerceptNet *net, Node *node, ParamSlot slot, int trainable,
         return -1;
     }
     p->trainable = trainable;
+    p->init_gain = node->op == OP_CONV2D || node->op == OP_CONV_TRANSPOSE2D || node->op == OP_LINEAR
+                       ? node->init_gain
+                       : 1.0f;
     if (trainable) {
         p->off = net->params_floats;
         net->params_floats += p->numel;
@@ -178,8 +181,8 @@ static int declare_params(PerceptNet *net, Node *nd)
     return rc;
 }
 
-/* He-normal weights (std sqrt(2/fan_in)), zero biases, unit norm scales, unit running
- * variance: a deterministic function of the seed. */
+/* He-normal weights (std sqrt(2/fan_in), times the node's init_gain), zero biases, unit
+ * norm scales, unit running variance: a deterministic function of the seed. */
 static void init_params(PerceptNet *net, uint64_t seed)
 {
     for (int i = 0; i < net->n_params; i++) {
@@ -190,7 +193,7 @@ static void init_params(PerceptNet *net, uint64_t seed)
         if (!strcmp(suffix, "weight") && !is_norm_scale) {
             /* conv (cout,cin,k,k): fan_in cin*k*k; transposed (cin,cout,k,k): cout*k*k */
             size_t fan_in = p->numel / (size_t)p->shape[0];
-            float std = sqrtf(2.0f / (float)fan_in);
+            float std = p->init_gain * sqrtf(2.0f / (float)fan_in);
             uint64_t stream = seed ^ percept_rng_u64(0x5eed, (uint64_t)i);
             for (size_t j = 0; j < p->numel; j++)
                 d[j] = std * percept_rng_normal(stream, j);
@@ -261,7 +264,8 @@ static int parse_attrs(Node *nd, const cJSON *o)
              attr_int(o, "stride", tr ? 2 : 1, 0, 1, 64, nd, &nd->stride) ||
              attr_int(o, "pad", 0, 0, 0, 64, nd, &nd->pad) ||
              attr_int(o, "output_pad", 0, 0, 0, 63, nd, &nd->output_pad) ||
-             attr_bool(o, "bias", 1, nd, &nd->has_bias);
+             attr_bool(o, "bias", 1, nd, &nd->has_bias) ||
+             attr_float(o, "init_gain", 1.0f, 0, 100, nd, &nd->init_gain);
         if (rc)
             return -1;
         pm = cJSON_GetObjectItemCaseSensitive(o, "pad_mode");
@@ -299,7 +303,8 @@ static int parse_attrs(Node *nd, const cJSON *o)
     case OP_LINEAR:
         return attr_int(o, "fin", 0, 1, 1, 1 << 28, nd, &nd->cin) ||
                attr_int(o, "fout", 0, 1, 1, BIG, nd, &nd->cout) ||
-               attr_bool(o, "bias", 1, nd, &nd->has_bias);
+               attr_bool(o, "bias", 1, nd, &nd->has_bias) ||
+               attr_float(o, "init_gain", 1.0f, 0, 100, nd, &nd->init_gain);
     case OP_RESHAPE:
         return attr_int(o, "c", 0, 1, 1, 1 << 28, nd, &nd->rc) ||
                attr_int(o, "h", 0, 1, 1, BIG, nd, &nd->rh) ||

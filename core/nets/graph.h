@@ -37,6 +37,7 @@ typedef struct {
     int cin, cout, k, stride, pad, output_pad, reflect, factor, has_bias, affine;
     int rc, rh, rw;                  /* reshape target */
     float eps, momentum, alpha, scale, shift, p, threshold, low, high;
+    float init_gain;                 /* conv, conv_transpose2d, linear: weight init × this */
     float *aff_scale, *aff_shift;    /* channel_affine constants, one per channel */
     int aff_n;
 
@@ -57,6 +58,7 @@ typedef struct {
     int64_t shape[4];
     size_t numel;
     int trainable;                   /* 0: buffers such as running statistics */
+    float init_gain;                 /* its node's init_gain (1 for norms) */
     size_t off;                      /* offset in params (trainable) or buffers arena */
 } Param;
 

@@ -213,6 +213,8 @@ typedef struct {
     int scale;        /* 2, 4 or 8 */
     int channels;     /* 64 */
     int res_blocks;   /* 4 */
+    float tail_gain;  /* shuffle: the last conv's initial weights × this (0 means 1): small
+                       * values start the residual near the skip path (nearest upsampling) */
 } PerceptSrOpts;
 PERCEPT_API char *percept_arch_sr(const PerceptSrOpts *o);
 
@@ -221,6 +223,8 @@ PERCEPT_API char *percept_arch_sr(const PerceptSrOpts *o);
 typedef struct {
     int channels;     /* 64 */
     int res_blocks;   /* 4 */
+    float tail_gain;  /* the last conv's initial weights × this (0 means 1): small values
+                       * start the network near identity */
 } PerceptRestoreOpts;
 PERCEPT_API char *percept_arch_restore(const PerceptRestoreOpts *o);
 
