@@ -203,6 +203,7 @@ expect bad-value 1 "steps must be an integer from 1" -- train --steps abc --out 
 expect bad-crop 1 "crop 33 is not a multiple of scale 2" -- train --crop 33 --out "$tmp/x.safetensors"
 expect bad-loss 1 "loss 'nonsense'" -- train --losses "l1=1;nonsense" --out "$tmp/x.safetensors"
 expect bad-weight 1 "loss 'l1' has a bad weight '-2'" -- train --losses "l1=-2" --out "$tmp/x.safetensors"
+expect bad-tail-gain 1 "tail-gain must be a number from 1e-06 to 100, not '0'" -- train --tail-gain 0 --out "$tmp/x.safetensors"
 expect bad-flag 1 "unknown option '--speed'" -- train --speed 3 --out "$tmp/x.safetensors"
 expect bad-task 2 "unknown task 'paint' \(upscale, reconstruct, stylize, autoencoder\)" -- "$percept" train paint
 printf '[train]\nstepz = 3\n' > "$tmp/bad.ini"
