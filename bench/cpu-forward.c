@@ -23,6 +23,7 @@
 
 #include "graph.h"
 #include "percept/percept.h"
+#include "timing.h"
 
 /* OpenBLAS extensions; cblas.h declares them only for OpenBLAS's own header. */
 extern char *openblas_get_corename(void);
@@ -34,19 +35,6 @@ extern void openblas_set_num_threads(int);
 #endif
 
 #define MAX_RUNS 15
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static double median(double *v, int n)
 {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "percept/percept.h"
+#include "timing.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -25,19 +26,6 @@ typedef struct {
     const char *name, *losses; /* ';'-separated spec=weight */
     int batch, in_side, out_side;
 } Case;
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* deterministic images in 0..1 */
 static void fill(float *x, size_t n, uint64_t seed)
