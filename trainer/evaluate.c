@@ -253,15 +253,6 @@ static int run_method(EvalTask task, int m, PerceptNet *net, const PerceptTensor
     }
 }
 
-static double rms_difference(const PerceptTensor *a, const PerceptTensor *b)
-{
-    size_t n = percept_tensor_numel(a);
-    double sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += ((double)a->data[i] - b->data[i]) * ((double)a->data[i] - b->data[i]);
-    return sqrt(sum / (double)n);
-}
-
 int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int scale,
               const char *degrade, int gegl, Scores *mean)
 {
@@ -290,7 +281,7 @@ int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int 
          * the baseline is given, a generous comparison) */
         double sigma = (lo + hi) / 2;
         if (!strncmp(degrade, "jpeg:", 5))
-            sigma = 255.0 * rms_difference(&in, &clean);
+            sigma = 255.0 * pow(10.0, -percept_psnr(&in, &clean) / 20); /* the RMS error */
         for (int m = 0; m < EVAL_METHODS && !rc; m++) {
             if ((m >= 2 && !gegl) || !*names[task][m])
                 continue;
