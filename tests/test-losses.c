@@ -285,6 +285,66 @@ static void check_vgg_losses(void)
     percept_st_free(st);
 }
 
+/* percept_losses_eval: content and style losses on one random VGG-16 share a pass, yet give
+ * what each loss alone gives (so a truncated network holds the full one's weights), and
+ * losses on another network or none add their own terms. */
+static void check_shared_network(void)
+{
+    enum { N = 5 };
+    static const char *specs[N] = {"feat:vgg16:relu2_2", "style:vgg16:relu1_2,relu3_3", "tv",
+                                   "mse", "style:vgg16#2:relu1_2"};
+    const double weights[N] = {1, 5, 1e-3, 0.5, 2};
+    PerceptTensor img = {2, 3, 20, 18, NULL}, style = {1, 3, 24, 16, NULL};
+    size_t n = percept_tensor_numel(&img);
+    float *x = malloc(sizeof(float) * n), *ref = malloc(sizeof(float) * n);
+    float *sty = malloc(sizeof(float) * percept_tensor_numel(&style));
+    float *g = malloc(sizeof(float) * n), *one = malloc(sizeof(float) * n);
+    double *want = calloc(n, sizeof(double));
+    for (size_t i = 0; i < n; i++) {
+        x[i] = percept_rng_uniform(41, i);
+        ref[i] = percept_rng_uniform(42, i);
+    }
+    for (size_t i = 0; i < percept_tensor_numel(&style); i++)
+        sty[i] = percept_rng_uniform(43, i);
+    img.data = x, style.data = sty;
+    PerceptTensor reference = img;
+    reference.data = ref;
+    PerceptLoss *group[N], *alone[N];
+    double value[N], values[N];
+    for (int k = 0; k < N; k++) {
+        group[k] = percept_loss_new(specs[k]);
+        alone[k] = percept_loss_new(specs[k]);
+        const PerceptTensor *t = k == 2 ? NULL : (k == 1 || k == 4) ? &style : &reference;
+        CHECK(group[k] && alone[k] &&
+              (!t || (!percept_loss_set_target(group[k], t) && !percept_loss_set_target(alone[k], t))) &&
+              !percept_loss_eval(alone[k], &img, &value[k], one),
+              "%s: %s", specs[k], percept_error());
+        for (size_t i = 0; i < n; i++)
+            want[i] += weights[k] * one[i];
+    }
+    CHECK(percept_losses_eval(group, weights, N, &img, values, g) == 0, "%s", percept_error());
+    double err = 0, norm = 0;
+    for (size_t i = 0; i < n; i++) {
+        err += (g[i] - want[i]) * (g[i] - want[i]);
+        norm += want[i] * want[i];
+    }
+    CHECK(sqrt(err / norm) < 1e-5, "shared-pass gradient: normalised error %.3g", sqrt(err / norm));
+    for (int k = 0; k < N; k++)
+        CHECK(fabs(values[k] - value[k]) <= 1e-6 * fabs(value[k]), "%s: shared %.9g, alone %.9g",
+              specs[k], values[k], value[k]);
+    double again[N];
+    CHECK(percept_losses_eval(group, weights, N, &img, again, NULL) == 0 &&
+          again[0] == values[0] && again[1] == values[1], "values without a gradient differ");
+    x[7] = NAN;
+    CHECK(percept_losses_eval(group, weights, N, &img, again, g) != 0 &&
+          strstr(percept_error(), "NaN"), "a NaN image: %s", percept_error());
+    for (int k = 0; k < N; k++) {
+        percept_loss_free(group[k]);
+        percept_loss_free(alone[k]);
+    }
+    free(x), free(ref), free(sty), free(g), free(one), free(want);
+}
+
 /* ---- SSIM ---------------------------------------------------------------------------- */
 
 static void check_ssim(void)
@@ -569,6 +629,7 @@ int main(void)
     check_edges();
     check_specs();
     check_vgg_losses();
+    check_shared_network();
     check_ssim();
     check_ssim_gradient();
     check_ms_ssim();

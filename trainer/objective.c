@@ -73,7 +73,6 @@ void objective_free(Objective *o)
         percept_loss_free(o->loss[i]);
         g_free(o->spec[i]);
     }
-    free(o->scratch);
     memset(o, 0, sizeof *o);
 }
 
@@ -103,30 +102,17 @@ int objective_set_style(Objective *o, const char *path, int side)
 int objective_eval(Objective *o, const PerceptTensor *x, const PerceptTensor *reference,
                    double *terms, double *total, float *grad)
 {
-    size_t n = percept_tensor_numel(x);
-    if (grad && o->scratch_floats < n) {
-        free(o->scratch);
-        o->scratch = malloc(sizeof(float) * n);
-        o->scratch_floats = o->scratch ? n : 0;
-        if (!o->scratch)
-            return percept_fail("out of memory");
-    }
-    if (grad)
-        memset(grad, 0, sizeof(float) * n);
-    *total = 0;
-    for (int i = 0; i < o->n; i++) {
+    for (int i = 0; i < o->n; i++)
         if (takes_reference(o->spec[i]) &&
             (!reference || percept_loss_set_target(o->loss[i], reference)))
             return reference ? percept_fail_prefix("loss %s: ", o->spec[i])
                              : percept_fail("loss %s needs a reference image", o->spec[i]);
-        if (percept_loss_eval(o->loss[i], x, &terms[i], grad ? o->scratch : NULL))
-            return percept_fail_prefix("loss %s: ", o->spec[i]);
-        if (grad) {
-            float w = (float)o->weight[i];
-            for (size_t k = 0; k < n; k++)
-                grad[k] += w * o->scratch[k];
-        }
+    if (grad && o->n == 0)
+        memset(grad, 0, sizeof(float) * percept_tensor_numel(x));
+    if (o->n && percept_losses_eval(o->loss, o->weight, o->n, x, terms, grad))
+        return -1;
+    *total = 0;
+    for (int i = 0; i < o->n; i++)
         *total += o->weight[i] * terms[i];
-    }
     return 0;
 }

@@ -16,8 +16,6 @@ typedef struct {
     /* the trainer's own terms, weights only (0: absent): "adv" (DeePSiM's adversarial loss,
      * trainer/adversary.h) and "kl" (the VAE's KL divergence of its code) */
     double adversarial, kl;
-    float *scratch;       /* one term's gradient */
-    size_t scratch_floats;
 } Objective;
 
 /* Parses "spec=weight;spec;…" (weight 1 when omitted) and builds every loss but adv and kl,

@@ -7,7 +7,8 @@
 
 #include "percept/percept.h"
 
-#define MAX_LAYERS 13 /* every ReLU of VGG-16 */
+#define MAX_LAYERS 13    /* every ReLU of VGG-16 */
+#define LOSS_GROUP_MAX 8 /* losses sharing one network pass */
 
 /* kinds up to KIND_MMD_PLUS compare with a target image of the same shape */
 typedef enum {
@@ -24,6 +25,8 @@ struct PerceptLoss {
     PerceptTensor target_shape[MAX_LAYERS];
     int has_target;
     PerceptMmdConfig mmd;
+    char net_spec[1024];            /* feat, style: losses with equal specs share one pass */
+    int depth;                      /* feat, style: index of the deepest layer used */
 };
 
 void percept_loss_free(PerceptLoss *loss)
@@ -73,6 +76,7 @@ static int parse_layers(PerceptLoss *loss, const char *list, int max, char *deep
     char buf[256];
     snprintf(buf, sizeof buf, "%s", list);
     int best = -1;
+    loss->depth = -1;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         int index = percept_vgg16_layer_index(tok);
         if (index < 0)
@@ -81,7 +85,7 @@ static int parse_layers(PerceptLoss *loss, const char *list, int max, char *deep
             return percept_fail("too many layers in '%s'", list);
         snprintf(loss->layers[loss->n_layers++], sizeof loss->layers[0], "features.%d", index);
         if (index > best) {
-            best = index;
+            best = loss->depth = index;
             snprintf(deepest, len, "%s", tok);
         }
     }
@@ -169,11 +173,11 @@ PerceptLoss *percept_loss_new(const char *spec)
                      kinds[k]);
         goto fail;
     }
-    char net_spec[1024], deepest[16];
-    snprintf(net_spec, sizeof net_spec, "%.*s", (int)(last - first - 1), first + 1);
+    char deepest[16];
+    snprintf(loss->net_spec, sizeof loss->net_spec, "%.*s", (int)(last - first - 1), first + 1);
     if (parse_layers(loss, last + 1, loss->kind == KIND_FEAT ? 1 : MAX_LAYERS, deepest,
                      sizeof deepest) ||
-        !(loss->net = loss_network(net_spec, deepest))) {
+        !(loss->net = loss_network(loss->net_spec, deepest))) {
         percept_fail_prefix("loss '%s': ", spec);
         goto fail;
     }
@@ -238,12 +242,69 @@ int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *t)
     return 0;
 }
 
-int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, float *grad)
+/* The losses members[0..count) (feat and style on one loss network spec) on images x: each
+ * member's value into values[m], and the gradient of Σ weights[m]·values[m] into grad (NULL:
+ * values only). One forward and one backward pass through the deepest member's network serve
+ * them all: a truncated VGG-16 has the same weights as the full one, layer for layer. */
+static int network_losses_eval(PerceptLoss *const *members, const double *weights, int count,
+                               const PerceptTensor *x, double *values, float *grad)
 {
-    size_t n = percept_tensor_numel(x);
-    /* a NaN image would give a NaN loss and poison training: refuse it */
-    if (percept_loss_finite(x->data, n, "image"))
+    PerceptLoss *owner = members[0];
+    for (int m = 1; m < count; m++)
+        if (members[m]->depth > owner->depth)
+            owner = members[m];
+    PerceptTensor out;
+    if (percept_net_forward(owner->net, x, &out))
         return -1;
+    enum { MAX_NODES = 2 * MAX_LAYERS };
+    const char *names[MAX_NODES];
+    float *grads[MAX_NODES] = {0};
+    int nodes = 0, rc = 0;
+    for (int m = 0; m < count && !rc; m++) {
+        PerceptLoss *loss = members[m];
+        values[m] = 0;
+        for (int i = 0; i < loss->n_layers && !rc; i++) {
+            PerceptTensor f;
+            percept_net_node_output(owner->net, loss->layers[i], &f);
+            size_t nf = percept_tensor_numel(&f);
+            int k = 0;
+            while (k < nodes && strcmp(names[k], loss->layers[i]))
+                k++;
+            if (grad && k == nodes && nodes < MAX_NODES) {
+                names[k] = loss->layers[i];
+                if (!(grads[k] = calloc(nf, sizeof(float)))) {
+                    rc = percept_fail("out of memory for feature gradients");
+                    break;
+                }
+                nodes++;
+            }
+            float *g = grad ? malloc(sizeof(float) * nf) : NULL;
+            if (grad && !g) {
+                rc = percept_fail("out of memory for feature gradients");
+                break;
+            }
+            if (loss->kind == KIND_STYLE)
+                values[m] += percept_loss_style(&f, loss->target[i], 0, g);
+            else if (shape_matches(&f, &loss->target_shape[i]))
+                values[m] += percept_loss_mse(f.data, loss->target[i], nf, g);
+            else
+                rc = percept_fail("image does not match the content target's size");
+            for (size_t j = 0; g && !rc && j < nf; j++)
+                grads[k][j] += (float)weights[m] * g[j];
+            free(g);
+        }
+    }
+    if (!rc && grad)
+        rc = percept_net_backward_from(owner->net, names, (const float *const *)grads, nodes,
+                                       grad);
+    for (int k = 0; k < nodes; k++)
+        free(grads[k]);
+    return rc;
+}
+
+/* The checks every evaluation makes before it computes. */
+static int check_eval(const PerceptLoss *loss, const PerceptTensor *x)
+{
     if (loss->kind != KIND_TV && !loss->has_target)
         return percept_fail("the loss has no target (percept_loss_set_target)");
     if (loss->kind <= KIND_MMD_PLUS && !shape_matches(x, &loss->target_shape[0]))
@@ -251,6 +312,13 @@ int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, 
                             x->n, x->c, x->h, x->w, loss->target_shape[0].n,
                             loss->target_shape[0].c, loss->target_shape[0].h,
                             loss->target_shape[0].w);
+    return 0;
+}
+
+/* A loss without a network: value and, with grad non-NULL, its gradient. */
+static int image_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, float *grad)
+{
+    size_t n = percept_tensor_numel(x);
     switch (loss->kind) {
     case KIND_MSE: *value = percept_loss_mse(x->data, loss->target[0], n, grad); return 0;
     case KIND_L1: *value = percept_loss_l1(x->data, loss->target[0], n, grad); return 0;
@@ -268,8 +336,7 @@ int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, 
         *value = 1.0 - ms;
         return 0;
     }
-    case KIND_SSIM:
-    case KIND_SSIM_RIDGEWAY: {
+    default: {
         /* the loss is 1 − SSIM; Ridgeway et al.: uniform 11×11 window and C1 = C2 (the value
          * is not given: K1 = K2 = 0.01 here) */
         const PerceptSsimConfig wang = PERCEPT_SSIM_WANG, ridgeway = {11, 0, 0.01f, 0.01f, 1};
@@ -282,39 +349,57 @@ int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, 
         *value = 1.0 - ssim;
         return 0;
     }
-    default: break;
     }
-    PerceptTensor out;
-    if (percept_net_forward(loss->net, x, &out))
+}
+
+int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, float *grad)
+{
+    const double one = 1;
+    return percept_losses_eval(&loss, &one, 1, x, value, grad);
+}
+
+int percept_losses_eval(PerceptLoss *const *losses, const double *weights, int count,
+                        const PerceptTensor *x, double *values, float *grad)
+{
+    size_t n = percept_tensor_numel(x);
+    /* a NaN image would give a NaN loss and poison training: refuse it */
+    if (percept_loss_finite(x->data, n, "image"))
         return -1;
-    float *grads[MAX_LAYERS] = {0};
-    const char *names[MAX_LAYERS];
-    double total = 0;
-    int rc = 0;
-    for (int i = 0; i < loss->n_layers && !rc; i++) {
-        PerceptTensor f;
-        percept_net_node_output(loss->net, loss->layers[i], &f);
-        size_t nf = percept_tensor_numel(&f);
-        names[i] = loss->layers[i];
-        if (grad && !(grads[i] = malloc(sizeof(float) * nf))) {
-            rc = percept_fail("out of memory for feature gradients");
-            break;
-        }
-        if (loss->kind == KIND_FEAT) {
-            if (!shape_matches(&f, &loss->target_shape[i])) {
-                rc = percept_fail("image does not match the content target's size");
-                break;
-            }
-            total += percept_loss_mse(f.data, loss->target[i], nf, grads[i]);
+    for (int i = 0; i < count; i++)
+        if (check_eval(losses[i], x))
+            return -1;
+    float *part = grad ? malloc(sizeof(float) * (n ? n : 1)) : NULL;
+    char *done = calloc(count ? count : 1, 1);
+    int rc = (grad && !part) || !done ? percept_fail("out of memory") : 0;
+    if (grad)
+        memset(grad, 0, sizeof(float) * n);
+    for (int i = 0; i < count && !rc; i++) {
+        if (done[i])
+            continue;
+        double scale = 1;   /* part holds the gradient of the weighted group: scale 1 */
+        if (!losses[i]->net) {
+            rc = image_loss_eval(losses[i], x, &values[i], part);
+            scale = weights[i];
+            done[i] = 1;
         } else {
-            total += percept_loss_style(&f, loss->target[i], 0, grads[i]);
+            PerceptLoss *members[LOSS_GROUP_MAX] = {0};
+            double w[LOSS_GROUP_MAX], v[LOSS_GROUP_MAX];
+            int index[LOSS_GROUP_MAX], m = 0;
+            for (int j = i; j < count && m < LOSS_GROUP_MAX; j++)
+                if (!done[j] && losses[j]->net && !strcmp(losses[j]->net_spec, losses[i]->net_spec)) {
+                    members[m] = losses[j];
+                    w[m] = weights[j];
+                    index[m++] = j;
+                    done[j] = 1;
+                }
+            rc = network_losses_eval(members, w, m, x, v, part);
+            for (int k = 0; k < m; k++)
+                values[index[k]] = v[k];
         }
+        for (size_t k = 0; grad && !rc && k < n; k++)
+            grad[k] += (float)scale * part[k];
     }
-    if (!rc && grad)
-        rc = percept_net_backward_from(loss->net, names, (const float *const *)grads,
-                                       loss->n_layers, grad);
-    for (int i = 0; i < loss->n_layers; i++)
-        free(grads[i]);
-    *value = total;
+    free(part);
+    free(done);
     return rc;
 }

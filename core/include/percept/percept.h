@@ -355,6 +355,12 @@ PERCEPT_API int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *
  * Returns 0 and stores the value in *value, or -1 with a message. */
 PERCEPT_API int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value,
                                   float *grad);
+/* Several losses on the same images: values[i] (unweighted) and, when grad is non-NULL, the
+ * gradient of Σ weights[i]·values[i]. Feature and style losses on the same loss network (the
+ * same NET spec) share one forward and one backward pass through it, as a training loop with
+ * Johnson's content and style losses wants. */
+PERCEPT_API int percept_losses_eval(PerceptLoss *const *losses, const double *weights, int count,
+                                    const PerceptTensor *x, double *values, float *grad);
 
 /* ---- optimiser ------------------------------------------------------------------------ */
 
