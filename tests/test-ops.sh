@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The operations through the gegl command: a command-line chain, an XML graph, tiling
 # through the command line, 8-bit greyscale and 16-bit input, a missing and a corrupt model
-# (a warning naming it, the image unchanged, exit 0).
+# (a warning naming it, the image unchanged, exit 0), and odd image files (tests/images).
 # Arguments: the percept command (to write small untrained models); GEGL_PATH is set by meson.
 set -u
 percept="$1"
@@ -72,6 +72,26 @@ head -c 300 "$tmp/sr2.safetensors" > "$tmp/cut.safetensors"
 expect corrupt 0 "cut.safetensors.*passes through unchanged" -- \
     gegl "$tmp/in.png" -o "$tmp/corrupt.png" -- percept:stylize model="$tmp/cut.safetensors"
 expect corrupt-same 0 "" -- same "$tmp/in.png" "$tmp/corrupt.png"
+
+# odd files (tests/images, from make-fixtures.py): GEGL's loaders decide what percept sees,
+# and the operations take it whole: CMYK, 1-bit and the first frame of an animated GIF
+# (stdout too is quiet: the gegl command reports "1 GeglBuffers leaked" at exit after any
+# operation that needs its whole input, GEGL's own gegl:denoise-dct as well)
+images="$(dirname "$0")/images"
+for f in cmyk.jpg onebit.png animated.gif; do
+    gegl "$images/$f" -o "$tmp/odd-up-$f.png" -- percept:upscale model="$tmp/sr2.safetensors" >/dev/null 2>&1
+    expect "odd-$f-upscale" 0 "^48x32$" -- size "$tmp/odd-up-$f.png"
+    gegl "$images/$f" -o "$tmp/odd-ref-$f.png" 2>/dev/null
+    gegl "$images/$f" -o "$tmp/odd-s0-$f.png" -- percept:stylize model="$tmp/style.safetensors" strength=0 >/dev/null 2>&1
+    expect "odd-$f-as-loaded" 0 "" -- same "$tmp/odd-ref-$f.png" "$tmp/odd-s0-$f.png"
+done
+# a 0×0 header: GEGL's loader refuses it, the operation has nothing to do, no crash
+expect zero-size-op 0 "" -- gegl "$images/zero-size.png" -o "$tmp/zero.png" -- percept:upscale model="$tmp/sr2.safetensors"
+# percept's own image reader (trainer, eval, degrade) refuses both header claims clearly
+expect zero-size-reader 1 "zero-size.png: GEGL could not load an image from it" -- \
+    "$percept" degrade "$images/zero-size.png" "$tmp/z.png" --degrade noise:10
+expect huge-claim-reader 1 "huge-claim.png: 65536×65536 is too large" -- \
+    "$percept" degrade "$images/huge-claim.png" "$tmp/h.png" --degrade noise:10
 
 echo "test-ops.sh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
