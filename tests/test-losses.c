@@ -345,6 +345,61 @@ static void check_shared_network(void)
     free(x), free(ref), free(sty), free(g), free(one), free(want);
 }
 
+/* ---- style-mmd: patch distributions against a style image's ---------------------------- */
+
+typedef struct {
+    PerceptTensor x;
+    const float *embedding;
+    PerceptMmdConfig cfg;
+    float value[1];
+} StyleMmdCase;
+
+static void eval_style_mmd(void *p)
+{
+    StyleMmdCase *c = p;
+    double v = 0;
+    percept_mmd_to_embedding(&c->x, c->embedding, &c->cfg, 3, &v, NULL);
+    c->value[0] = (float)v;
+}
+
+static void check_style_mmd(void)
+{
+    PerceptMmdConfig cfg = PERCEPT_MMD_DEFAULT;
+    cfg.features = 64, cfg.sigma = 1.0f;
+    enum { N = 2 * 3 * 13 * 14, S = 3 * 17 * 12 };
+    float x[N], style[S], grad[N], e[3 * 64], one[1] = {1};
+    fill_uniform(x, N, 31, 0, 1);
+    fill_uniform(style, S, 32, 0, 1);
+    for (int i = 0; i < S; i++)
+        style[i] = style[i] * style[i]; /* another distribution: darker */
+    PerceptTensor st = {1, 3, 17, 12, style};
+    CHECK(percept_patch_embedding(&st, &cfg, 3, e) == 0, "embedding: %s", percept_error());
+    StyleMmdCase c = {{2, 3, 13, 14, x}, e, cfg, {0}};
+    double v = -1;
+    CHECK(percept_mmd_to_embedding(&c.x, e, &cfg, 3, &v, grad) == 0 && v > 1e-3,
+          "style-mmd value %g: %s", v, percept_error());
+    gradcheck("style-mmd", x, grad, N, eval_style_mmd, &c, c.value, one, 1, 1e-3f, 2e-2, 2e-3,
+              200);
+    /* an image against its own embedding: 0 */
+    PerceptTensor self = {1, 3, 17, 12, style};
+    CHECK(percept_mmd_to_embedding(&self, e, &cfg, 3, &v, NULL) == 0 && fabs(v) < 1e-10,
+          "style-mmd of the style image itself: %g", v);
+    /* the coarsest level needs a whole patch: 3 levels of 3×3 want 12 pixels a side */
+    PerceptTensor small = {1, 3, 11, 30, style};
+    CHECK(percept_mmd_to_embedding(&small, e, &cfg, 3, &v, NULL) != 0 &&
+          strstr(percept_error(), "at least 12 pixels"), "small image: %s", percept_error());
+    /* through a spec: the target is the style image, any size; options parsed */
+    PerceptLoss *l = percept_loss_new("style-mmd:f64:sigma1:levels3");
+    double w = -1;
+    CHECK(l && percept_loss_set_target(l, &st) == 0 && percept_loss_eval(l, &c.x, &w, NULL) == 0 &&
+          fabs(w - c.value[0]) <= 1e-5 * fabs(w), "style-mmd spec %g vs %g: %s", w, c.value[0],
+          percept_error());
+    percept_loss_free(l);
+    CHECK(!percept_loss_new("style-mmd:levels9") && strstr(percept_error(), "levels1"),
+          "levels9: %s", percept_error());
+    CHECK(!percept_loss_new("mmd:levels3"), "mmd takes no levels");
+}
+
 /* ---- SSIM ---------------------------------------------------------------------------- */
 
 static void check_ssim(void)
@@ -634,6 +689,7 @@ int main(void)
     check_ssim_gradient();
     check_ms_ssim();
     check_mmd();
+    check_style_mmd();
     check_metrics();
     percept_st_free(st);
     return check_done("test-losses");

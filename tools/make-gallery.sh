@@ -6,7 +6,9 @@
 #   denoise: Gaussian noise σ 25 (percept degrade, as evaluation adds it), then GEGL's
 #     denoise-dct told σ and percept:reconstruct with the denoise preset;
 #   jpeg: saved by libjpeg at quality 20 (percept degrade), then percept:reconstruct
-#     model=jpeg.
+#     model=jpeg;
+#   styles: three evaluation images, 192 px wide, through percept:stylize with each shipped
+#     style, beside the painting (tools/style-images.sh).
 # A section appears when its preset is shipped.
 #   tools/make-gallery.sh     (needs a build in build/ or $BUILD)
 set -euo pipefail
@@ -93,6 +95,37 @@ upscale_section() {
             g "$img/$1-tmp.png" "$img/$1-q20.png"
             g "$img/$1-q20.png" "$img/$1-jpeg-percept.png" percept:reconstruct model=jpeg
             cell $1-q20; cell $1-jpeg-percept; cell $1-original
+            echo "|"
+        done
+        echo
+    fi
+    styles=()
+    for s in starry-night the-scream great-wave composition-viii; do
+        [ -f presets/$s.safetensors ] && styles+=("$s")
+    done
+    if [ ${#styles[@]} -gt 0 ]; then
+        [ -d data/styles ] || tools/style-images.sh >/dev/null
+        photos=(kodim07 astronaut chelsea)
+        echo "## Styles"
+        echo
+        echo "\`percept:stylize model=NAME\` at full strength on evaluation images 192 px wide; the"
+        echo "painting each style was trained on is on the left."
+        echo
+        printf '| painting '; printf '| %s ' "${photos[@]}"; echo "|"
+        echo "|---|---|---|---|"
+        echo -n "| (the photos) "
+        for p in "${photos[@]}"; do
+            g "data/eval/$p.png" "$img/$p-192.png" gegl:scale-size-keepaspect x=192 y=-1 sampler=cubic
+            cell $p-192
+        done
+        echo "|"
+        for s in "${styles[@]}"; do
+            g "$(ls data/styles/$s.*)" "$img/style-$s.png" gegl:scale-size-keepaspect x=192 y=-1 sampler=cubic
+            cell style-$s
+            for p in "${photos[@]}"; do
+                g "$img/$p-192.png" "$img/$p-$s.png" percept:stylize model=$s
+                cell $p-$s
+            done
             echo "|"
         done
         echo

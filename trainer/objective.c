@@ -8,9 +8,10 @@
 #include "images.h"
 #include "objective.h"
 
+/* style:NET:LAYERS and style-mmd[:OPTS] */
 static int is_style(const char *spec)
 {
-    return !strncmp(spec, "style:", 6);
+    return !strncmp(spec, "style:", 6) || !strncmp(spec, "style-mmd", 9);
 }
 
 /* Style losses compare with the style image, tv with nothing. */

@@ -192,3 +192,181 @@ int percept_mmd_plus(const PerceptTensor *x, const PerceptTensor *y, const Perce
     *value = 0.001 * l2 + 0.05 * local + mmd;
     return 0;
 }
+
+/* ---- style as a patch distribution ---------------------------------------------------- */
+/* Level k of the pyramid is the image average-pooled by 2^k; its P×P patches cover 2^k·P
+ * pixels, so coarse levels see the painting's larger marks. Each level has its own random
+ * features (seed + k): the same for the style image and for every image compared with it. */
+
+static PerceptMmdConfig level_config(const PerceptMmdConfig *cfg, int k)
+{
+    PerceptMmdConfig c = *cfg;
+    c.seed = cfg->seed + (uint64_t)k;
+    return c;
+}
+
+/* pyr[k] (n, c, h>>k, w>>k): the pyramid of x, level 0 a copy; NULL on failure */
+static float **pyramid(const PerceptTensor *x, int levels, PoolShape *pools)
+{
+    float **pyr = calloc((size_t)levels, sizeof *pyr);
+    size_t n0 = percept_tensor_numel(x);
+    if (!pyr || !(pyr[0] = malloc(sizeof(float) * n0))) {
+        free(pyr);
+        return NULL;
+    }
+    memcpy(pyr[0], x->data, sizeof(float) * n0);
+    int h = x->h, w = x->w;
+    for (int k = 1; k < levels; k++) {
+        pools[k] = (PoolShape){x->n, x->c, h, w, 2, 2, 0, 0, 0};
+        pool2d_shape(&pools[k]);
+        h = pools[k].hout, w = pools[k].wout;
+        if (!(pyr[k] = malloc(sizeof(float) * (size_t)x->n * x->c * h * w))) {
+            while (k--)
+                free(pyr[k]);
+            free(pyr);
+            return NULL;
+        }
+        avg_pool_forward(pyr[k], pyr[k - 1], &pools[k]);
+    }
+    return pyr;
+}
+
+static void pyramid_free(float **pyr, int levels)
+{
+    for (int k = 0; pyr && k < levels; k++)
+        free(pyr[k]);
+    free(pyr);
+}
+
+/* The smallest side the pyramid needs: its coarsest level still holds one patch. */
+static int too_small(const PerceptTensor *x, const PerceptMmdConfig *cfg, int levels)
+{
+    int need = cfg->patch << (levels - 1);
+    if (x->h >= need && x->w >= need)
+        return 0;
+    return percept_fail("MMD style: a %d×%d image is too small for %d levels of %d×%d patches "
+                        "(at least %d pixels a side)", x->w, x->h, levels, cfg->patch, cfg->patch,
+                        need);
+}
+
+/* One level: means[b·D + d] = mean over positions of φ_d(patches of image b); the
+ * projections z stay for the gradient. */
+static int level_means(const PerceptTensor *xk, const PerceptMmdConfig *cfg, Rff *r, float **z,
+                       float **scratch, float *means)
+{
+    if (rff_init(r, cfg, xk))
+        return -1;
+    const int D = cfg->features, positions = r->conv.hout * r->conv.wout;
+    *z = malloc(sizeof(float) * (size_t)xk->n * D * positions);
+    *scratch = malloc(sizeof(float) * (conv2d_scratch_floats(&r->conv) + 1));
+    if (!*z || !*scratch)
+        return percept_fail("MMD style: out of memory for %d×%d features", D, positions);
+    conv2d_forward(*z, xk->data, r->w, r->b, *scratch, &r->conv);
+    const float amp = sqrtf(2.0f / (float)D);
+#pragma omp parallel for schedule(static)
+    for (int bd = 0; bd < xk->n * D; bd++) {
+        const float *zp = *z + (size_t)bd * positions;
+        double s = 0;
+        for (int p = 0; p < positions; p++)
+            s += cosf(zp[p]);
+        means[bd] = (float)(amp * s / positions);
+    }
+    return 0;
+}
+
+int percept_patch_embedding(const PerceptTensor *img, const PerceptMmdConfig *cfg, int levels,
+                            float *embedding)
+{
+    if (img->n != 1 || levels < 1 || levels > 8)
+        return percept_fail("MMD style: one image and 1..8 levels");
+    if (too_small(img, cfg, levels))
+        return -1;
+    PoolShape pools[8];
+    float **pyr = pyramid(img, levels, pools);
+    int rc = pyr ? 0 : percept_fail("MMD style: out of memory for the pyramid");
+    for (int k = 0; k < levels && !rc; k++) {
+        PerceptTensor xk = {1, img->c, k ? pools[k].hout : img->h, k ? pools[k].wout : img->w,
+                            pyr[k]};
+        PerceptMmdConfig c = level_config(cfg, k);
+        Rff r = {0};
+        float *z = NULL, *scratch = NULL;
+        rc = level_means(&xk, &c, &r, &z, &scratch, embedding + (size_t)k * cfg->features);
+        free(z);
+        free(scratch);
+        rff_free(&r);
+    }
+    pyramid_free(pyr, levels);
+    return rc;
+}
+
+int percept_mmd_to_embedding(const PerceptTensor *x, const float *embedding,
+                             const PerceptMmdConfig *cfg, int levels, double *value, float *grad)
+{
+    if (levels < 1 || levels > 8)
+        return percept_fail("MMD style: 1..8 levels");
+    if (too_small(x, cfg, levels))
+        return -1;
+    const int D = cfg->features, n = x->n;
+    PoolShape pools[8];
+    float **pyr = pyramid(x, levels, pools), **g = calloc((size_t)levels, sizeof *g);
+    float *means = malloc(sizeof(float) * (size_t)n * D);
+    int rc = pyr && g && means ? 0 : percept_fail("MMD style: out of memory");
+    double total = 0;
+    for (int k = 0; k < levels && !rc; k++) {
+        PerceptTensor xk = {n, x->c, k ? pools[k].hout : x->h, k ? pools[k].wout : x->w, pyr[k]};
+        PerceptMmdConfig c = level_config(cfg, k);
+        const float *target = embedding + (size_t)k * D;
+        Rff r = {0};
+        float *z = NULL, *scratch = NULL;
+        rc = level_means(&xk, &c, &r, &z, &scratch, means);
+        /* MMD² = ‖mean φ(x) − embedding‖² per image; batch mean */
+        for (int b = 0; !rc && b < n; b++)
+            for (int d = 0; d < D; d++) {
+                float diff = means[(size_t)b * D + d] - target[d];
+                total += (double)diff * diff / n;
+                means[(size_t)b * D + d] = 2.0f * diff / (float)n; /* d loss / d mean */
+            }
+        if (!rc && grad) {
+            const int positions = r.conv.hout * r.conv.wout;
+            const float amp = sqrtf(2.0f / (float)D);
+#pragma omp parallel for schedule(static)
+            for (int bd = 0; bd < n * D; bd++) {
+                float *zp = z + (size_t)bd * positions;
+                const float f = -amp * means[bd] / (float)positions;
+                for (int p = 0; p < positions; p++)
+                    zp[p] = f * sinf(zp[p]);  /* z becomes d loss / d z */
+            }
+            if (!(g[k] = malloc(sizeof(float) * percept_tensor_numel(&xk))))
+                rc = percept_fail("MMD style: out of memory");
+            else
+                conv2d_backward(g[k], NULL, NULL, z, xk.data, r.w, scratch, &r.conv);
+        }
+        free(z);
+        free(scratch);
+        rff_free(&r);
+    }
+    if (!rc && grad) {
+        /* coarse to fine: each level's gradient through its pooling, plus the finer level's own */
+        for (int k = levels - 1; k > 0; k--) {
+            const size_t fine = (size_t)pools[k].n * pools[k].c * pools[k].h * pools[k].w;
+            float *up = malloc(sizeof(float) * fine);
+            if (!up) {
+                rc = percept_fail("MMD style: out of memory");
+                break;
+            }
+            avg_pool_backward(up, g[k], &pools[k]);
+            for (size_t i = 0; i < fine; i++)
+                g[k - 1][i] += up[i];
+            free(up);
+        }
+        if (!rc)
+            memcpy(grad, g[0], sizeof(float) * percept_tensor_numel(x));
+    }
+    for (int k = 0; g && k < levels; k++)
+        free(g[k]);
+    free(g);
+    free(means);
+    pyramid_free(pyr, levels);
+    *value = total;
+    return rc;
+}

@@ -13,7 +13,7 @@
 /* kinds up to KIND_MMD_PLUS compare with a target image of the same shape */
 typedef enum {
     KIND_MSE, KIND_L1, KIND_SSIM, KIND_MS_SSIM, KIND_SSIM_RIDGEWAY, KIND_MMD, KIND_MMD_PLUS,
-    KIND_TV, KIND_FEAT, KIND_STYLE
+    KIND_TV, KIND_FEAT, KIND_STYLE, KIND_STYLE_MMD
 } Kind;
 
 struct PerceptLoss {
@@ -25,6 +25,7 @@ struct PerceptLoss {
     PerceptTensor target_shape[MAX_LAYERS];
     int has_target;
     PerceptMmdConfig mmd;
+    int levels;                     /* style-mmd: pyramid levels */
     char net_spec[1024];            /* feat, style: losses with equal specs share one pass */
     int depth;                      /* feat, style: index of the deepest layer used */
 };
@@ -92,8 +93,9 @@ static int parse_layers(PerceptLoss *loss, const char *list, int max, char *deep
     return loss->n_layers ? 0 : percept_fail("no layer given");
 }
 
-/* mmd options: p3 w32 s16 sigma0.6 f512 norm seed7, separated by ':' (defaults for the rest) */
-static int parse_mmd(PerceptMmdConfig *cfg, const char *opts)
+/* mmd options: p3 w32 s16 sigma0.6 f512 norm seed7, separated by ':' (defaults for the rest);
+ * with levels non-NULL (style-mmd) also levels3 */
+static int parse_mmd(PerceptMmdConfig *cfg, const char *opts, int *levels)
 {
     const PerceptMmdConfig def = PERCEPT_MMD_DEFAULT;
     char buf[256];
@@ -106,6 +108,14 @@ static int parse_mmd(PerceptMmdConfig *cfg, const char *opts)
                           strchr("pwsf", tok[0]) ? tok + 1 : NULL;
         if (!strcmp(tok, "norm")) {
             cfg->channel_norm = 1;
+            continue;
+        }
+        if (levels && !strncmp(tok, "levels", 6)) {
+            char *end = NULL;
+            long v = strtol(tok + 6, &end, 10);
+            if (end == tok + 6 || *end || v < 1 || v > 8)
+                return percept_fail("bad MMD option '%s' (levels1 … levels8)", tok);
+            *levels = (int)v;
             continue;
         }
         if (num)
@@ -143,19 +153,21 @@ PerceptLoss *percept_loss_new(const char *spec)
     const char *first = strchr(spec, ':'), *last = strrchr(spec, ':');
     size_t kind_len = first ? (size_t)(first - spec) : strlen(spec);
     static const char *const kinds[] = {"mse", "l1", "ssim", "ms-ssim", "ssim-ridgeway", "mmd",
-                                        "mmd++", "tv", "feat", "style"};
+                                        "mmd++", "tv", "feat", "style", "style-mmd"};
     int k;
-    for (k = 0; k < 10; k++)
+    for (k = 0; k < 11; k++)
         if (strlen(kinds[k]) == kind_len && !strncmp(spec, kinds[k], kind_len))
             break;
-    if (k == 10) {
+    if (k == 11) {
         percept_fail("unknown loss '%.*s' in '%s' (mse, l1, ssim, ms-ssim, ssim-ridgeway, mmd, "
-                     "mmd++, tv, feat, style)", (int)kind_len, spec, spec);
+                     "mmd++, tv, feat, style, style-mmd)", (int)kind_len, spec, spec);
         goto fail;
     }
     loss->kind = (Kind)k;
-    if (loss->kind == KIND_MMD || loss->kind == KIND_MMD_PLUS) {
-        if (parse_mmd(&loss->mmd, first ? first + 1 : "")) {
+    if (loss->kind == KIND_MMD || loss->kind == KIND_MMD_PLUS || loss->kind == KIND_STYLE_MMD) {
+        loss->levels = 3;
+        if (parse_mmd(&loss->mmd, first ? first + 1 : "",
+                      loss->kind == KIND_STYLE_MMD ? &loss->levels : NULL)) {
             percept_fail_prefix("loss '%s': ", spec);
             goto fail;
         }
@@ -216,6 +228,20 @@ int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *t)
             return -1;
         loss->has_target = 1;
         return 0;
+    }
+    if (loss->kind == KIND_STYLE_MMD) {
+        /* the style image's (its first image's) patch embedding, compared with every image */
+        const size_t n = (size_t)loss->levels * loss->mmd.features;
+        float *e = malloc(sizeof(float) * n);
+        PerceptTensor first = *t;
+        first.n = 1;
+        int rc = e ? percept_patch_embedding(&first, &loss->mmd, loss->levels, e)
+                   : percept_fail("out of memory for the style embedding");
+        if (!rc)
+            rc = keep(loss, 0, e, (PerceptTensor){1, 1, 1, (int)n, NULL}, n);
+        free(e);
+        loss->has_target = !rc;
+        return rc;
     }
     PerceptTensor out;
     if (percept_net_forward(loss->net, t, &out))
@@ -327,6 +353,8 @@ static int image_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *va
         return percept_mmd(x, &loss->target_shape[0], &loss->mmd, value, grad);
     case KIND_MMD_PLUS:
         return percept_mmd_plus(x, &loss->target_shape[0], &loss->mmd, value, grad);
+    case KIND_STYLE_MMD:
+        return percept_mmd_to_embedding(x, loss->target[0], &loss->mmd, loss->levels, value, grad);
     case KIND_MS_SSIM: {
         double ms;
         if (percept_ms_ssim(x, &loss->target_shape[0], &ms, grad))

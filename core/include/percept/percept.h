@@ -318,6 +318,16 @@ PERCEPT_API int percept_mmd(const PerceptTensor *x, const PerceptTensor *y,
                             const PerceptMmdConfig *cfg, double *value, float *grad);
 PERCEPT_API int percept_mmd_plus(const PerceptTensor *x, const PerceptTensor *y,
                                  const PerceptMmdConfig *cfg, double *value, float *grad);
+/* Style as a distribution of patches, for loss networks no one trained: the MMD between all
+ * P×P patches of each image and all of a style image's, at `levels` scales (the image, then
+ * average-pooled by 2, 4, …; each level its own random features, seed + level). The style
+ * side is summarised once: embedding (levels × features floats) is its patches' mean random
+ * feature per level. Window and stride are unused. value = Σ levels of the batch-mean MMD². */
+PERCEPT_API int percept_patch_embedding(const PerceptTensor *style, const PerceptMmdConfig *cfg,
+                                        int levels, float *embedding);
+PERCEPT_API int percept_mmd_to_embedding(const PerceptTensor *x, const float *embedding,
+                                         const PerceptMmdConfig *cfg, int levels, double *value,
+                                         float *grad);
 
 /* ---- metrics (no gradients) ----------------------------------------------------------- */
 
