@@ -100,7 +100,7 @@ expect reconstruct-jpeg-eval 0 "degradation jpeg:10-40.*\| gegl-denoise-dct \|" 
 expect reconstruct-bad-arch 1 "arch for reconstruct must be restore" -- \
     "$percept" train reconstruct ${rec[*]} --arch sr --out "$tmp/x.safetensors"
 
-# stylize: Johnson's losses (random-weight VGG-16 loss networks) against a style image
+# stylize: the default losses (random-VGG content, patch-distribution style) against a style image
 gegl -o "$tmp/style.png" -x "<gegl><node operation='gegl:crop' width='90' height='60'/><node operation='gegl:checkerboard' x='7' y='5'/></gegl>" 2>/dev/null
 sty=(--steps 5 --channels 4 --blocks 1 --batch 2 --crop 32 --val-fraction 0.2 --validate-every 20 --style-size 48 --data "$tmp/data")
 expect stylize 0 "\| objective \| [0-9.e+]+ \|.*wrote .*s.safetensors \(40 steps\)" -- bash -c \
@@ -111,6 +111,9 @@ rows = [float(r["loss"]) for r in csv.DictReader(open(sys.argv[1]))]
 print(("falls" if rows[-1] <= 0.5 * rows[0] else "stuck") + f" {rows[0]:.4f} -> {rows[-1]:.4f}")
 PY
 expect stylize-task 0 "Task: +stylize" -- "$percept" info "$tmp/s.safetensors"
+expect stylize-gram 0 "wrote .*g.safetensors \(5 steps\)" -- "$percept" train stylize ${sty[*]} \
+    --style "$tmp/style.png" --losses "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2,relu3_3=5;tv=1e-6" \
+    --out "$tmp/g.safetensors"
 expect stylize-no-style 1 "no style image" -- "$percept" train stylize ${sty[*]} --out "$tmp/x.safetensors"
 expect stylize-bad-style 1 "nope.png: cannot read" -- "$percept" train stylize ${sty[*]} --style "$tmp/nope.png" --out "$tmp/x.safetensors"
 expect stylize-bad-crop 1 "crop 30: this network needs a multiple of 4" -- "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --crop 30 --out "$tmp/x.safetensors"

@@ -7,6 +7,10 @@
 #include "percept/percept.h"
 
 #define OBJECTIVE_MAX_TERMS 8
+/* The stylize default (train and optimize): content from a seeded random VGG-16 as Johnson et
+ * al. take it from a trained one, style as patch distributions (style-mmd), because Gram
+ * matrices of a random VGG-16 pull the colours off the painting's palette (docs/losses.md). */
+#define OBJECTIVE_STYLIZE_DEFAULT "feat:vgg16:relu2_2=1;style-mmd:sigma2:levels4=20;tv=1e-5"
 
 typedef struct {
     int n;

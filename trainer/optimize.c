@@ -16,7 +16,6 @@
 #include "images.h"
 #include "objective.h"
 
-#define DEFAULT_LOSSES "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2,relu3_3,relu4_3=5;tv=1e-6"
 
 typedef struct {
     const char *content, *style, *out, *losses, *model, *images, *init;
@@ -83,7 +82,7 @@ static int optimise(Objective *obj, const PerceptTensor *content, const Options 
  * terms (adv, kl) need a network and have no meaning for pixels. */
 static int style_objective(Objective *obj, const Options *o)
 {
-    if (objective_init(obj, o->losses ? o->losses : DEFAULT_LOSSES))
+    if (objective_init(obj, o->losses ? o->losses : OBJECTIVE_STYLIZE_DEFAULT))
         return -1;
     if (obj->adversarial || obj->kl)
         return percept_fail("losses adv and kl train networks; optimize takes image losses");

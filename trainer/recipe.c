@@ -5,6 +5,7 @@
 
 #include "percept/percept.h"
 #include "evaluate.h"
+#include "objective.h"
 #include "recipe.h"
 
 #define GROUP "train"
@@ -44,7 +45,7 @@ const char recipe_keys_help[] =
     "                      multiple of scale)\n"
     "  lr 0.001 (Adam)  lr-final (default: lr) cosine decay to it over the steps  seed 1\n"
     "  losses \"l1=1;ssim=0.1\"  weighted sum of loss specs (docs/losses.md); default l1, for\n"
-    "                      stylize feat:vgg16:relu2_2=1;style:vgg16:relu1_2,…,relu4_3=5;tv=1e-6;\n"
+    "                      stylize feat:vgg16:relu2_2=1;style-mmd:sigma2:levels4=20;tv=1e-5;\n"
     "                      autoencoder mse. adv=W adds DeePSiM's adversarial loss (any task),\n"
     "                      kl=W the VAE's KL term\n"
     "  discriminator-lr 0.0002 (DeePSiM's; D pauses while Ldiscr/Ladv < 0.1)\n"
@@ -184,7 +185,7 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
         {"crop",     "96",         "96",          "256",     "64"},
         {"degrade",  "blur:1.0",   "noise:0-50",  "none",    "none"},
         {"losses",   "l1",         "l1",
-         "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2,relu3_3,relu4_3=5;tv=1e-6", "mse"},
+         OBJECTIVE_STYLIZE_DEFAULT, "mse"},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(by_task); i++) {
         char *v = get_string(r, by_task[i][0]);
