@@ -216,6 +216,24 @@ static int kl_term(Trainer *t, double *value, double *total)
     return 0;
 }
 
+/* True when every channel of a 3×side×side crop varies by less than 1/255 (standard
+ * deviation). */
+static int is_flat(const float *crop, int side)
+{
+    size_t n = (size_t)side * side;
+    for (int c = 0; c < 3; c++) {
+        double s = 0, s2 = 0;
+        for (size_t i = 0; i < n; i++) {
+            s += crop[c * n + i];
+            s2 += (double)crop[c * n + i] * crop[c * n + i];
+        }
+        double mean = s / n;
+        if (s2 / n - mean * mean > 1.0 / (255.0 * 255.0))
+            return 0;
+    }
+    return 1;
+}
+
 /* One batch: crops, degraded inputs, forward, the weighted losses, backward, Adam.
  * terms[i] gets loss i's value. */
 static int train_step(Trainer *t, double *terms, double *total)
@@ -224,8 +242,16 @@ static int train_step(Trainer *t, double *terms, double *total)
     int s = r->scale, H = r->crop, L = r->crop / s;
     size_t hr_n = 3 * (size_t)H * H, lr_n = 3 * (size_t)L * L;
     for (int b = 0; b < r->batch; b++) {
-        dataset_random_crop(&t->data, r->seed, (uint64_t)t->step * r->batch + b, H,
-                            t->hr + b * hr_n);
+        uint64_t index = (uint64_t)t->step * r->batch + b;
+        dataset_random_crop(&t->data, r->seed, index, H, t->hr + b * hr_n);
+        /* A flat crop (sky, a black border) makes every plane of the style network constant:
+         * each instance norm then multiplies the gradient by 1/√ε ≈ 316 and fifteen of them
+         * overflow. Such a crop teaches a style nothing: draw another (a function of the
+         * step, so resuming stays exact). */
+        for (int again = 1; t->task == EVAL_STYLIZE && again <= 16 && is_flat(t->hr + b * hr_n, H);
+             again++)
+            dataset_random_crop(&t->data, r->seed, index | (uint64_t)again << 48, H,
+                                t->hr + b * hr_n);
         if (eval_degrade(t->task, t->lr + b * lr_n, t->hr + b * hr_n, H, H, s, r->degrade,
                          r->seed, (uint64_t)t->step * r->batch + b))
             return -1;
@@ -252,6 +278,9 @@ static int train_step(Trainer *t, double *terms, double *total)
     if (!isfinite(*total))
         return percept_fail("the loss is not finite at step %d (learning rate too high?)",
                             t->step + 1);
+    /* a finite loss can still have a NaN gradient; one step of it ruins every weight */
+    if (percept_loss_finite(t->grad, percept_tensor_numel(&out), "the losses' gradient"))
+        return percept_fail_prefix("step %d: ", t->step + 1);
     const char *from[] = {VAE_OUTPUT, VAE_CODE};
     const float *grads[] = {t->grad, t->kl_grad};
     if (t->obj.kl ? percept_net_backward_from(t->net, from, grads, 2, NULL)
@@ -263,6 +292,8 @@ static int train_step(Trainer *t, double *terms, double *total)
                                                (1.0 + cos(M_PI * progress)));
     size_t count;
     float *params = percept_net_params(t->net, &count);
+    if (percept_loss_finite(percept_net_grads(t->net, &count), count, "a weight's gradient"))
+        return percept_fail_prefix("step %d: ", t->step + 1);
     percept_adam_step(&t->adam, params, percept_net_grads(t->net, &count));
     percept_net_zero_grads(t->net);
     return 0;
