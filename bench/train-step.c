@@ -77,23 +77,21 @@ static int losses_init(Losses *l, const char *text, const PerceptTensor *style)
 
 /* One step; the total loss into *value. */
 static int step(PerceptNet *net, PerceptAdam *adam, Losses *l, const PerceptTensor *in,
-                const PerceptTensor *target, float *grad, float *scratch, double *value)
+                const PerceptTensor *target, float *grad, double *value)
 {
     PerceptTensor out;
     if (percept_net_forward(net, in, &out))
         return -1;
-    size_t n = percept_tensor_numel(&out);
-    memset(grad, 0, sizeof(float) * n);
-    *value = 0;
-    for (int i = 0; i < l->n; i++) {
-        double v;
-        if ((l->target[i] && percept_loss_set_target(l->loss[i], target)) ||
-            percept_loss_eval(l->loss[i], &out, &v, scratch))
+    /* as the trainer does: the content and style losses share one pass through VGG-16 */
+    for (int i = 0; i < l->n; i++)
+        if (l->target[i] && percept_loss_set_target(l->loss[i], target))
             return -1;
-        for (size_t k = 0; k < n; k++)
-            grad[k] += (float)l->weight[i] * scratch[k];
-        *value += l->weight[i] * v;
-    }
+    double values[4];
+    if (percept_losses_eval(l->loss, l->weight, l->n, &out, values, grad))
+        return -1;
+    *value = 0;
+    for (int i = 0; i < l->n; i++)
+        *value += l->weight[i] * values[i];
     if (percept_net_backward(net, grad, NULL))
         return -1;
     size_t count;
@@ -139,12 +137,12 @@ static int run_percept(const Case *c, const char *dir, int steps, Result *r)
     size_t out_n = (size_t)c->batch * 3 * c->out_side * c->out_side;
     float *in = malloc(sizeof(float) * in_n), *target = malloc(sizeof(float) * out_n);
     float *style = malloc(sizeof(float) * 3 * 128 * 128);
-    float *grad = malloc(sizeof(float) * out_n), *scratch = malloc(sizeof(float) * out_n);
+    float *grad = malloc(sizeof(float) * out_n);
     PerceptAdam adam = {0};
     Losses l = {0};
     size_t count;
     percept_net_params(net, &count);
-    int rc = in && target && style && grad && scratch ? 0 : percept_fail("out of memory");
+    int rc = in && target && style && grad ? 0 : percept_fail("out of memory");
     if (!rc) {
         fill(in, in_n, 11);
         fill(style, 3 * 128 * 128, 13);
@@ -170,7 +168,7 @@ static int run_percept(const Case *c, const char *dir, int steps, Result *r)
     double *times = calloc(steps + 1, sizeof(double)), value;
     for (int s = 0; s <= steps && !rc; s++) { /* step 0: first loss, warm-up */
         double t = now();
-        rc = step(net, &adam, &l, &in_t, &target_t, grad, scratch, &value);
+        rc = step(net, &adam, &l, &in_t, &target_t, grad, &value);
         if (s == 0)
             r->first_loss = value;
         else
@@ -188,7 +186,6 @@ static int run_percept(const Case *c, const char *dir, int steps, Result *r)
     free(target);
     free(style);
     free(grad);
-    free(scratch);
     return rc;
 }
 
