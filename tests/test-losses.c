@@ -384,10 +384,19 @@ static void check_style_mmd(void)
     PerceptTensor self = {1, 3, 17, 12, style};
     CHECK(percept_mmd_to_embedding(&self, e, &cfg, 3, &v, NULL) == 0 && fabs(v) < 1e-10,
           "style-mmd of the style image itself: %g", v);
-    /* the coarsest level needs a whole patch: 3 levels of 3×3 want 12 pixels a side */
+    /* the style image must fill every level (3 levels of 3×3: 12 pixels a side); an image
+     * compared with it is compared on the levels it fills: 11×30 on the first two, as two
+     * levels would compare it */
     PerceptTensor small = {1, 3, 11, 30, style};
-    CHECK(percept_mmd_to_embedding(&small, e, &cfg, 3, &v, NULL) != 0 &&
-          strstr(percept_error(), "at least 12 pixels"), "small image: %s", percept_error());
+    CHECK(percept_patch_embedding(&small, &cfg, 3, e) != 0 &&
+          strstr(percept_error(), "at least 12 pixels"), "small style image: %s", percept_error());
+    CHECK(percept_patch_embedding(&st, &cfg, 3, e) == 0, "%s", percept_error());
+    double two = -1;
+    CHECK(percept_mmd_to_embedding(&small, e, &cfg, 3, &v, NULL) == 0 &&
+          percept_mmd_to_embedding(&small, e, &cfg, 2, &two, NULL) == 0 && v == two && v > 0,
+          "small image: %g vs two levels %g: %s", v, two, percept_error());
+    PerceptTensor tiny = {1, 3, 2, 30, style};
+    CHECK(percept_mmd_to_embedding(&tiny, e, &cfg, 3, &v, NULL) != 0, "a 30×2 image has no 3×3 patch");
     /* through a spec: the target is the style image, any size; options parsed */
     PerceptLoss *l = percept_loss_new("style-mmd:f64:sigma1:levels3");
     double w = -1;

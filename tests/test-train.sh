@@ -187,7 +187,7 @@ expect optimize-no-adv 1 "losses adv and kl train networks" -- \
     "$percept" optimize --content "$tmp/data/p1.png" --style "$tmp/style.png" --losses "mse;adv" --out "$tmp/x.png"
 
 # percept optimize (Gatys et al.'s baseline) and eval-style (Johnson et al.'s Fig. 5 check)
-opt=(--style "$tmp/style.png" --size 32 --style-size 32 --every 4)
+opt=(--style "$tmp/style.png" --size 32 --style-size 48 --every 4)
 expect optimize 0 "^falls" -- bash -c "'$percept' optimize --content '$tmp/data/p1.png' ${opt[*]} --iterations 12 --out '$tmp/opt.png' | python3 -c '
 import re, sys
 v = [float(m.group(1)) for m in re.finditer(r\"objective ([0-9.e+-]+)\", sys.stdin.read())]

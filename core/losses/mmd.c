@@ -238,15 +238,23 @@ static void pyramid_free(float **pyr, int levels)
     free(pyr);
 }
 
-/* The smallest side the pyramid needs: its coarsest level still holds one patch. */
+/* How many levels an image has room for: the coarsest still holds one patch. */
+static int fitting_levels(const PerceptTensor *x, const PerceptMmdConfig *cfg, int levels)
+{
+    int k = 0;
+    while (k < levels && (x->h >> k) >= cfg->patch && (x->w >> k) >= cfg->patch)
+        k++;
+    return k;
+}
+
+/* The style image must fill every level; a compared image at least the first. */
 static int too_small(const PerceptTensor *x, const PerceptMmdConfig *cfg, int levels)
 {
-    int need = cfg->patch << (levels - 1);
-    if (x->h >= need && x->w >= need)
+    if (fitting_levels(x, cfg, levels) >= levels)
         return 0;
     return percept_fail("MMD style: a %d×%d image is too small for %d levels of %d×%d patches "
                         "(at least %d pixels a side)", x->w, x->h, levels, cfg->patch, cfg->patch,
-                        need);
+                        cfg->patch << (levels - 1));
 }
 
 /* One level: means[b·D + d] = mean over positions of φ_d(patches of image b); the
@@ -304,8 +312,10 @@ int percept_mmd_to_embedding(const PerceptTensor *x, const float *embedding,
 {
     if (levels < 1 || levels > 8)
         return percept_fail("MMD style: 1..8 levels");
-    if (too_small(x, cfg, levels))
+    /* an image too small for the coarse levels is compared on the levels it has */
+    if (too_small(x, cfg, 1))
         return -1;
+    levels = fitting_levels(x, cfg, levels);
     const int D = cfg->features, n = x->n;
     PoolShape pools[8];
     float **pyr = pyramid(x, levels, pools), **g = calloc((size_t)levels, sizeof *g);

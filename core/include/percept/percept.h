@@ -322,7 +322,9 @@ PERCEPT_API int percept_mmd_plus(const PerceptTensor *x, const PerceptTensor *y,
  * P×P patches of each image and all of a style image's, at `levels` scales (the image, then
  * average-pooled by 2, 4, …; each level its own random features, seed + level). The style
  * side is summarised once: embedding (levels × features floats) is its patches' mean random
- * feature per level. Window and stride are unused. value = Σ levels of the batch-mean MMD². */
+ * feature per level. Window and stride are unused. value = Σ levels of the batch-mean MMD²; the
+ * style image must fill every level, a compared image too small for the coarse ones is
+ * compared on the levels it fills (at least one patch). */
 PERCEPT_API int percept_patch_embedding(const PerceptTensor *style, const PerceptMmdConfig *cfg,
                                         int levels, float *embedding);
 PERCEPT_API int percept_mmd_to_embedding(const PerceptTensor *x, const float *embedding,
