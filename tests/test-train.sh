@@ -111,6 +111,10 @@ rows = [float(r["loss"]) for r in csv.DictReader(open(sys.argv[1]))]
 print(("falls" if rows[-1] <= 0.5 * rows[0] else "stuck") + f" {rows[0]:.4f} -> {rows[-1]:.4f}")
 PY
 expect stylize-task 0 "Task: +stylize" -- "$percept" info "$tmp/s.safetensors"
+expect stylize-restore 0 "wrote .*r.safetensors \(5 steps\)" -- "$percept" train stylize ${sty[*]} \
+    --style "$tmp/style.png" --arch restore --tail-gain 0.1 --out "$tmp/r.safetensors"
+expect stylize-bad-arch 1 "arch for stylize must be johnson or restore, not 'sr'" -- \
+    "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --arch sr --out "$tmp/x.safetensors"
 expect stylize-gram 0 "wrote .*g.safetensors \(5 steps\)" -- "$percept" train stylize ${sty[*]} \
     --style "$tmp/style.png" --losses "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2,relu3_3=5;tv=1e-6" \
     --out "$tmp/g.safetensors"

@@ -218,9 +218,10 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
     if (upscale ? strcmp(r->arch, "sr") && strcmp(r->arch, "sr-shuffle")
         : autoencoder ? strcmp(r->arch, "autoencoder") && strcmp(r->arch, "vae") &&
                             strcmp(r->arch, "binary")
-                      : strcmp(r->arch, stylize ? "johnson" : "restore"))
+        : stylize     ? strcmp(r->arch, "johnson") && strcmp(r->arch, "restore")
+                      : strcmp(r->arch, "restore"))
         return percept_fail("recipe: arch for %s must be %s, not '%s'", r->task,
-                            upscale ? "sr or sr-shuffle" : stylize ? "johnson"
+                            upscale ? "sr or sr-shuffle" : stylize ? "johnson or restore"
                                                          : autoencoder ? "autoencoder, vae or binary"
                                                                        : "restore",
                             r->arch);
