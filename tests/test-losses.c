@@ -387,7 +387,7 @@ static void check_style_mmd(void)
     /* the style image must fill every level (3 levels of 3×3: 12 pixels a side); an image
      * compared with it is compared on the levels it fills: 11×30 on the first two, as two
      * levels would compare it */
-    PerceptTensor small = {1, 3, 11, 30, style};
+    PerceptTensor small = {1, 3, 11, 30, x};   /* (x holds enough floats) */
     CHECK(percept_patch_embedding(&small, &cfg, 3, e) != 0 &&
           strstr(percept_error(), "at least 12 pixels"), "small style image: %s", percept_error());
     CHECK(percept_patch_embedding(&st, &cfg, 3, e) == 0, "%s", percept_error());
