@@ -234,8 +234,8 @@ static void check_specs(void)
     CHECK(percept_loss_eval(l, &ta, &v, NULL) == -1 && strstr(percept_error(), "no target"),
           "eval without target: %s", percept_error());
     percept_loss_set_target(l, &ta);
-    CHECK(percept_loss_eval(l, &tb, &v, NULL) == -1 && strstr(percept_error(), "does not match"),
-          "size mismatch: %s", percept_error());
+    CHECK(percept_loss_eval(l, &tb, &v, NULL) == -1 && strstr(percept_error(), "does not match") &&
+          strstr(percept_error(), "loss 'mse'"), "size mismatch: %s", percept_error());
     b[3] = NAN;
     CHECK(percept_loss_set_target(l, &tb) == -1 && strstr(percept_error(), "NaN"),
           "NaN target: %s", percept_error());

@@ -14,25 +14,25 @@ static int reflect(int i, int n)
     return i;
 }
 
-/* One row (or, with stride w, one column) of the separable Gaussian: d[x] = Σ_i k[i]·s[x+i],
+/* One line (a row, or a column copied out) of the separable Gaussian: d[x] = Σ_i k[i]·s[x+i],
  * the taps summed in order i = -r..r. The interior runs tap by tap over whole spans, which the
  * compiler vectorises (the same additions in the same order: the same bits); only the
  * border positions pay for the reflection. */
-static void blur_line(float *d, const float *s, int n, size_t stride, const float *k, int r)
+static void blur_line(float *d, const float *s, int n, const float *k, int r)
 {
     int lo = r < n ? r : n, hi = n - r > lo ? n - r : lo;
     for (int x = 0; x < n; x++)
         if (x < lo || x >= hi) {
             float a = 0;
             for (int i = -r; i <= r; i++)
-                a += k[i + r] * s[(size_t)reflect(x + i, n) * stride];
-            d[(size_t)x * stride] = a;
+                a += k[i + r] * s[reflect(x + i, n)];
+            d[x] = a;
         }
     for (int x = lo; x < hi; x++)
-        d[(size_t)x * stride] = 0;
+        d[x] = 0;
     for (int i = -r; i <= r; i++)
         for (int x = lo; x < hi; x++)
-            d[(size_t)x * stride] += k[i + r] * s[(size_t)(x + i) * stride];
+            d[x] += k[i + r] * s[x + i];
 }
 
 int degrade_blur(float *dst, const float *src, int c, int h, int w, float sigma)
@@ -55,12 +55,12 @@ int degrade_blur(float *dst, const float *src, int c, int h, int w, float sigma)
         const float *s = src + (size_t)p * h * w;
         float *d = dst + (size_t)p * h * w;
         for (int y = 0; y < h; y++)
-            blur_line(tmp + (size_t)y * w, s + (size_t)y * w, w, 1, k, r);
+            blur_line(tmp + (size_t)y * w, s + (size_t)y * w, w, k, r);
         /* columns through a contiguous copy: strided access would miss the cache each tap */
         for (int x = 0; x < w; x++) {
             for (int y = 0; y < h; y++)
                 col[y] = tmp[(size_t)y * w + x];
-            blur_line(col + h, col, h, 1, k, r);
+            blur_line(col + h, col, h, k, r);
             for (int y = 0; y < h; y++)
                 d[(size_t)y * w + x] = col[h + y];
         }

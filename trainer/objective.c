@@ -108,9 +108,7 @@ int objective_eval(Objective *o, const PerceptTensor *x, const PerceptTensor *re
             (!reference || percept_loss_set_target(o->loss[i], reference)))
             return reference ? percept_fail_prefix("loss %s: ", o->spec[i])
                              : percept_fail("loss %s needs a reference image", o->spec[i]);
-    if (grad && o->n == 0)
-        memset(grad, 0, sizeof(float) * percept_tensor_numel(x));
-    if (o->n && percept_losses_eval(o->loss, o->weight, o->n, x, terms, grad))
+    if (percept_losses_eval(o->loss, o->weight, o->n, x, terms, grad))
         return -1;
     *total = 0;
     for (int i = 0; i < o->n; i++)

@@ -26,6 +26,7 @@ struct PerceptLoss {
     int has_target;
     PerceptMmdConfig mmd;
     int levels;                     /* style-mmd: pyramid levels */
+    char spec[1024];                /* as given: errors name it */
     char net_spec[1024];            /* feat, style: losses with equal specs share one pass */
     int depth;                      /* feat, style: index of the deepest layer used */
 };
@@ -164,6 +165,7 @@ PerceptLoss *percept_loss_new(const char *spec)
         goto fail;
     }
     loss->kind = (Kind)k;
+    snprintf(loss->spec, sizeof loss->spec, "%s", spec);
     if (loss->kind == KIND_MMD || loss->kind == KIND_MMD_PLUS || loss->kind == KIND_STYLE_MMD) {
         loss->levels = 3;
         if (parse_mmd(&loss->mmd, first ? first + 1 : "",
@@ -395,7 +397,7 @@ int percept_losses_eval(PerceptLoss *const *losses, const double *weights, int c
         return -1;
     for (int i = 0; i < count; i++)
         if (check_eval(losses[i], x))
-            return -1;
+            return percept_fail_prefix("loss '%s': ", losses[i]->spec);
     float *part = grad ? malloc(sizeof(float) * (n ? n : 1)) : NULL;
     char *done = calloc(count ? count : 1, 1);
     int rc = (grad && !part) || !done ? percept_fail("out of memory") : 0;
@@ -405,13 +407,14 @@ int percept_losses_eval(PerceptLoss *const *losses, const double *weights, int c
         if (done[i])
             continue;
         double scale = 1;   /* part holds the gradient of the weighted group: scale 1 */
+        const char *spec = losses[i]->spec;
         if (!losses[i]->net) {
             rc = image_loss_eval(losses[i], x, &values[i], part);
             scale = weights[i];
             done[i] = 1;
         } else {
             PerceptLoss *members[LOSS_GROUP_MAX] = {0};
-            double w[LOSS_GROUP_MAX], v[LOSS_GROUP_MAX];
+            double w[LOSS_GROUP_MAX], v[LOSS_GROUP_MAX] = {0};
             int index[LOSS_GROUP_MAX], m = 0;
             for (int j = i; j < count && m < LOSS_GROUP_MAX; j++)
                 if (!done[j] && losses[j]->net && !strcmp(losses[j]->net_spec, losses[i]->net_spec)) {
@@ -424,6 +427,8 @@ int percept_losses_eval(PerceptLoss *const *losses, const double *weights, int c
             for (int k = 0; k < m; k++)
                 values[index[k]] = v[k];
         }
+        if (rc)
+            percept_fail_prefix("loss '%s': ", spec);
         for (size_t k = 0; grad && !rc && k < n; k++)
             grad[k] += (float)scale * part[k];
     }
