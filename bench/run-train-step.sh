@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 build="${BUILD:-build}"
 [ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null
 ninja -C "$build" bench/train-step >/dev/null
-out="bench/results/train-step-$(date +%F).md"
+out="bench/results/train-step-$(date +%F)${BENCH_CORETYPE:+-$BENCH_CORETYPE}.md"
 mkdir -p bench/results
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

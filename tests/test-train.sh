@@ -42,6 +42,20 @@ train --steps 60 --out "$tmp/c.safetensors" >/dev/null 2>&1
 expect resume 0 "resuming at step 60" -- train --steps 120 --resume --out "$tmp/c.safetensors"
 expect resume-equal 0 "" -- cmp "$tmp/a.safetensors.ckpt" "$tmp/c.safetensors.ckpt"
 
+# init: fine-tuning starts from a trained file's parameters (its first logged loss is near
+# where that file's training ended, not where a fresh network starts), and refuses a file of
+# another network
+train --steps 10 --init "$tmp/a.safetensors" --lr 1e-6 --out "$tmp/f.safetensors" >/dev/null 2>&1
+expect init-starts-there 0 "^there" -- python3 - "$tmp/a.safetensors.csv" "$tmp/f.safetensors.csv" <<'PY'
+import csv, sys
+a = [float(r["loss"]) for r in csv.DictReader(open(sys.argv[1]))]
+f = [float(r["loss"]) for r in csv.DictReader(open(sys.argv[2]))]
+print(("there" if f[0] < 0.5 * a[0] and f[0] < 2 * a[-1] else "elsewhere") + f" {a[0]:.4f} .. {a[-1]:.4f}; init {f[0]:.4f}")
+PY
+expect init-other-net 1 "init .*a.safetensors is not a start for this recipe's network: tensor .* has shape" -- \
+    train --init "$tmp/a.safetensors" --channels 4 --out "$tmp/x.safetensors"
+expect init-missing 1 "init: .*nope.safetensors: cannot open" -- train --init "$tmp/nope.safetensors" --out "$tmp/x.safetensors"
+
 # resuming with another network, or with weights and Adam state of different steps
 expect resume-other-net 1 "is not a checkpoint of this recipe's network \(a different architecture\)" -- \
     train --steps 130 --resume --channels 4 --out "$tmp/c.safetensors"

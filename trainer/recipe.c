@@ -24,6 +24,7 @@ static const struct {
     {"val-fraction", "0.1"}, {"max-megapixels", "2"}, {"fp16", "true"},
     {"style", ""},          {"style-size", "256"}, {"channels", ""}, {"blocks", ""},
     {"code", "8"},          {"discriminator-lr", "0.0002"}, {"tail-gain", "1"},
+    {"init", ""},
 };
 
 const char recipe_keys_help[] =
@@ -40,6 +41,8 @@ const char recipe_keys_help[] =
     "                      channels of the code, ⅛ of the image's size)\n"
     "  tail-gain 1         sr-shuffle, restore: the last conv's initial weights × this (0.1:\n"
     "                      the residual starts near the skip path, training starts closer)\n"
+    "  init FILE           start from this weight file's parameters (fine-tuning; it must\n"
+    "                      hold exactly the tensors of the recipe's network)\n"
     "  style IMAGE  style-size 256   stylize: the painting, its longer side in training\n"
     "  steps 20000  batch 8  crop 96 (stylize: 256, autoencoder: 64; high-resolution side, a\n"
     "                      multiple of scale)\n"
@@ -235,6 +238,7 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
         return percept_fail_prefix("recipe: ");
     r->losses = get_string(r, "losses");
     r->style = get_string(r, "style");
+    r->init = get_string(r, "init");
     if (stylize && !*r->style)
         return percept_fail("no style image: give --style IMAGE (or style in the recipe)");
     char *fp16 = get_string(r, "fp16");
@@ -266,6 +270,7 @@ void recipe_free(Recipe *r)
     g_free(r->arch);
     g_free(r->degrade);
     g_free(r->style);
+    g_free(r->init);
     if (r->keys)
         g_key_file_free(r->keys);
     memset(r, 0, sizeof *r);

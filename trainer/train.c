@@ -449,11 +449,27 @@ static int setup_terms(Trainer *t)
     return 0;
 }
 
+/* Fine-tuning: the recipe's network with the parameters of r->init (every tensor by name
+ * and shape, none missing or extra, so a file of another network is refused). */
+static PerceptNet *net_from_init(const Recipe *r, const char *arch)
+{
+    PerceptSafetensors *st = percept_st_read(r->init);
+    if (!st) {
+        percept_fail_prefix("init: ");
+        return NULL;
+    }
+    PerceptNet *net = percept_net_from_safetensors(st, arch);
+    percept_st_free(st);
+    if (!net)
+        percept_fail_prefix("init %s is not a start for this recipe's network: ", r->init);
+    return net;
+}
+
 static int run(Trainer *t, int resume)
 {
     Recipe *r = &t->r;
     char *arch = arch_for(r);
-    t->net = percept_net_from_arch(arch, r->seed);
+    t->net = *r->init && !resume ? net_from_init(r, arch) : percept_net_from_arch(arch, r->seed);
     if (!t->net) {
         free(arch);
         return -1;
