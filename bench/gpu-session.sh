@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # One device call does a GPU session's work: build percept on the GPU machine (no GEGL, no
 # package registry: cJSON comes from tools/device/debs), run the test suite, run the CPU
-# benchmark against PyTorch 2.11 on the same machine, and leave logs under $OUT.
-# (The CUDA backend's parity tests and GPU benchmarks join this script when kernels/ lands.)
+# benchmark against PyTorch 2.11 on the same machine, and leave logs under $OUT: first the
+# CUDA backend's parity test (tests/test-cuda-parity.c) and the GPU forward benchmark
+# (bench/gpu-forward.c), which are what a session with a GPU is for, then the whole suite.
+#   device: run command "bench/gpu-session.sh", then commit $OUT's files under bench/results/
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-export PATH=/opt/torch/.venv/bin:$PATH
+export PATH=/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH
 deps=/tmp/percept-deps
 mkdir -p "$deps"
 for d in tools/device/debs/*.deb; do dpkg -x "$d" "$deps"; done
@@ -16,9 +18,17 @@ sed -i "s|=/usr/|=$deps/usr/|" "$pc"
 export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; nproc; } > "$OUT/machine.txt" 2>&1
-meson setup build-gpu -Dgegl=disabled -Dgimp=disabled --buildtype=release > "$OUT/setup.log" 2>&1 ||
-    { tail -20 "$OUT/setup.log"; exit 1; }
+meson setup build-gpu -Dcuda=enabled -Dgegl=disabled -Dgimp=disabled --buildtype=release \
+    > "$OUT/setup.log" 2>&1 || { tail -20 "$OUT/setup.log"; exit 1; }
 ninja -C build-gpu > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+export PERCEPT_CUDA_LIBRARY="$PWD/build-gpu/kernels/libpercept-cuda.so"
+timeout 300 build-gpu/tests/test-cuda-parity > "$OUT/cuda-parity.txt" 2>&1
+echo "parity rc=$?"
+grep -E "^FAIL|cases agree|skipped" "$OUT/cuda-parity.txt" | head -40
+PERCEPT_PYTHON="$(command -v python3)" timeout 300 build-gpu/bench/gpu-forward \
+    > "$OUT/gpu-forward.md" 2> "$OUT/gpu-forward.log"
+echo "gpu-forward rc=$?"
+cat "$OUT/gpu-forward.md"; tail -5 "$OUT/gpu-forward.log"
 meson test -C build-gpu --print-errorlogs > "$OUT/test.log" 2>&1
 echo "tests rc=$?"
 grep -E "^(Ok|Fail|Skipped):" "$OUT/test.log"

@@ -112,8 +112,10 @@ void percept_op_device(int device)
 {
     static gsize said = 0;
     if (device == PERCEPT_DEVICE_CUDA && g_once_init_enter(&said))
-        g_once_init_leave(&said, (g_message("percept: this build has no CUDA backend; "
-                                            "running on the CPU"), 1));
+        g_once_init_leave(&said, (g_message("percept: device=cuda does not switch backends "
+                                            "yet; networks run where PERCEPT_DEVICE says "
+                                            "(cpu unless set: cuda or auto to use the GPU)"),
+                                  1));
 }
 
 gboolean percept_op_input_box(GeglOperation *op, GeglRectangle *box)

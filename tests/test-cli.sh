@@ -14,6 +14,14 @@ expect no-command 2 "no command given" -- "$percept"
 expect unknown 2 "unknown command 'frobnicate'" -- "$percept" frobnicate
 expect init-johnson 0 "1679235 parameters" -- "$percept" init johnson "$tmp/j.safetensors"
 expect info-johnson 0 "Receptive field:  109 px" -- "$percept" info "$tmp/j.safetensors"
+# the backend: the CPU unless asked; a CUDA backend that cannot load is an error for cuda
+# and the CPU for auto, never a crash
+expect device-default 0 "Device: +cpu" -- env -u PERCEPT_DEVICE "$percept" info "$tmp/j.safetensors"
+expect device-bad 1 "PERCEPT_DEVICE: unknown device 'gpu' \(cpu, cuda or auto\)" -- env PERCEPT_DEVICE=gpu "$percept" info "$tmp/j.safetensors"
+expect device-cuda-absent 1 "device cuda: the CUDA backend is not available \(.*nowhere.so" -- \
+    env PERCEPT_DEVICE=cuda PERCEPT_CUDA_LIBRARY="$tmp/nowhere.so" "$percept" info "$tmp/j.safetensors"
+expect device-auto-falls-back 0 "Device: +cpu" -- \
+    env PERCEPT_DEVICE=auto PERCEPT_CUDA_LIBRARY="$tmp/nowhere.so" "$percept" info "$tmp/j.safetensors"
 expect info-params 0 "Parameters:       1679235" -- "$percept" info "$tmp/j.safetensors"
 expect info-layers 0 "deconv3.conv2d +conv2d +512×512 +×3 " -- "$percept" info --size 512x512 "$tmp/j.safetensors"
 expect init-sr 0 "wrote" -- "$percept" init sr --scale 4 --fp16 "$tmp/sr.safetensors"

@@ -67,8 +67,10 @@ def run_arch(arch, params, x, training, want=None):
         elif op == "reshape":
             y = a.reshape(a.shape[0], nd["c"], nd["h"], nd["w"])
         elif op == "channel_affine":
-            s = torch.tensor(nd["scale"] if isinstance(nd["scale"], list) else [nd["scale"]])
-            t = torch.tensor(nd["shift"] if isinstance(nd["shift"], list) else [nd["shift"]])
+            s = torch.tensor(nd["scale"] if isinstance(nd["scale"], list) else [nd["scale"]],
+                             device=a.device, dtype=a.dtype)
+            t = torch.tensor(nd["shift"] if isinstance(nd["shift"], list) else [nd["shift"]],
+                             device=a.device, dtype=a.dtype)
             y = a * s[None, :, None, None] + t[None, :, None, None]
         elif op == "dropout":
             assert not training, "fixtures use dropout in eval mode only"

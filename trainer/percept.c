@@ -158,6 +158,7 @@ static int cmd_info(int argc, char **argv)
     else
         printf("Receptive field:  whole image (global pooling or fully connected layers)\n");
     printf("Input channels:   %d\n", percept_net_input_channels(net));
+    printf("Device:           %s (PERCEPT_DEVICE: cpu, cuda or auto)\n", percept_net_device(net));
     if (percept_net_output_shape(net, 1, h, w, &oc, &oh, &ow) == 0)
         printf("Output for %dx%d: %dx%d, %d channels\n", w, h, ow, oh, oc);
     print_metadata(st);

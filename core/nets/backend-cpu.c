@@ -135,7 +135,7 @@ static void affine_dims(const Node *nd, Shape in, int *c, int *hw)
 
 /* ---- forward -------------------------------------------------------------------------- */
 
-static void cpu_forward(PerceptNet *net, const Node *nd)
+static int cpu_forward(PerceptNet *net, const Node *nd)
 {
     Shape in = in_shape(net, nd);
     float *out = out_of(net, nd), *x = in_of(net, nd, 0), *saved = saved_of(net, nd);
@@ -257,6 +257,7 @@ static void cpu_forward(PerceptNet *net, const Node *nd)
     case OP_COUNT:
         break;
     }
+    return 0;
 }
 
 /* ---- backward ------------------------------------------------------------------------- */
@@ -286,7 +287,7 @@ static void batch_norm_backward_eval(float *din, float *dgamma, float *dbeta, co
     }
 }
 
-static void cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
+static int cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
 {
     Shape in = in_shape(net, nd);
     float *dout = net->plan.grads + nd->grad_off;
@@ -300,17 +301,17 @@ static void cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
     case OP_CONV2D: {
         ConvShape s = conv_shape(net, nd);
         conv2d_backward(dx, dw, db, dout, x, w, net->plan.work, &s);
-        return;
+        return 0;
     }
     case OP_CONV_TRANSPOSE2D: {
         ConvTShape s = convt_shape(net, nd);
         conv_transpose2d_backward(dx, dw, db, dout, x, w, net->plan.work, &s);
-        return;
+        return 0;
     }
     case OP_INSTANCE_NORM:
         instance_norm_backward(dx, dw, db, dout, x, saved, saved + in.n * in.c, w, in.n, in.c,
                                hw);
-        return;
+        return 0;
     case OP_BATCH_NORM:
         if (net->plan.training)
             batch_norm_backward(dx, dw, db, dout, x, saved, saved + in.c, w, in.n, in.c, hw);
@@ -318,27 +319,27 @@ static void cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
             batch_norm_backward_eval(dx, dw, db, dout, x, net_param(net, nd, PARAM_RUNNING_MEAN),
                                      net_param(net, nd, PARAM_RUNNING_VAR), w, in.n, in.c, hw,
                                      nd->eps);
-        return;
+        return 0;
     case OP_LINEAR:
         linear_backward(dx, dw, db, dout, x, w, in.n, nd->cin, nd->cout);
-        return;
+        return 0;
     case OP_ADD:
         for (int j = 0; j < 2; j++)
             if (din[j])
                 memcpy(din[j], dout, n * sizeof(float));
-        return;
+        return 0;
     case OP_CONCAT: {
         int cs[NODE_MAX_IN];
         for (int j = 0; j < nd->n_in; j++)
             cs[j] = net_in_shape(net, nd, j).c;
         concat_backward(din, dout, cs, nd->n_in, in.n, hw);
-        return;
+        return 0;
     }
     default:
         break;
     }
     if (!dx)
-        return; /* the remaining ops have no parameters */
+        return 0; /* the remaining ops have no parameters */
     switch (nd->op) {
     case OP_UPSAMPLE_NEAREST:
         upsample_nearest_backward(dx, dout, in.n, in.c, in.h, in.w, nd->factor);
@@ -406,6 +407,7 @@ static void cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
     default:
         break;
     }
+    return 0;
 }
 
 const PerceptBackend percept_backend_cpu = {

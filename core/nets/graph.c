@@ -395,7 +395,8 @@ static PerceptNet *net_parse(const char *arch_json)
         percept_fail("out of memory");
         goto fail;
     }
-    net->backend = &percept_backend_cpu;
+    if (!(net->backend = backend_for_new_net()))
+        goto fail;
     if (!cJSON_IsObject(root) || !cJSON_IsArray(nodes) || cJSON_GetArraySize(nodes) < 1) {
         percept_fail("architecture JSON must be an object with a non-empty 'nodes' list");
         goto fail;
@@ -586,6 +587,8 @@ void percept_net_free(PerceptNet *net)
     for (int i = 0; i < net->n_params; i++)
         free(net->params[i].name);
     if (net->backend) {
+        if (net->backend->net_free)
+            net->backend->net_free(net);
         net->backend->release(net->params_data);
         net->backend->release(net->grads_data);
         net->backend->release(net->buffers_data);
@@ -631,6 +634,7 @@ int percept_net_save(PerceptNet *net, const char *path, PerceptDtype dtype,
 }
 
 const char *percept_net_name(const PerceptNet *net) { return net->name; }
+const char *percept_net_device(const PerceptNet *net) { return net->backend->name; }
 const char *percept_net_arch(const PerceptNet *net) { return net->arch_json; }
 int percept_net_input_channels(const PerceptNet *net) { return net->input_channels; }
 
@@ -786,7 +790,8 @@ int percept_net_forward(PerceptNet *net, const PerceptTensor *in, PerceptTensor 
         return -1;
     memcpy(net->plan.act, in->data, percept_tensor_numel(in) * sizeof(float));
     for (int i = 0; i < net->n_nodes; i++)
-        net->backend->forward(net, &net->nodes[i]);
+        if (net->backend->forward(net, &net->nodes[i]))
+            return percept_fail_prefix("%s: node '%s': ", net->backend->name, net->nodes[i].name);
     if (out) {
         const Node *o = &net->nodes[net->output];
         *out = (PerceptTensor){o->out.n, o->out.c, o->out.h, o->out.w, net_act(net, net->output)};
@@ -869,7 +874,8 @@ int percept_net_backward_from(PerceptNet *net, const char *const *names,
                 how[j] = RERUN;
             }
         }
-        net->backend->backward(net, nd, targets);
+        if (net->backend->backward(net, nd, targets))
+            return percept_fail_prefix("%s: backward of node '%s': ", net->backend->name, nd->name);
         for (int j = 0; j < nd->n_in; j++) {
             int src = nd->in[j];
             float *dst = src == INPUT_NODE ? din : pl->grads + net->nodes[src].grad_off;
@@ -881,7 +887,9 @@ int percept_net_backward_from(PerceptNet *net, const char *const *names,
                  * running one again for a single input accumulates nothing twice. */
                 float *only[NODE_MAX_IN] = {0};
                 only[j] = pl->tmp;
-                net->backend->backward(net, nd, only);
+                if (net->backend->backward(net, nd, only))
+                    return percept_fail_prefix("%s: backward of node '%s': ", net->backend->name,
+                                               nd->name);
                 accumulate(dst, pl->tmp, n);
             }
         }

@@ -79,16 +79,44 @@ typedef struct {
  * backend; the graph only does pointer arithmetic on it. */
 struct PerceptBackend {
     const char *name;
-    float *(*alloc)(size_t floats);  /* zeroed; NULL on failure (with message) */
+    /* zeroed, and readable and writable by the host too (the graph copies inputs in and
+     * results out, initialises and loads parameters there); NULL on failure (message) */
+    float *(*alloc)(size_t floats);
     void (*release)(float *p);
     size_t (*scratch_floats)(const PerceptNet *net, const Node *node);
     size_t (*saved_floats)(const PerceptNet *net, const Node *node, int grad);
-    void (*forward)(PerceptNet *net, const Node *node);
-    /* din[i] receives the gradient of input i (assigned), or is NULL when unwanted */
-    void (*backward)(PerceptNet *net, const Node *node, float *const *din);
+    /* 0, or -1 with a message (a device error); the host may read the results on return */
+    int (*forward)(PerceptNet *net, const Node *node);
+    /* din[i] receives the gradient of input i (assigned), or is NULL when unwanted; din
+     * may point outside backend memory (the caller's buffer for the input's gradient) */
+    int (*backward)(PerceptNet *net, const Node *node, float *const *din);
+    /* NULL, or frees what the backend keeps per network (net->backend_state) */
+    void (*net_free)(PerceptNet *net);
 };
 
 extern const PerceptBackend percept_backend_cpu;
+
+/* backend.c: the backend new networks get (percept_set_device, PERCEPT_DEVICE). NULL with
+ * a message when the device asked for cannot be used. */
+const PerceptBackend *backend_for_new_net(void);
+
+/* What the core lends a backend loaded at run time (kernels/, libpercept-cuda.so): the
+ * core's symbols are hidden, so the plugin calls them through this table. abi guards
+ * against a plugin built from other sources (struct layouts must agree). */
+#define PERCEPT_PLUGIN_ABI (20261202u ^ (unsigned)(sizeof(PerceptNet) * 131u + sizeof(Node) * 7u + sizeof(Plan)))
+typedef struct {
+    unsigned abi;
+    int (*fail)(const char *fmt, ...);
+    float *(*act)(PerceptNet *net, int node_index);
+    float *(*param)(PerceptNet *net, const Node *node, ParamSlot slot);
+    float *(*param_grad)(PerceptNet *net, const Node *node, ParamSlot slot);
+    Shape (*in_shape)(const PerceptNet *net, const Node *node, int i);
+    const PerceptBackend *cpu;       /* for the ops a plugin leaves to the CPU */
+} PerceptCoreApi;
+/* The plugin's one exported symbol: its backend, or NULL with a message written through
+ * api->fail (no usable device, ABI mismatch). */
+typedef const PerceptBackend *(*PerceptPluginEntry)(const PerceptCoreApi *api);
+#define PERCEPT_PLUGIN_ENTRY "percept_plugin_backend"
 extern size_t cpu_alloc_calls; /* for the test that planning allocates once per size */
 
 struct PerceptNet {
@@ -110,6 +138,7 @@ struct PerceptNet {
     float *norm_stats; size_t norm_stats_floats;
     int norm_fixed;
     const PerceptBackend *backend;
+    void *backend_state;             /* the backend's own, per network (cuDNN descriptors) */
     Plan plan;
     int *has_grad;                   /* per node, during backward */
 };

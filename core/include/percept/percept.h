@@ -130,6 +130,15 @@ PERCEPT_API void percept_net_free(PerceptNet *net);
 PERCEPT_API int percept_net_save(PerceptNet *net, const char *path, PerceptDtype dtype,
                                  const PerceptStMeta *meta, int n_meta);
 
+/* The backend new networks run on: "cpu"; "cuda" (NVIDIA GPUs through libpercept-cuda,
+ * loaded at run time: an error when it is not installed, or finds no usable GPU); or
+ * "auto" (CUDA when it loads and finds a GPU, else the CPU). The default is the environment
+ * variable PERCEPT_DEVICE, else "cpu". Returns 0, or -1 with a message (which says why CUDA
+ * cannot be used); a network keeps the backend it was made with. */
+PERCEPT_API int percept_set_device(const char *device);
+/* "cpu" or "cuda": where this network runs. */
+PERCEPT_API const char *percept_net_device(const PerceptNet *net);
+
 PERCEPT_API const char *percept_net_name(const PerceptNet *net);
 PERCEPT_API const char *percept_net_arch(const PerceptNet *net);
 PERCEPT_API size_t percept_net_param_count(const PerceptNet *net);

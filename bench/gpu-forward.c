@@ -1,0 +1,161 @@
+/* GPU inference benchmark (issue 5): Johnson's style network (pytorch/examples'
+ * TransformerNet: base 32, 5 residual blocks), batch 1, at 512², 1024² and 2048² on the
+ * CUDA backend, against PyTorch on the same GPU, weights and input in its best mode
+ * (bench/pytorch-gpu-forward.py: fp32, tf32, fp16 channels-last, and that as a CUDA graph).
+ * The first size's output is also checked against the CPU backend's.
+ *
+ *   bench/gpu-forward [--sizes 512,1024,2048] [--runs N] [--no-pytorch]   (Markdown to stdout)
+ *
+ * Exits 77 when the CUDA backend finds no GPU. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "graph.h"
+#include "percept/percept.h"
+#include "flops.h"
+#include "timing.h"
+
+#ifndef BENCH_DIR
+#define BENCH_DIR "bench"
+#endif
+
+/* issue 5's goals, ms, by size (0: none) */
+static double goal_ms(int size)
+{
+    return size == 1024 ? 2.5 : size == 2048 ? 9.0 : 0;
+}
+
+static int write_f32(const char *path, const float *x, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(x, sizeof(float), n, f) == n;
+    if (f)
+        ok = !fclose(f) && ok;
+    return ok ? 0 : -1;
+}
+
+/* Largest |a - b| over the largest |a|. */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)a[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+int main(int argc, char **argv)
+{
+    int sizes[8] = {512, 1024, 2048}, n_sizes = 3, runs = 20, pytorch = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            n_sizes = 0;
+            for (char *t = strtok(argv[++i], ","); t && n_sizes < 8; t = strtok(NULL, ","))
+                sizes[n_sizes++] = atoi(t);
+        } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
+            runs = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--no-pytorch")) {
+            pytorch = 0;
+        } else {
+            fprintf(stderr, "usage: gpu-forward [--sizes 512,1024,2048] [--runs N] [--no-pytorch]\n");
+            return 2;
+        }
+    }
+    if (runs < 3)
+        runs = 3;
+    if (percept_set_device("cuda")) {
+        fprintf(stderr, "gpu-forward: %s\n", percept_error());
+        return 77;
+    }
+    char *arch = percept_arch_johnson(&(PerceptJohnsonOpts){32, 5, 1});
+    PerceptNet *net = arch ? percept_net_from_arch(arch, 1) : NULL;
+    char dir[] = "/tmp/percept-gpu-forward.XXXXXX", weights[64], outp[64];
+    if (!net || !mkdtemp(dir)) {
+        fprintf(stderr, "gpu-forward: %s\n", net ? "cannot make a temporary directory" : percept_error());
+        return 1;
+    }
+    snprintf(weights, sizeof weights, "%s/johnson.safetensors", dir);
+    snprintf(outp, sizeof outp, "%s/out.f32", dir);
+    if (percept_net_save(net, weights, PERCEPT_DTYPE_F32, NULL, 0)) {
+        fprintf(stderr, "gpu-forward: %s\n", percept_error());
+        return 1;
+    }
+    const char *python = getenv("PERCEPT_PYTHON") ? getenv("PERCEPT_PYTHON") : "python3";
+    printf("| network | input | GFLOP | percept ms (median of %d) | TFLOP/s | PyTorch best ms (mode) "
+           "| percept / PyTorch | goal ms | check |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n",
+           runs);
+    for (int s = 0; s < n_sizes; s++) {
+        const int side = sizes[s];
+        size_t n = (size_t)3 * side * side;
+        float *x = malloc(sizeof(float) * n);
+        if (!x)
+            return 1;
+        fill_input(x, n);
+        PerceptTensor in = {1, 3, side, side, x}, out;
+        if (percept_net_forward(net, &in, &out)) { /* plans, picks cuDNN algorithms */
+            fprintf(stderr, "gpu-forward: %d²: %s\n", side, percept_error());
+            return 1;
+        }
+        double *t = malloc(sizeof(double) * runs);
+        for (int r = 0; r < runs; r++) {
+            double t0 = now();
+            percept_net_forward(net, &in, &out);
+            t[r] = (now() - t0) * 1e3;
+        }
+        qsort(t, runs, sizeof *t, cmp_double);
+        double ms = t[runs / 2], gflop = net_gflops(net);
+        size_t nout = percept_tensor_numel(&out);
+        char check[96] = "";
+        if (s == 0) { /* the CPU backend's answer, once */
+            percept_set_device("cpu");
+            PerceptSafetensors *st = percept_st_read(weights);
+            PerceptNet *cpu = st ? percept_net_from_safetensors(st, arch) : NULL;
+            PerceptTensor co;
+            if (cpu && !percept_net_forward(cpu, &in, &co))
+                snprintf(check, sizeof check, "vs CPU: %.2g relative", rel_diff(co.data, out.data, nout));
+            percept_net_free(cpu);
+            percept_st_free(st);
+            percept_set_device("cuda");
+        }
+        char peer[64] = "—", ratio[32] = "—", mode_best[32] = "";
+        if (pytorch && !write_f32(outp, out.data, nout)) {
+            char cmd[512];
+            snprintf(cmd, sizeof cmd, "'%s' '%s/pytorch-gpu-forward.py' '%s' %d %d '%s'", python,
+                     BENCH_DIR, weights, side, runs, outp);
+            FILE *p = popen(cmd, "r");
+            char line[256], mode[32];
+            double best = 0, pms, diff;
+            while (p && fgets(line, sizeof line, p)) {
+                fprintf(stderr, "pytorch %d²: %s", side, line);
+                if (sscanf(line, "%31s %lf %lf", mode, &pms, &diff) == 3 && (!best || pms < best)) {
+                    best = pms;
+                    snprintf(mode_best, sizeof mode_best, "%s", mode);
+                }
+            }
+            if (p)
+                pclose(p);
+            if (best > 0) {
+                snprintf(peer, sizeof peer, "%.2f (%s)", best, mode_best);
+                snprintf(ratio, sizeof ratio, "%.2f", ms / best);
+            }
+        }
+        char goal[16] = "—";
+        if (goal_ms(side) > 0)
+            snprintf(goal, sizeof goal, "%.1f", goal_ms(side));
+        printf("| johnson | %d² | %.1f | %.2f | %.1f | %s | %s | %s | %s |\n", side, gflop, ms,
+               gflop / ms, peer, ratio, goal, check);
+        fflush(stdout);
+        free(t);
+        free(x);
+    }
+    percept_net_free(net);
+    free(arch);
+    unlink(weights);
+    unlink(outp);
+    rmdir(dir);
+    return 0;
+}

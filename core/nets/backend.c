@@ -1,0 +1,137 @@
+/* Which backend a new network runs on, and loading the CUDA one at run time: percept and
+ * GIMP must run on machines without the NVIDIA driver or cuDNN, so libpercept never links
+ * CUDA; kernels/ builds libpercept-cuda.so, opened here on first use. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+
+typedef enum { DEVICE_UNSET, DEVICE_CPU, DEVICE_CUDA, DEVICE_AUTO } Device;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static Device chosen = DEVICE_UNSET;
+static int cuda_tried;
+static const PerceptBackend *cuda_backend;
+static char cuda_why[512]; /* why cuda_backend is NULL */
+
+static const PerceptCoreApi core_api = {
+    .fail = percept_fail,
+    .act = net_act,
+    .param = net_param,
+    .param_grad = net_param_grad,
+    .in_shape = net_in_shape,
+    .cpu = &percept_backend_cpu,
+};
+
+static int parse_device(const char *s, Device *d)
+{
+    if (!strcmp(s, "cpu"))
+        *d = DEVICE_CPU;
+    else if (!strcmp(s, "cuda"))
+        *d = DEVICE_CUDA;
+    else if (!strcmp(s, "auto"))
+        *d = DEVICE_AUTO;
+    else
+        return percept_fail("unknown device '%s' (cpu, cuda or auto)", s);
+    return 0;
+}
+
+/* PERCEPT_CUDA_LIBRARY, else libpercept-cuda.so next to this library, else the loader's
+ * search path. */
+static void *open_plugin(void)
+{
+    const char *env = getenv("PERCEPT_CUDA_LIBRARY");
+    if (env && *env)
+        return dlopen(env, RTLD_NOW | RTLD_LOCAL);
+    Dl_info info;
+    if (dladdr((void *)percept_set_device, &info) && info.dli_fname) {
+        char path[4096];
+        const char *slash = strrchr(info.dli_fname, '/');
+        if (slash && snprintf(path, sizeof path, "%.*s/libpercept-cuda.so",
+                              (int)(slash - info.dli_fname), info.dli_fname) < (int)sizeof path) {
+            void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            if (h)
+                return h;
+        }
+    }
+    return dlopen("libpercept-cuda.so", RTLD_NOW | RTLD_LOCAL);
+}
+
+/* Called with lock held. */
+static void load_cuda(void)
+{
+    if (cuda_tried)
+        return;
+    cuda_tried = 1;
+    void *h = open_plugin();
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(cuda_why, sizeof cuda_why, "the CUDA backend is not available (%s)",
+                 e ? e : "libpercept-cuda.so not found");
+        return;
+    }
+    PerceptPluginEntry entry = (PerceptPluginEntry)(uintptr_t)dlsym(h, PERCEPT_PLUGIN_ENTRY);
+    if (!entry) {
+        snprintf(cuda_why, sizeof cuda_why, "libpercept-cuda.so has no %s", PERCEPT_PLUGIN_ENTRY);
+        dlclose(h);
+        return;
+    }
+    PerceptCoreApi api = core_api;
+    api.abi = PERCEPT_PLUGIN_ABI;
+    static PerceptCoreApi kept; /* the plugin keeps the pointer */
+    kept = api;
+    cuda_backend = entry(&kept);
+    if (!cuda_backend) {
+        snprintf(cuda_why, sizeof cuda_why, "CUDA: %s", percept_error());
+        dlclose(h);
+    }
+}
+
+int percept_set_device(const char *device)
+{
+    Device d = DEVICE_UNSET;
+    if (!device || parse_device(device, &d))
+        return device ? -1 : percept_fail("no device given (cpu, cuda or auto)");
+    pthread_mutex_lock(&lock);
+    int rc = 0;
+    if (d == DEVICE_CUDA) {
+        load_cuda();
+        if (!cuda_backend)
+            rc = percept_fail("%s", cuda_why);
+    }
+    if (!rc)
+        chosen = d;
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+const PerceptBackend *backend_for_new_net(void)
+{
+    pthread_mutex_lock(&lock);
+    if (chosen == DEVICE_UNSET) {
+        const char *env = getenv("PERCEPT_DEVICE");
+        if (!env || !*env)
+            chosen = DEVICE_CPU;
+        else if (parse_device(env, &chosen)) {
+            chosen = DEVICE_UNSET;
+            pthread_mutex_unlock(&lock);
+            percept_fail_prefix("PERCEPT_DEVICE: ");
+            return NULL;
+        }
+    }
+    const PerceptBackend *be = &percept_backend_cpu;
+    if (chosen != DEVICE_CPU) {
+        load_cuda();
+        if (cuda_backend)
+            be = cuda_backend;
+        else if (chosen == DEVICE_CUDA) {
+            percept_fail("device cuda: %s", cuda_why);
+            be = NULL;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return be;
+}

@@ -1,0 +1,144 @@
+/* Nearest upsampling, pixel shuffle and reflection padding with their gradients: twins of
+ * core/layers/resample.c and of the CPU convolution's reflected borders. One thread per
+ * output element of the pass (gathers only: no atomics, the same sums in the same order
+ * on every run). */
+#include "kernels.h"
+
+static const int THREADS = 256;
+
+static unsigned blocks(size_t n)
+{
+    size_t b = (n + THREADS - 1) / THREADS;
+    return (unsigned)(b < 65535u * 64u ? b : 65535u * 64u);
+}
+
+#define FOR_EACH(i, n)                                                                         \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                    \
+         i += (size_t)gridDim.x * blockDim.x)
+
+__global__ void upsample_k(float *out, const float *in, size_t total, int h, int w, int f)
+{
+    const int wo = w * f, ho = h * f;
+    FOR_EACH(i, total) {
+        size_t plane = i / ((size_t)ho * wo);
+        int y = (int)(i / wo % ho), x = (int)(i % wo);
+        out[i] = in[(plane * h + y / f) * w + x / f];
+    }
+}
+
+__global__ void upsample_back_k(float *din, const float *dout, size_t total, int h, int w, int f)
+{
+    const int wo = w * f;
+    FOR_EACH(i, total) {
+        size_t plane = i / ((size_t)h * w);
+        int y = (int)(i / w % h), x = (int)(i % w);
+        const float *d = dout + (plane * h * f + (size_t)y * f) * wo + (size_t)x * f;
+        float s = 0;
+        for (int a = 0; a < f; a++)
+            for (int b = 0; b < f; b++)
+                s += d[(size_t)a * wo + b];
+        din[i] = s;
+    }
+}
+
+void gpu_upsample_nearest(float *out, const float *in, int planes, int h, int w, int f)
+{
+    size_t total = (size_t)planes * h * f * w * f;
+    if (total)
+        upsample_k<<<blocks(total), THREADS>>>(out, in, total, h, w, f);
+}
+
+void gpu_upsample_nearest_backward(float *din, const float *dout, int planes, int h, int w, int f)
+{
+    size_t total = (size_t)planes * h * w;
+    if (total)
+        upsample_back_k<<<blocks(total), THREADS>>>(din, dout, total, h, w, f);
+}
+
+/* out (n, c, h·r, w·r)[b, ch, y·r+i, x·r+j] = in (n, c·r², h, w)[b, ch·r²+i·r+j, y, x];
+ * forward gathers into out, backward gathers into din: the same map read both ways */
+__global__ void shuffle_k(float *out, const float *in, size_t total, int c, int h, int w, int r,
+                          int backward)
+{
+    const int ho = h * r, wo = w * r;
+    FOR_EACH(i, total) {
+        size_t bc = i / ((size_t)ho * wo); /* b·c + ch */
+        int yo = (int)(i / wo % ho), xo = (int)(i % wo);
+        size_t src = ((bc * r * r + (size_t)(yo % r) * r + xo % r) * h + yo / r) * w + xo / r;
+        if (backward)
+            out[src] = in[i];
+        else
+            out[i] = in[src];
+    }
+}
+
+void gpu_pixel_shuffle(float *out, const float *in, int n, int c, int h, int w, int r)
+{
+    size_t total = (size_t)n * c * h * r * w * r;
+    if (total)
+        shuffle_k<<<blocks(total), THREADS>>>(out, in, total, c, h, w, r, 0);
+}
+
+void gpu_pixel_shuffle_backward(float *din, const float *dout, int n, int c, int h, int w, int r)
+{
+    /* a permutation: every element of din is written exactly once */
+    size_t total = (size_t)n * c * h * r * w * r;
+    if (total)
+        shuffle_k<<<blocks(total), THREADS>>>(din, dout, total, c, h, w, r, 1);
+}
+
+/* ReflectionPad2d's source of padded position q - p along an axis of n (p < n) */
+__device__ static int reflect_source(int x, int n)
+{
+    return x < 0 ? -x : x >= n ? 2 * n - 2 - x : x;
+}
+
+__global__ void pad_k(float *out, const float *in, size_t total, int h, int w, int p)
+{
+    const int hp = h + 2 * p, wp = w + 2 * p;
+    FOR_EACH(i, total) {
+        size_t plane = i / ((size_t)hp * wp);
+        int y = (int)(i / wp % hp), x = (int)(i % wp);
+        out[i] = in[(plane * h + reflect_source(y - p, h)) * w + reflect_source(x - p, w)];
+    }
+}
+
+/* din[y, x] = Σ dpad[qy, qx] over the padded positions that read (y, x): the centre, and
+ * border positions (at most p on each side) whose reflection lands there */
+__global__ void pad_back_k(float *din, const float *dpad, size_t total, int h, int w, int p)
+{
+    const int wp = w + 2 * p;
+    FOR_EACH(i, total) {
+        size_t plane = i / ((size_t)h * w);
+        int y = (int)(i / w % h), x = (int)(i % w);
+        int qy[9], qx[9], ny = 0, nx = 0;
+        qy[ny++] = y + p;
+        qx[nx++] = x + p;
+        for (int q = 0; q < p; q++) {
+            if (reflect_source(q - p, h) == y) qy[ny++] = q;
+            if (reflect_source(h + p + q - p, h) == y) qy[ny++] = h + p + q;
+            if (reflect_source(q - p, w) == x) qx[nx++] = q;
+            if (reflect_source(w + p + q - p, w) == x) qx[nx++] = w + p + q;
+        }
+        const float *d = dpad + plane * (size_t)(h + 2 * p) * wp;
+        float s = 0;
+        for (int a = 0; a < ny; a++)
+            for (int b = 0; b < nx; b++)
+                s += d[(size_t)qy[a] * wp + qx[b]];
+        din[i] = s;
+    }
+}
+
+void gpu_reflect_pad(float *out, const float *in, int planes, int h, int w, int p)
+{
+    size_t total = (size_t)planes * (h + 2 * p) * (w + 2 * p);
+    if (total)
+        pad_k<<<blocks(total), THREADS>>>(out, in, total, h, w, p);
+}
+
+void gpu_reflect_pad_backward(float *din, const float *dpad, int planes, int h, int w, int p)
+{
+    size_t total = (size_t)planes * h * w;
+    if (total)
+        pad_back_k<<<blocks(total), THREADS>>>(din, dpad, total, h, w, p);
+}

@@ -1,0 +1,199 @@
+/* CPU vs CUDA, the model being ggml's test-backend-ops: every op, and whole networks, run
+ * forward and backward on both backends from the same weights and inputs; outputs, input
+ * gradients and parameter gradients must agree to a normalised error (‖cuda − cpu‖₂ ÷
+ * ‖cpu‖₂) of 1e-5 (strict FP32). The CUDA side's activations and gradients are poisoned
+ * with NaN before the compared pass, so an element a kernel forgets to write fails.
+ * Exits 77 (skipped) when the CUDA backend finds no GPU. Prints one line per case. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+#include "percept/percept.h"
+
+static const double TOLERANCE = 1e-5;
+static int failures, cases;
+
+static double nerr(const float *cpu, const float *cuda, size_t n)
+{
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)cuda[i] - cpu[i];
+        d += e * e;
+        r += (double)cpu[i] * cpu[i];
+        if (isnan(cuda[i]) != isnan(cpu[i]))
+            return INFINITY;
+    }
+    return r > 0 ? sqrt(d / r) : sqrt(d);
+}
+
+static void poison(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = NAN;
+}
+
+static float *randoms(size_t n, uint64_t seed, float lo, float hi)
+{
+    float *x = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; x && i < n; i++)
+        x[i] = lo + (hi - lo) * percept_rng_uniform(seed, i);
+    return x;
+}
+
+static PerceptNet *make(const char *device, const char *arch, int training)
+{
+    if (percept_set_device(device))
+        return NULL;
+    PerceptNet *net = percept_net_from_arch(arch, 7);
+    if (net) {
+        percept_net_set_grad(net, 1);
+        percept_net_set_training(net, training);
+    }
+    return net;
+}
+
+/* One case: forward, backward from a random output gradient, compare everything. */
+static void check(const char *name, const char *arch, int n, int c, int h, int w, int training)
+{
+    cases++;
+    PerceptNet *a = make("cpu", arch, training), *b = make("cuda", arch, training);
+    if (!a || !b) {
+        printf("FAIL %s: %s\n", name, percept_error());
+        failures++;
+        percept_net_free(a);
+        percept_net_free(b);
+        return;
+    }
+    size_t nin = (size_t)n * c * h * w;
+    float *x = randoms(nin, 11, -1, 1);
+    PerceptTensor in = {n, c, h, w, x}, ya, yb;
+    double worst = 0;
+    const char *where = "";
+    int ok = !percept_net_forward(a, &in, &ya) && !percept_net_forward(b, &in, &yb);
+    /* poison the CUDA side's activations, then the pass that counts */
+    if (ok) {
+        poison(b->plan.act + nin, b->plan.act_floats - nin);
+        ok = !percept_net_forward(b, &in, &yb);
+    }
+    size_t nout = ok ? percept_tensor_numel(&ya) : 0;
+    float *dout = randoms(nout, 13, -1, 1), *dxa = malloc(sizeof(float) * nin),
+          *dxb = malloc(sizeof(float) * nin);
+    if (ok) {
+        double e = nerr(ya.data, yb.data, nout);
+        if (e > worst)
+            worst = e, where = "output";
+        percept_net_zero_grads(a);
+        percept_net_zero_grads(b);
+        poison(b->plan.grads, b->plan.grads_floats);
+        poison(dxb, nin);
+        ok = !percept_net_backward(a, dout, dxa) && !percept_net_backward(b, dout, dxb);
+    }
+    if (ok) {
+        double e = nerr(dxa, dxb, nin);
+        if (e > worst)
+            worst = e, where = "input gradient";
+        size_t np;
+        const float *ga = percept_net_grads(a, &np), *gb = percept_net_grads(b, &np);
+        for (int i = 0; i < a->n_params; i++) {
+            const Param *p = &a->params[i];
+            if (!p->trainable)
+                continue;
+            e = nerr(ga + p->off, gb + p->off, p->numel);
+            if (e > worst)
+                worst = e, where = p->name;
+        }
+        (void)ga;
+    }
+    if (!ok) {
+        printf("FAIL %s: %s\n", name, percept_error());
+        failures++;
+    } else if (!(worst <= TOLERANCE)) {
+        printf("FAIL %s: normalised error %.3g in %s (tolerance %.0e)\n", name, worst, where,
+               TOLERANCE);
+        failures++;
+    } else {
+        printf("ok   %s: worst normalised error %.2g (%s)\n", name, worst, where);
+    }
+    free(x);
+    free(dout);
+    free(dxa);
+    free(dxb);
+    percept_net_free(a);
+    percept_net_free(b);
+}
+
+/* A network of one op after a conv (so the op's input gradient reaches parameters). */
+static void check_op(const char *name, const char *node_json, int cout, int n, int h, int w)
+{
+    char arch[2048];
+    snprintf(arch, sizeof arch,
+             "{\"format\":1,\"name\":\"%s\",\"nodes\":["
+             "{\"name\":\"c\",\"op\":\"conv2d\",\"in\":[\"input\"],\"cin\":3,\"cout\":%d,\"k\":3,\"pad\":1},"
+             "%s]}",
+             name, cout, node_json);
+    check(name, arch, n, 3, h, w, 0);
+}
+
+int main(void)
+{
+    if (percept_set_device("cuda")) {
+        const char *e = percept_error();
+        if (strstr(e, "no usable GPU") || strstr(e, "no GPU found")) {
+            printf("test-cuda-parity: %s: skipped\n", e);
+            return 77;
+        }
+        printf("FAIL: the CUDA backend does not load: %s\n", e);
+        return 1;
+    }
+    /* each op family, odd sizes */
+    static const struct { const char *name, *node; int cout; } ops[] = {
+        {"relu", "{\"name\":\"o\",\"op\":\"relu\"}", 5},
+        {"leaky_relu", "{\"name\":\"o\",\"op\":\"leaky_relu\",\"alpha\":0.2}", 5},
+        {"tanh", "{\"name\":\"o\",\"op\":\"tanh\"}", 5},
+        {"scaled_tanh", "{\"name\":\"o\",\"op\":\"scaled_tanh\",\"scale\":150,\"shift\":127.5}", 5},
+        {"sigmoid", "{\"name\":\"o\",\"op\":\"sigmoid\"}", 5},
+        {"add", "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"o\",\"op\":\"add\",\"in\":[\"c\",\"r\"]}", 5},
+        {"upsample_nearest", "{\"name\":\"o\",\"op\":\"upsample_nearest\",\"factor\":2}", 5},
+        {"pixel_shuffle", "{\"name\":\"o\",\"op\":\"pixel_shuffle\",\"r\":2}", 12},
+        {"instance_norm", "{\"name\":\"o\",\"op\":\"instance_norm\",\"c\":6}", 6},
+        {"conv2d 5x5 zero pad, stride 2", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":7,\"k\":5,\"stride\":2,\"pad\":2}", 4},
+        {"conv2d 9x9 reflect pad", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":3,\"k\":9,\"pad\":4,\"pad_mode\":\"reflect\"}", 4},
+        {"conv2d 3x3 reflect, no bias", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":6,\"k\":3,\"pad\":1,\"pad_mode\":\"reflect\",\"bias\":false}", 4},
+        {"conv2d 1x1", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":9,\"k\":1}", 4},
+        {"conv_transpose2d", "{\"name\":\"o\",\"op\":\"conv_transpose2d\",\"cin\":4,\"cout\":3,\"k\":3,\"stride\":2,\"pad\":1,\"output_pad\":1}", 4},
+        {"conv_transpose2d 4x4 (bed of nails)", "{\"name\":\"o\",\"op\":\"conv_transpose2d\",\"cin\":4,\"cout\":5,\"k\":4,\"stride\":2,\"pad\":1}", 4},
+        /* ops the CUDA backend leaves to the CPU for now: the fallback must agree too */
+        {"max_pool (on the CPU)", "{\"name\":\"o\",\"op\":\"max_pool\",\"k\":2}", 4},
+        {"concat (on the CPU)", "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"o\",\"op\":\"concat\",\"in\":[\"c\",\"r\"]}", 4},
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        check_op(ops[i].name, ops[i].node, ops[i].cout, 2, 17, 23);
+        char big[128];
+        snprintf(big, sizeof big, "%s at 1×67×131", ops[i].name);
+        check_op(big, ops[i].node, ops[i].cout, 1, 67, 131);
+    }
+    /* whole networks */
+    char *arch;
+    arch = percept_arch_johnson(&(PerceptJohnsonOpts){16, 2, 1});
+    check("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 0);
+    free(arch);
+    arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 16, 2, 0});
+    check("sr x4 (16 channels), training mode", arch, 2, 3, 24, 20, 1);
+    free(arch);
+    arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 24, 2, 0});
+    check("sr-shuffle x4", arch, 2, 3, 24, 20, 0);
+    free(arch);
+    arch = percept_arch_restore(&(PerceptRestoreOpts){16, 2, 0});
+    check("restore", arch, 1, 3, 40, 36, 0);
+    free(arch);
+    arch = percept_arch_vgg16("relu3_3");
+    check("vgg16 to relu3_3", arch, 1, 3, 48, 40, 0);
+    free(arch);
+    arch = percept_arch_deepsim_discriminator(&(PerceptDiscriminatorOpts){64, 8});
+    check("deepsim discriminator (width 8), eval", arch, 2, 3, 64, 64, 0);
+    free(arch);
+    printf("test-cuda-parity: %d of %d cases agree\n", cases - failures, cases);
+    return failures ? 1 : 0;
+}
