@@ -54,6 +54,22 @@ print(("there" if f[0] < 0.5 * a[0] and f[0] < 2 * a[-1] else "elsewhere") + f" 
 PY
 expect init-other-net 1 "init .*a.safetensors is not a start for this recipe's network: tensor .* has shape" -- \
     train --init "$tmp/a.safetensors" --channels 4 --out "$tmp/x.safetensors"
+# a start whose weights overflow (finite, 10³⁰ times too large): training stops at step 1
+# and says the output is not finite, rather than feeding NaN to the losses
+"$percept" init sr-shuffle --scale 2 --channels 8 --blocks 1 "$tmp/huge.safetensors" >/dev/null
+python3 - "$tmp/huge.safetensors" <<'PY'
+import json, struct, sys
+p = sys.argv[1]; d = bytearray(open(p, "rb").read())
+n = struct.unpack("<Q", d[:8])[0]; h = json.loads(d[8:8 + n])
+for name, t in h.items():
+    if name != "__metadata__" and t["dtype"] == "F32":
+        a, b = (o + 8 + n for o in t["data_offsets"])
+        v = struct.unpack(f"<{(b - a) // 4}f", d[a:b])
+        d[a:b] = struct.pack(f"<{len(v)}f", *[x * 1e30 for x in v])
+open(p, "wb").write(d)
+PY
+expect output-overflows 1 "step 1: the network's output contains (NaN|Inf) at index" -- \
+    train --init "$tmp/huge.safetensors" --out "$tmp/huge-out.safetensors"
 expect init-missing 1 "init: .*nope.safetensors: cannot open" -- train --init "$tmp/nope.safetensors" --out "$tmp/x.safetensors"
 
 # resuming with another network, or with weights and Adam state of different steps

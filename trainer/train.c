@@ -262,6 +262,9 @@ static int train_step(Trainer *t, double *terms, double *total)
     percept_net_set_noise_seed(t->net, noise);
     if (percept_net_forward(t->net, &in, &out))
         return -1;
+    /* weights grown (or loaded) too large overflow here first: say so, and where */
+    if (percept_loss_finite(out.data, percept_tensor_numel(&out), "the network's output"))
+        return percept_fail_prefix("step %d: ", t->step + 1);
     if (objective_eval(&t->obj, &out, &target, terms, total, t->grad))
         return -1;
     int k = t->obj.n, updated;
