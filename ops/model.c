@@ -129,7 +129,8 @@ static void model_free(PerceptModel *m)
     g_free(m);
 }
 
-static PerceptModel *model_load(const char *path, GStatBuf *st, char **error)
+static PerceptModel *model_load(const char *path, const char *device, GStatBuf *st,
+                                char **error)
 {
     PerceptSafetensors *file = percept_st_read(path);
     if (!file) {
@@ -150,7 +151,7 @@ static PerceptModel *model_load(const char *path, GStatBuf *st, char **error)
     if (!arch)
         *error = g_strdup_printf("%s: not a percept weight file (no percept.arch in its "
                                  "metadata)", path);
-    else if (!(m->net = percept_net_from_safetensors(file, arch)))
+    else if (!(m->net = percept_net_from_safetensors_on(file, arch, device)))
         *error = g_strdup_printf("%s: %s", path, percept_error());
     else if (!measure(m, error)) {
         char *why = *error;
@@ -162,10 +163,16 @@ static PerceptModel *model_load(const char *path, GStatBuf *st, char **error)
         model_free(m);
         return NULL;
     }
+    m->device = percept_net_device(m->net);
     return m;
 }
 
 PerceptModel *percept_model_acquire(const char *name, char **error)
+{
+    return percept_model_acquire_on(name, NULL, error);
+}
+
+PerceptModel *percept_model_acquire_on(const char *name, const char *device, char **error)
 {
     *error = NULL;
     char *path = percept_model_resolve(name, error);
@@ -181,13 +188,15 @@ PerceptModel *percept_model_acquire(const char *name, char **error)
     if (!cache)
         cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify)percept_model_release);
-    PerceptModel *m = g_hash_table_lookup(cache, path);
+    char *key = g_strconcat(path, "\n", device ? device : "", NULL);
+    PerceptModel *m = g_hash_table_lookup(cache, key);
     if (m && (m->mtime != (gint64)st.st_mtime || m->size != st.st_size)) {
-        g_hash_table_remove(cache, path); /* changed on disk: users keep the old one */
+        g_hash_table_remove(cache, key); /* changed on disk: users keep the old one */
         m = NULL;
     }
-    if (!m && (m = model_load(path, &st, error)))
-        g_hash_table_insert(cache, g_strdup(path), m);
+    if (!m && (m = model_load(path, device, &st, error)))
+        g_hash_table_insert(cache, g_strdup(key), m);
+    g_free(key);
     if (m)
         g_atomic_int_inc(&m->refs);
     g_mutex_unlock(&cache_lock);

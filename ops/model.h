@@ -16,6 +16,7 @@ typedef struct {
     char *task;        /* percept.task ("" when the file does not say) */
     char *description; /* percept.description ("" when none) */
     PerceptNet *net;
+    const char *device; /* where net runs: "cpu" or "cuda" */
     int scale;         /* output side ÷ input side */
     int align;         /* tiles start at multiples of this (percept_net_alignment) */
     int halo;          /* input pixels around a tile that reach its outputs */
@@ -37,6 +38,9 @@ char *percept_model_resolve(const char *name, char **error);
  * model and why) when it cannot be used: missing, unreadable, corrupt, not an RGB network,
  * or a network that cannot be tiled. */
 PerceptModel *percept_model_acquire(const char *name, char **error);
+/* The same with the network on a named device ("cpu", "cuda", "auto"; NULL: libpercept's
+ * default, PERCEPT_DEVICE). A model is cached per file and device. */
+PerceptModel *percept_model_acquire_on(const char *name, const char *device, char **error);
 void percept_model_release(PerceptModel *model);
 
 /* Why model (loaded as `name`) does not fit operation `op`, or NULL when it does: its

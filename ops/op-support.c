@@ -35,12 +35,29 @@ static void warn_once(GeglOperation *op, PerceptOpState *state, char *why)
     }
 }
 
+/* The model on the device asked for; device=cuda that cannot be had says why, once, and
+ * the CPU runs the model (a file error is the same on every device: it is reported). */
+static PerceptModel *acquire_on_device(const char *name, int device, char **error)
+{
+    if (device != PERCEPT_DEVICE_CUDA)
+        return percept_model_acquire_on(name, device == PERCEPT_DEVICE_CPU ? "cpu" : NULL, error);
+    PerceptModel *m = percept_model_acquire_on(name, "cuda", error);
+    if (m || !strstr(*error, "device cuda: "))
+        return m;
+    static gsize said = 0;
+    if (g_once_init_enter(&said))
+        g_once_init_leave(&said, (g_message("percept: device=cuda: %s; running on the CPU",
+                                            strstr(*error, "device cuda: ") + 13), 1));
+    g_clear_pointer(error, g_free);
+    return percept_model_acquire_on(name, "cpu", error);
+}
+
 void percept_op_load(GeglOperation *op, PerceptOpState *state, const char *name,
-                     const char *fallback, const char *tasks, int want_scale)
+                     const char *fallback, const char *tasks, int want_scale, int device)
 {
     const char *use = name && *name ? name : fallback;
     char *error = NULL;
-    PerceptModel *m = percept_model_acquire(use, &error);
+    PerceptModel *m = acquire_on_device(use, device, &error);
     if (m) {
         error = percept_model_unfit(m, use, gegl_operation_get_name(op), tasks, want_scale);
     } else {
@@ -65,8 +82,7 @@ PerceptOpState *percept_op_prepare(GeglOperation *op, const char *name, const ch
     PerceptOpState *state = percept_op_state(op);
     gegl_operation_set_format(op, "input", percept_op_rgba(op));
     gegl_operation_set_format(op, "output", percept_op_output_format(op));
-    percept_op_load(op, state, name, fallback, tasks, want_scale);
-    percept_op_device(device);
+    percept_op_load(op, state, name, fallback, tasks, want_scale, device);
     return state;
 }
 
@@ -106,16 +122,6 @@ GType percept_device_get_type(void)
     if (g_once_init_enter(&type))
         g_once_init_leave(&type, g_enum_register_static("PerceptDevice", values));
     return type;
-}
-
-void percept_op_device(int device)
-{
-    static gsize said = 0;
-    if (device == PERCEPT_DEVICE_CUDA && g_once_init_enter(&said))
-        g_once_init_leave(&said, (g_message("percept: device=cuda does not switch backends "
-                                            "yet; networks run where PERCEPT_DEVICE says "
-                                            "(cpu unless set: cuda or auto to use the GPU)"),
-                                  1));
 }
 
 gboolean percept_op_input_box(GeglOperation *op, GeglRectangle *box)

@@ -27,12 +27,14 @@ PerceptOpState *percept_op_state(GeglOperation *op);
  * task and scale fit the operation: want_scale 1 for stylize/reconstruct, 0 for "any
  * above 1" (upscale). `tasks` is a '|'-separated list of accepted percept.task values
  * ("" always passes). A failure is warned about once (naming the model and why) and
- * leaves state->model NULL: the operation then passes its input through. */
+ * leaves state->model NULL: the operation then passes its input through. device (a
+ * PerceptDevice): auto follows libpercept's default (PERCEPT_DEVICE, else the CPU), cpu
+ * the CPU, cuda the GPU — or, when that cannot be had, the CPU after saying why once. */
 void percept_op_load(GeglOperation *op, PerceptOpState *state, const char *name,
-                     const char *fallback, const char *tasks, int want_scale);
+                     const char *fallback, const char *tasks, int want_scale, int device);
 
 /* Every operation's prepare: R'G'B'A float in the source's space in, the same (or RGB
- * without alpha) out, the model loaded (percept_op_load), the device noted. Returns the
+ * without alpha) out, the model loaded on its device (percept_op_load). Returns the
  * state, whose pass the caller then decides. */
 PerceptOpState *percept_op_prepare(GeglOperation *op, const char *name, const char *fallback,
                                    const char *tasks, int want_scale, int device);
@@ -45,9 +47,6 @@ const Babl *percept_op_rgba(GeglOperation *op);
 const Babl *percept_op_rgb(GeglOperation *op);
 /* The output pad's format: RGBA, or RGB when the input has no alpha to carry. */
 const Babl *percept_op_output_format(GeglOperation *op);
-
-/* Says once per process that CUDA was asked for but this build runs on the CPU. */
-void percept_op_device(int device);
 
 /* The input's bounding box; FALSE for an empty or infinite one (nothing to run on). */
 gboolean percept_op_input_box(GeglOperation *op, GeglRectangle *box);

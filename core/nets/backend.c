@@ -108,26 +108,37 @@ int percept_set_device(const char *device)
     return rc;
 }
 
-const PerceptBackend *backend_for_new_net(void)
+/* The device new networks get when none is named. Called with lock held; -1 (message) for
+ * a PERCEPT_DEVICE that names none. */
+static int default_device(Device *d)
 {
-    pthread_mutex_lock(&lock);
     if (chosen == DEVICE_UNSET) {
         const char *env = getenv("PERCEPT_DEVICE");
         if (!env || !*env)
             chosen = DEVICE_CPU;
         else if (parse_device(env, &chosen)) {
             chosen = DEVICE_UNSET;
-            pthread_mutex_unlock(&lock);
-            percept_fail_prefix("PERCEPT_DEVICE: ");
-            return NULL;
+            return percept_fail_prefix("PERCEPT_DEVICE: ");
         }
     }
+    *d = chosen;
+    return 0;
+}
+
+const PerceptBackend *backend_for_device(const char *device)
+{
+    Device d = DEVICE_CPU;
+    if (device && parse_device(device, &d))
+        return NULL;
+    pthread_mutex_lock(&lock);
     const PerceptBackend *be = &percept_backend_cpu;
-    if (chosen != DEVICE_CPU) {
+    if (!device && default_device(&d))
+        be = NULL;
+    else if (d != DEVICE_CPU) {
         load_cuda();
         if (cuda_backend)
             be = cuda_backend;
-        else if (chosen == DEVICE_CUDA) {
+        else if (d == DEVICE_CUDA) {
             percept_fail("device cuda: %s", cuda_why);
             be = NULL;
         }

@@ -373,7 +373,7 @@ static int count_params(const cJSON *nodes)
     return PARAM_SLOTS * cJSON_GetArraySize(nodes);
 }
 
-static PerceptNet *net_parse(const char *arch_json)
+static PerceptNet *net_parse(const char *arch_json, const char *device)
 {
     if (!arch_json) {
         percept_fail("no architecture given");
@@ -395,7 +395,7 @@ static PerceptNet *net_parse(const char *arch_json)
         percept_fail("out of memory");
         goto fail;
     }
-    if (!(net->backend = backend_for_new_net()))
+    if (!(net->backend = backend_for_device(device)))
         goto fail;
     if (!cJSON_IsObject(root) || !cJSON_IsArray(nodes) || cJSON_GetArraySize(nodes) < 1) {
         percept_fail("architecture JSON must be an object with a non-empty 'nodes' list");
@@ -471,7 +471,7 @@ static int net_alloc_params(PerceptNet *net)
 
 PerceptNet *percept_net_from_arch(const char *arch_json, uint64_t seed)
 {
-    PerceptNet *net = net_parse(arch_json);
+    PerceptNet *net = net_parse(arch_json, NULL);
     if (!net)
         return NULL;
     if (net_alloc_params(net)) {
@@ -499,11 +499,11 @@ static int ignorable_tensor(const char *name)
 }
 
 static PerceptNet *from_safetensors(const PerceptSafetensors *st, const char *arch_json,
-                                   int allow_unused)
+                                   int allow_unused, const char *device)
 {
     /* Everything is checked against the file before parameter memory is allocated, so an
      * architecture cannot make percept allocate more than the file's tensors hold. */
-    PerceptNet *net = net_parse(arch_json);
+    PerceptNet *net = net_parse(arch_json, device);
     if (!net)
         return NULL;
     for (int i = 0; i < net->n_params; i++) {
@@ -550,13 +550,19 @@ fail:
 
 PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st, const char *arch_json)
 {
-    return from_safetensors(st, arch_json, 0);
+    return from_safetensors(st, arch_json, 0, NULL);
+}
+
+PerceptNet *percept_net_from_safetensors_on(const PerceptSafetensors *st, const char *arch_json,
+                                            const char *device)
+{
+    return from_safetensors(st, arch_json, 0, device);
 }
 
 PerceptNet *percept_net_from_safetensors_subset(const PerceptSafetensors *st,
                                                 const char *arch_json)
 {
-    return from_safetensors(st, arch_json, 1);
+    return from_safetensors(st, arch_json, 1, NULL);
 }
 
 PerceptNet *percept_net_load(const char *path)

@@ -96,9 +96,10 @@ struct PerceptBackend {
 
 extern const PerceptBackend percept_backend_cpu;
 
-/* backend.c: the backend new networks get (percept_set_device, PERCEPT_DEVICE). NULL with
- * a message when the device asked for cannot be used. */
-const PerceptBackend *backend_for_new_net(void);
+/* backend.c: the backend of a device name ("cpu", "cuda", "auto"), or for NULL the one new
+ * networks get by default (percept_set_device, PERCEPT_DEVICE). NULL with a message when
+ * the device asked for cannot be used. */
+const PerceptBackend *backend_for_device(const char *device);
 
 /* What the core lends a backend loaded at run time (kernels/, libpercept-cuda.so): the
  * core's symbols are hidden, so the plugin calls them through this table. abi guards

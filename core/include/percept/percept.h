@@ -120,6 +120,11 @@ PERCEPT_API PerceptNet *percept_net_load(const char *path);
  * not use is an error, so a wrong file is never half-used. */
 PERCEPT_API PerceptNet *percept_net_from_safetensors(const PerceptSafetensors *st,
                                                      const char *arch_json);
+/* The same on a named device ("cpu", "cuda", "auto"; NULL: percept_set_device's choice):
+ * an error (the reason) when "cuda" cannot be used. */
+PERCEPT_API PerceptNet *percept_net_from_safetensors_on(const PerceptSafetensors *st,
+                                                        const char *arch_json,
+                                                        const char *device);
 /* The same, ignoring tensors the architecture does not use: for taking the first layers of a
  * larger network (a loss network from a full VGG-16 state_dict). */
 PERCEPT_API PerceptNet *percept_net_from_safetensors_subset(const PerceptSafetensors *st,
