@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f build-asan/build.ninja ]; then
-    meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+    meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dcuda=disabled \
         --buildtype=debugoptimized >/dev/null
 fi
 ninja -C build-asan
