@@ -450,6 +450,12 @@ fail:
 static int net_alloc_params(PerceptNet *net)
 {
     const PerceptBackend *be = net->backend;
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    /* a fresh network's size is what its JSON asks for (bounded by physical memory, a user's
+     * choice); fuzzing looks for parser bugs, not for the 2 GB limit of its process */
+    if (net->params_floats + net->buffers_floats > ((size_t)1 << 26))
+        return percept_fail("fuzzing: more than 2^26 parameters");
+#endif
     net->params_data = be->alloc(net->params_floats ? net->params_floats : 1);
     net->grads_data = be->alloc(net->params_floats ? net->params_floats : 1);
     net->buffers_data = be->alloc(net->buffers_floats ? net->buffers_floats : 1);
