@@ -168,6 +168,18 @@ static int set4d(cudnnTensorDescriptor_t d, int n, int c, int h, int w)
     return 0;
 }
 
+/* The first (cuDNN sorts them fastest first) of n algorithm results that works within the
+ * workspace bound, its workspace folded into *need; -1 when none does. */
+template <typename Perf> static int fastest_fitting(const Perf *p, int n, size_t *need)
+{
+    for (int i = 0; i < n; i++)
+        if (p[i].status == CUDNN_STATUS_SUCCESS && p[i].memory <= WORKSPACE_MAX) {
+            *need = p[i].memory > *need ? p[i].memory : *need;
+            return i;
+        }
+    return -1;
+}
+
 /* Descriptors for a conv2d (transposed: the conv whose backward-data it is) at this input,
  * and the fastest algorithms whose workspace fits. */
 static int conv_prepare(PerceptNet *net, const Node *nd, State *st, Conv **out)
@@ -205,48 +217,30 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, Conv **out)
     CUDNN_OK(cudnnSetConvolutionMathType(c->conv, tf32 && !strcmp(tf32, "1") ? CUDNN_DEFAULT_MATH
                                                                             : CUDNN_FMA_MATH),
              "math type");
-    int n = 0;
-    size_t need = 0, bytes;
+    int n = 0, fi, di, wi;
+    size_t need = 0;
     cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     CUDNN_OK(cudnnGetConvolutionForwardAlgorithm_v7(h, c->x, c->w, c->conv, c->y,
                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fp),
              "forward algorithm");
-    int i = 0;
-    while (i < n && (fp[i].status != CUDNN_STATUS_SUCCESS || fp[i].memory > WORKSPACE_MAX))
-        i++;
-    if (i == n)
+    if ((fi = fastest_fitting(fp, n, &need)) < 0)
         return core->fail("cuDNN: no forward algorithm for this convolution");
-    c->fwd = fp[i].algo;
-    CUDNN_OK(cudnnGetConvolutionForwardWorkspaceSize(h, c->x, c->w, c->conv, c->y, c->fwd, &bytes),
-             "workspace size");
-    need = bytes > need ? bytes : need;
     CUDNN_OK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, c->w, c->y, c->conv, c->x,
                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                                                          &n, dp),
              "backward-data algorithm");
-    for (i = 0; i < n && (dp[i].status != CUDNN_STATUS_SUCCESS || dp[i].memory > WORKSPACE_MAX);)
-        i++;
-    if (i == n)
+    if ((di = fastest_fitting(dp, n, &need)) < 0)
         return core->fail("cuDNN: no backward-data algorithm for this convolution");
-    c->bwd_data = dp[i].algo;
-    CUDNN_OK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, c->w, c->y, c->conv, c->x,
-                                                          c->bwd_data, &bytes),
-             "workspace size");
-    need = bytes > need ? bytes : need;
     CUDNN_OK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
                  h, c->x, c->y, c->conv, c->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp),
              "backward-filter algorithm");
-    for (i = 0; i < n && (wp[i].status != CUDNN_STATUS_SUCCESS || wp[i].memory > WORKSPACE_MAX);)
-        i++;
-    if (i == n)
+    if ((wi = fastest_fitting(wp, n, &need)) < 0)
         return core->fail("cuDNN: no backward-filter algorithm for this convolution");
-    c->bwd_filter = wp[i].algo;
-    CUDNN_OK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, c->x, c->y, c->conv, c->w,
-                                                            c->bwd_filter, &bytes),
-             "workspace size");
-    need = bytes > need ? bytes : need;
+    c->fwd = fp[fi].algo;
+    c->bwd_data = dp[di].algo;
+    c->bwd_filter = wp[wi].algo;
     return grow_workspace(st, need ? need : 1);
 }
 

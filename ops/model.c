@@ -163,7 +163,6 @@ static PerceptModel *model_load(const char *path, const char *device, GStatBuf *
         model_free(m);
         return NULL;
     }
-    m->device = percept_net_device(m->net);
     return m;
 }
 

@@ -16,7 +16,6 @@ typedef struct {
     char *task;        /* percept.task ("" when the file does not say) */
     char *description; /* percept.description ("" when none) */
     PerceptNet *net;
-    const char *device; /* where net runs: "cpu" or "cuda" */
     int scale;         /* output side ÷ input side */
     int align;         /* tiles start at multiples of this (percept_net_alignment) */
     int halo;          /* input pixels around a tile that reach its outputs */

@@ -42,12 +42,13 @@ static PerceptModel *acquire_on_device(const char *name, int device, char **erro
     if (device != PERCEPT_DEVICE_CUDA)
         return percept_model_acquire_on(name, device == PERCEPT_DEVICE_CPU ? "cpu" : NULL, error);
     PerceptModel *m = percept_model_acquire_on(name, "cuda", error);
-    if (m || !strstr(*error, "device cuda: "))
+    const char *why = m ? NULL : strstr(*error, "device cuda: ");
+    if (!why)
         return m;
     static gsize said = 0;
     if (g_once_init_enter(&said))
         g_once_init_leave(&said, (g_message("percept: device=cuda: %s; running on the CPU",
-                                            strstr(*error, "device cuda: ") + 13), 1));
+                                            why + strlen("device cuda: ")), 1));
     g_clear_pointer(error, g_free);
     return percept_model_acquire_on(name, "cpu", error);
 }

@@ -104,7 +104,6 @@ static void check(const char *name, const char *arch, int n, int c, int h, int w
             if (e > worst)
                 worst = e, where = p->name;
         }
-        (void)ga;
     }
     if (!ok) {
         printf("FAIL %s: %s\n", name, percept_error());

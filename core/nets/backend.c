@@ -90,23 +90,6 @@ static void load_cuda(void)
     }
 }
 
-int percept_set_device(const char *device)
-{
-    Device d = DEVICE_UNSET;
-    if (!device || parse_device(device, &d))
-        return device ? -1 : percept_fail("no device given (cpu, cuda or auto)");
-    pthread_mutex_lock(&lock);
-    int rc = 0;
-    if (d == DEVICE_CUDA) {
-        load_cuda();
-        if (!cuda_backend)
-            rc = percept_fail("%s", cuda_why);
-    }
-    if (!rc)
-        chosen = d;
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
 
 /* The device new networks get when none is named. Called with lock held; -1 (message) for
  * a PERCEPT_DEVICE that names none. */
@@ -145,4 +128,17 @@ const PerceptBackend *backend_for_device(const char *device)
     }
     pthread_mutex_unlock(&lock);
     return be;
+}
+
+int percept_set_device(const char *device)
+{
+    Device d = DEVICE_UNSET;
+    if (!device)
+        return percept_fail("no device given (cpu, cuda or auto)");
+    if (parse_device(device, &d) || !backend_for_device(device)) /* cuda: can it run? */
+        return -1;
+    pthread_mutex_lock(&lock);
+    chosen = d;
+    pthread_mutex_unlock(&lock);
+    return 0;
 }
