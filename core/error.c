@@ -8,6 +8,7 @@
 #define ERROR_MAX 1024
 
 static _Thread_local char error_buf[ERROR_MAX];
+static _Thread_local int error_oom; /* the message is about memory running out */
 
 const char *percept_error(void)
 {
@@ -17,6 +18,12 @@ const char *percept_error(void)
 void percept_error_clear(void)
 {
     error_buf[0] = '\0';
+    error_oom = 0;
+}
+
+int percept_error_is_out_of_memory(void)
+{
+    return error_oom;
 }
 
 int percept_fail(const char *fmt, ...)
@@ -25,6 +32,17 @@ int percept_fail(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(error_buf, sizeof error_buf, fmt, ap);
     va_end(ap);
+    error_oom = 0;
+    return -1;
+}
+
+int percept_fail_oom(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_buf, sizeof error_buf, fmt, ap);
+    va_end(ap);
+    error_oom = 1;
     return -1;
 }
 

@@ -23,7 +23,8 @@ static const PerceptCoreApi *core;
     do {                                                                                       \
         cudaError_t e_ = (call);                                                               \
         if (e_ != cudaSuccess)                                                                 \
-            return core->fail("%s: %s", what, cudaGetErrorString(e_));                        \
+            return (e_ == cudaErrorMemoryAllocation ? core->fail_oom : core->fail)(           \
+                "%s: %s", what, cudaGetErrorString(e_));                                       \
     } while (0)
 #define CUDNN_OK(call, what)                                                                   \
     do {                                                                                       \
@@ -46,7 +47,8 @@ static float *cuda_alloc(size_t floats)
     if (e != cudaSuccess) {
         if (p)
             cudaFree(p);
-        core->fail("CUDA: cannot allocate %.1f MiB: %s", bytes / 1048576.0, cudaGetErrorString(e));
+        (e == cudaErrorMemoryAllocation ? core->fail_oom : core->fail)(
+            "CUDA: cannot allocate %.1f MiB: %s", bytes / 1048576.0, cudaGetErrorString(e));
         return NULL;
     }
     return (float *)p;

@@ -119,11 +119,21 @@ static gboolean measure(PerceptModel *m, char **error)
     return TRUE;
 }
 
+/* PERCEPT_DEVICE_MEMORY_MB (fractions allowed) on a network not asked for on the CPU. */
+static void apply_device_limit(PerceptModel *m)
+{
+    const char *env = g_getenv("PERCEPT_DEVICE_MEMORY_MB");
+    double mb = env ? g_ascii_strtod(env, NULL) : 0;
+    if (mb > 0 && strcmp(m->device, "cpu"))
+        percept_net_set_memory_limit(m->net, (size_t)(mb * 1048576.0));
+}
+
 static void model_free(PerceptModel *m)
 {
     percept_net_free(m->net);
     g_mutex_clear(&m->run_lock);
     g_free(m->path);
+    g_free(m->device);
     g_free(m->task);
     g_free(m->description);
     g_free(m);
@@ -143,6 +153,7 @@ static PerceptModel *model_load(const char *path, const char *device, GStatBuf *
     PerceptModel *m = g_new0(PerceptModel, 1);
     g_mutex_init(&m->run_lock);
     m->path = g_strdup(path);
+    m->device = g_strdup(device ? device : "");
     m->task = g_strdup(task ? task : "");
     m->description = g_strdup(description ? description : "");
     m->mtime = (gint64)st->st_mtime;
@@ -163,6 +174,7 @@ static PerceptModel *model_load(const char *path, const char *device, GStatBuf *
         model_free(m);
         return NULL;
     }
+    apply_device_limit(m);
     return m;
 }
 

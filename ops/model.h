@@ -13,6 +13,7 @@
 
 typedef struct {
     char *path;        /* the file it came from */
+    char *device;      /* the device it was asked for ("cpu", "cuda", "auto"; "": the default) */
     char *task;        /* percept.task ("" when the file does not say) */
     char *description; /* percept.description ("" when none) */
     PerceptNet *net;
@@ -38,7 +39,9 @@ char *percept_model_resolve(const char *name, char **error);
  * or a network that cannot be tiled. */
 PerceptModel *percept_model_acquire(const char *name, char **error);
 /* The same with the network on a named device ("cpu", "cuda", "auto"; NULL: libpercept's
- * default, PERCEPT_DEVICE). A model is cached per file and device. */
+ * default, PERCEPT_DEVICE). A model is cached per file and device. Unless the CPU is asked
+ * for by name, its network may plan at most PERCEPT_DEVICE_MEMORY_MB (when set): room
+ * left on a shared GPU; past it the tiler retries smaller tiles, then the CPU. */
 PerceptModel *percept_model_acquire_on(const char *name, const char *device, char **error);
 void percept_model_release(PerceptModel *model);
 

@@ -44,21 +44,25 @@ static void read_planar(GeglBuffer *input, const Babl *format, const GeglRectang
     }
 }
 
-/* Forward of a planar image; *out points into the network's memory. */
+/* Forward of a planar image; *out points into the network's memory. *oom says whether a
+ * failure was memory running out. */
 static gboolean forward(PerceptModel *m, float *planar, int pw, int ph, PerceptTensor *out,
-                        char **error)
+                        gboolean *oom, char **error)
 {
     PerceptTensor in = {1, 3, ph, pw, planar};
     if (percept_net_forward(m->net, &in, out) == 0)
         return TRUE;
+    *oom = percept_error_is_out_of_memory();
     *error = g_strdup_printf("%s: %s", m->path, percept_error());
     return FALSE;
 }
 
 /* Whole-image instance-norm statistics, fixed in the network. The image is scaled down by
- * the smallest integer factor that brings the pass within the budget. */
+ * the smallest integer factor that brings the pass within the budget and the device's
+ * memory. */
 static gboolean take_statistics(const PerceptTiler *t, GeglBuffer *input,
-                                const GeglRectangle *image, size_t budget, char **error)
+                                const GeglRectangle *image, size_t budget, gboolean *oom,
+                                char **error)
 {
     PerceptModel *m = t->model;
     for (int f = 1; f <= 64; f++) {
@@ -77,16 +81,19 @@ static gboolean take_statistics(const PerceptTiler *t, GeglBuffer *input,
             *error = g_strdup_printf("out of memory for a %dx%d statistics pass", w, h);
         else {
             read_planar(input, t->format, &r, scale, pw, ph, planar, rgb);
-            ok = forward(m, planar, pw, ph, &out, error) &&
+            ok = forward(m, planar, pw, ph, &out, oom, error) &&
                  percept_net_fix_norm_stats(m->net, percept_net_norm_stats(m->net)) == 0;
         }
         g_free(planar);
         g_free(rgb);
         percept_net_release_memory(m->net);
-        return ok;
+        if (ok || !*oom)
+            return ok;
+        g_clear_pointer(error, g_free); /* the device's memory ran out: smaller still */
     }
-    *error = g_strdup_printf("%s: the instance-norm statistics pass does not fit %zu MiB even "
-                             "at 1/64 of the image", m->path, budget >> 20);
+    *error = g_strdup_printf("%s: the instance-norm statistics pass does not fit %s even at "
+                             "1/64 of the image", m->path, *oom ? "the device's memory"
+                                                                : "the memory budget");
     return FALSE;
 }
 
@@ -133,7 +140,8 @@ static void report(const PerceptTiler *t, double fraction)
 }
 
 static gboolean run_tiles(const PerceptTiler *t, GeglBuffer *input, const GeglRectangle *image,
-                          int side, PerceptTileSink sink, void *user, char **error)
+                          int side, PerceptTileSink sink, void *user, gboolean *oom,
+                          char **error)
 {
     PerceptModel *m = t->model;
     const int s = m->scale;
@@ -157,7 +165,7 @@ static gboolean run_tiles(const PerceptTiler *t, GeglBuffer *input, const GeglRe
                                MIN(pw, image->width - ax), MIN(ph, image->height - ay)};
             read_planar(input, t->format, &r, 1.0, pw, ph, planar, rgb);
             PerceptTensor out;
-            if (!(ok = forward(m, planar, pw, ph, &out, error)))
+            if (!(ok = forward(m, planar, pw, ph, &out, oom, error)))
                 break;
             /* keep this tile's own pixels, interleaved as GEGL stores them, in 0..1 */
             int ow = (cx1 - cx0) * s, oh = (cy1 - cy0) * s;
@@ -180,21 +188,58 @@ static gboolean run_tiles(const PerceptTiler *t, GeglBuffer *input, const GeglRe
     return ok;
 }
 
+/* The tiles on t->model; when memory runs out (*oom), again with tiles half the size, down
+ * to SMALLEST_TILE (the statistics pass is already sized to the budget). */
+#define SMALLEST_TILE 64
+static gboolean run_on_model(const PerceptTiler *t, GeglBuffer *input, const GeglRectangle *image,
+                             PerceptTileSink sink, void *user, gboolean *oom, char **error)
+{
+    PerceptModel *m = t->model;
+    size_t budget = t->memory_budget ? t->memory_budget : percept_tiler_default_budget();
+    g_mutex_lock(&m->run_lock);
+    report(t, 0.0);
+    gboolean ok = !m->has_norm || take_statistics(t, input, image, 2 * budget, oom, error);
+    for (int side = tile_side(t, image, budget); ok;) {
+        *oom = FALSE;
+        if ((ok = run_tiles(t, input, image, side, sink, user, oom, error)) || !*oom ||
+            side <= SMALLEST_TILE)
+            break;
+        percept_net_release_memory(m->net);
+        g_clear_pointer(error, g_free);
+        side = MAX(round_up(side / 2, m->align), round_up(SMALLEST_TILE, m->align));
+        ok = TRUE;
+    }
+    percept_net_fix_norm_stats(m->net, NULL);
+    percept_net_release_memory(m->net);
+    g_mutex_unlock(&m->run_lock);
+    return ok;
+}
+
 gboolean percept_tiler_run(const PerceptTiler *t, GeglBuffer *input, const GeglRectangle *image,
                            PerceptTileSink sink, void *user, char **error)
 {
     PerceptModel *m = t->model;
-    size_t budget = t->memory_budget ? t->memory_budget : percept_tiler_default_budget();
+    gboolean oom = FALSE;
     *error = NULL;
     if (image->width < 1 || image->height < 1)
         return TRUE;
-    g_mutex_lock(&m->run_lock);
-    report(t, 0.0);
-    gboolean ok = !m->has_norm || take_statistics(t, input, image, 2 * budget, error);
-    if (ok)
-        ok = run_tiles(t, input, image, tile_side(t, image, budget), sink, user, error);
-    percept_net_fix_norm_stats(m->net, NULL);
-    percept_net_release_memory(m->net);
-    g_mutex_unlock(&m->run_lock);
+    gboolean ok = run_on_model(t, input, image, sink, user, &oom, error);
+    if (ok || !oom || !strcmp(m->device, "cpu"))
+        return ok;
+    /* out of memory on the device even in the smallest tiles: the same model on the CPU */
+    char *cpu_error = NULL;
+    PerceptModel *cpu = percept_model_acquire_on(m->path, "cpu", &cpu_error);
+    if (!cpu) {
+        g_free(cpu_error);
+        return FALSE;
+    }
+    static gsize said = 0;
+    if (g_once_init_enter(&said))
+        g_once_init_leave(&said, (g_message("percept: %s; running on the CPU", *error), 1));
+    g_clear_pointer(error, g_free);
+    PerceptTiler on_cpu = *t;
+    on_cpu.model = cpu;
+    ok = run_on_model(&on_cpu, input, image, sink, user, &oom, error);
+    percept_model_release(cpu);
     return ok;
 }

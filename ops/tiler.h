@@ -37,7 +37,10 @@ typedef struct {
 size_t percept_tiler_default_budget(void);
 
 /* Runs t->model over `image` (a rectangle of input) and hands each tile to sink. Takes the
- * model's run_lock for the duration. FALSE with *error on failure. */
+ * model's run_lock for the duration. When the network's device runs out of memory, runs
+ * again with tiles half the size, down to 64 px, and then, unless the model was asked for
+ * on the CPU, the same model on the CPU (said once per process); tiles agree with the
+ * whole image, so the result is the same. FALSE with *error on failure. */
 gboolean percept_tiler_run(const PerceptTiler *t, GeglBuffer *input, const GeglRectangle *image,
                            PerceptTileSink sink, void *user, char **error);
 

@@ -517,7 +517,7 @@ static void check_sr(void)
 static void check_restore(void)
 {
     const int C = 32, B = 3;
-    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0}), "restore", 13, 9);
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 0}), "restore", 13, 9);
     if (!g)
         return;
     CHECK(g->ok, "restore breaks the format's rules");
@@ -532,9 +532,42 @@ static void check_restore(void)
           "restore: the output is not the correction added to the input");
     engine_agrees(g, "restore", 13, 9);
     graph_free(g);
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0}), "restore 0 channels", "0 channels");
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0}), "restore 65 blocks", "65 blocks");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0, 0}), "restore 0 channels", "0 channels");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0, 0}), "restore 65 blocks", "65 blocks");
     refuses(percept_arch_restore(NULL), "restore NULL", "channels");
+}
+
+/* Its half-resolution form: the blocks at half the size, the fine features of the first conv
+ * added back after the pixel shuffle, alignment 2. */
+static void check_restore_half(void)
+{
+    const int C = 16, B = 2, F = C / 2;
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1}), "restore-half",
+                          14, 10);
+    if (!g)
+        return;
+    CHECK(g->ok, "restore-half breaks the format's rules");
+    CHECK(g->c[g->out] == 3 && g->h[g->out] == 14 && g->w[g->out] == 10,
+          "restore-half: 10x14 gives %dx%dx%d", g->c[g->out], g->w[g->out], g->h[g->out]);
+    int body = node_index(g, "body.0.conv1");
+    CHECK(body >= 0 && g->h[body] == 7 && g->w[body] == 5 && g->c[body] == C,
+          "restore-half: the blocks do not work at half resolution with %d channels", C);
+    size_t want = (9 * 3 * F + F) + (16 * F * C + C) + B * 2 * (9 * C * C + C) +
+                  (9 * C * 4 * F + 4 * F) + (9 * F * 3 + 3);
+    CHECK(g->params == want, "restore-half: %zu parameters, want %zu", g->params, want);
+    CHECK(!strcmp(op_of(g, node_index(g, "up.add")), "add") &&
+              !strcmp(input_of(g, node_index(g, "up.add"), 1), "head.relu"),
+          "restore-half: the full-resolution features do not skip the blocks");
+    engine_agrees(g, "restore-half", 14, 10);
+    char *json = cJSON_PrintUnformatted(g->root);
+    PerceptNet *net = percept_net_from_arch(json, 1);
+    free(json);
+    CHECK(net && percept_net_alignment(net) == 2, "restore-half: alignment %d, want 2",
+          net ? percept_net_alignment(net) : -1);
+    percept_net_free(net);
+    graph_free(g);
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){1, 4, 0, 1}), "restore-half 1 channel",
+            "2..1024");
 }
 
 /* ---- DeePSiM --------------------------------------------------------------------------- */
@@ -823,6 +856,7 @@ int main(void)
     check_johnson();
     check_sr();
     check_restore();
+    check_restore_half();
     check_discriminator();
     check_autoencoder();
     check_vgg16();

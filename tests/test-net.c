@@ -223,7 +223,7 @@ static void check_init_gain(void)
     percept_net_free(p);
     percept_net_free(g);
     /* the builders' tail gain: the restoration net then starts near identity */
-    char *arch = percept_arch_restore(&(PerceptRestoreOpts){8, 1, 0.01f});
+    char *arch = percept_arch_restore(&(PerceptRestoreOpts){8, 1, 0.01f, 0});
     PerceptNet *r = arch ? percept_net_from_arch(arch, 3) : NULL;
     free(arch);
     float x[3 * 16 * 16];
@@ -287,9 +287,22 @@ static void check_bad_archs(void)
     t = (PerceptTensor){1, 3, 60000, 60000, x};
     CHECK(percept_net_forward(net, &t, &out) == -1 && strstr(percept_error(), "memory"),
           "huge image: %s", percept_error());
+    CHECK(percept_error_is_out_of_memory(), "huge image: not flagged as out of memory");
     t = (PerceptTensor){1, 3, 9, 9, x};
     CHECK(percept_net_forward(net, &t, &out) == 0, "a failed plan leaves the network usable: %s",
           percept_error());
+    /* a memory limit: a pass over it fails as out of memory, nothing allocated; under it runs */
+    size_t need = percept_net_memory_bytes(net, 9, 9);
+    percept_net_set_memory_limit(net, need - 1);
+    percept_net_release_memory(net);
+    size_t allocs = cpu_alloc_calls;
+    CHECK(percept_net_forward(net, &t, &out) == -1 && percept_error_is_out_of_memory() &&
+              strstr(percept_error(), "over its limit") && cpu_alloc_calls == allocs,
+          "limit %zu bytes below the %zu needed: %s", need - 1, need, percept_error());
+    percept_fail("another error");
+    CHECK(!percept_error_is_out_of_memory(), "a new error still reads as out of memory");
+    percept_net_set_memory_limit(net, need);
+    CHECK(percept_net_forward(net, &t, &out) == 0, "at its limit: %s", percept_error());
     percept_net_free(net);
 }
 

@@ -441,6 +441,64 @@ static void check_nonfinite(const char *sr, const char *rec, const char *sty)
     g_object_unref(zeroed);
 }
 
+/* Messages the operations log, for the checks that look for one. */
+static GString *messages;
+static void keep_message(const gchar *domain, GLogLevelFlags level, const gchar *text,
+                         gpointer data)
+{
+    g_string_append_printf(messages, "%s\n", text);
+    g_log_default_handler(domain, level, text, data);
+}
+
+/* Memory running out on the network's device (PERCEPT_DEVICE_MEMORY_MB stands in for a
+ * full GPU; it applies to models not asked for on the CPU): first smaller tiles, then the
+ * CPU, and the result is the same bytes (a failed run would pass the input through). Each
+ * run takes a fresh copy of the model (the cache holds a model with the limit of its
+ * loading). The first limit fits a 128-pixel tile and its halos but not the whole image:
+ * the result can then only come from smaller tiles (not for stylize: its statistics pass
+ * would shrink too, and whole-image statistics of a smaller image are close, not equal);
+ * 1 kB fits nothing. The CPU fallback is said once per process, so the limit that must not
+ * reach the CPU runs first. */
+static void check_out_of_memory(const char *rec, const char *sty)
+{
+    const int w = 300, h = 260;
+    GeglBuffer *in = test_image(w, h, "R'G'B'A float");
+    const char *operation[] = {"percept:reconstruct", "percept:stylize"}, *model[] = {rec, sty};
+    for (int cpu = 0; cpu < 2; cpu++)
+        for (int k = 0; k < 2 - !cpu; k++) {
+            PerceptNet *net = percept_net_load(model[k]);
+            int side = 128 + 2 * (net ? percept_net_receptive_field(net) / 2 + 8 : 0);
+            double mb = cpu ? 0.001 : percept_net_memory_bytes(net, side, side) / 1048576.0;
+            percept_net_free(net);
+            char *copy = g_build_filename(dir, cpu ? "oom-cpu.safetensors" : "oom.safetensors",
+                                          NULL), *bytes = NULL, limit[32];
+            gsize n = 0;
+            CHECK(g_file_get_contents(model[k], &bytes, &n, NULL) &&
+                      g_file_set_contents(copy, bytes, (gssize)n, NULL),
+                  "copy %s", model[k]);
+            g_free(bytes);
+            GeglRectangle r0, r;
+            float *ref = run_op(in, &r0, NULL, operation[k], "model", model[k], NULL);
+            setenv("PERCEPT_DEVICE_MEMORY_MB", g_ascii_dtostr(limit, sizeof limit, mb), 1);
+            g_string_truncate(messages, 0);
+            float *out = run_op(in, &r, NULL, operation[k], "model", copy, NULL);
+            setenv("PERCEPT_DEVICE_MEMORY_MB", "", 1); /* GLib's g_setenv warns in threads */
+            double d = r.width == r0.width && r.height == r0.height
+                           ? max_diff(out, ref, (size_t)w * h, 4, 4) : INFINITY;
+            CHECK(d == 0, "%s, device memory %s MiB: max difference %g to the run without a "
+                  "limit", operation[k], limit, d);
+            const char *said = strstr(messages->str, "running on the CPU");
+            CHECK(!cpu ? !said : k > 0 || (said && strstr(messages->str, "out of memory")),
+                  "%s, device memory %s MiB: %s (messages: '%s')", operation[k], limit,
+                  cpu ? "no word of the CPU fallback" : "fell back to the CPU", messages->str);
+            g_free(ref);
+            g_free(out);
+            g_unlink(copy);
+            g_free(copy);
+        }
+    g_object_unref(in);
+}
+
 int main(int argc, char **argv)
 {
     const char *tmp = getenv("PERCEPT_TEST_TMP");
@@ -474,6 +532,9 @@ int main(int argc, char **argv)
     check_bad_models(sr, sty);
     check_presets(sr);
     check_nonfinite(sr, rec, sty);
+    messages = g_string_new(NULL);
+    g_log_set_default_handler(keep_message, NULL);
+    check_out_of_memory(rec, sty);
 
     const char *paths[] = {sr, shuffle, rec, sty};
     for (size_t i = 0; i < G_N_ELEMENTS(paths); i++) {

@@ -26,6 +26,7 @@ const char percept_usage[] =
     "              sr-shuffle  low-resolution SR net ending in pixel shuffle (same options)\n"
     "              restore     restoration net: the sr-shuffle body at scale 1, added to its\n"
     "                          input (--channels 64 --blocks 4)\n"
+    "              restore-half  the same with its blocks at half resolution\n"
     "              discriminator  DeePSiM discriminator (--size 64 --base 32)\n"
     "              autoencoder    DeePSiM autoencoder (--size 64 --base 32 --code 8\n"
     "                             [--vae] [--binary])\n"
@@ -197,10 +198,11 @@ static char *build_arch(const char *kind, const InitOptions *o, const char **tas
             strcmp(kind, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON, o->scale,
             o->channels ? o->channels : 64, o->blocks >= 0 ? o->blocks : 4, 0});
     }
-    if (!strcmp(kind, "restore")) {
+    if (!strcmp(kind, "restore") || !strcmp(kind, "restore-half")) {
         *task = "reconstruct";
         return percept_arch_restore(&(PerceptRestoreOpts){o->channels ? o->channels : 64,
-                                                          o->blocks >= 0 ? o->blocks : 4, 0});
+                                                          o->blocks >= 0 ? o->blocks : 4, 0,
+                                                          !strcmp(kind, "restore-half")});
     }
     if (!strcmp(kind, "discriminator")) {
         *task = "discriminator";
@@ -217,7 +219,7 @@ static char *build_arch(const char *kind, const InitOptions *o, const char **tas
         *task = "loss";
         return percept_arch_vgg16(o->layer ? o->layer : "relu5_3");
     }
-    percept_fail("unknown network kind '%s' (johnson, sr, sr-shuffle, restore, discriminator, "
+    percept_fail("unknown network kind '%s' (johnson, sr, sr-shuffle, restore, restore-half, discriminator, "
                  "autoencoder, vgg16)", kind);
     return NULL;
 }

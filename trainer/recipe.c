@@ -33,7 +33,8 @@ const char recipe_keys_help[] =
     "  out FILE            the trained .safetensors (checkpoints: FILE.ckpt, FILE.adam)\n"
     "  name, description   stored in the weight file\n"
     "  arch                upscale: sr-shuffle (low resolution + pixel shuffle, the default)\n"
-    "                      or sr (Johnson's); reconstruct: restore; stylize: johnson;\n"
+    "                      or sr (Johnson's); reconstruct: restore or restore-half (its\n"
+    "                      blocks at half resolution: twice the reach); stylize: johnson;\n"
     "                      autoencoder: autoencoder (DeePSiM Table 2), vae (its variational\n"
     "                      form: add kl=WEIGHT to the losses) or binary (Ridgeway's code)\n"
     "  scale 2|4|8 (upscale, default 4)  channels 64 (johnson, autoencoder: 32; the\n"
@@ -222,12 +223,14 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
         : autoencoder ? strcmp(r->arch, "autoencoder") && strcmp(r->arch, "vae") &&
                             strcmp(r->arch, "binary")
         : stylize     ? strcmp(r->arch, "johnson") && strcmp(r->arch, "restore")
-                      : strcmp(r->arch, "restore"))
+                      : strcmp(r->arch, "restore") && strcmp(r->arch, "restore-half"))
         return percept_fail("recipe: arch for %s must be %s, not '%s'", r->task,
                             upscale ? "sr or sr-shuffle" : stylize ? "johnson or restore"
                                                          : autoencoder ? "autoencoder, vae or binary"
-                                                                       : "restore",
+                                                                       : "restore or restore-half",
                             r->arch);
+    if (!strcmp(r->arch, "restore-half") && (r->channels < 2 || r->crop % 2))
+        return percept_fail("recipe: restore-half needs at least 2 channels and an even crop");
     if (autoencoder && r->crop % 8)
         return percept_fail("recipe: crop %d is not a multiple of 8 (the autoencoder's code is "
                             "⅛ of the image)", r->crop);

@@ -85,9 +85,9 @@ static char *arch_for(const Recipe *r)
             r->crop, r->channels, r->code, !strcmp(r->arch, "vae"), !strcmp(r->arch, "binary")});
     if (!strcmp(r->arch, "johnson"))
         return percept_arch_johnson(&(PerceptJohnsonOpts){r->channels, r->blocks, 0});
-    if (!strcmp(r->arch, "restore"))
-        return percept_arch_restore(
-            &(PerceptRestoreOpts){r->channels, r->blocks, (float)r->tail_gain});
+    if (!strncmp(r->arch, "restore", 7))
+        return percept_arch_restore(&(PerceptRestoreOpts){
+            r->channels, r->blocks, (float)r->tail_gain, !strcmp(r->arch, "restore-half")});
     PerceptSrOpts o = {strcmp(r->arch, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON,
                        r->scale, r->channels, r->blocks, (float)r->tail_gain};
     return percept_arch_sr(&o);

@@ -19,6 +19,7 @@ static char cuda_why[512]; /* why cuda_backend is NULL */
 
 static const PerceptCoreApi core_api = {
     .fail = percept_fail,
+    .fail_oom = percept_fail_oom,
     .act = net_act,
     .param = net_param,
     .param_grad = net_param_grad,

@@ -816,6 +816,11 @@ void percept_net_release_memory(PerceptNet *net)
     plan_free(net);
 }
 
+void percept_net_set_memory_limit(PerceptNet *net, size_t bytes)
+{
+    net->memory_limit = bytes;
+}
+
 int percept_net_node_output(PerceptNet *net, const char *name, PerceptTensor *out)
 {
     int i = find_node(net, net->n_nodes, name);

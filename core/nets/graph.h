@@ -104,10 +104,11 @@ const PerceptBackend *backend_for_device(const char *device);
 /* What the core lends a backend loaded at run time (kernels/, libpercept-cuda.so): the
  * core's symbols are hidden, so the plugin calls them through this table. abi guards
  * against a plugin built from other sources (struct layouts must agree). */
-#define PERCEPT_PLUGIN_ABI (20261202u ^ (unsigned)(sizeof(PerceptNet) * 131u + sizeof(Node) * 7u + sizeof(Plan)))
+#define PERCEPT_PLUGIN_ABI (20261203u ^ (unsigned)(sizeof(PerceptNet) * 131u + sizeof(Node) * 7u + sizeof(Plan)))
 typedef struct {
     unsigned abi;
     int (*fail)(const char *fmt, ...);
+    int (*fail_oom)(const char *fmt, ...); /* memory ran out (percept_error_is_out_of_memory) */
     float *(*act)(PerceptNet *net, int node_index);
     float *(*param)(PerceptNet *net, const Node *node, ParamSlot slot);
     float *(*param_grad)(PerceptNet *net, const Node *node, ParamSlot slot);
@@ -141,6 +142,7 @@ struct PerceptNet {
     const PerceptBackend *backend;
     void *backend_state;             /* the backend's own, per network (cuDNN descriptors) */
     Plan plan;
+    size_t memory_limit;             /* bytes a plan may take; 0: no limit */
     int *has_grad;                   /* per node, during backward */
 };
 

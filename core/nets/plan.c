@@ -261,6 +261,11 @@ int plan_build(PerceptNet *net, Shape in, int grad)
     Plan *pl = &net->plan;
     size_t saved = pl->saved_floats, work = pl->work_floats, grads = pl->grads_floats;
     size_t tmp = pl->tmp_floats;
+    if (net->memory_limit && plan_floats(pl) > net->memory_limit / sizeof(float))
+        return percept_fail_oom("out of memory: network '%s' needs %.3g MiB for a %d×%d×%d×%d "
+                                "input, over its limit of %.3g MiB", net->name,
+                                plan_floats(pl) * 4 / 1048576.0, in.n, in.c, in.h, in.w,
+                                net->memory_limit / 1048576.0);
     pl->act = be->alloc(pl->act_floats);
     pl->saved = be->alloc(saved ? saved : 1);
     pl->work = be->alloc(work ? work : 1);
@@ -268,9 +273,11 @@ int plan_build(PerceptNet *net, Shape in, int grad)
     pl->tmp = grad ? be->alloc(tmp) : NULL;
     if (!pl->act || !pl->saved || !pl->work || (grad && (!pl->grads || !pl->tmp))) {
         double gib = (double)plan_floats(pl) * 4 / 1073741824.0;
+        char why[512]; /* the backend's message, copied: it is the buffer written next */
+        snprintf(why, sizeof why, "%s", percept_error());
         plan_free(net);
-        return percept_fail("out of memory: network '%s' needs %.2f GiB for a %d×%d×%d×%d input",
-                            net->name, gib, in.n, in.c, in.h, in.w);
+        return percept_fail_oom("out of memory: network '%s' needs %.2f GiB for a %d×%d×%d×%d "
+                                "input (%s)", net->name, gib, in.n, in.c, in.h, in.w, why);
     }
     pl->valid = 1;
     return 0;

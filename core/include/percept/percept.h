@@ -31,6 +31,12 @@ PERCEPT_API void percept_error_clear(void);
 PERCEPT_API int percept_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prefixes the current message with context ("file.safetensors: "). Returns -1. */
 PERCEPT_API int percept_fail_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether the last error was memory running out on a network's device (a GPU's memory, or
+ * the network's memory limit): the same work may fit in smaller pieces or on the CPU.
+ * Prefixing keeps it; a new error or percept_error_clear resets it. */
+PERCEPT_API int percept_error_is_out_of_memory(void);
+/* percept_fail for memory running out: percept_error_is_out_of_memory() then says so. */
+PERCEPT_API int percept_fail_oom(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- random numbers: counter-based, so a seed gives the same stream everywhere --- */
 
@@ -195,6 +201,11 @@ PERCEPT_API int percept_net_backward(PerceptNet *net, const float *dout, float *
 /* Frees the planned activation memory (the next forward plans again): for hosts such as
  * GIMP that keep a network loaded between uses. */
 PERCEPT_API void percept_net_release_memory(PerceptNet *net);
+/* The most bytes a forward or backward pass of this network may plan (0: no limit but the
+ * device's own memory). A pass that needs more fails as out of memory
+ * (percept_error_is_out_of_memory) before anything is allocated: for hosts that leave room
+ * on a shared GPU, and for testing what callers do when memory runs out. */
+PERCEPT_API void percept_net_set_memory_limit(PerceptNet *net, size_t bytes);
 /* The output of a named node after forward (e.g. "features.8" of VGG-16). */
 PERCEPT_API int percept_net_node_output(PerceptNet *net, const char *node, PerceptTensor *out);
 /* Backward from several nodes at once: grads[i] has node names[i]'s output shape. */
@@ -235,10 +246,12 @@ PERCEPT_API char *percept_arch_sr(const PerceptSrOpts *o);
 /* Restoration (denoise, JPEG artefact removal): the shuffle SR body at scale 1, its output
  * added to the input. */
 typedef struct {
-    int channels;     /* 64 */
+    int channels;     /* 64 (half_res: of the half-resolution body) */
     int res_blocks;   /* 4 */
     float tail_gain;  /* the last conv's initial weights × this (0 means 1): small values
                        * start the network near identity */
+    int half_res;     /* the residual blocks work at half resolution: for the same cost, a
+                       * receptive field about twice as wide (inputs: even sides) */
 } PerceptRestoreOpts;
 PERCEPT_API char *percept_arch_restore(const PerceptRestoreOpts *o);
 
