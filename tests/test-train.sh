@@ -127,6 +127,13 @@ expect reconstruct-jpeg 0 "degraded input \|.*wrote .*j.safetensors \(60 steps\)
     "'$percept' train reconstruct ${rec[*]} --degrade jpeg:10-40 --steps 60 --out '$tmp/j.safetensors' 2>/dev/null | tr '\n' ' '"
 expect reconstruct-jpeg-eval 0 "degradation jpeg:10-40.*\| gegl-denoise-dct \|" -- bash -c \
     "'$percept' eval '$tmp/j.safetensors' '$tmp/data' | tr '\n' ' '"
+# restore-half (alignment 2): evaluated on an odd-sized image, extended as the operations do
+mkdir -p "$tmp/odd"
+gegl -o "$tmp/odd/o.png" -x "<gegl><node operation='gegl:crop' width='45' height='37'/><node operation='gegl:plasma' seed='9' width='64' height='64'/></gegl>" 2>/dev/null
+expect restore-half-odd-eval 0 '"degraded input": \{"psnr_y"' -- bash -c \
+    "'$percept' train reconstruct ${rec[*]} --arch restore-half --steps 3 --out '$tmp/h.safetensors' >/dev/null 2>&1 && '$percept' eval '$tmp/h.safetensors' '$tmp/odd' --json"
+expect restore-half-odd-crop 1 "restore-half needs at least 2 channels and an even crop" -- \
+    "$percept" train reconstruct ${rec[*]} --arch restore-half --crop 33 --out "$tmp/x.safetensors"
 expect reconstruct-bad-arch 1 "arch for reconstruct must be restore" -- \
     "$percept" train reconstruct ${rec[*]} --arch sr --out "$tmp/x.safetensors"
 

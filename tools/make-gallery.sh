@@ -2,7 +2,8 @@
 # docs/gallery.md and its images, from 128² crops of the held-out evaluation images
 # (tools/eval-data.sh):
 #   ×2 and ×4: the crop reduced (box filter), then enlarged again by GEGL's cubic and lohalo
-#     samplers and by percept:upscale with the shipped upscale-x2 / upscale-x4 preset;
+#     samplers and by percept:upscale with the shipped upscale-x2 / upscale-x4 preset (and
+#     upscale-x4-sharp);
 #   denoise: Gaussian noise σ 25 (percept degrade, as evaluation adds it), then GEGL's
 #     denoise-dct told σ and percept:reconstruct with the denoise preset;
 #   jpeg: saved by libjpeg at quality 20 (percept degrade), then percept:reconstruct
@@ -26,15 +27,18 @@ g() { local in=$1 out=$2; shift 2; gegl "$in" -o "$out" -- "$@" gegl:convert-for
 crops=("kodim07 280 220" "kodim02 350 120" "baboon 180 40" "astronaut 170 40")
 cell() { echo -n "| ![](images/gallery/$1.png) "; }
 upscale_section() {
-    local scale=$1
+    local scale=$1 sharp=
+    [ -f presets/upscale-x$scale-sharp.safetensors ] && sharp=upscale-x$scale-sharp
     echo "## ×$scale"
     echo
     echo "Each crop made $scale times smaller (box filter), then enlarged ×$scale again: GEGL's cubic"
     echo "and lohalo samplers, and \`percept:upscale scale=$scale\` with the shipped \`upscale-x$scale\`"
-    echo "preset. The original is on the right."
+    [ -n "$sharp" ] && echo "preset and with \`model=$sharp\`."
+    [ -z "$sharp" ] && echo "preset."
+    echo "The original is on the right."
     echo
-    echo "| GEGL cubic | GEGL lohalo | percept:upscale | original |"
-    echo "|---|---|---|---|"
+    echo "| GEGL cubic | GEGL lohalo | percept:upscale |${sharp:+ model=$sharp |} original |"
+    echo "|---|---|---|${sharp:+---|}---|"
     for spec in "${crops[@]}"; do
         set -- $spec
         local name=$1 small="$img/$1-small.png"
@@ -44,7 +48,12 @@ upscale_section() {
             g "$small" "$img/$name-x$scale-$s.png" gegl:scale-ratio x=$scale y=$scale sampler=$s abyss-policy=clamp
         done
         g "$small" "$img/$name-x$scale-percept.png" percept:upscale scale=$scale
-        cell $name-x$scale-cubic; cell $name-x$scale-lohalo; cell $name-x$scale-percept; cell $name-original
+        cell $name-x$scale-cubic; cell $name-x$scale-lohalo; cell $name-x$scale-percept
+        if [ -n "$sharp" ]; then
+            g "$small" "$img/$name-x$scale-sharp.png" percept:upscale scale=$scale model=$sharp
+            cell $name-x$scale-sharp
+        fi
+        cell $name-original
         echo "|"
     done
     echo

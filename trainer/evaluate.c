@@ -181,17 +181,41 @@ static int run_gegl(const PerceptTensor *in, int scale, PerceptTensor *out, cons
     return 0;
 }
 
+/* The network on the whole image: its right and bottom edges extended by repeating the last
+ * pixel to a multiple of the network's alignment, as the operations extend them, and the
+ * output cut back to the image's (scaled) size and clamped as the operations clamp. */
 static int run_net(PerceptNet *net, const PerceptTensor *in, PerceptTensor *out)
 {
-    PerceptTensor y;
-    if (percept_net_forward(net, in, &y))
+    int a = percept_net_alignment(net);
+    if (a < 1)
         return -1;
-    size_t n = percept_tensor_numel(&y);
-    *out = (PerceptTensor){1, 3, y.h, y.w, malloc(sizeof(float) * n)};
+    int ph = (in->h + a - 1) / a * a, pw = (in->w + a - 1) / a * a;
+    PerceptTensor x = *in, y;
+    if (ph != in->h || pw != in->w) {
+        x = (PerceptTensor){1, 3, ph, pw, malloc(sizeof(float) * 3 * ph * pw)};
+        if (!x.data)
+            return percept_fail("out of memory");
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < ph; i++)
+                for (int j = 0; j < pw; j++)
+                    x.data[((size_t)c * ph + i) * pw + j] =
+                        in->data[((size_t)c * in->h + MIN(i, in->h - 1)) * in->w +
+                                 MIN(j, in->w - 1)];
+    }
+    int rc = percept_net_forward(net, &x, &y);
+    if (x.data != in->data)
+        free(x.data);
+    if (rc)
+        return -1;
+    const int s = y.h / ph, oh = in->h * s, ow = in->w * s;
+    *out = (PerceptTensor){1, 3, oh, ow, malloc(sizeof(float) * 3 * oh * ow)};
     if (!out->data)
         return percept_fail("out of memory");
-    for (size_t i = 0; i < n; i++) /* as the operations clamp */
-        out->data[i] = fminf(fmaxf(y.data[i], 0.0f), 1.0f);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++)
+                out->data[((size_t)c * oh + i) * ow + j] =
+                    fminf(fmaxf(y.data[((size_t)c * y.h + i) * y.w + j], 0.0f), 1.0f);
     return 0;
 }
 
