@@ -3,10 +3,12 @@
  * inputs in, initialising and loading parameters, reading results) is unchanged and any op
  * without a GPU kernel yet runs on its CPU twin, correctly, after a synchronisation.
  * Convolutions go to cuDNN (strict FP32 unless PERCEPT_CUDA_TF32=1); the elementwise ops,
- * instance norm, upsampling, pixel shuffle and reflection padding are kernels of ours
- * (elementwise.cu, norm.cu, resample.cu), each tested against its CPU twin by
- * tests/test-cuda-parity.c. Every node ends synchronised: simple and correct first; the
- * per-node synchronisation is the first thing the GPU benchmarks will want removed. */
+ * channel affine maps, concatenation, instance and batch norm, pooling, upsampling, pixel
+ * shuffle and reflection padding are kernels of ours (elementwise.cu, combine.cu, norm.cu,
+ * pool.cu, resample.cu), each tested against its CPU twin by tests/test-cuda-parity.c;
+ * linear, reshape, dropout, binary and reparam are still the CPU's. Every node ends
+ * synchronised: simple and correct first; the per-node synchronisation is the first thing
+ * the GPU benchmarks will want removed. */
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include <stdlib.h>
@@ -60,7 +62,7 @@ static void cuda_release(float *p)
         cudaFree(p);
 }
 
-/* ---- per-network state: cuDNN descriptors per convolution, shared buffers ------------- */
+/* ---- per-network state: cuDNN descriptors per convolution, constants, shared buffers -- */
 
 typedef struct {
     Shape in;                        /* the input these were made for; n = 0: none yet */
@@ -75,6 +77,7 @@ typedef struct {
 
 typedef struct {
     Conv *conv;                      /* one per node */
+    float **consts;                  /* per node: channel_affine's scale, shift; or NULL */
     int n_nodes;
     void *workspace;
     size_t workspace_bytes;
@@ -111,9 +114,12 @@ static void cuda_net_free(PerceptNet *net)
     State *st = (State *)net->backend_state;
     if (!st)
         return;
-    for (int i = 0; i < st->n_nodes; i++)
+    for (int i = 0; i < st->n_nodes; i++) {
         conv_destroy(&st->conv[i]);
+        cudaFree(st->consts[i]);
+    }
     free(st->conv);
+    free(st->consts);
     cudaFree(st->workspace);
     cudaFree(st->buf);
     cudaFree(st->stage);
@@ -125,7 +131,9 @@ static State *state(PerceptNet *net)
 {
     if (!net->backend_state) {
         State *st = (State *)calloc(1, sizeof *st);
-        if (st && !(st->conv = (Conv *)calloc(net->n_nodes, sizeof(Conv)))) {
+        if (st && (!(st->conv = (Conv *)calloc(net->n_nodes, sizeof(Conv))) ||
+                   !(st->consts = (float **)calloc(net->n_nodes, sizeof(float *))))) {
+            free(st->conv);
             free(st);
             st = NULL;
         }
@@ -334,11 +342,60 @@ static int conv_backward(PerceptNet *net, const Node *nd, float *dx)
     return 0;
 }
 
+/* ---- the other ops' operands ---------------------------------------------------------- */
+
+/* channel_affine's constants, scale then shift, copied to the device on first use: the
+ * node's own are host memory, which a kernel cannot read */
+static int affine_consts(PerceptNet *net, const Node *nd, const float **out)
+{
+    State *st = state(net);
+    if (!st)
+        return -1;
+    float **k = &st->consts[nd - net->nodes];
+    if (!*k) {
+        float *d = NULL;
+        const size_t bytes = (size_t)nd->aff_n * sizeof(float);
+        cudaError_t e = cudaMalloc((void **)&d, 2 * bytes);
+        if (e == cudaSuccess)
+            e = cudaMemcpy(d, nd->aff_scale, bytes, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess)
+            e = cudaMemcpy(d + nd->aff_n, nd->aff_shift, bytes, cudaMemcpyHostToDevice);
+        if (e != cudaSuccess)
+            cudaFree(d);
+        CUDA_OK(e, "channel_affine constants");
+        *k = d;
+    }
+    *out = *k;
+    return 0;
+}
+
+static GpuPool pool_of(const PerceptNet *net, const Node *nd)
+{
+    Shape in = core->in_shape(net, nd, 0);
+    GpuPool p = {in.n * in.c, in.h, in.w, nd->k, nd->stride, nd->pad, nd->out.h, nd->out.w};
+    return p;
+}
+
+static int *argmax_of(PerceptNet *net, const Node *nd)
+{
+    return (int *)(net->plan.saved + nd->saved_off); /* int32 in float-sized slots */
+}
+
+/* the channel counts of a concatenation's parts */
+static void concat_parts(const PerceptNet *net, const Node *nd, int *cs)
+{
+    for (int j = 0; j < nd->n_in; j++)
+        cs[j] = core->in_shape(net, nd, j).c;
+}
+
 /* ---- the table ------------------------------------------------------------------------- */
 
+/* The GPU ops keep their CPU twins' saved memory (max-pool argmax, batch-norm mean and
+ * rstd, instance-norm statistics) and need no scratch, so the CPU's sizes are right for
+ * both them and the ops left to the CPU. */
 static size_t cuda_scratch_floats(const PerceptNet *net, const Node *nd)
 {
-    return core->cpu->scratch_floats(net, nd); /* for the ops left to the CPU */
+    return core->cpu->scratch_floats(net, nd);
 }
 
 static size_t cuda_saved_floats(const PerceptNet *net, const Node *nd, int grad)
@@ -350,8 +407,9 @@ static int on_gpu(const Node *nd)
 {
     switch (nd->op) {
     case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_UPSAMPLE_NEAREST: case OP_PIXEL_SHUFFLE:
-    case OP_INSTANCE_NORM: case OP_RELU: case OP_LEAKY_RELU: case OP_TANH: case OP_SCALED_TANH:
-    case OP_SIGMOID: case OP_ADD:
+    case OP_INSTANCE_NORM: case OP_BATCH_NORM: case OP_RELU: case OP_LEAKY_RELU: case OP_TANH:
+    case OP_SCALED_TANH: case OP_SIGMOID: case OP_ADD: case OP_CONCAT: case OP_AVG_POOL:
+    case OP_MAX_POOL: case OP_GLOBAL_AVG_POOL: case OP_CHANNEL_AFFINE:
         return 1;
     default:
         return 0;
@@ -399,9 +457,54 @@ static int cuda_forward(PerceptNet *net, const Node *nd)
         memcpy(stats + in.c, saved + in.n * in.c, sizeof(float) * in.c);
         return 0;
     }
+    case OP_BATCH_NORM: {
+        /* eval writes the running statistics' mean and rstd there too: the saved memory is
+         * the node's (or, without gradients, shared scratch), and the CPU's eval ignores it */
+        float *saved = net->plan.saved + nd->saved_off;
+        float *rmean = core->param(net, nd, PARAM_RUNNING_MEAN);
+        float *rvar = core->param(net, nd, PARAM_RUNNING_VAR);
+        const float *g = core->param(net, nd, PARAM_WEIGHT), *b = core->param(net, nd, PARAM_BIAS);
+        if (net->plan.training)
+            gpu_batch_norm_train(out, saved, saved + in.c, rmean, rvar, x, g, b, in.n, in.c, hw,
+                                 nd->eps, nd->momentum);
+        else
+            gpu_batch_norm_eval(out, saved, saved + in.c, x, rmean, rvar, g, b, in.n, in.c, hw,
+                                nd->eps);
+        break;
+    }
     case OP_ADD:
         gpu_elementwise(EW_ADD, out, x, core->act(net, nd->in[1]), n, 0, 0);
         break;
+    case OP_CONCAT: {
+        const float *ins[NODE_MAX_IN];
+        int cs[NODE_MAX_IN];
+        for (int j = 0; j < nd->n_in; j++)
+            ins[j] = core->act(net, nd->in[j]);
+        concat_parts(net, nd, cs);
+        gpu_concat(out, ins, cs, nd->n_in, in.n, hw);
+        break;
+    }
+    case OP_AVG_POOL: {
+        GpuPool p = pool_of(net, nd);
+        gpu_avg_pool(out, x, &p);
+        break;
+    }
+    case OP_MAX_POOL: {
+        GpuPool p = pool_of(net, nd);
+        gpu_max_pool(out, argmax_of(net, nd), x, &p);
+        break;
+    }
+    case OP_GLOBAL_AVG_POOL:
+        gpu_global_avg_pool(out, x, in.n * in.c, hw);
+        break;
+    case OP_CHANNEL_AFFINE: {
+        /* one constant for all channels: c = 1 maps every element to it */
+        const float *k;
+        if (affine_consts(net, nd, &k))
+            return -1;
+        gpu_channel_affine(out, x, k, k + nd->aff_n, n, nd->aff_n, hw);
+        break;
+    }
     default:
         gpu_elementwise(nd->op == OP_RELU ? EW_RELU : nd->op == OP_LEAKY_RELU ? EW_LEAKY_RELU
                     : nd->op == OP_TANH ? EW_TANH : nd->op == OP_SIGMOID ? EW_SIGMOID
@@ -443,11 +546,31 @@ static int gpu_backward(PerceptNet *net, const Node *nd, float *const *din)
                                    in.c, hw);
         return 0;
     }
+    case OP_BATCH_NORM: {
+        float *dg = core->param_grad(net, nd, PARAM_WEIGHT);
+        float *db = core->param_grad(net, nd, PARAM_BIAS);
+        const float *g = core->param(net, nd, PARAM_WEIGHT);
+        const float *saved = net->plan.saved + nd->saved_off;
+        if (net->plan.training)
+            gpu_batch_norm_backward(dx, dg, db, dout, x, saved, saved + in.c, g, in.n, in.c, hw);
+        else
+            gpu_batch_norm_backward_eval(dx, dg, db, dout, x,
+                                         core->param(net, nd, PARAM_RUNNING_MEAN),
+                                         core->param(net, nd, PARAM_RUNNING_VAR), g, in.n, in.c,
+                                         hw, nd->eps);
+        return 0;
+    }
     case OP_ADD:
         for (int j = 0; j < 2; j++)
             if (din[j])
                 CUDA_OK(cudaMemcpy(din[j], dout, n * sizeof(float), cudaMemcpyDefault), "add");
         return 0;
+    case OP_CONCAT: {
+        int cs[NODE_MAX_IN];
+        concat_parts(net, nd, cs);
+        gpu_concat_backward(din, dout, cs, nd->n_in, in.n, hw);
+        return 0;
+    }
     default:
         break;
     }
@@ -475,6 +598,26 @@ static int gpu_backward(PerceptNet *net, const Node *nd, float *const *din)
     case OP_SIGMOID:
         gpu_elementwise_backward(EW_SIGMOID, dx, dout, out, n, 0, 0);
         break;
+    case OP_AVG_POOL: {
+        GpuPool p = pool_of(net, nd);
+        gpu_avg_pool_backward(dx, dout, &p);
+        break;
+    }
+    case OP_MAX_POOL: {
+        GpuPool p = pool_of(net, nd);
+        gpu_max_pool_backward(dx, dout, argmax_of(net, nd), &p);
+        break;
+    }
+    case OP_GLOBAL_AVG_POOL:
+        gpu_global_avg_pool_backward(dx, dout, in.n * in.c, hw);
+        break;
+    case OP_CHANNEL_AFFINE: {
+        const float *k;
+        if (affine_consts(net, nd, &k))
+            return -1;
+        gpu_channel_affine_backward(dx, dout, k, n, nd->aff_n, hw);
+        break;
+    }
     default:
         break;
     }

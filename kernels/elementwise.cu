@@ -1,19 +1,11 @@
 /* Elementwise ops and their gradients: twins of core/layers/activation.c and combine.c. */
+#include "common.cuh"
 #include "kernels.h"
-
-static const int THREADS = 256;
-
-static unsigned blocks(size_t n)
-{
-    size_t b = (n + THREADS - 1) / THREADS;
-    return (unsigned)(b < 65535u * 64u ? b : 65535u * 64u); /* grid-stride beyond */
-}
 
 __global__ void ew_forward(int op, float *out, const float *a, const float *b, size_t n, float p,
                            float q)
 {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
+    FOR_EACH(i, n) {
         float x = a[i];
         switch (op) {
         case EW_ADD: out[i] = x + b[i]; break;
@@ -33,8 +25,7 @@ __global__ void ew_forward(int op, float *out, const float *a, const float *b, s
 __global__ void ew_backward(int op, float *dx, const float *dout, const float *ref, size_t n,
                             float p, float q)
 {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
+    FOR_EACH(i, n) {
         float d = dout[i], r = ref[i], t;
         switch (op) {
         case EW_RELU: dx[i] = r <= 0.0f ? 0.0f : d; break;

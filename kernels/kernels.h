@@ -1,6 +1,7 @@
-/* Our CUDA kernels (elementwise.cu, norm.cu, resample.cu): each has a CPU twin in
- * core/layers/ with the same semantics, which tests/test-cuda-parity.c compares it with.
- * All pointers are device-accessible; launches are asynchronous on the default stream. */
+/* Our CUDA kernels (elementwise.cu, combine.cu, norm.cu, pool.cu, resample.cu): each has a
+ * CPU twin in core/layers/ with the same semantics, which tests/test-cuda-parity.c compares
+ * it with. All pointers are device-accessible; launches are asynchronous on the default
+ * stream. Gradients of activations are assigned, those of parameters accumulated. */
 #ifndef PERCEPT_KERNELS_H
 #define PERCEPT_KERNELS_H
 
@@ -16,6 +17,18 @@ void gpu_elementwise(int op, float *out, const float *a, const float *b, size_t 
 void gpu_elementwise_backward(int op, float *dx, const float *dout, const float *ref, size_t n,
                               float p, float q);
 
+/* channel concatenation: inputs k (n, cs[k], hw) -> out (n, Σ cs, hw); a NULL dins[k]
+ * is skipped */
+void gpu_concat(float *out, const float *const *ins, const int *cs, int count, int n, int hw);
+void gpu_concat_backward(float *const *dins, const float *dout, const int *cs, int count, int n,
+                         int hw);
+/* out = in·scale[ch] + shift[ch] over total floats, ch = (i / hw) mod c (c = 1: one constant
+ * for everything); the gradient is din = dout·scale[ch] */
+void gpu_channel_affine(float *out, const float *in, const float *scale, const float *shift,
+                        size_t total, int c, int hw);
+void gpu_channel_affine_backward(float *din, const float *dout, const float *scale, size_t total,
+                                 int c, int hw);
+
 /* planes (n·c) of h × w */
 void gpu_upsample_nearest(float *out, const float *in, int planes, int h, int w, int f);
 void gpu_upsample_nearest_backward(float *din, const float *dout, int planes, int h, int w, int f);
@@ -26,6 +39,18 @@ void gpu_pixel_shuffle_backward(float *din, const float *dout, int n, int c, int
 void gpu_reflect_pad(float *out, const float *in, int planes, int h, int w, int p);
 void gpu_reflect_pad_backward(float *din, const float *dpad, int planes, int h, int w, int p);
 
+/* pooling over planes (n·c) of h × w, zero padding, floor mode (out is hout × wout) */
+typedef struct { int planes, h, w, k, stride, pad, hout, wout; } GpuPool;
+/* padded zeros count in the divisor */
+void gpu_avg_pool(float *out, const float *in, const GpuPool *p);
+void gpu_avg_pool_backward(float *din, const float *dout, const GpuPool *p);
+/* argmax (planes·hout·wout): the winner's index within its plane, the CPU's layout */
+void gpu_max_pool(float *out, int *argmax, const float *in, const GpuPool *p);
+void gpu_max_pool_backward(float *din, const float *dout, const int *argmax, const GpuPool *p);
+/* (planes, hw) -> (planes) */
+void gpu_global_avg_pool(float *out, const float *in, int planes, int hw);
+void gpu_global_avg_pool_backward(float *din, const float *dout, int planes, int hw);
+
 /* instance norm over (n, c, hw): mean and rstd (n·c) saved; gamma, beta (c) or NULL */
 void gpu_instance_norm(float *out, float *mean, float *rstd, const float *x, const float *gamma,
                        const float *beta, int n, int c, int hw, float eps);
@@ -33,5 +58,24 @@ void gpu_instance_norm(float *out, float *mean, float *rstd, const float *x, con
 void gpu_instance_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
                                 const float *x, const float *mean, const float *rstd,
                                 const float *gamma, int n, int c, int hw);
+
+/* batch norm over (n, c, hw): mean and rstd (c) saved, the CPU's layout. Training: batch
+ * statistics, running_mean and running_var (or NULL) updated with the momentum; eval: the
+ * running statistics (mean and rstd still written, as the normalisation's input). */
+void gpu_batch_norm_train(float *out, float *mean, float *rstd, float *running_mean,
+                          float *running_var, const float *x, const float *gamma,
+                          const float *beta, int n, int c, int hw, float eps, float momentum);
+void gpu_batch_norm_eval(float *out, float *mean, float *rstd, const float *x,
+                         const float *running_mean, const float *running_var, const float *gamma,
+                         const float *beta, int n, int c, int hw, float eps);
+/* dx assigned (or NULL), dgamma and dbeta accumulated (or NULL); training: through the
+ * batch statistics the forward saved; eval: through the fixed running ones */
+void gpu_batch_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                             const float *x, const float *mean, const float *rstd,
+                             const float *gamma, int n, int c, int hw);
+void gpu_batch_norm_backward_eval(float *dx, float *dgamma, float *dbeta, const float *dout,
+                                  const float *x, const float *running_mean,
+                                  const float *running_var, const float *gamma, int n, int c,
+                                  int hw, float eps);
 
 #endif

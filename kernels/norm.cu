@@ -1,43 +1,60 @@
-/* Instance norm and its gradient: twins of core/layers/norm.c, with the same arithmetic —
- * statistics in double around a pivot (the plane's first value), biased variance, eps
- * inside the square root. Forward: one block per (image, channel) plane. Backward: one
- * block per channel, walking the images in order, so dgamma and dbeta need no atomics and
- * come out the same on every run. */
+/* Instance and batch norm with their gradients: twins of core/layers/norm.c (and of the
+ * CPU backend's batch_norm_backward_eval), with the same arithmetic — statistics in double
+ * around a pivot (the group's first value), biased variance, eps inside the square root,
+ * the running variance updated with the unbiased estimate. A group is what one set of
+ * statistics covers: a plane (instance norm) or a channel across the batch (batch norm);
+ * one block reduces one group, walking its planes in order, so the parameter gradients
+ * need no atomics and come out the same on every run. */
+#include "common.cuh"
 #include "kernels.h"
 
-static const int THREADS = 256;
-
-/* Sums a and b over the block; every thread gets the totals. */
-__device__ static void block_sum2(double *a, double *b)
+/* The CPU's group_stats: mean and biased variance of `planes` planes of hw floats spaced
+ * `stride` apart, for every thread of the block. */
+__device__ static void group_stats(double *mean, double *var, const float *x, int planes,
+                                   size_t stride, int hw)
 {
-    __shared__ double sa[THREADS / 32], sb[THREADS / 32];
-    for (int o = 16; o > 0; o /= 2) {
-        *a += __shfl_down_sync(0xffffffffu, *a, o);
-        *b += __shfl_down_sync(0xffffffffu, *b, o);
-    }
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    if (lane == 0) {
-        sa[warp] = *a;
-        sb[warp] = *b;
-    }
-    __syncthreads();
-    if (warp == 0) {
-        *a = lane < THREADS / 32 ? sa[lane] : 0;
-        *b = lane < THREADS / 32 ? sb[lane] : 0;
-        for (int o = 16; o > 0; o /= 2) {
-            *a += __shfl_down_sync(0xffffffffu, *a, o);
-            *b += __shfl_down_sync(0xffffffffu, *b, o);
+    const double pivot = x[0];
+    double v[2] = {0, 0};
+    for (int p = 0; p < planes; p++)
+        for (int i = threadIdx.x; i < hw; i += blockDim.x) {
+            double d = x[(size_t)p * stride + i] - pivot;
+            v[0] += d;
+            v[1] += d * d;
         }
-        if (lane == 0) {
-            sa[0] = *a;
-            sb[0] = *b;
-        }
-    }
-    __syncthreads();
-    *a = sa[0];
-    *b = sb[0];
-    __syncthreads(); /* the shared slots may be reused by the next call */
+    block_sum<2>(v);
+    const double count = (double)planes * hw, m = v[0] / count, s = v[1] / count - m * m;
+    *mean = pivot + m;
+    *var = s > 0 ? s : 0; /* rounding can leave a constant group slightly negative */
 }
+
+/* The CPU's norm_backward_group: v = (sum dy, sum dy·xhat) over the group, xhat = (x −
+ * mean)·rstd, for every thread; then, if dx, dx = g·rstd·(dy − mean(dy) − xhat·mean(dy·xhat))
+ * (assigned). */
+__device__ static void norm_backward_group(float *dx, double *v, const float *dout,
+                                           const float *x, int planes, size_t stride, int hw,
+                                           float mean, float rstd, float g)
+{
+    v[0] = v[1] = 0;
+    for (int p = 0; p < planes; p++)
+        for (int i = threadIdx.x; i < hw; i += blockDim.x) {
+            const size_t j = (size_t)p * stride + i;
+            v[0] += dout[j];
+            v[1] += (double)dout[j] * ((x[j] - mean) * rstd);
+        }
+    block_sum<2>(v);
+    if (!dx)
+        return;
+    const double count = (double)planes * hw;
+    const float m1 = (float)(v[0] / count), m2 = (float)(v[1] / count), k = g * rstd;
+    for (int p = 0; p < planes; p++)
+        for (int i = threadIdx.x; i < hw; i += blockDim.x) {
+            const size_t j = (size_t)p * stride + i;
+            dx[j] = k * (dout[j] - m1 - (x[j] - mean) * rstd * m2);
+        }
+}
+
+/* ---- instance norm: forward one block per (image, channel) plane, backward one block per
+ * channel ---------------------------------------------------------------------------------- */
 
 __global__ void in_forward_k(float *out, float *mean, float *rstd, const float *x,
                              const float *gamma, const float *beta, int c, int hw, float eps)
@@ -45,17 +62,9 @@ __global__ void in_forward_k(float *out, float *mean, float *rstd, const float *
     const int plane = blockIdx.x, ch = plane % c;
     const float *px = x + (size_t)plane * hw;
     float *po = out + (size_t)plane * hw;
-    const double pivot = px[0];
-    double s = 0, ss = 0;
-    for (int i = threadIdx.x; i < hw; i += blockDim.x) {
-        double d = px[i] - pivot;
-        s += d;
-        ss += d * d;
-    }
-    block_sum2(&s, &ss);
-    double m = s / hw, v = ss / hw - m * m;
-    v = v > 0 ? v : 0;
-    const float fm = (float)(pivot + m), fr = (float)(1.0 / sqrt(v + eps));
+    double m, v;
+    group_stats(&m, &v, px, 1, hw, hw);
+    const float fm = (float)m, fr = (float)(1.0 / sqrt(v + eps));
     if (threadIdx.x == 0) {
         mean[plane] = fm;
         rstd[plane] = fr;
@@ -79,24 +88,12 @@ __global__ void in_backward_k(float *dx, float *dgamma, float *dbeta, const floa
     const int ch = blockIdx.x;
     double total_dy = 0, total_dy_xhat = 0;
     for (int img = 0; img < n; img++) {
-        const int plane = img * c + ch;
-        const float *dy = dout + (size_t)plane * hw, *px = x + (size_t)plane * hw;
-        const float m = mean[plane], r = rstd[plane];
-        double s1 = 0, s2 = 0;
-        for (int i = threadIdx.x; i < hw; i += blockDim.x) {
-            s1 += dy[i];
-            s2 += (double)dy[i] * ((px[i] - m) * r);
-        }
-        block_sum2(&s1, &s2);
-        total_dy += s1;
-        total_dy_xhat += s2;
-        if (dx) {
-            const float m1 = (float)(s1 / hw), m2 = (float)(s2 / hw);
-            const float k = (gamma ? gamma[ch] : 1.0f) * r;
-            float *pd = dx + (size_t)plane * hw;
-            for (int i = threadIdx.x; i < hw; i += blockDim.x)
-                pd[i] = k * (dy[i] - m1 - (px[i] - m) * r * m2);
-        }
+        const size_t plane = (size_t)img * c + ch, off = plane * hw;
+        double v[2];
+        norm_backward_group(dx ? dx + off : NULL, v, dout + off, x + off, 1, hw, hw,
+                            mean[plane], rstd[plane], gamma ? gamma[ch] : 1.0f);
+        total_dy += v[0];
+        total_dy_xhat += v[1];
     }
     if (threadIdx.x == 0) {
         if (dgamma)
@@ -112,4 +109,143 @@ void gpu_instance_norm_backward(float *dx, float *dgamma, float *dbeta, const fl
 {
     if (c > 0)
         in_backward_k<<<c, THREADS>>>(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c, hw);
+}
+
+/* ---- batch norm: per-channel statistics (a block per channel, or a thread per channel
+ * for the running ones), then one elementwise pass that normalises with them ------------- */
+
+__global__ void bn_batch_stats_k(float *mean, float *rstd, float *running_mean,
+                                 float *running_var, const float *x, int c, int planes, int hw,
+                                 float eps, float momentum)
+{
+    const int ch = blockIdx.x;
+    double m, v;
+    group_stats(&m, &v, x + (size_t)ch * hw, planes, (size_t)c * hw, hw);
+    if (threadIdx.x)
+        return;
+    mean[ch] = (float)m;
+    rstd[ch] = (float)(1.0 / sqrt(v + eps));
+    /* normalised with the biased variance, tracked with the unbiased one (a single value
+     * has none: kept as 0, as the CPU does) */
+    const double count = (double)planes * hw, unbiased = count > 1 ? v * count / (count - 1) : v;
+    if (running_mean)
+        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * m);
+    if (running_var)
+        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * unbiased);
+}
+
+/* eval: mean and rstd from the running statistics, rstd rounded from double as the CPU's
+ * forward does */
+__global__ void bn_running_stats_k(float *mean, float *rstd, const float *running_mean,
+                                   const float *running_var, int c, float eps)
+{
+    FOR_EACH(ch, (size_t)c) {
+        mean[ch] = running_mean[ch];
+        rstd[ch] = (float)(1.0 / sqrt((double)running_var[ch] + eps));
+    }
+}
+
+/* out = (x − mean)·(rstd·gamma) + beta, the CPU's normalise_plane */
+__global__ void bn_apply_k(float *out, const float *x, const float *mean, const float *rstd,
+                           const float *gamma, const float *beta, int c, int hw, size_t total)
+{
+    FOR_EACH(i, total) {
+        const int ch = (int)(i / hw % c);
+        const float a = rstd[ch] * (gamma ? gamma[ch] : 1.0f), b = beta ? beta[ch] : 0.0f;
+        out[i] = (x[i] - mean[ch]) * a + b;
+    }
+}
+
+static void bn_apply(float *out, const float *x, const float *mean, const float *rstd,
+                     const float *gamma, const float *beta, int n, int c, int hw)
+{
+    size_t total = (size_t)n * c * hw;
+    if (total)
+        bn_apply_k<<<blocks(total), THREADS>>>(out, x, mean, rstd, gamma, beta, c, hw, total);
+}
+
+void gpu_batch_norm_train(float *out, float *mean, float *rstd, float *running_mean,
+                          float *running_var, const float *x, const float *gamma,
+                          const float *beta, int n, int c, int hw, float eps, float momentum)
+{
+    if (c <= 0)
+        return;
+    bn_batch_stats_k<<<c, THREADS>>>(mean, rstd, running_mean, running_var, x, c, n, hw, eps,
+                                     momentum);
+    bn_apply(out, x, mean, rstd, gamma, beta, n, c, hw);
+}
+
+void gpu_batch_norm_eval(float *out, float *mean, float *rstd, const float *x,
+                         const float *running_mean, const float *running_var, const float *gamma,
+                         const float *beta, int n, int c, int hw, float eps)
+{
+    if (c <= 0)
+        return;
+    bn_running_stats_k<<<blocks(c), THREADS>>>(mean, rstd, running_mean, running_var, c, eps);
+    bn_apply(out, x, mean, rstd, gamma, beta, n, c, hw);
+}
+
+__global__ void bn_backward_k(float *dx, float *dgamma, float *dbeta, const float *dout,
+                              const float *x, const float *mean, const float *rstd,
+                              const float *gamma, int n, int c, int hw)
+{
+    const int ch = blockIdx.x;
+    const size_t off = (size_t)ch * hw;
+    double v[2];
+    norm_backward_group(dx ? dx + off : NULL, v, dout + off, x + off, n, (size_t)c * hw, hw,
+                        mean[ch], rstd[ch], gamma ? gamma[ch] : 1.0f);
+    if (threadIdx.x == 0) {
+        if (dgamma)
+            dgamma[ch] += (float)v[1];
+        if (dbeta)
+            dbeta[ch] += (float)v[0];
+    }
+}
+
+void gpu_batch_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                             const float *x, const float *mean, const float *rstd,
+                             const float *gamma, int n, int c, int hw)
+{
+    if (c > 0)
+        bn_backward_k<<<c, THREADS>>>(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c, hw);
+}
+
+/* eval: a fixed affine map, so dx = dy·gamma·rstd; rstd in float from the running variance,
+ * exactly as the CPU backend's batch_norm_backward_eval computes it (not the forward's) */
+__global__ void bn_backward_eval_k(float *dx, float *dgamma, float *dbeta, const float *dout,
+                                   const float *x, const float *running_mean,
+                                   const float *running_var, const float *gamma, int n, int c,
+                                   int hw, float eps)
+{
+    const int ch = blockIdx.x;
+    const float rstd = 1.0f / sqrtf(running_var[ch] + eps), g = gamma ? gamma[ch] : 1.0f;
+    const float m = running_mean[ch];
+    double v[2] = {0, 0}; /* sum dy, sum dy·xhat */
+    for (int img = 0; img < n; img++) {
+        const size_t base = ((size_t)img * c + ch) * hw;
+        for (int i = threadIdx.x; i < hw; i += blockDim.x) {
+            const float d = dout[base + i];
+            v[0] += d;
+            v[1] += (double)d * (x[base + i] - m) * rstd;
+            if (dx)
+                dx[base + i] = d * g * rstd;
+        }
+    }
+    block_sum<2>(v);
+    if (threadIdx.x == 0) {
+        if (dgamma)
+            dgamma[ch] += (float)v[1];
+        if (dbeta)
+            dbeta[ch] += (float)v[0];
+    }
+}
+
+void gpu_batch_norm_backward_eval(float *dx, float *dgamma, float *dbeta, const float *dout,
+                                  const float *x, const float *running_mean,
+                                  const float *running_var, const float *gamma, int n, int c,
+                                  int hw, float eps)
+{
+    if (c > 0)
+        bn_backward_eval_k<<<c, THREADS>>>(dx, dgamma, dbeta, dout, x, running_mean,
+                                           running_var, gamma, n, c, hw, eps);
 }

@@ -2,19 +2,8 @@
  * core/layers/resample.c and of the CPU convolution's reflected borders. One thread per
  * output element of the pass (gathers only: no atomics, the same sums in the same order
  * on every run). */
+#include "common.cuh"
 #include "kernels.h"
-
-static const int THREADS = 256;
-
-static unsigned blocks(size_t n)
-{
-    size_t b = (n + THREADS - 1) / THREADS;
-    return (unsigned)(b < 65535u * 64u ? b : 65535u * 64u);
-}
-
-#define FOR_EACH(i, n)                                                                         \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                    \
-         i += (size_t)gridDim.x * blockDim.x)
 
 __global__ void upsample_k(float *out, const float *in, size_t total, int h, int w, int f)
 {

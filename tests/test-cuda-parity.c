@@ -2,7 +2,9 @@
  * forward and backward on both backends from the same weights and inputs; outputs, input
  * gradients and parameter gradients must agree to a normalised error (‖cuda − cpu‖₂ ÷
  * ‖cpu‖₂) of 1e-5 (strict FP32). The CUDA side's activations and gradients are poisoned
- * with NaN before the compared pass, so an element a kernel forgets to write fails.
+ * with NaN before the compared pass, so an element a kernel forgets to write fails. Norm
+ * scales, biases and running statistics are randomised (the same on both sides), and the
+ * running statistics are compared after the forward passes too.
  * Exits 77 (skipped) when the CUDA backend finds no GPU. Prints one line per case. */
 #include <math.h>
 #include <stdio.h>
@@ -54,6 +56,33 @@ static PerceptNet *make(const char *device, const char *arch, int training)
     return net;
 }
 
+static float *param_data(PerceptNet *net, const Param *p)
+{
+    return (p->trainable ? net->params_data : net->buffers_data) + p->off;
+}
+
+/* Norm scales, biases and running statistics start at 1, 0, 0 and 1, which would hide them
+ * (batch norm in eval mode would be the identity): both networks get the same random values
+ * instead. Weights keep their He init. */
+static void randomise_vectors(PerceptNet *a, PerceptNet *b)
+{
+    for (int i = 0; i < a->n_params; i++) {
+        const Param *p = &a->params[i];
+        const char *suffix = strrchr(p->name, '.') + 1;
+        float lo = -0.5f, hi = 0.5f;
+        if (!strcmp(suffix, "running_var") || (p->ndim == 1 && !strcmp(suffix, "weight")))
+            lo = 0.5f, hi = 2.0f;
+        else if (strcmp(suffix, "bias") && strcmp(suffix, "running_mean"))
+            continue;
+        float *v = randoms(p->numel, 17 + (uint64_t)i, lo, hi);
+        if (!v)
+            continue;
+        memcpy(param_data(a, p), v, sizeof(float) * p->numel);
+        memcpy(param_data(b, &b->params[i]), v, sizeof(float) * p->numel);
+        free(v);
+    }
+}
+
 /* One case: forward, backward from a random output gradient, compare everything. */
 static void check(const char *name, const char *arch, int n, int c, int h, int w, int training)
 {
@@ -66,16 +95,18 @@ static void check(const char *name, const char *arch, int n, int c, int h, int w
         percept_net_free(b);
         return;
     }
+    randomise_vectors(a, b);
     size_t nin = (size_t)n * c * h * w;
     float *x = randoms(nin, 11, -1, 1);
     PerceptTensor in = {n, c, h, w, x}, ya, yb;
     double worst = 0;
     const char *where = "";
     int ok = !percept_net_forward(a, &in, &ya) && !percept_net_forward(b, &in, &yb);
-    /* poison the CUDA side's activations, then the pass that counts */
+    /* poison the CUDA side's activations, then the pass that counts (the CPU runs twice
+     * too, so that both sides update their running statistics as often) */
     if (ok) {
         poison(b->plan.act + nin, b->plan.act_floats - nin);
-        ok = !percept_net_forward(b, &in, &yb);
+        ok = !percept_net_forward(a, &in, &ya) && !percept_net_forward(b, &in, &yb);
     }
     size_t nout = ok ? percept_tensor_numel(&ya) : 0;
     float *dout = randoms(nout, 13, -1, 1), *dxa = malloc(sizeof(float) * nin),
@@ -84,6 +115,14 @@ static void check(const char *name, const char *arch, int n, int c, int h, int w
         double e = nerr(ya.data, yb.data, nout);
         if (e > worst)
             worst = e, where = "output";
+        for (int i = 0; i < a->n_params; i++) {
+            const Param *p = &a->params[i];
+            if (p->trainable)
+                continue;
+            e = nerr(param_data(a, p), param_data(b, &b->params[i]), p->numel);
+            if (e > worst)
+                worst = e, where = p->name;
+        }
         percept_net_zero_grads(a);
         percept_net_zero_grads(b);
         poison(b->plan.grads, b->plan.grads_floats);
@@ -124,7 +163,8 @@ static void check(const char *name, const char *arch, int n, int c, int h, int w
 }
 
 /* A network of one op after a conv (so the op's input gradient reaches parameters). */
-static void check_op(const char *name, const char *node_json, int cout, int n, int h, int w)
+static void check_op(const char *name, const char *node_json, int cout, int n, int h, int w,
+                     int training)
 {
     char arch[2048];
     snprintf(arch, sizeof arch,
@@ -132,7 +172,18 @@ static void check_op(const char *name, const char *node_json, int cout, int n, i
              "{\"name\":\"c\",\"op\":\"conv2d\",\"in\":[\"input\"],\"cin\":3,\"cout\":%d,\"k\":3,\"pad\":1},"
              "%s]}",
              name, cout, node_json);
-    check(name, arch, n, 3, h, w, 0);
+    check(name, arch, n, 3, h, w, training);
+}
+
+/* check_op at three sizes: odd, wide, and small for the windows and the batch */
+static void check_op_shapes(const char *name, const char *node_json, int cout, int training)
+{
+    char more[160];
+    check_op(name, node_json, cout, 2, 17, 23, training);
+    snprintf(more, sizeof more, "%s at 1×67×131", name);
+    check_op(more, node_json, cout, 1, 67, 131, training);
+    snprintf(more, sizeof more, "%s at 3×5×7", name);
+    check_op(more, node_json, cout, 3, 5, 7, training);
 }
 
 int main(void)
@@ -163,16 +214,37 @@ int main(void)
         {"conv2d 1x1", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":9,\"k\":1}", 4},
         {"conv_transpose2d", "{\"name\":\"o\",\"op\":\"conv_transpose2d\",\"cin\":4,\"cout\":3,\"k\":3,\"stride\":2,\"pad\":1,\"output_pad\":1}", 4},
         {"conv_transpose2d 4x4 (bed of nails)", "{\"name\":\"o\",\"op\":\"conv_transpose2d\",\"cin\":4,\"cout\":5,\"k\":4,\"stride\":2,\"pad\":1}", 4},
-        /* ops the CUDA backend leaves to the CPU for now: the fallback must agree too */
-        {"max_pool (on the CPU)", "{\"name\":\"o\",\"op\":\"max_pool\",\"k\":2}", 4},
-        {"concat (on the CPU)", "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"o\",\"op\":\"concat\",\"in\":[\"c\",\"r\"]}", 4},
+        {"channel_affine", "{\"name\":\"o\",\"op\":\"channel_affine\",\"scale\":[0.5,-2,3.25,0.001,255],\"shift\":[-0.485,0.456,10,0,-1]}", 5},
+        {"channel_affine, one constant", "{\"name\":\"o\",\"op\":\"channel_affine\",\"scale\":255,\"shift\":-0.5}", 5},
+        {"max_pool 2x2", "{\"name\":\"o\",\"op\":\"max_pool\",\"k\":2}", 4},
+        {"max_pool 3x3 stride 2 pad 1", "{\"name\":\"o\",\"op\":\"max_pool\",\"k\":3,\"stride\":2,\"pad\":1}", 4},
+        {"max_pool 5x5 stride 3 pad 2", "{\"name\":\"o\",\"op\":\"max_pool\",\"k\":5,\"stride\":3,\"pad\":2}", 4},
+        /* after a ReLU many windows are all zeros: the first in scan order must win */
+        {"max_pool 2x2 stride 1 pad 1 after relu (ties)", "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"o\",\"op\":\"max_pool\",\"k\":2,\"stride\":1,\"pad\":1}", 4},
+        {"avg_pool 2x2", "{\"name\":\"o\",\"op\":\"avg_pool\",\"k\":2}", 4},
+        {"avg_pool 3x3 stride 2 pad 1", "{\"name\":\"o\",\"op\":\"avg_pool\",\"k\":3,\"stride\":2,\"pad\":1}", 4},
+        {"avg_pool 3x3 stride 1 pad 1", "{\"name\":\"o\",\"op\":\"avg_pool\",\"k\":3,\"stride\":1,\"pad\":1}", 4},
+        {"avg_pool 5x5 stride 3 pad 2", "{\"name\":\"o\",\"op\":\"avg_pool\",\"k\":5,\"stride\":3,\"pad\":2}", 4},
+        {"global_avg_pool", "{\"name\":\"o\",\"op\":\"global_avg_pool\"}", 4},
+        {"concat of 2", "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"o\",\"op\":\"concat\",\"in\":[\"c\",\"r\"]}", 4},
+        {"concat of 3", "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"t\",\"op\":\"tanh\",\"in\":[\"c\"]},{\"name\":\"o\",\"op\":\"concat\",\"in\":[\"c\",\"r\",\"t\"]}", 4},
+        /* a source read three times (its gradient direct, through tmp, then by a rerun) and
+         * the network input (its gradient staged for host memory) */
+        {"concat of 5 with repeats and the input", "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"o\",\"op\":\"concat\",\"in\":[\"r\",\"c\",\"r\",\"input\",\"r\"]}", 4},
+        {"batch_norm, eval", "{\"name\":\"o\",\"op\":\"batch_norm\",\"c\":6}", 6},
+        {"batch_norm, eval, no affine", "{\"name\":\"o\",\"op\":\"batch_norm\",\"c\":6,\"affine\":false}", 6},
+        /* an op the CUDA backend leaves to the CPU for now: the fallback must agree too */
+        {"binary (on the CPU)", "{\"name\":\"o\",\"op\":\"binary\"}", 4},
     };
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-        check_op(ops[i].name, ops[i].node, ops[i].cout, 2, 17, 23);
-        char big[128];
-        snprintf(big, sizeof big, "%s at 1×67×131", ops[i].name);
-        check_op(big, ops[i].node, ops[i].cout, 1, 67, 131);
-    }
+    /* and in training mode (batch norm: batch statistics, running statistics updated) */
+    static const struct { const char *name, *node; int cout; } training_ops[] = {
+        {"batch_norm, training", "{\"name\":\"o\",\"op\":\"batch_norm\",\"c\":6}", 6},
+        {"batch_norm, training, no affine, momentum 0.3", "{\"name\":\"o\",\"op\":\"batch_norm\",\"c\":6,\"affine\":false,\"momentum\":0.3}", 6},
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        check_op_shapes(ops[i].name, ops[i].node, ops[i].cout, 0);
+    for (size_t i = 0; i < sizeof training_ops / sizeof training_ops[0]; i++)
+        check_op_shapes(training_ops[i].name, training_ops[i].node, training_ops[i].cout, 1);
     /* whole networks */
     char *arch;
     arch = percept_arch_johnson(&(PerceptJohnsonOpts){16, 2, 1});
@@ -180,6 +252,7 @@ int main(void)
     free(arch);
     arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 16, 2, 0});
     check("sr x4 (16 channels), training mode", arch, 2, 3, 24, 20, 1);
+    check("sr x4 (16 channels), eval (batch norm's running statistics)", arch, 2, 3, 24, 20, 0);
     free(arch);
     arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 24, 2, 0});
     check("sr-shuffle x4", arch, 2, 3, 24, 20, 0);

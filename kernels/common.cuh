@@ -1,0 +1,53 @@
+/* What every kernel file shares: the block size, the grid for a grid-stride loop over n
+ * elements, and a block-wide sum in double (the statistics of norm.cu and pool.cu). CUDA
+ * only; kernels.h is the C-compatible side. */
+#ifndef PERCEPT_KERNELS_COMMON_CUH
+#define PERCEPT_KERNELS_COMMON_CUH
+
+#include <stddef.h>
+
+static const int THREADS = 256; /* every launch; block_sum relies on it */
+
+/* Blocks for n elements, one per thread, capped: the kernels' loops stride beyond. */
+static inline unsigned blocks(size_t n)
+{
+    size_t b = (n + THREADS - 1) / THREADS;
+    return (unsigned)(b < 65535u * 64u ? b : 65535u * 64u);
+}
+
+#define FOR_EACH(i, n)                                                                         \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                    \
+         i += (size_t)gridDim.x * blockDim.x)
+
+/* Sums v[0..N) over the block (THREADS threads); every thread gets the totals. The order of
+ * the additions is fixed by the block size alone, so a result is the same on every run. */
+template <int N> __device__ inline void block_sum(double *v)
+{
+    __shared__ double s[N][THREADS / 32];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+    for (int j = 0; j < N; j++) {
+        for (int o = 16; o > 0; o /= 2)
+            v[j] += __shfl_down_sync(0xffffffffu, v[j], o);
+        if (lane == 0)
+            s[j][warp] = v[j];
+    }
+    __syncthreads();
+    if (warp == 0) {
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            v[j] = lane < THREADS / 32 ? s[j][lane] : 0;
+            for (int o = 16; o > 0; o /= 2)
+                v[j] += __shfl_down_sync(0xffffffffu, v[j], o);
+            if (lane == 0)
+                s[j][0] = v[j];
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < N; j++)
+        v[j] = s[j][0];
+    __syncthreads(); /* the shared slots may be reused by the next call */
+}
+
+#endif
