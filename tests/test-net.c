@@ -132,6 +132,7 @@ static void check_planning(void)
     CHECK(percept_net_forward(a, &in, &oa) == 0, "second forward: %s", percept_error());
     CHECK(cpu_alloc_calls == before, "a forward on a size already planned allocated %zu times",
           cpu_alloc_calls - before);
+    CHECK(a->grads_data == NULL, "an inference network allocated memory for gradients");
     /* 9x9, two stride-2 3x3, 2 blocks of two 3x3 at jump 4, two 3x3 after upsampling, 9x9 */
     CHECK(percept_net_receptive_field(a) == 61, "Johnson receptive field %d, expected 61",
           percept_net_receptive_field(a));

@@ -457,7 +457,7 @@ static int net_alloc_params(PerceptNet *net)
         return percept_fail("fuzzing: more than 2^26 parameters");
 #endif
     net->params_data = be->alloc(net->params_floats ? net->params_floats : 1);
-    net->grads_data = be->alloc(net->params_floats ? net->params_floats : 1);
+    /* grads_data waits for the first backward (grads_ready): inference never needs it */
     net->buffers_data = be->alloc(net->buffers_floats ? net->buffers_floats : 1);
     net->has_grad = calloc(net->n_nodes + 1, sizeof(int));
     net->norm_stats_floats = 0;
@@ -467,7 +467,7 @@ static int net_alloc_params(PerceptNet *net)
             net->norm_stats_floats += 2 * (size_t)net->nodes[i].cout;
         }
     net->norm_stats = calloc(net->norm_stats_floats + 1, sizeof(float));
-    if (!net->params_data || !net->grads_data || !net->buffers_data || !net->has_grad ||
+    if (!net->params_data || !net->buffers_data || !net->has_grad ||
         !net->norm_stats)
         return percept_fail("out of memory for %zu parameters", net->params_floats);
     return 0;
@@ -682,16 +682,27 @@ float *percept_net_params(PerceptNet *net, size_t *count)
     return net->params_data;
 }
 
+/* The parameter gradients' memory, allocated (zeroed) on first use; -1 with a message. */
+static int grads_ready(PerceptNet *net)
+{
+    if (!net->grads_data &&
+        !(net->grads_data = net->backend->alloc(net->params_floats ? net->params_floats : 1)))
+        return percept_fail_oom("out of memory for the gradients of %zu parameters",
+                                net->params_floats);
+    return 0;
+}
+
 float *percept_net_grads(PerceptNet *net, size_t *count)
 {
     if (count)
         *count = net->params_floats;
-    return net->grads_data;
+    return grads_ready(net) ? NULL : net->grads_data;
 }
 
 void percept_net_zero_grads(PerceptNet *net)
 {
-    memset(net->grads_data, 0, net->params_floats * sizeof(float));
+    if (net->grads_data)
+        memset(net->grads_data, 0, net->params_floats * sizeof(float));
 }
 
 static Param *param_by_name(PerceptNet *net, const char *name)
@@ -715,7 +726,7 @@ float *percept_net_param(PerceptNet *net, const char *name, size_t *count)
 float *percept_net_param_grad(PerceptNet *net, const char *name, size_t *count)
 {
     Param *p = param_by_name(net, name);
-    if (!p || !p->trainable)
+    if (!p || !p->trainable || grads_ready(net))
         return NULL;
     if (count)
         *count = p->numel;
@@ -849,6 +860,8 @@ int percept_net_backward_from(PerceptNet *net, const char *const *names,
     if (!pl->valid || !pl->grad)
         return percept_fail("backward needs a forward pass with gradients enabled "
                             "(training mode or percept_net_set_grad)");
+    if (!net->frozen && grads_ready(net))
+        return -1;
     memset(net->has_grad, 0, sizeof(int) * (net->n_nodes + 1));
     int *input_has_grad = &net->has_grad[net->n_nodes];
     for (int k = 0; k < count; k++) {
