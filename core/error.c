@@ -26,13 +26,18 @@ int percept_error_is_out_of_memory(void)
     return error_oom;
 }
 
+static void set_error(int oom, const char *fmt, va_list ap)
+{
+    vsnprintf(error_buf, sizeof error_buf, fmt, ap);
+    error_oom = oom;
+}
+
 int percept_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(error_buf, sizeof error_buf, fmt, ap);
+    set_error(0, fmt, ap);
     va_end(ap);
-    error_oom = 0;
     return -1;
 }
 
@@ -40,9 +45,8 @@ int percept_fail_oom(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(error_buf, sizeof error_buf, fmt, ap);
+    set_error(1, fmt, ap);
     va_end(ap);
-    error_oom = 1;
     return -1;
 }
 

@@ -81,26 +81,32 @@ void gpu_instance_norm(float *out, float *mean, float *rstd, const float *x, con
         in_forward_k<<<n * c, THREADS>>>(out, mean, rstd, x, gamma, beta, c, hw, eps);
 }
 
+/* Thread 0 adds a channel's sums (v[0] = Σ dy, v[1] = Σ dy·x̂) to the affine gradients. */
+__device__ static void add_affine_grads(float *dgamma, float *dbeta, int ch, const double *v)
+{
+    if (threadIdx.x == 0) {
+        if (dgamma)
+            dgamma[ch] += (float)v[1];
+        if (dbeta)
+            dbeta[ch] += (float)v[0];
+    }
+}
+
 __global__ void in_backward_k(float *dx, float *dgamma, float *dbeta, const float *dout,
                               const float *x, const float *mean, const float *rstd,
                               const float *gamma, int n, int c, int hw)
 {
     const int ch = blockIdx.x;
-    double total_dy = 0, total_dy_xhat = 0;
+    double total[2] = {0, 0}; /* Σ dy, Σ dy·x̂ over the batch */
     for (int img = 0; img < n; img++) {
         const size_t plane = (size_t)img * c + ch, off = plane * hw;
         double v[2];
         norm_backward_group(dx ? dx + off : NULL, v, dout + off, x + off, 1, hw, hw,
                             mean[plane], rstd[plane], gamma ? gamma[ch] : 1.0f);
-        total_dy += v[0];
-        total_dy_xhat += v[1];
+        total[0] += v[0];
+        total[1] += v[1];
     }
-    if (threadIdx.x == 0) {
-        if (dgamma)
-            dgamma[ch] += (float)total_dy_xhat;
-        if (dbeta)
-            dbeta[ch] += (float)total_dy;
-    }
+    add_affine_grads(dgamma, dbeta, ch, total);
 }
 
 void gpu_instance_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
@@ -194,12 +200,7 @@ __global__ void bn_backward_k(float *dx, float *dgamma, float *dbeta, const floa
     double v[2];
     norm_backward_group(dx ? dx + off : NULL, v, dout + off, x + off, n, (size_t)c * hw, hw,
                         mean[ch], rstd[ch], gamma ? gamma[ch] : 1.0f);
-    if (threadIdx.x == 0) {
-        if (dgamma)
-            dgamma[ch] += (float)v[1];
-        if (dbeta)
-            dbeta[ch] += (float)v[0];
-    }
+    add_affine_grads(dgamma, dbeta, ch, v);
 }
 
 void gpu_batch_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
@@ -232,12 +233,7 @@ __global__ void bn_backward_eval_k(float *dx, float *dgamma, float *dbeta, const
         }
     }
     block_sum<2>(v);
-    if (threadIdx.x == 0) {
-        if (dgamma)
-            dgamma[ch] += (float)v[1];
-        if (dbeta)
-            dbeta[ch] += (float)v[0];
-    }
+    add_affine_grads(dgamma, dbeta, ch, v);
 }
 
 void gpu_batch_norm_backward_eval(float *dx, float *dgamma, float *dbeta, const float *dout,
