@@ -3,7 +3,7 @@
  * PyTorch on the same weights, input and thread count.
  *
  *   bench/cpu-forward [--threads N] [--sizes 256,512,1024] [--nets johnson,sr-x4,...] [--quick]
- *                     [--vs-pytorch | --no-pytorch] [--per-layer]
+ *                     [--vs-pytorch | --no-pytorch] [--per-layer] [--blas-core]
  *
  * "× floor" is the time divided by FLOPs / (sgemm rate): 1.0 would be every FLOP at the
  * speed of a large, square sgemm. Only conv, transposed conv and linear layers are
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "graph.h"
+#include "layers.h"
 #include "percept/percept.h"
 #include "timing.h"
 #include "flops.h"
@@ -361,6 +362,7 @@ static void usage(void)
             "                  when it can be imported\n"
             "  --no-pytorch    do not compare with PyTorch\n"
             "  --per-layer     time every node; tables after the main one\n"
+            "  --blas-core     print the OpenBLAS kernel this process would use, and exit\n"
             "PERCEPT_PYTHON picks the Python that has torch (/usr/bin/python3).\n");
 }
 
@@ -384,7 +386,10 @@ int main(int argc, char **argv)
             pytorch = 0;
         else if (!strcmp(argv[i], "--per-layer"))
             layers = 1;
-        else {
+        else if (!strcmp(argv[i], "--blas-core")) {
+            printf("%s\n", openblas_get_corename());
+            return 0;
+        } else {
             usage();
             return 2;
         }
@@ -435,11 +440,11 @@ int main(int argc, char **argv)
     int sr_in = quick ? 128 : 256;
     if (want(nets_arg, "sr-x4"))
         cases[n_cases++] = (Case){
-            "sr-x4", percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, 4, 0}), sr_in};
+            "sr-x4", percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, 4, 0, 0}), sr_in};
     if (want(nets_arg, "sr-shuffle-x4"))
         cases[n_cases++] =
             (Case){"sr-shuffle-x4",
-                   percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 64, 4, 0}), sr_in};
+                   percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 64, 4, 0, 0}), sr_in};
     if (!n_cases) {
         usage();
         return 2;
@@ -527,8 +532,8 @@ int main(int argc, char **argv)
     double scaling = floor_rate / rate1, shortfall = 100 * (1 - scaling / threads);
     double busy = spread > shortfall ? spread : shortfall;
 
-    printf("OpenBLAS core: %s, OpenBLAS threads: %d, OpenMP threads: %d\n", corename,
-           blas_threads, threads);
+    printf("OpenBLAS core: %s, OpenBLAS threads: %d, OpenMP threads: %d; percept's direct "
+           "convolution tiles: %s\n", corename, blas_threads, threads, conv_direct_isa());
     printf("sgemm 2048³ floor: %.1f GFLOP/s (best of %d measurements: before, between and after "
            "the cases; first %.1f, last %.1f, lowest %.1f)\n",
            floor_rate, n_cases + 1, floor_start, floor_end, floor_low);

@@ -22,12 +22,34 @@ mkdir -p bench/results
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# OpenBLAS picks its kernel from the CPU's family and model; one newer than the OpenBLAS
+# (Debian 12's 0.3.21 does not know Emerald Rapids, family 6 model 207) gets the generic
+# Prescott kernel, a quarter of the machine's rate, which would make the floor meaningless.
+# Then, and only then, the run names the newest kernel the CPU's instruction set runs.
+blas_env=(-u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+blas_note=""
+core="$(env "${blas_env[@]}" "$build/bench/cpu-forward" --blas-core)"
+if [ "$core" = Prescott ] || [ "$core" = Core2 ] || [ "$core" = Nehalem ]; then
+    flags="$(grep -m1 '^flags' /proc/cpuinfo)"
+    named=""
+    case " $flags " in
+        *" avx512f "*) named=SkylakeX ;;
+        *" avx2 "*) named=Haswell ;;
+    esac
+    if [ -n "$named" ]; then
+        blas_env=(-u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=$named)
+        model="$(sed -n 's/^model\t*: //p' /proc/cpuinfo | head -1)"
+        blas_note="OpenBLAS does not know this CPU (family 6 model $model) and would run its generic $core kernel; OPENBLAS_CORETYPE=$named names the newest kernel its instruction set runs"
+        echo "$blas_note" >&2
+    fi
+fi
+
 best="" best_busy=1000
 for attempt in $(seq 1 "$retries"); do
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "attempt $attempt, load average $load" >&2
     rc=0
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$build/bench/cpu-forward" --threads 2 "$@" \
+    env "${blas_env[@]}" "$build/bench/cpu-forward" --threads 2 "$@" \
         > "$work/run$attempt.md" || rc=$?
     [ $rc -eq 0 ] || { cat "$work/run$attempt.md"; echo "cpu-forward failed ($rc)" >&2; exit $rc; }
     echo "$load" > "$work/load$attempt"
@@ -44,7 +66,8 @@ done
     echo
     echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average before the run: $(cat "$work/load$best")"
     echo "- commit: $(git describe --always --dirty)"
-    echo "- command: \`bench/run-cpu-forward.sh $*\` (\`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $build/bench/cpu-forward --threads 2 $*\`), attempt $best of $attempt"
+    echo "- command: \`bench/run-cpu-forward.sh $*\` (\`env ${blas_env[*]} $build/bench/cpu-forward --threads 2 $*\`), attempt $best of $attempt"
+    [ -z "$blas_note" ] || echo "- BLAS kernel: $blas_note"
     echo "- PyTorch: ${PERCEPT_PYTHON:-/usr/bin/python3} torch $("${PERCEPT_PYTHON:-/usr/bin/python3}" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo absent), same weights, input and threads"
     echo
     cat "$work/run$best.md"

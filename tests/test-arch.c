@@ -449,7 +449,7 @@ static void check_sr(void)
             const int s = scales[si], C = 64, B = 4, ups = si + 1;
             char what[64];
             snprintf(what, sizeof what, "sr %s x%d", kind ? "shuffle" : "johnson", s);
-            Graph *g = graph_read(percept_arch_sr(&(PerceptSrOpts){kind, s, C, B, 0}), what, 13, 9);
+            Graph *g = graph_read(percept_arch_sr(&(PerceptSrOpts){kind, s, C, B, 0, 0}), what, 13, 9);
             if (!g)
                 continue;
             CHECK(g->ok, "%s breaks the format's rules", what);
@@ -504,12 +504,12 @@ static void check_sr(void)
             engine_agrees(g, what, 13, 9);
             graph_free(g);
         }
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 3, 64, 4, 0}), "sr x3", "2, 4 or 8");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 1, 64, 4, 0}), "sr x1", "2, 4 or 8");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 16, 64, 4, 0}), "sr x16", "2, 4 or 8");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 0, 4, 0}), "sr 0 channels", "0 channels");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, -1, 0}), "sr -1 blocks", "-1 blocks");
-    refuses(percept_arch_sr(&(PerceptSrOpts){(PerceptSrKind)2, 4, 64, 4, 0}), "sr kind 2", "kind 2");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 3, 64, 4, 0, 0}), "sr x3", "2, 4 or 8");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 1, 64, 4, 0, 0}), "sr x1", "2, 4 or 8");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 16, 64, 4, 0, 0}), "sr x16", "2, 4 or 8");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 0, 4, 0, 0}), "sr 0 channels", "0 channels");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, -1, 0, 0}), "sr -1 blocks", "-1 blocks");
+    refuses(percept_arch_sr(&(PerceptSrOpts){(PerceptSrKind)2, 4, 64, 4, 0, 0}), "sr kind 2", "kind 2");
     refuses(percept_arch_sr(NULL), "sr NULL", "options");
 }
 
@@ -517,7 +517,7 @@ static void check_sr(void)
 static void check_restore(void)
 {
     const int C = 32, B = 3;
-    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 0}), "restore", 13, 9);
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 0, 0}), "restore", 13, 9);
     if (!g)
         return;
     CHECK(g->ok, "restore breaks the format's rules");
@@ -532,8 +532,8 @@ static void check_restore(void)
           "restore: the output is not the correction added to the input");
     engine_agrees(g, "restore", 13, 9);
     graph_free(g);
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0, 0}), "restore 0 channels", "0 channels");
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0, 0}), "restore 65 blocks", "65 blocks");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0, 0, 0}), "restore 0 channels", "0 channels");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0, 0, 0}), "restore 65 blocks", "65 blocks");
     refuses(percept_arch_restore(NULL), "restore NULL", "channels");
 }
 
@@ -542,7 +542,7 @@ static void check_restore(void)
 static void check_restore_half(void)
 {
     const int C = 16, B = 2, F = C / 2;
-    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1}), "restore-half",
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0}), "restore-half",
                           14, 10);
     if (!g)
         return;
@@ -566,8 +566,71 @@ static void check_restore_half(void)
           net ? percept_net_alignment(net) : -1);
     percept_net_free(net);
     graph_free(g);
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){1, 4, 0, 1}), "restore-half 1 channel",
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){1, 4, 0, 1, 0}), "restore-half 1 channel",
             "2..1024");
+}
+
+/* Standard deviation of a parameter tensor of net ÷ He's sqrt(2 / fan_in). */
+static double std_over_he(PerceptNet *net, const char *name, int fan_in)
+{
+    size_t n = 0;
+    const float *w = percept_net_param(net, name, &n);
+    if (!w || !n)
+        return -1;
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)w[i] * w[i];
+    return sqrt(s / (double)n) / sqrt(2.0 / fan_in);
+}
+
+/* block_gain scales each residual block's second conv at initialisation, and only that
+ * conv; 0 (the default) writes no attribute, so older arch strings stay as they were. */
+static void check_block_gain(void)
+{
+    const int C = 32, B = 3;
+    for (int half = 0; half <= 1; half++) {
+        const char *what = half ? "restore-half block gain" : "restore block gain";
+        Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, half, 0.1f}),
+                              what, 16, 16);
+        if (!g)
+            continue;
+        CHECK(g->ok, "%s breaks the format's rules", what);
+        for (int i = 0; i < B; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "body.%d.conv2", i);
+            CHECK(fabs(dattr(node_named(g, name), "init_gain", 1) - 0.1) < 1e-6,
+                  "%s: %s has init_gain %g, want 0.1", what, name,
+                  dattr(node_named(g, name), "init_gain", 1));
+            snprintf(name, sizeof name, "body.%d.conv1", i);
+            CHECK(dattr(node_named(g, name), "init_gain", 1) == 1, "%s: %s is scaled too", what,
+                  name);
+        }
+        char *json = cJSON_PrintUnformatted(g->root);
+        PerceptNet *net = percept_net_from_arch(json, 7);
+        free(json);
+        double conv2 = std_over_he(net, "body.1.conv2.weight", 9 * C);
+        double conv1 = std_over_he(net, "body.1.conv1.weight", 9 * C);
+        CHECK(fabs(conv2 - 0.1) < 0.01 && fabs(conv1 - 1) < 0.1,
+              "%s: initial weights %.3f (conv2) and %.3f (conv1) of He's, want 0.1 and 1", what,
+              conv2, conv1);
+        percept_net_free(net);
+        graph_free(g);
+    }
+    Graph *g = graph_read(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 2, 8, 2, 0, 0.5f}),
+                          "sr-shuffle block gain", 8, 8);
+    if (g) {
+        CHECK(dattr(node_named(g, "body.1.conv2"), "init_gain", 1) == 0.5,
+              "sr-shuffle: block gain 0.5 not on body.1.conv2");
+        graph_free(g);
+    }
+    g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0}), "restore", 8, 8);
+    if (g) {
+        CHECK(!cJSON_GetObjectItem(node_named(g, "body.0.conv2"), "init_gain"),
+              "restore: the default block gain writes an init_gain");
+        graph_free(g);
+    }
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, -1}), "restore gain -1",
+            "block gains");
 }
 
 /* ---- DeePSiM --------------------------------------------------------------------------- */
@@ -857,6 +920,7 @@ int main(void)
     check_sr();
     check_restore();
     check_restore_half();
+    check_block_gain();
     check_discriminator();
     check_autoencoder();
     check_vgg16();

@@ -8,6 +8,8 @@
 
 /* conv.c's buffer budget per thread, in floats: lowered here to force many chunks. */
 extern size_t conv_chunk_cap_floats;
+/* conv.c's choice of register tiles: 0 forces the AVX2 ones, -1 the widest the CPU runs */
+extern int conv_direct_wide;
 
 static float *alloc_uniform(size_t n, uint64_t seed)
 {
@@ -80,6 +82,25 @@ static void check_forward_direct(void)
     check_forward(1, 6, 11, 40, 5, 5, 2, 2, PAD_REFLECT, 1);
     check_forward(1, 4, 13, 29, 6, 4, 3, 1, PAD_ZERO, 1);
     check_forward(1, 3, 14, 27, 2, 7, 3, 3, PAD_REFLECT, 0);
+    /* rows that end in every tile width of both tables (8 to 256 columns) and in partial
+     * vectors, at every channel count of a block */
+    static const int widths[] = {2, 7, 16, 17, 31, 48, 63, 80, 95, 97, 130, 191, 255, 257, 300};
+    for (size_t i = 0; i < sizeof widths / sizeof *widths; i++)
+        for (int cout = 1; cout <= 4; cout++)
+            check_forward(1, 2, 3, widths[i], cout + (i % 2) * 4, 3, 1, 1, PAD_REFLECT, 1);
+}
+
+/* The direct path once per table of register tiles this CPU runs. */
+static void check_forward_direct_tables(void)
+{
+    conv_direct_wide = 0;
+    const char *narrow = conv_direct_isa();
+    check_forward_direct();
+    conv_direct_wide = -1;
+    if (strcmp(conv_direct_isa(), narrow))
+        check_forward_direct();
+    else
+        printf("test-grad-conv: this CPU runs only the %s tiles\n", narrow);
 }
 
 /* The im2col + sgemm path takes layers with at least 128 output channels and
@@ -288,7 +309,7 @@ static void check_chunks(void)
 int main(void)
 {
     check_forward_shapes();
-    check_forward_direct();
+    check_forward_direct_tables();
     check_forward_gemm();
     check_conv_gradients();
     check_transposed_gradients();

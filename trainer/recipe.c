@@ -24,7 +24,7 @@ static const struct {
     {"val-fraction", "0.1"}, {"max-megapixels", "2"}, {"fp16", "true"},
     {"style", ""},          {"style-size", "256"}, {"channels", ""}, {"blocks", ""},
     {"code", "8"},          {"discriminator-lr", "0.0002"}, {"tail-gain", "1"},
-    {"init", ""},
+    {"block-gain", "1"},    {"init", ""},
 };
 
 const char recipe_keys_help[] =
@@ -42,6 +42,8 @@ const char recipe_keys_help[] =
     "                      channels of the code, ⅛ of the image's size)\n"
     "  tail-gain 1         sr-shuffle, restore: the last conv's initial weights × this (0.1:\n"
     "                      the residual starts near the skip path, training starts closer)\n"
+    "  block-gain 1        sr-shuffle, restore: each residual block's second conv's initial\n"
+    "                      weights × this (0.1: deep unnormalised bodies start near identity)\n"
     "  init FILE           start from this weight file's parameters (fine-tuning; it must\n"
     "                      hold exactly the tensors of the recipe's network)\n"
     "  style IMAGE  style-size 256   stylize: the painting, its longer side in training\n"
@@ -211,7 +213,8 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
         get_int(r, "style-size", 16, 4096, &r->style_size) ||
         get_int(r, "code", 1, 4096, &r->code) ||
         get_double(r, "discriminator-lr", 1e-8, 1.0, &r->discriminator_lr) ||
-        get_double(r, "tail-gain", 1e-6, 100.0, &r->tail_gain))
+        get_double(r, "tail-gain", 1e-6, 100.0, &r->tail_gain) ||
+        get_double(r, "block-gain", 1e-6, 100.0, &r->block_gain))
         return -1;
     r->seed = (uint64_t)seed;
     if (upscale && r->scale != 2 && r->scale != 4 && r->scale != 8)

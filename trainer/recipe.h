@@ -16,6 +16,7 @@ typedef struct {
     int scale, channels, blocks;
     int code;              /* autoencoder: code channels */
     double tail_gain;      /* sr-shuffle, restore: initial scale of the last conv */
+    double block_gain;     /* sr-shuffle, restore: initial scale of each block's second conv */
     char *init;            /* "" or a weight file to start from (fine-tuning) */
     /* optimisation */
     int steps, batch, crop;

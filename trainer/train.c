@@ -87,9 +87,11 @@ static char *arch_for(const Recipe *r)
         return percept_arch_johnson(&(PerceptJohnsonOpts){r->channels, r->blocks, 0});
     if (!strncmp(r->arch, "restore", 7))
         return percept_arch_restore(&(PerceptRestoreOpts){
-            r->channels, r->blocks, (float)r->tail_gain, !strcmp(r->arch, "restore-half")});
+            r->channels, r->blocks, (float)r->tail_gain, !strcmp(r->arch, "restore-half"),
+            (float)r->block_gain});
     PerceptSrOpts o = {strcmp(r->arch, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON,
-                       r->scale, r->channels, r->blocks, (float)r->tail_gain};
+                       r->scale, r->channels, r->blocks, (float)r->tail_gain,
+                       (float)r->block_gain};
     return percept_arch_sr(&o);
 }
 

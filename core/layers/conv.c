@@ -25,8 +25,10 @@
 #include <cblas.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "conv-direct.h"
 #include "layers.h"
 
 /* Buffer floats per thread for a chunk (column matrix or direct-path rows). Large enough
@@ -250,19 +252,54 @@ static void fill_planes(float *out, const float *bias, int c0, int c1, size_t st
 /* ---- direct convolution ---------------------------------------------------------------
  * A chunk of output rows first copies the input rows it reads, padded, into a buffer,
  * x[ci][row][phase][wq]: a stride-s window reads every s-th column, so phase p holds the
- * padded columns p, p + s, ... and every tap reads a contiguous run of its phase. A tile
- * of CB output channels × XV·8 columns of one output row then sums over the taps with its
- * accumulators in registers: per tap, XV vector loads and CB broadcast weights feed
- * CB·XV fused multiply-adds, with no column matrix and no packing. Input channels go in
+ * padded columns p, p + s, ... and every tap reads a contiguous run of its phase. Register
+ * tiles (conv-tile.h) of a few output channels × a few vectors of one output row then sum
+ * over the taps with their accumulators in registers, with no column matrix and no
+ * packing: 8-float vectors on every x86-64, 16-float ones with twice the registers where
+ * the CPU has AVX-512 (twice the multiply-adds per instruction). Input channels go in
  * blocks so that a block's rows (and its weights) stay in L1 while a row is swept. */
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4))); /* unaligned access */
+/* Input channels per pass over a row: as many as keep the rows a 128-column tile reads
+ * (k window rows × stride phases × 128 + k columns each) within 24 KB of L1, at most 16. A
+ * 9×9 layer then takes 5 channels a pass, not 16 (78 KB, which streamed from L2). */
+static int cin_block(const ConvShape *s)
+{
+    size_t per_channel = sizeof(float) * s->k * s->stride * (128 + s->k);
+    int n = (int)((24 << 10) / per_channel);
+    return n < 1 ? 1 : n > 16 ? 16 : n;
+}
 
-enum {
-    TILE_MAX = 64,    /* widest tile, floats (one channel × 8 vectors) */
-    CIN_BLOCK = 16,   /* input channels per pass over a row */
-};
+/* -1: the widest tiles this CPU runs; 0: the AVX2 tiles everywhere (tests set it to
+ * compare the tables, and PERCEPT_CPU_TILES=avx2 does the same for a user). */
+int conv_direct_wide = -1;
+
+static int cpu_runs_avx512(void)
+{
+#ifdef PERCEPT_HAVE_AVX512
+    static int have = -1;
+    if (have < 0) {
+        const char *env = getenv("PERCEPT_CPU_TILES");
+        have = __builtin_cpu_supports("avx512f") && !(env && !strcmp(env, "avx2"));
+    }
+    return have;
+#else
+    return 0;
+#endif
+}
+
+static const DirectTiles *direct_tiles(void)
+{
+#ifdef PERCEPT_HAVE_AVX512
+    if (conv_direct_wide != 0 && cpu_runs_avx512())
+        return &conv_tiles_avx512;
+#endif
+    return &conv_tiles_avx2;
+}
+
+const char *conv_direct_isa(void)
+{
+    return direct_tiles()->isa;
+}
 
 typedef struct {
     Chunking ch;
@@ -270,12 +307,6 @@ typedef struct {
     size_t wq;         /* floats per prepared row of one phase */
     size_t per_thread; /* prepared floats per thread */
 } DirectPlan;
-
-/* Where a tile finds its operands in the prepared rows. */
-typedef struct {
-    size_t cstride, kystride, wq; /* floats between channels, window rows, phases */
-    int k, stride;
-} TileGeom;
 
 static DirectPlan direct_plan(const ConvShape *s)
 {
@@ -336,117 +367,64 @@ static void prepare_rows(float *x, const float *img, const ConvShape *s, const D
         }
 }
 
-static inline v8 broadcast(float f)
-{
-    return (v8){f, f, f, f, f, f, f, f};
-}
-
-/* out[c][0 .. n), c < CB (channels ostride apart), += the taps of input channels
- * [0, ncin) of x, starting from the bias (or zero) when `first`. The CB·XV accumulators
- * and the operands of one tap fit the 16 AVX registers: either the XV input vectors are
- * held and the weights broadcast one at a time, or the CB weights are held and the input
- * vectors stream, whichever fits. */
-static inline __attribute__((always_inline)) void
-tile(float *out, size_t ostride, int n, const float *x, const TileGeom *g, int ncin,
-     const float *w, const float *bias, int first, const int CB, const int XV)
-{
-    v8 acc[4][8];
-#pragma GCC unroll 4
-    for (int c = 0; c < CB; c++) {
-        if (first) {
-            v8 b = broadcast(bias ? bias[c] : 0.0f);
-#pragma GCC unroll 8
-            for (int j = 0; j < XV; j++)
-                acc[c][j] = b;
-        } else if (n == XV * 8) {
-#pragma GCC unroll 8
-            for (int j = 0; j < XV; j++)
-                acc[c][j] = *(const v8u *)(out + c * ostride + 8 * j);
-        } else {
-            v8 part[8] = {0};
-            memcpy(part, out + c * ostride, sizeof(float) * n);
-#pragma GCC unroll 8
-            for (int j = 0; j < XV; j++)
-                acc[c][j] = part[j];
-        }
-    }
-    for (int ci = 0; ci < ncin; ci++)
-        for (int ky = 0; ky < g->k; ky++) {
-            const float *row = x + ci * g->cstride + ky * g->kystride;
-            for (int ph = 0; ph < g->stride; ph++, row += g->wq)
-                for (int kx = ph, m = 0; kx < g->k; kx += g->stride, m++, w += CB) {
-                    const float *p = row + m;
-                    if (CB * XV + XV + 1 <= 16) {
-                        v8 xv[8];
-#pragma GCC unroll 8
-                        for (int j = 0; j < XV; j++)
-                            xv[j] = *(const v8u *)(p + 8 * j);
-#pragma GCC unroll 4
-                        for (int c = 0; c < CB; c++) {
-                            v8 wv = broadcast(w[c]);
-#pragma GCC unroll 8
-                            for (int j = 0; j < XV; j++)
-                                acc[c][j] += wv * xv[j];
-                        }
-                    } else {
-                        v8 wv[4];
-#pragma GCC unroll 4
-                        for (int c = 0; c < CB; c++)
-                            wv[c] = broadcast(w[c]);
-#pragma GCC unroll 8
-                        for (int j = 0; j < XV; j++) {
-                            v8 xj = *(const v8u *)(p + 8 * j);
-#pragma GCC unroll 4
-                            for (int c = 0; c < CB; c++)
-                                acc[c][j] += wv[c] * xj;
-                        }
-                    }
-                }
-        }
-#pragma GCC unroll 4
-    for (int c = 0; c < CB; c++) {
-        if (n == XV * 8) {
-#pragma GCC unroll 8
-            for (int j = 0; j < XV; j++)
-                *(v8u *)(out + c * ostride + 8 * j) = acc[c][j];
-        } else {
-            memcpy(out + c * ostride, acc[c], sizeof(float) * n);
-        }
-    }
-}
-
-/* One tile shape per channel count: about 12 accumulators each. */
-#define TILE_FN(CB, XV)                                                                    \
-    static void tile_##CB(float *out, size_t ostride, int n, const float *x,               \
-                          const TileGeom *g, int ncin, const float *w, const float *bias,  \
-                          int first)                                                       \
-    {                                                                                      \
-        tile(out, ostride, n, x, g, ncin, w, bias, first, CB, XV);                         \
-    }
-TILE_FN(1, 8)
-TILE_FN(2, 6)
-TILE_FN(3, 4)
-TILE_FN(4, 3)
-
-typedef void (*TileFn)(float *, size_t, int, const float *, const TileGeom *, int, const float *,
-                       const float *, int);
-static const TileFn tile_fns[5] = {NULL, tile_1, tile_2, tile_3, tile_4};
-static const int tile_width[5] = {0, 64, 48, 32, 24};
-
 /* One output row (channel 0 at y, channels hw_out apart) from its prepared rows x. */
+/* How a row is cut for one channel count: `wide` tiles by fn_wide, then tiles by fn of
+ * `width` columns each, the last of which may hold fewer. */
+typedef struct {
+    TileFn fn_wide, fn;
+    int wide, wide_width, width, tiles;
+} RowCut;
+
+/* The table's tile of cb channels × at least xv vectors (its widest if none is wider). */
+static int tile_at_least(const DirectTiles *t, int cb, int xv)
+{
+    while (xv < TILE_XV_MAX && !t->fn[cb][xv])
+        xv++;
+    while (!t->fn[cb][xv])
+        xv--;
+    return xv;
+}
+
+/* As few tiles as the widest allows, of near-equal widths: a row of V vectors takes
+ * T = ceil(V / widest) tiles, V mod T of them one vector wider than the rest (a 512-column
+ * row at 4 channels: 96 96 80 80 80 80, not six of 96 with 64 columns unused). Widths the
+ * table lacks round up to one it has. */
+static RowCut row_cut(const DirectTiles *t, int cb, int wout)
+{
+    const int widest = tile_at_least(t, cb, TILE_XV_MAX);
+    const int vectors = (wout + t->vl - 1) / t->vl;
+    const int tiles = (vectors + widest - 1) / widest;
+    const int narrow = tile_at_least(t, cb, vectors / tiles);
+    const int wide = tile_at_least(t, cb, vectors / tiles + 1);
+    RowCut c = {t->fn[cb][wide], t->fn[cb][narrow], vectors % tiles, wide * t->vl,
+                narrow * t->vl, 0};
+    if (narrow * t->vl * tiles >= wout) /* the narrow tiles alone cover the row */
+        c.wide = 0;
+    const int rest = wout - c.wide * wide * t->vl;
+    c.tiles = (rest + c.width - 1) / c.width;
+    return c;
+}
+
 static void direct_row(float *y, size_t hw_out, const float *x, const TileGeom *g,
-                       const float *wp, const float *bias, const ConvShape *s)
+                       const float *wp, const float *bias, const ConvShape *s,
+                       const RowCut *cuts)
 {
     const int kk = s->k * s->k;
-    for (int ci = 0; ci < s->cin; ci += CIN_BLOCK) {
-        const int nci = min_int(CIN_BLOCK, s->cin - ci);
+    const int block = cin_block(s);
+    for (int ci = 0; ci < s->cin; ci += block) {
+        const int nci = min_int(block, s->cin - ci);
         for (int c0 = 0; c0 < s->cout; c0 += 4) {
-            const int cb = min_int(4, s->cout - c0), width = tile_width[cb];
+            const int cb = min_int(4, s->cout - c0);
             const float *w = wp + (size_t)c0 * s->cin * kk + (size_t)ci * kk * cb;
-            for (int x0 = 0; x0 < s->wout; x0 += width)
-                tile_fns[cb](y + c0 * hw_out + x0, hw_out, min_int(width, s->wout - x0),
-                             x + ci * g->cstride + x0, g, nci, w, bias ? bias + c0 : NULL,
-                             ci == 0);
+            const RowCut *c = &cuts[cb];
+            const float *b = bias ? bias + c0 : NULL;
+            int x0 = 0;
+            for (int i = 0; i < c->wide; i++, x0 += c->wide_width)
+                c->fn_wide(y + c0 * hw_out + x0, hw_out, c->wide_width,
+                           x + ci * g->cstride + x0, g, nci, w, b, ci == 0);
+            for (int i = 0; i < c->tiles; i++, x0 += c->width)
+                c->fn(y + c0 * hw_out + x0, hw_out, min_int(c->width, s->wout - x0),
+                      x + ci * g->cstride + x0, g, nci, w, b, ci == 0);
         }
     }
 }
@@ -460,6 +438,10 @@ static void conv2d_forward_direct(float *out, const float *in, const float *weig
     const size_t hw_out = (size_t)s->hout * s->wout;
     float *wp = scratch, *bufs = scratch + (size_t)s->cout * s->cin * s->k * s->k;
     pack_weights(wp, weight, s);
+    const DirectTiles *t = direct_tiles();
+    RowCut cuts[5] = {{0}};
+    for (int cb = 1; cb <= 4; cb++)
+        cuts[cb] = row_cut(t, cb, s->wout);
     const int jobs = s->n * p.ch.chunks;
 #pragma omp parallel for schedule(dynamic) num_threads(run_threads(jobs))
     for (int j = 0; j < jobs; j++) {
@@ -470,7 +452,7 @@ static void conv2d_forward_direct(float *out, const float *in, const float *weig
         float *y = out + (size_t)b * s->cout * hw_out + (size_t)r0 * s->wout;
         for (int r = 0; r < rows; r++)
             direct_row(y + (size_t)r * s->wout, hw_out, x + r * s->stride * g.kystride, &g, wp,
-                       bias, s);
+                       bias, s, cuts);
     }
 }
 

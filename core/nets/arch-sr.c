@@ -33,7 +33,19 @@ static void bn(ArchBuilder *ab, const char *name, int c)
     ab_int(ab, ab_node(ab, name, "batch_norm", NULL), "c", c);
 }
 
-static void residual_block(ArchBuilder *ab, int i, int ch, int norm, char *block_in)
+/* init_gain on the conv just added, unless it is the default (0 or 1) */
+static void init_gain(ArchBuilder *ab, float gain)
+{
+    if (gain > 0 && gain != 1)
+        ab_num(ab, ab_last(ab), "init_gain", gain);
+}
+
+/* conv + (BN) + ReLU + conv + (BN), added to the block input. block_gain scales the second
+ * conv's initial weights: without normalisation each block at He initialisation roughly
+ * doubles its input's variance, so a deep body starts far from the identity; a small gain
+ * starts each block near it (EDSR's residual scaling, Fixup's zero-ish branch init). */
+static void residual_block(ArchBuilder *ab, int i, int ch, int norm, float block_gain,
+                           char *block_in)
 {
     char name[64], last[64];
     snprintf(name, sizeof name, "body.%d.conv1", i);
@@ -46,6 +58,7 @@ static void residual_block(ArchBuilder *ab, int i, int ch, int norm, char *block
     ab_node(ab, name, "relu", NULL);
     snprintf(name, sizeof name, "body.%d.conv2", i);
     ab_conv(ab, name, NULL, ch, ch, 3, 1, 1, 1);
+    init_gain(ab, block_gain);
     snprintf(last, sizeof last, "%s", name);
     if (norm) {
         snprintf(last, sizeof last, "body.%d.bn2", i);
@@ -58,7 +71,7 @@ static void residual_block(ArchBuilder *ab, int i, int ch, int norm, char *block
 
 /* Head conv (9×9 with batch norm for Johnson's net, 5×5 otherwise) + ReLU and the residual
  * blocks. */
-static void body(ArchBuilder *ab, int ch, int blocks, int johnson)
+static void body(ArchBuilder *ab, int ch, int blocks, int johnson, float block_gain)
 {
     char block_in[64];
     ab_conv(ab, "head.conv", NULL, 3, ch, johnson ? 9 : 5, 1, johnson ? 4 : 2, 1);
@@ -67,14 +80,7 @@ static void body(ArchBuilder *ab, int ch, int blocks, int johnson)
     ab_node(ab, "head.relu", "relu", NULL);
     snprintf(block_in, sizeof block_in, "head.relu");
     for (int i = 0; i < blocks; i++)
-        residual_block(ab, i, ch, johnson, block_in);
-}
-
-/* init_gain on the conv just added, unless it is the default (0 or 1) */
-static void tail_gain(ArchBuilder *ab, float gain)
-{
-    if (gain > 0 && gain != 1)
-        ab_num(ab, ab_last(ab), "init_gain", gain);
+        residual_block(ab, i, ch, johnson, block_gain, block_in);
 }
 
 char *percept_arch_sr(const PerceptSrOpts *o)
@@ -90,9 +96,10 @@ char *percept_arch_sr(const PerceptSrOpts *o)
     }
     if (ch < 1 || ch > 1024 || o->res_blocks < 0 || o->res_blocks > 64 ||
         (o->kind != PERCEPT_SR_JOHNSON && o->kind != PERCEPT_SR_SHUFFLE) ||
-        !(o->tail_gain >= 0 && o->tail_gain <= 100)) {
+        !(o->tail_gain >= 0 && o->tail_gain <= 100) ||
+        !(o->block_gain >= 0 && o->block_gain <= 100)) {
         percept_fail("super-resolution net: kind must be johnson or shuffle, channels "
-                     "1..1024, blocks 0..64, tail gain 0..100 (got kind %d, %d channels, %d "
+                     "1..1024, blocks 0..64, tail and block gains 0..100 (got kind %d, %d channels, %d "
                      "blocks)",
                      (int)o->kind, ch, o->res_blocks);
         return NULL;
@@ -104,7 +111,7 @@ char *percept_arch_sr(const PerceptSrOpts *o)
              o->res_blocks);
     if (ab_init(&ab, name, 3))
         return NULL;
-    body(&ab, ch, o->res_blocks, johnson);
+    body(&ab, ch, o->res_blocks, johnson, johnson ? 0 : o->block_gain);
     if (johnson) {
         for (int s = 0, f = o->scale; f > 1; f /= 2, s++) {
             snprintf(name, sizeof name, "up.%d.upsample", s);
@@ -120,7 +127,7 @@ char *percept_arch_sr(const PerceptSrOpts *o)
         ab_node(&ab, "out", "scaled_tanh", NULL); /* 0.5 tanh + 0.5: output in 0..1 */
     } else {
         ab_conv(&ab, "tail.conv", NULL, ch, 3 * o->scale * o->scale, 3, 1, 1, 1);
-        tail_gain(&ab, o->tail_gain);
+        init_gain(&ab, o->tail_gain);
         ab_int(&ab, ab_node(&ab, "tail.shuffle", "pixel_shuffle", NULL), "r", o->scale);
         ab_int(&ab, ab_node(&ab, "skip.upsample", "upsample_nearest", "input"), "factor",
                o->scale);
@@ -131,7 +138,7 @@ char *percept_arch_sr(const PerceptSrOpts *o)
 
 /* The half-resolution restoration body (see the top of this file); returns the channels
  * of its full-resolution output. */
-static int half_res_body(ArchBuilder *ab, int ch, int blocks)
+static int half_res_body(ArchBuilder *ab, int ch, int blocks, float block_gain)
 {
     const int fine = ch / 2;
     char block_in[64];
@@ -141,7 +148,7 @@ static int half_res_body(ArchBuilder *ab, int ch, int blocks)
     ab_node(ab, "down.relu", "relu", NULL);
     snprintf(block_in, sizeof block_in, "down.relu");
     for (int i = 0; i < blocks; i++)
-        residual_block(ab, i, ch, 0, block_in);
+        residual_block(ab, i, ch, 0, block_gain, block_in);
     ab_conv(ab, "up.conv", NULL, ch, 4 * fine, 3, 1, 1, 1);
     ab_int(ab, ab_node(ab, "up.shuffle", "pixel_shuffle", NULL), "r", 2);
     ab_node2(ab, "up.add", "add", "up.shuffle", "head.relu");
@@ -152,8 +159,10 @@ static int half_res_body(ArchBuilder *ab, int ch, int blocks)
 char *percept_arch_restore(const PerceptRestoreOpts *o)
 {
     if (!o || o->channels < (o->half_res ? 2 : 1) || o->channels > 1024 || o->res_blocks < 0 ||
-        o->res_blocks > 64 || !(o->tail_gain >= 0 && o->tail_gain <= 100)) {
-        percept_fail("restoration net: channels %s..1024, blocks 0..64, tail gain 0..100 (got %d "
+        o->res_blocks > 64 || !(o->tail_gain >= 0 && o->tail_gain <= 100) ||
+        !(o->block_gain >= 0 && o->block_gain <= 100)) {
+        percept_fail("restoration net: channels %s..1024, blocks 0..64, tail and block gains "
+                     "0..100 (got %d "
                      "channels, %d blocks)", o && o->half_res ? "2" : "1", o ? o->channels : 0,
                      o ? o->res_blocks : 0);
         return NULL;
@@ -166,11 +175,11 @@ char *percept_arch_restore(const PerceptRestoreOpts *o)
         return NULL;
     int tail_in = o->channels;
     if (o->half_res)
-        tail_in = half_res_body(&ab, o->channels, o->res_blocks);
+        tail_in = half_res_body(&ab, o->channels, o->res_blocks, o->block_gain);
     else
-        body(&ab, o->channels, o->res_blocks, 0);
+        body(&ab, o->channels, o->res_blocks, 0, o->block_gain);
     ab_conv(&ab, "tail.conv", NULL, tail_in, 3, 3, 1, 1, 1);
-    tail_gain(&ab, o->tail_gain);
+    init_gain(&ab, o->tail_gain);
     ab_node2(&ab, "out", "add", "tail.conv", "input");
     return ab_finish(&ab, NULL);
 }

@@ -240,6 +240,9 @@ typedef struct {
     int res_blocks;   /* 4 */
     float tail_gain;  /* shuffle: the last conv's initial weights × this (0 means 1): small
                        * values start the residual near the skip path (nearest upsampling) */
+    float block_gain; /* shuffle: each residual block's second conv's initial weights × this
+                       * (0 means 1): small values keep the activations' scale through the
+                       * unnormalised blocks at initialisation (residual-branch scaling) */
 } PerceptSrOpts;
 PERCEPT_API char *percept_arch_sr(const PerceptSrOpts *o);
 
@@ -252,6 +255,8 @@ typedef struct {
                        * start the network near identity */
     int half_res;     /* the residual blocks work at half resolution: for the same cost, a
                        * receptive field about twice as wide (inputs: even sides) */
+    float block_gain; /* each residual block's second conv's initial weights × this (0 means
+                       * 1), as in PerceptSrOpts */
 } PerceptRestoreOpts;
 PERCEPT_API char *percept_arch_restore(const PerceptRestoreOpts *o);
 

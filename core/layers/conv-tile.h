@@ -1,0 +1,103 @@
+/* The direct convolution's register tile, written once for every vector width: the file
+ * that includes it defines TILE_VL (floats per vector register) and TILE_REGS (how many
+ * registers) and is compiled for that instruction set; everything here is static to it.
+ *
+ * A tile of CB output channels × XV vectors of one output row sums over the taps with its
+ * CB·XV accumulators in registers: per tap, either the XV input vectors are loaded once
+ * and the CB weights broadcast one at a time, or the CB weights are held and the input
+ * vectors stream, whichever fits the registers. */
+#include <string.h>
+
+#include "conv-direct.h"
+
+typedef float vec __attribute__((vector_size(4 * TILE_VL)));
+typedef float vecu __attribute__((vector_size(4 * TILE_VL), aligned(4))); /* unaligned */
+
+enum { XV_MAX = TILE_XV_MAX };
+
+typedef int veci __attribute__((vector_size(4 * TILE_VL)));
+
+/* f in every lane (one vbroadcastss; `vec + f` would add to zero first) */
+static inline __attribute__((always_inline)) vec broadcast(float f)
+{
+    return __builtin_shuffle((vec){f}, (veci){0});
+}
+
+static inline __attribute__((always_inline)) void
+tile(float *out, size_t ostride, int n, const float *x, const TileGeom *g, int ncin,
+     const float *w, const float *bias, int first, const int CB, const int XV)
+{
+    vec acc[4][XV_MAX];
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; c++) {
+        if (first) {
+            vec b = broadcast(bias ? bias[c] : 0.0f);
+#pragma GCC unroll 16
+            for (int j = 0; j < XV; j++)
+                acc[c][j] = b;
+        } else if (n == XV * TILE_VL) {
+#pragma GCC unroll 16
+            for (int j = 0; j < XV; j++)
+                acc[c][j] = *(const vecu *)(out + c * ostride + TILE_VL * j);
+        } else {
+            vec part[XV_MAX] = {0};
+            memcpy(part, out + c * ostride, sizeof(float) * n);
+#pragma GCC unroll 16
+            for (int j = 0; j < XV; j++)
+                acc[c][j] = part[j];
+        }
+    }
+    for (int ci = 0; ci < ncin; ci++)
+        for (int ky = 0; ky < g->k; ky++) {
+            const float *row = x + ci * g->cstride + ky * g->kystride;
+            for (int ph = 0; ph < g->stride; ph++, row += g->wq)
+                for (int kx = ph, m = 0; kx < g->k; kx += g->stride, m++, w += CB) {
+                    const float *p = row + m;
+                    if (CB * XV + XV + 1 <= TILE_REGS) {
+                        vec xv[XV_MAX];
+#pragma GCC unroll 16
+                        for (int j = 0; j < XV; j++)
+                            xv[j] = *(const vecu *)(p + TILE_VL * j);
+#pragma GCC unroll 4
+                        for (int c = 0; c < CB; c++) {
+                            vec wv = broadcast(w[c]);
+#pragma GCC unroll 16
+                            for (int j = 0; j < XV; j++)
+                                acc[c][j] += wv * xv[j];
+                        }
+                    } else {
+                        vec wv[4];
+#pragma GCC unroll 4
+                        for (int c = 0; c < CB; c++)
+                            wv[c] = broadcast(w[c]);
+#pragma GCC unroll 16
+                        for (int j = 0; j < XV; j++) {
+                            vec xj = *(const vecu *)(p + TILE_VL * j);
+#pragma GCC unroll 4
+                            for (int c = 0; c < CB; c++)
+                                acc[c][j] += wv[c] * xj;
+                        }
+                    }
+                }
+        }
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; c++) {
+        if (n == XV * TILE_VL) {
+#pragma GCC unroll 16
+            for (int j = 0; j < XV; j++)
+                *(vecu *)(out + c * ostride + TILE_VL * j) = acc[c][j];
+        } else {
+            memcpy(out + c * ostride, acc[c], sizeof(float) * n);
+        }
+    }
+}
+
+/* tile_CB_XV: one tile shape; TILE_ENTRY puts it in a DirectTiles table */
+#define TILE_FN(CB, XV)                                                                    \
+    static void tile_##CB##_##XV(float *out, size_t ostride, int n, const float *x,        \
+                                 const TileGeom *g, int ncin, const float *w,              \
+                                 const float *bias, int first)                             \
+    {                                                                                      \
+        tile(out, ostride, n, x, g, ncin, w, bias, first, CB, XV);                         \
+    }
+#define TILE_ENTRY(CB, XV) .fn[CB][XV] = tile_##CB##_##XV
