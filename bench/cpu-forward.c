@@ -3,7 +3,7 @@
  * PyTorch on the same weights, input and thread count.
  *
  *   bench/cpu-forward [--threads N] [--sizes 256,512,1024] [--nets johnson,sr-x4,...] [--quick]
- *                     [--vs-pytorch | --no-pytorch] [--per-layer] [--blas-core]
+ *                     [--vs-pytorch | --no-pytorch] [--per-layer]
  *
  * "× floor" is the time divided by FLOPs / (sgemm rate): 1.0 would be every FLOP at the
  * speed of a large, square sgemm. Only conv, transposed conv and linear layers are
@@ -362,7 +362,6 @@ static void usage(void)
             "                  when it can be imported\n"
             "  --no-pytorch    do not compare with PyTorch\n"
             "  --per-layer     time every node; tables after the main one\n"
-            "  --blas-core     print the OpenBLAS kernel this process would use, and exit\n"
             "PERCEPT_PYTHON picks the Python that has torch (/usr/bin/python3).\n");
 }
 
@@ -386,10 +385,7 @@ int main(int argc, char **argv)
             pytorch = 0;
         else if (!strcmp(argv[i], "--per-layer"))
             layers = 1;
-        else if (!strcmp(argv[i], "--blas-core")) {
-            printf("%s\n", openblas_get_corename());
-            return 0;
-        } else {
+        else {
             usage();
             return 2;
         }

@@ -22,27 +22,8 @@ mkdir -p bench/results
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# OpenBLAS picks its kernel from the CPU's family and model; one newer than the OpenBLAS
-# (Debian 12's 0.3.21 does not know Emerald Rapids, family 6 model 207) gets the generic
-# Prescott kernel, a quarter of the machine's rate, which would make the floor meaningless.
-# Then, and only then, the run names the newest kernel the CPU's instruction set runs.
-blas_env=(-u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
-blas_note=""
-core="$(env "${blas_env[@]}" "$build/bench/cpu-forward" --blas-core)"
-if [ "$core" = Prescott ] || [ "$core" = Core2 ] || [ "$core" = Nehalem ]; then
-    flags="$(grep -m1 '^flags' /proc/cpuinfo)"
-    named=""
-    case " $flags " in
-        *" avx512f "*) named=SkylakeX ;;
-        *" avx2 "*) named=Haswell ;;
-    esac
-    if [ -n "$named" ]; then
-        blas_env=(-u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=$named)
-        model="$(sed -n 's/^model\t*: //p' /proc/cpuinfo | head -1)"
-        blas_note="OpenBLAS does not know this CPU (family 6 model $model) and would run its generic $core kernel; OPENBLAS_CORETYPE=$named names the newest kernel its instruction set runs"
-        echo "$blas_note" >&2
-    fi
-fi
+ninja -C "$build" trainer/percept >/dev/null
+source bench/blas-env.sh
 
 best="" best_busy=1000
 for attempt in $(seq 1 "$retries"); do

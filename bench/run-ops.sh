@@ -26,14 +26,16 @@ percept="$build/trainer/percept"
 "$percept" init sr-shuffle --scale 2 --channels 8 --blocks 1 "$work/narrow2.safetensors" >/dev/null
 
 if [ -n "${QUICK:-}" ]; then big=(800 600) sty=512 huge=2048; else big=(4000 3000) sty=2048 huge=16384; fi
-run() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$build/bench/ops-run" "$@"; }
+source bench/blas-env.sh
+run() { env "${blas_env[@]}" "$build/bench/ops-run" "$@"; }
 out="bench/results/ops-$(date +%F).md"
 {
     echo "# GEGL operations benchmark, $(date +%F)"
     echo
     echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- commit: $(git describe --always --dirty)"
-    echo "- command: \`bench/run-ops.sh\` (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset; OpenMP threads: ${OMP_NUM_THREADS:-all cores})"
+    echo "- command: \`bench/run-ops.sh\` (\`env ${blas_env[*]}\`; OpenMP threads: ${OMP_NUM_THREADS:-all cores})"
+    [ -z "$blas_note" ] || echo "- BLAS kernel: $blas_note"
     echo "- input: a synthetic checkerboard, rendered through a GeglProcessor (no file decoding or encoding)"
     echo
     echo '```'

@@ -5,22 +5,23 @@
 # and the load. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset together for the benchmark
 # only; 2 threads, as the machines this is recorded on have 2 cores.
 #
-# Where OpenBLAS's own detection picks a generic kernel (virtual machines that hide the CPU
-# model: "Prescott"), BENCH_CORETYPE=SkylakeX (say) names one for percept and PyTorch alike.
+# Where OpenBLAS's own detection picks a generic kernel (a CPU newer than the OpenBLAS, or a
+# virtual machine that hides the model: "Prescott"), bench/blas-env.sh names the newest one
+# the CPU runs, for percept and PyTorch alike; BENCH_CORETYPE=NAME names one regardless.
 #
 #   bench/run-train-step.sh [train-step options, e.g. --steps 9]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${BUILD:-build}"
 [ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null
-ninja -C "$build" bench/train-step >/dev/null
-out="bench/results/train-step-$(date +%F)${BENCH_CORETYPE:+-$BENCH_CORETYPE}.md"
+ninja -C "$build" bench/train-step trainer/percept >/dev/null
+source bench/blas-env.sh
+out="bench/results/train-step-$(date +%F).md"
 mkdir -p bench/results
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ${BENCH_CORETYPE:+OPENBLAS_CORETYPE=$BENCH_CORETYPE} \
-    OPENBLAS_VERBOSE=2 "$build/bench/train-step" \
+env "${blas_env[@]}" OPENBLAS_VERBOSE=2 "$build/bench/train-step" \
     --threads 2 "$@" > "$work/table.md" 2> "$work/stderr" || { cat "$work/stderr"; exit 1; }
 kernel="$(sed -n 's/^Core: *//p' "$work/stderr" | head -1)"
 python="${PERCEPT_PYTHON:-/usr/bin/python3}"
@@ -28,9 +29,9 @@ python="${PERCEPT_PYTHON:-/usr/bin/python3}"
     echo "# CPU training-step benchmark, $(date +%F)"
     echo
     echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average before the run: $load"
-    echo "- OpenBLAS kernel: ${kernel:-not reported}${BENCH_CORETYPE:+ (named by BENCH_CORETYPE=$BENCH_CORETYPE)}"
+    echo "- OpenBLAS kernel: ${kernel:-not reported}${blas_note:+ ($blas_note)}"
     echo "- commit: $(git describe --always --dirty)"
-    echo "- command: \`bench/run-train-step.sh $*\` (\`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ${BENCH_CORETYPE:+OPENBLAS_CORETYPE=$BENCH_CORETYPE }$build/bench/train-step --threads 2 $*\`)"
+    echo "- command: \`bench/run-train-step.sh $*\` (\`env ${blas_env[*]} $build/bench/train-step --threads 2 $*\`)"
     echo "- PyTorch: $python torch $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo absent), same architecture, initial weights, loss network, batch, Adam and threads; median of the timed steps after one warm-up step; the first-step losses agreeing shows both compute the same step"
     echo
     cat "$work/table.md"
