@@ -17,7 +17,9 @@ build="${BUILD:-build}"
 retries="${RETRIES:-3}"
 [ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null
 ninja -C "$build" bench/cpu-forward >/dev/null
-out="bench/results/cpu-forward-$(date +%F).md"
+# PERCEPT_CPU_TILES=avx2 (the direct path's AVX2 tiles on an AVX-512 machine) records
+# beside the default run, not over it
+out="bench/results/cpu-forward-$(date +%F)${PERCEPT_CPU_TILES:+-$PERCEPT_CPU_TILES}.md"
 mkdir -p bench/results
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
