@@ -390,13 +390,22 @@ static void check_presets(const char *sr)
     CHECK(memcmp(byname, bypath, 20 * 16 * 16) == 0, "preset and path give the same result");
     g_free(byname);
     g_free(bypath);
-    /* (×8: the one scale with no shipped preset, so installed presets cannot answer) */
-    float *x8 = run_op(in, &r, NULL, "percept:upscale", "scale", 8, NULL);
-    CHECK(r.width == 10 && r.height == 8, "no upscale-x8 preset: passed through (%dx%d)",
+    /* scale=8 takes the file named upscale-x8 (here a ×2 network: the name picked it, the
+     * path is searched before any installed presets); a preset that is nowhere passes the
+     * image through */
+    char *x8 = g_build_filename(presets, "upscale-x8.safetensors", NULL);
+    g_rename(x2, x8);
+    float *by_scale = run_op(in, &r, NULL, "percept:upscale", "scale", 8, NULL);
+    CHECK(r.width == 20 && r.height == 16, "scale=8 picks upscale-x8 from the path (%dx%d)",
           r.width, r.height);
-    g_free(x8);
+    g_free(by_scale);
+    float *missing = run_op(in, &r, NULL, "percept:upscale", "model", "no-such-preset", NULL);
+    CHECK(r.width == 10 && r.height == 8, "a missing preset: passed through (%dx%d)", r.width,
+          r.height);
+    g_free(missing);
     g_object_unref(in);
-    g_unlink(x2);
+    g_unlink(x8);
+    g_free(x8);
     g_rmdir(presets);
     g_free(x2);
     g_free(presets);
