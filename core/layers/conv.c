@@ -273,19 +273,23 @@ static int cin_block(const ConvShape *s)
  * compare the tables, and PERCEPT_CPU_TILES=avx2 does the same for a user). */
 int conv_direct_wide = -1;
 
+#ifdef PERCEPT_HAVE_AVX512
+static int avx512_wanted;
+
+static void check_avx512(void)
+{
+    const char *env = getenv("PERCEPT_CPU_TILES");
+    avx512_wanted = __builtin_cpu_supports("avx512f") && !(env && !strcmp(env, "avx2"));
+}
+
+/* whether this CPU runs the AVX-512 tiles and the user did not ask for AVX2 */
 static int cpu_runs_avx512(void)
 {
-#ifdef PERCEPT_HAVE_AVX512
-    static int have = -1;
-    if (have < 0) {
-        const char *env = getenv("PERCEPT_CPU_TILES");
-        have = __builtin_cpu_supports("avx512f") && !(env && !strcmp(env, "avx2"));
-    }
-    return have;
-#else
-    return 0;
-#endif
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, check_avx512);
+    return avx512_wanted;
 }
+#endif
 
 static const DirectTiles *direct_tiles(void)
 {
