@@ -382,6 +382,8 @@ typedef struct {
 /* The table's tile of cb channels × at least xv vectors (its widest if none is wider). */
 static int tile_at_least(const DirectTiles *t, int cb, int xv)
 {
+    if (xv > TILE_XV_MAX)
+        xv = TILE_XV_MAX;
     while (xv < TILE_XV_MAX && !t->fn[cb][xv])
         xv++;
     while (!t->fn[cb][xv])
