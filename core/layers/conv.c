@@ -371,7 +371,6 @@ static void prepare_rows(float *x, const float *img, const ConvShape *s, const D
         }
 }
 
-/* One output row (channel 0 at y, channels hw_out apart) from its prepared rows x. */
 /* How a row is cut for one channel count: `wide` tiles by fn_wide, then tiles by fn of
  * `width` columns each, the last of which may hold fewer. */
 typedef struct {
@@ -411,6 +410,7 @@ static RowCut row_cut(const DirectTiles *t, int cb, int wout)
     return c;
 }
 
+/* One output row (channel 0 at y, channels hw_out apart) from its prepared rows x. */
 static void direct_row(float *y, size_t hw_out, const float *x, const TileGeom *g,
                        const float *wp, const float *bias, const ConvShape *s,
                        const RowCut *cuts)

@@ -99,8 +99,8 @@ char *percept_arch_sr(const PerceptSrOpts *o)
         !(o->tail_gain >= 0 && o->tail_gain <= 100) ||
         !(o->block_gain >= 0 && o->block_gain <= 100)) {
         percept_fail("super-resolution net: kind must be johnson or shuffle, channels "
-                     "1..1024, blocks 0..64, tail and block gains 0..100 (got kind %d, %d channels, %d "
-                     "blocks)",
+                     "1..1024, blocks 0..64, tail and block gains 0..100 (got kind %d, %d "
+                     "channels, %d blocks)",
                      (int)o->kind, ch, o->res_blocks);
         return NULL;
     }
@@ -162,9 +162,8 @@ char *percept_arch_restore(const PerceptRestoreOpts *o)
         o->res_blocks > 64 || !(o->tail_gain >= 0 && o->tail_gain <= 100) ||
         !(o->block_gain >= 0 && o->block_gain <= 100)) {
         percept_fail("restoration net: channels %s..1024, blocks 0..64, tail and block gains "
-                     "0..100 (got %d "
-                     "channels, %d blocks)", o && o->half_res ? "2" : "1", o ? o->channels : 0,
-                     o ? o->res_blocks : 0);
+                     "0..100 (got %d channels, %d blocks)", o && o->half_res ? "2" : "1",
+                     o ? o->channels : 0, o ? o->res_blocks : 0);
         return NULL;
     }
     ArchBuilder ab;
