@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # docs/gallery.md and its images, from 128² crops of the held-out evaluation images
 # (tools/eval-data.sh):
-#   ×2 and ×4: the crop reduced (box filter), then enlarged again by GEGL's cubic and lohalo
-#     samplers and by percept:upscale with the shipped upscale-x2 / upscale-x4 preset (and
+#   ×2, ×4 and ×8: the crop reduced (box filter), then enlarged again by GEGL's cubic and lohalo
+#     samplers and by percept:upscale with the shipped upscale-x2 / -x4 / -x8 preset (and
 #     upscale-x4-sharp);
 #   denoise: Gaussian noise σ 25 (percept degrade, as evaluation adds it), then GEGL's
 #     denoise-dct told σ and percept:reconstruct with the denoise preset;
