@@ -23,6 +23,14 @@ expect trains 0 "wrote .*a.safetensors \(120 steps\)" -- train --steps 120 --out
 expect preview 0 "PNG image|^[0-9]+x[0-9]+$" -- python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); assert d[:8]==b"\x89PNG\r\n\x1a\n"; print("%dx%d" % struct.unpack(">II", d[16:24]))' "$tmp/a.safetensors.preview.png"
 expect loss-plot 0 "^800x400$" -- python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); assert d[:8]==b"\x89PNG\r\n\x1a\n"; print("%dx%d" % struct.unpack(">II", d[16:24]))' "$tmp/a.safetensors.loss.png"
 expect skips-junk 0 "skipped .*junk.png" -- train --steps 1 --out "$tmp/j.safetensors"
+# OpenBLAS's generic kernel (what it runs on a CPU it does not know) is named, with the fix
+# (every CPU percept runs on has AVX2); a kernel named for the CPU is not
+expect blas-generic 0 "generic Prescott kernel.*OPENBLAS_CORETYPE=(SkylakeX|Haswell)" -- \
+    env OPENBLAS_CORETYPE=Prescott "$percept" train upscale "${tiny[@]}" --data "$tmp/data" \
+    --steps 1 --out "$tmp/p.safetensors"
+expect blas-named 0 "^none$" -- bash -c '"$@" 2>&1 | grep -c "generic Prescott" | sed "s/^0$/none/"' _ \
+    env OPENBLAS_CORETYPE=Haswell "$percept" train upscale "${tiny[@]}" --data "$tmp/data" \
+    --steps 1 --out "$tmp/h.safetensors"
 expect table 0 "\| gegl-lohalo \| [0-9.]+ \|" -- train --steps 2 --out "$tmp/t.safetensors"
 # the l1 loss over the last 20 logged steps is at most half of the first 20's
 expect loss-falls 0 "^falls" -- python3 - "$tmp/a.safetensors.csv" <<'PY'

@@ -78,6 +78,28 @@ typedef struct {
 #define VAE_CODE "enc.code"  /* the variational code layer and the output, as the */
 #define VAE_OUTPUT "dec.out" /* DeePSiM autoencoder builder names them */
 
+/* OpenBLAS picks its kernel from the CPU's model; a CPU newer than the OpenBLAS (Debian 12's
+ * 0.3.21 on Intel Emerald Rapids) gets the generic Prescott kernel, and training, which is
+ * im2col + sgemm throughout, runs several times slower than the CPU can. Say so, and what
+ * to set. (Weak: another CBLAS links too.) */
+extern char *openblas_get_corename(void) __attribute__((weak));
+
+static void warn_generic_blas(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    const char *core = openblas_get_corename ? openblas_get_corename() : NULL;
+    if (!core || strcmp(core, "Prescott"))
+        return;
+    const char *named = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                        : __builtin_cpu_supports("avx2")  ? "Haswell"
+                                                          : NULL;
+    if (named)
+        fprintf(stderr, "percept train: OpenBLAS runs its generic Prescott kernel here (it does "
+                "not know this CPU): OPENBLAS_CORETYPE=%s makes training several times "
+                "faster\n", named);
+#endif
+}
+
 static char *arch_for(const Recipe *r)
 {
     if (!strcmp(r->task, "autoencoder"))
@@ -499,6 +521,7 @@ static int run(Trainer *t, int resume)
         return -1;
     if (t->task == EVAL_STYLIZE && objective_set_style(&t->obj, r->style, r->style_size))
         return -1;
+    warn_generic_blas();
     fprintf(stderr, "percept train: loading %s\n", r->data);
     if (dataset_load(&t->data, r->data, r->crop, (size_t)r->max_megapixels * 1000000,
                      r->val_fraction, stderr) || make_validation(t) || open_log(t, resume))
