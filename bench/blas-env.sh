@@ -11,8 +11,7 @@ blas_note=""
 blas_core="$(env "${blas_env[@]}" OPENBLAS_VERBOSE=2 "$build/trainer/percept" --version 2>&1 |
     sed -n 's/^Core: *//p' | head -1)"
 blas_named="${BENCH_CORETYPE:-}"
-if [ -z "$blas_named" ] && { [ "$blas_core" = Prescott ] || [ "$blas_core" = Core2 ] ||
-                             [ "$blas_core" = Nehalem ]; }; then
+if [ -z "$blas_named" ] && [ "$blas_core" = Prescott ]; then
     case " $(grep -m1 '^flags' /proc/cpuinfo) " in
         *" avx512f "*) blas_named=SkylakeX ;;
         *" avx2 "*) blas_named=Haswell ;;

@@ -96,7 +96,8 @@ tile(float *out, size_t ostride, int n, const float *x, const TileGeom *g, int n
     }
 }
 
-/* tile_CB_XV: one tile shape; TILE_ENTRY puts it in a DirectTiles table */
+/* A table file lists its shapes once, as TILES(X) calling X(CB, XV) for each, then
+ * TILE_TABLE(name, isa) defines every tile function and the table that holds them. */
 #define TILE_FN(CB, XV)                                                                    \
     static void tile_##CB##_##XV(float *out, size_t ostride, int n, const float *x,        \
                                  const TileGeom *g, int ncin, const float *w,              \
@@ -104,4 +105,7 @@ tile(float *out, size_t ostride, int n, const float *x, const TileGeom *g, int n
     {                                                                                      \
         tile(out, ostride, n, x, g, ncin, w, bias, first, CB, XV);                         \
     }
-#define TILE_ENTRY(CB, XV) .fn[CB][XV] = tile_##CB##_##XV
+#define TILE_ENTRY(CB, XV) .fn[CB][XV] = tile_##CB##_##XV,
+#define TILE_TABLE(name, isa_name)                                                         \
+    TILES(TILE_FN)                                                                         \
+    const DirectTiles name = {.isa = isa_name, .vl = TILE_VL, TILES(TILE_ENTRY)};

@@ -5,16 +5,5 @@
 #define TILE_REGS 16
 #include "conv-tile.h"
 
-TILE_FN(1, 8)
-TILE_FN(2, 6)
-TILE_FN(3, 4)
-TILE_FN(4, 3)
-
-const DirectTiles conv_tiles_avx2 = {
-    .isa = "avx2",
-    .vl = TILE_VL,
-    TILE_ENTRY(1, 8),
-    TILE_ENTRY(2, 6),
-    TILE_ENTRY(3, 4),
-    TILE_ENTRY(4, 3),
-};
+#define TILES(X) X(1, 8) X(2, 6) X(3, 4) X(4, 3)
+TILE_TABLE(conv_tiles_avx2, "avx2")

@@ -7,39 +7,9 @@
 #define TILE_REGS 32
 #include "conv-tile.h"
 
-TILE_FN(1, 16)
-TILE_FN(1, 8)
-TILE_FN(1, 4)
-TILE_FN(1, 2)
-TILE_FN(1, 1)
-TILE_FN(2, 12)
-TILE_FN(2, 8)
-TILE_FN(2, 6)
-TILE_FN(2, 4)
-TILE_FN(2, 2)
-TILE_FN(2, 1)
-TILE_FN(3, 8)
-TILE_FN(3, 6)
-TILE_FN(3, 5)
-TILE_FN(3, 4)
-TILE_FN(3, 3)
-TILE_FN(3, 2)
-TILE_FN(3, 1)
-TILE_FN(4, 6)
-TILE_FN(4, 5)
-TILE_FN(4, 4)
-TILE_FN(4, 3)
-TILE_FN(4, 2)
-TILE_FN(4, 1)
-
-const DirectTiles conv_tiles_avx512 = {
-    .isa = "avx512",
-    .vl = TILE_VL,
-    TILE_ENTRY(1, 16), TILE_ENTRY(1, 8), TILE_ENTRY(1, 4), TILE_ENTRY(1, 2), TILE_ENTRY(1, 1),
-    TILE_ENTRY(2, 12), TILE_ENTRY(2, 8), TILE_ENTRY(2, 6), TILE_ENTRY(2, 4), TILE_ENTRY(2, 2),
-    TILE_ENTRY(2, 1),
-    TILE_ENTRY(3, 8), TILE_ENTRY(3, 6), TILE_ENTRY(3, 5), TILE_ENTRY(3, 4), TILE_ENTRY(3, 3),
-    TILE_ENTRY(3, 2), TILE_ENTRY(3, 1),
-    TILE_ENTRY(4, 6), TILE_ENTRY(4, 5), TILE_ENTRY(4, 4), TILE_ENTRY(4, 3), TILE_ENTRY(4, 2),
-    TILE_ENTRY(4, 1),
-};
+#define TILES(X)                                                                           \
+    X(1, 16) X(1, 8) X(1, 4) X(1, 2) X(1, 1)                                               \
+    X(2, 12) X(2, 8) X(2, 6) X(2, 4) X(2, 2) X(2, 1)                                       \
+    X(3, 8) X(3, 6) X(3, 5) X(3, 4) X(3, 3) X(3, 2) X(3, 1)                                \
+    X(4, 6) X(4, 5) X(4, 4) X(4, 3) X(4, 2) X(4, 1)
+TILE_TABLE(conv_tiles_avx512, "avx512")

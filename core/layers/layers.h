@@ -26,10 +26,10 @@ typedef struct {
 
 /* Fills hout/wout: (h + 2 pad - k) / stride + 1. */
 void conv2d_shape(ConvShape *s);
-/* Scratch floats conv2d_forward/backward need (bounded: im2col is done in
- * spatial chunks, so this does not grow with the image beyond a cap). */
 /* which register tiles the direct path runs here: "avx2" or "avx512" */
 const char *conv_direct_isa(void);
+/* Scratch floats conv2d_forward/backward need (bounded: im2col is done in
+ * spatial chunks, so this does not grow with the image beyond a cap). */
 size_t conv2d_scratch_floats(const ConvShape *s);
 
 /* out (n,cout,hout,wout); in (n,cin,h,w); weight (cout,cin,k,k); bias (cout) or NULL */
