@@ -449,7 +449,7 @@ static void check_sr(void)
             const int s = scales[si], C = 64, B = 4, ups = si + 1;
             char what[64];
             snprintf(what, sizeof what, "sr %s x%d", kind ? "shuffle" : "johnson", s);
-            Graph *g = graph_read(percept_arch_sr(&(PerceptSrOpts){kind, s, C, B, 0, 0}), what, 13, 9);
+            Graph *g = graph_read(percept_arch_sr(&(PerceptSrOpts){kind, s, C, B, 0, 0, 0}), what, 13, 9);
             if (!g)
                 continue;
             CHECK(g->ok, "%s breaks the format's rules", what);
@@ -504,12 +504,12 @@ static void check_sr(void)
             engine_agrees(g, what, 13, 9);
             graph_free(g);
         }
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 3, 64, 4, 0, 0}), "sr x3", "2, 4 or 8");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 1, 64, 4, 0, 0}), "sr x1", "2, 4 or 8");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 16, 64, 4, 0, 0}), "sr x16", "2, 4 or 8");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 0, 4, 0, 0}), "sr 0 channels", "0 channels");
-    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, -1, 0, 0}), "sr -1 blocks", "-1 blocks");
-    refuses(percept_arch_sr(&(PerceptSrOpts){(PerceptSrKind)2, 4, 64, 4, 0, 0}), "sr kind 2", "kind 2");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 3, 64, 4, 0, 0, 0}), "sr x3", "2, 4 or 8");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 1, 64, 4, 0, 0, 0}), "sr x1", "2, 4 or 8");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 16, 64, 4, 0, 0, 0}), "sr x16", "2, 4 or 8");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 0, 4, 0, 0, 0}), "sr 0 channels", "0 channels");
+    refuses(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, -1, 0, 0, 0}), "sr -1 blocks", "-1 blocks");
+    refuses(percept_arch_sr(&(PerceptSrOpts){(PerceptSrKind)2, 4, 64, 4, 0, 0, 0}), "sr kind 2", "kind 2");
     refuses(percept_arch_sr(NULL), "sr NULL", "options");
 }
 
@@ -517,7 +517,7 @@ static void check_sr(void)
 static void check_restore(void)
 {
     const int C = 32, B = 3;
-    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 0, 0}), "restore", 13, 9);
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 0, 0, 0}), "restore", 13, 9);
     if (!g)
         return;
     CHECK(g->ok, "restore breaks the format's rules");
@@ -532,8 +532,8 @@ static void check_restore(void)
           "restore: the output is not the correction added to the input");
     engine_agrees(g, "restore", 13, 9);
     graph_free(g);
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0, 0, 0}), "restore 0 channels", "0 channels");
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0, 0, 0}), "restore 65 blocks", "65 blocks");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0, 0, 0, 0}), "restore 0 channels", "0 channels");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0, 0, 0, 0}), "restore 65 blocks", "65 blocks");
     refuses(percept_arch_restore(NULL), "restore NULL", "channels");
 }
 
@@ -542,7 +542,7 @@ static void check_restore(void)
 static void check_restore_half(void)
 {
     const int C = 16, B = 2, F = C / 2;
-    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0}), "restore-half",
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0, 0}), "restore-half",
                           14, 10);
     if (!g)
         return;
@@ -566,7 +566,7 @@ static void check_restore_half(void)
           net ? percept_net_alignment(net) : -1);
     percept_net_free(net);
     graph_free(g);
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){1, 4, 0, 1, 0}), "restore-half 1 channel",
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){1, 4, 0, 1, 0, 0}), "restore-half 1 channel",
             "2..1024");
 }
 
@@ -590,7 +590,7 @@ static void check_block_gain(void)
     const int C = 32, B = 3;
     for (int half = 0; half <= 1; half++) {
         const char *what = half ? "restore-half block gain" : "restore block gain";
-        Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, half, 0.1f}),
+        Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, half, 0.1f, 0}),
                               what, 16, 16);
         if (!g)
             continue;
@@ -616,21 +616,87 @@ static void check_block_gain(void)
         percept_net_free(net);
         graph_free(g);
     }
-    Graph *g = graph_read(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 2, 8, 2, 0, 0.5f}),
+    Graph *g = graph_read(percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 2, 8, 2, 0, 0.5f, 0}),
                           "sr-shuffle block gain", 8, 8);
     if (g) {
         CHECK(dattr(node_named(g, "body.1.conv2"), "init_gain", 1) == 0.5,
               "sr-shuffle: block gain 0.5 not on body.1.conv2");
         graph_free(g);
     }
-    g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0}), "restore", 8, 8);
+    g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 0}), "restore", 8, 8);
     if (g) {
         CHECK(!cJSON_GetObjectItem(node_named(g, "body.0.conv2"), "init_gain"),
               "restore: the default block gain writes an init_gain");
         graph_free(g);
     }
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, -1}), "restore gain -1",
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, -1, 0}), "restore gain -1",
             "block gains");
+}
+
+/* center_input puts x − 0.5 before the head conv and nowhere else: the net equals the
+ * uncentred one whose head biases absorb −0.5 · (each unit's weight sum), skip paths
+ * included (they must still see the raw input). Off by default: no node is written. */
+static void check_center_input(void)
+{
+    char *pairs[3][2] = {
+        {percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 8, 2, 0, 0, 1}),
+         percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 8, 2, 0, 0, 0})},
+        {percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 1}),
+         percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 0})},
+        {percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 1, 0, 1}),
+         percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 1, 0, 0})}};
+    const char *what[3] = {"sr-shuffle centred", "restore centred", "restore-half centred"};
+    const int h = 10, w = 12, n = 3 * h * w;
+    float x[3 * 10 * 12];
+    for (int i = 0; i < n; i++)
+        x[i] = (float)((i * 37) % 101) / 100.0f;
+    for (int k = 0; k < 3; k++) {
+        Graph *g = graph_read(strdup(pairs[k][0]), what[k], h, w);
+        if (g) {
+            const cJSON *c = node_named(g, "center");
+            const cJSON *op = c ? cJSON_GetObjectItem(c, "op") : NULL;
+            CHECK(cJSON_IsString(op) && !strcmp(op->valuestring, "channel_affine") &&
+                      dattr(c, "shift", 0) == -0.5 && dattr(c, "scale", 0) == 1,
+                  "%s: no channel_affine x − 0.5 node named center", what[k]);
+            graph_free(g);
+        }
+        g = graph_read(strdup(pairs[k][1]), what[k], h, w);
+        if (g) {
+            CHECK(!node_named(g, "center"), "%s: the default writes a center node", what[k]);
+            graph_free(g);
+        }
+        PerceptNet *a = percept_net_from_arch(pairs[k][0], 5);
+        PerceptNet *b = percept_net_from_arch(pairs[k][1], 5);
+        size_t nw = 0, nb = 0;
+        float *wt = b ? percept_net_param(b, "head.conv.weight", &nw) : NULL;
+        float *bias = b ? percept_net_param(b, "head.conv.bias", &nb) : NULL;
+        CHECK(a && wt && bias && nb && nw % nb == 0, "%s: nets not built", what[k]);
+        if (a && wt && bias && nb) {
+            for (size_t o = 0; o < nb; o++) {
+                double sum = 0;
+                for (size_t j = 0; j < nw / nb; j++)
+                    sum += wt[o * (nw / nb) + j];
+                bias[o] -= (float)(0.5 * sum);
+            }
+            PerceptTensor in = {1, 3, h, w, x}, ya, yb;
+            CHECK(!percept_net_forward(a, &in, &ya), "%s: forward failed", what[k]);
+            size_t m = percept_tensor_numel(&ya);
+            float *keep = malloc(sizeof(float) * m);
+            memcpy(keep, ya.data, sizeof(float) * m);
+            CHECK(!percept_net_forward(b, &in, &yb) && percept_tensor_numel(&yb) == m,
+                  "%s: forward failed", what[k]);
+            double err = 0;
+            for (size_t i = 0; i < m; i++)
+                err = fmax(err, fabs(keep[i] - yb.data[i]));
+            CHECK(err < 1e-5, "%s: differs from the bias-shifted uncentred net by %g", what[k],
+                  err);
+            free(keep);
+        }
+        percept_net_free(a);
+        percept_net_free(b);
+        free(pairs[k][0]);
+        free(pairs[k][1]);
+    }
 }
 
 /* ---- DeePSiM --------------------------------------------------------------------------- */
@@ -921,6 +987,7 @@ int main(void)
     check_restore();
     check_restore_half();
     check_block_gain();
+    check_center_input();
     check_discriminator();
     check_autoencoder();
     check_vgg16();

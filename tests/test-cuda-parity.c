@@ -250,14 +250,14 @@ int main(void)
     arch = percept_arch_johnson(&(PerceptJohnsonOpts){16, 2, 1});
     check("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 0);
     free(arch);
-    arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 16, 2, 0, 0});
+    arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 16, 2, 0, 0, 0});
     check("sr x4 (16 channels), training mode", arch, 2, 3, 24, 20, 1);
     check("sr x4 (16 channels), eval (batch norm's running statistics)", arch, 2, 3, 24, 20, 0);
     free(arch);
-    arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 24, 2, 0, 0});
+    arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 24, 2, 0, 0, 0});
     check("sr-shuffle x4", arch, 2, 3, 24, 20, 0);
     free(arch);
-    arch = percept_arch_restore(&(PerceptRestoreOpts){16, 2, 0, 0, 0});
+    arch = percept_arch_restore(&(PerceptRestoreOpts){16, 2, 0, 0, 0, 0});
     check("restore", arch, 1, 3, 40, 36, 0);
     free(arch);
     arch = percept_arch_vgg16("relu3_3");

@@ -224,7 +224,7 @@ static void check_init_gain(void)
     percept_net_free(p);
     percept_net_free(g);
     /* the builders' tail gain: the restoration net then starts near identity */
-    char *arch = percept_arch_restore(&(PerceptRestoreOpts){8, 1, 0.01f, 0, 0});
+    char *arch = percept_arch_restore(&(PerceptRestoreOpts){8, 1, 0.01f, 0, 0, 0});
     PerceptNet *r = arch ? percept_net_from_arch(arch, 3) : NULL;
     free(arch);
     float x[3 * 16 * 16];
@@ -430,7 +430,7 @@ static void check_tiling_support(void)
     percept_net_free(net);
     free(arch); free(a); free(b); free(ya); free(yb); free(stats);
 
-    PerceptSrOpts so = {PERCEPT_SR_JOHNSON, 4, 8, 1, 0, 0};
+    PerceptSrOpts so = {PERCEPT_SR_JOHNSON, 4, 8, 1, 0, 0, 0};
     arch = percept_arch_sr(&so);
     net = percept_net_from_arch(arch, 1);
     CHECK(net && percept_net_alignment(net) == 1 && percept_net_norm_stats_floats(net) == 0,

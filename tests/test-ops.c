@@ -519,9 +519,9 @@ int main(int argc, char **argv)
                 g_getenv("GEGL_PATH"));
         return 1;
     }
-    PerceptSrOpts so = {PERCEPT_SR_JOHNSON, 2, 8, 1, 0, 0};
+    PerceptSrOpts so = {PERCEPT_SR_JOHNSON, 2, 8, 1, 0, 0, 0};
     char *sr = write_model("sr2.safetensors", percept_arch_sr(&so), "upscale", "2");
-    PerceptSrOpts ps = {PERCEPT_SR_SHUFFLE, 4, 8, 1, 0, 0};
+    PerceptSrOpts ps = {PERCEPT_SR_SHUFFLE, 4, 8, 1, 0, 0, 0};
     char *shuffle = write_model("shuffle4.safetensors", percept_arch_sr(&ps), "upscale", "4");
     char *rec = write_model("strided.safetensors", strdup(strided_arch), "reconstruct", "1");
     PerceptJohnsonOpts jo = {8, 1, 0};

@@ -196,13 +196,13 @@ static char *build_arch(const char *kind, const InitOptions *o, const char **tas
         *task = "upscale";
         return percept_arch_sr(&(PerceptSrOpts){
             strcmp(kind, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON, o->scale,
-            o->channels ? o->channels : 64, o->blocks >= 0 ? o->blocks : 4, 0, 0});
+            o->channels ? o->channels : 64, o->blocks >= 0 ? o->blocks : 4, 0, 0, 0});
     }
     if (!strcmp(kind, "restore") || !strcmp(kind, "restore-half")) {
         *task = "reconstruct";
         return percept_arch_restore(&(PerceptRestoreOpts){o->channels ? o->channels : 64,
                                                           o->blocks >= 0 ? o->blocks : 4, 0,
-                                                          !strcmp(kind, "restore-half"), 0});
+                                                          !strcmp(kind, "restore-half"), 0, 0});
     }
     if (!strcmp(kind, "discriminator")) {
         *task = "discriminator";

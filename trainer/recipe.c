@@ -24,7 +24,7 @@ static const struct {
     {"val-fraction", "0.1"}, {"max-megapixels", "2"}, {"fp16", "true"},
     {"style", ""},          {"style-size", "256"}, {"channels", ""}, {"blocks", ""},
     {"code", "8"},          {"discriminator-lr", "0.0002"}, {"tail-gain", "1"},
-    {"block-gain", "1"},    {"init", ""},
+    {"block-gain", "1"},    {"init", ""},          {"center-input", "false"},
 };
 
 const char recipe_keys_help[] =
@@ -110,6 +110,15 @@ static int get_double(const Recipe *r, const char *key, double lo, double hi, do
 
 
 /* lr-final: empty means no decay (the learning rate stays lr). */
+static int get_bool(Recipe *r, const char *key, int *out)
+{
+    char *v = get_string(r, key);
+    int ok = !strcmp(v, "true") || !strcmp(v, "false");
+    *out = !strcmp(v, "true");
+    g_free(v);
+    return ok ? 0 : percept_fail("recipe: %s must be true or false", key);
+}
+
 static int get_lr_final(Recipe *r)
 {
     char *v = get_string(r, "lr-final");
@@ -247,13 +256,8 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
     r->init = get_string(r, "init");
     if (stylize && !*r->style)
         return percept_fail("no style image: give --style IMAGE (or style in the recipe)");
-    char *fp16 = get_string(r, "fp16");
-    if (strcmp(fp16, "true") && strcmp(fp16, "false")) {
-        g_free(fp16);
-        return percept_fail("recipe: fp16 must be true or false");
-    }
-    r->fp16 = !strcmp(fp16, "true");
-    g_free(fp16);
+    if (get_bool(r, "fp16", &r->fp16) || get_bool(r, "center-input", &r->center_input))
+        return -1;
     r->name = get_string(r, "name");
     r->description = get_string(r, "description");
     r->data = get_string(r, "data");

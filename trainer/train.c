@@ -110,10 +110,10 @@ static char *arch_for(const Recipe *r)
     if (!strncmp(r->arch, "restore", 7))
         return percept_arch_restore(&(PerceptRestoreOpts){
             r->channels, r->blocks, (float)r->tail_gain, !strcmp(r->arch, "restore-half"),
-            (float)r->block_gain});
+            (float)r->block_gain, r->center_input});
     PerceptSrOpts o = {strcmp(r->arch, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON,
                        r->scale, r->channels, r->blocks, (float)r->tail_gain,
-                       (float)r->block_gain};
+                       (float)r->block_gain, r->center_input};
     return percept_arch_sr(&o);
 }
 

@@ -69,11 +69,26 @@ static void residual_block(ArchBuilder *ab, int i, int ch, int norm, float block
     snprintf(block_in, 64, "%s", name);
 }
 
+/* x − 0.5 before the head conv when asked. Inputs are 0..1, so at He initialisation a head
+ * unit's pre-activation is dominated by 0.5 · (the sum of its weights): the units whose sum
+ * is negative start nearly always off, and training kills more (a trained ×4 net without it:
+ * 32 of 48 head ReLUs and 47 of 48 in its last block never fired on the evaluation photos).
+ * Centring the input removes that term, as EDSR subtracts the data's mean colour. */
+static void center_input(ArchBuilder *ab, int center)
+{
+    if (!center)
+        return;
+    cJSON *n = ab_node(ab, "center", "channel_affine", NULL);
+    ab_num(ab, n, "scale", 1.0);
+    ab_num(ab, n, "shift", -0.5);
+}
+
 /* Head conv (9×9 with batch norm for Johnson's net, 5×5 otherwise) + ReLU and the residual
  * blocks. */
-static void body(ArchBuilder *ab, int ch, int blocks, int johnson, float block_gain)
+static void body(ArchBuilder *ab, int ch, int blocks, int johnson, float block_gain, int center)
 {
     char block_in[64];
+    center_input(ab, center);
     ab_conv(ab, "head.conv", NULL, 3, ch, johnson ? 9 : 5, 1, johnson ? 4 : 2, 1);
     if (johnson)
         bn(ab, "head.bn", ch);
@@ -111,7 +126,7 @@ char *percept_arch_sr(const PerceptSrOpts *o)
              o->res_blocks);
     if (ab_init(&ab, name, 3))
         return NULL;
-    body(&ab, ch, o->res_blocks, johnson, johnson ? 0 : o->block_gain);
+    body(&ab, ch, o->res_blocks, johnson, johnson ? 0 : o->block_gain, o->center_input);
     if (johnson) {
         for (int s = 0, f = o->scale; f > 1; f /= 2, s++) {
             snprintf(name, sizeof name, "up.%d.upsample", s);
@@ -138,10 +153,11 @@ char *percept_arch_sr(const PerceptSrOpts *o)
 
 /* The half-resolution restoration body (see the top of this file); returns the channels
  * of its full-resolution output. */
-static int half_res_body(ArchBuilder *ab, int ch, int blocks, float block_gain)
+static int half_res_body(ArchBuilder *ab, int ch, int blocks, float block_gain, int center)
 {
     const int fine = ch / 2;
     char block_in[64];
+    center_input(ab, center);
     ab_conv(ab, "head.conv", NULL, 3, fine, 3, 1, 1, 1);
     ab_node(ab, "head.relu", "relu", NULL);
     ab_conv(ab, "down.conv", NULL, fine, ch, 4, 2, 1, 1);
@@ -174,9 +190,9 @@ char *percept_arch_restore(const PerceptRestoreOpts *o)
         return NULL;
     int tail_in = o->channels;
     if (o->half_res)
-        tail_in = half_res_body(&ab, o->channels, o->res_blocks, o->block_gain);
+        tail_in = half_res_body(&ab, o->channels, o->res_blocks, o->block_gain, o->center_input);
     else
-        body(&ab, o->channels, o->res_blocks, 0, o->block_gain);
+        body(&ab, o->channels, o->res_blocks, 0, o->block_gain, o->center_input);
     ab_conv(&ab, "tail.conv", NULL, tail_in, 3, 3, 1, 1, 1);
     init_gain(&ab, o->tail_gain);
     ab_node2(&ab, "out", "add", "tail.conv", "input");

@@ -243,6 +243,8 @@ typedef struct {
     float block_gain; /* shuffle: each residual block's second conv's initial weights × this
                        * (0 means 1): small values keep the activations' scale through the
                        * unnormalised blocks at initialisation (residual-branch scaling) */
+    int center_input; /* subtract 0.5 from the input before the head conv (keeps head ReLUs
+                       * alive; the skip path still sees the input as it is) */
 } PerceptSrOpts;
 PERCEPT_API char *percept_arch_sr(const PerceptSrOpts *o);
 
@@ -257,6 +259,7 @@ typedef struct {
                        * receptive field about twice as wide (inputs: even sides) */
     float block_gain; /* each residual block's second conv's initial weights × this (0 means
                        * 1), as in PerceptSrOpts */
+    int center_input; /* as in PerceptSrOpts */
 } PerceptRestoreOpts;
 PERCEPT_API char *percept_arch_restore(const PerceptRestoreOpts *o);
 
