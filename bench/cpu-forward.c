@@ -436,11 +436,11 @@ int main(int argc, char **argv)
     int sr_in = quick ? 128 : 256;
     if (want(nets_arg, "sr-x4"))
         cases[n_cases++] = (Case){
-            "sr-x4", percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, 4, 0, 0}), sr_in};
+            "sr-x4", percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, 4, 0, 0, 0}), sr_in};
     if (want(nets_arg, "sr-shuffle-x4"))
         cases[n_cases++] =
             (Case){"sr-shuffle-x4",
-                   percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 64, 4, 0, 0}), sr_in};
+                   percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 64, 4, 0, 0, 0}), sr_in};
     if (!n_cases) {
         usage();
         return 2;

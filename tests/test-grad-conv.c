@@ -35,7 +35,7 @@ static void check_forward(int n, int cin, int h, int w, int cout, int k, int str
     float *b = with_bias ? alloc_uniform(cout, 3) : NULL;
     float *fast = malloc(sizeof(float) * nout), *ref = malloc(sizeof(float) * nout);
     float *scratch = malloc(sizeof(float) * (conv2d_scratch_floats(&s) + 1));
-    conv2d_forward(fast, x, wt, b, scratch, &s);
+    conv2d_forward(fast, x, wt, b, scratch, &s, NULL);
     conv2d_forward_reference(ref, x, wt, b, &s);
     /* float sums of cin·k² terms against double ones: relative 1e-5 of the output's scale */
     double scale = 0;
@@ -130,7 +130,7 @@ static void conv_case_forward(void *p)
     if (c->transposed)
         conv_transpose2d_forward(c->out, c->x, c->w, c->b, c->scratch, &c->ts);
     else
-        conv2d_forward(c->out, c->x, c->w, c->b, c->scratch, &c->cs);
+        conv2d_forward(c->out, c->x, c->w, c->b, c->scratch, &c->cs, NULL);
 }
 
 static void conv_case_backward(const ConvCase *c, float *dx, float *dw, float *db,

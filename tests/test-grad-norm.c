@@ -41,7 +41,7 @@ static void check_instance_forward(int n, int c, int hw, int affine)
     float *rstd = malloc(sizeof(float) * n * c);
     float *g = affine ? alloc_uniform(c, 2, 0.5f, 1.5f) : NULL;
     float *b = affine ? alloc_uniform(c, 3, -1, 1) : NULL;
-    instance_norm_forward(out, mean, rstd, x, g, b, n, c, hw, EPS);
+    instance_norm_forward(out, mean, rstd, x, g, b, n, c, hw, EPS, NULL);
     double worst_stat = 0, worst_out = 0, worst_moment = 0;
     for (int p = 0; p < n * c; p++) {
         const float *xp = x + (size_t)p * hw, *yp = out + (size_t)p * hw;
@@ -66,7 +66,7 @@ static void check_instance_forward(int n, int c, int hw, int affine)
     CHECK(worst_moment < 1e-5, "instance norm n%d c%d hw%d: output moments off by %g", n, c, hw,
           worst_moment);
     /* the saved statistics reproduce the forward exactly: tiles can share them */
-    instance_norm_apply(again, x, mean, rstd, g, b, n, c, hw);
+    instance_norm_apply(again, x, mean, rstd, g, b, n, c, hw, NULL);
     CHECK(!memcmp(again, out, sizeof(float) * total),
           "instance_norm_apply with the saved statistics differs from the forward");
     free(x); free(out); free(again); free(mean); free(rstd); free(g); free(b);
@@ -79,7 +79,7 @@ static void check_instance_apply(void)
     float *x = alloc_uniform(N * C * HW, 5, -1, 1), out[N * C * HW];
     float *mean = alloc_uniform(N * C, 6, -1, 1), *rstd = alloc_uniform(N * C, 7, 0.5f, 3);
     float *g = alloc_uniform(C, 8, 0.5f, 1.5f), *b = alloc_uniform(C, 9, -1, 1);
-    instance_norm_apply(out, x, mean, rstd, g, b, N, C, HW);
+    instance_norm_apply(out, x, mean, rstd, g, b, N, C, HW, NULL);
     double worst = 0;
     for (int p = 0; p < N * C; p++)
         for (int i = 0; i < HW; i++) {
@@ -99,7 +99,7 @@ static void check_large_planes(void)
     fill_uniform(x, HW, 31, 99, 101);
     fill_uniform(x + HW, HW, 32, 99.99f, 100.01f);
     float mean[2], rstd[2], rm[1] = {0}, rv[1] = {1};
-    instance_norm_forward(y, mean, rstd, x, NULL, NULL, 1, 2, HW, EPS);
+    instance_norm_forward(y, mean, rstd, x, NULL, NULL, 1, 2, HW, EPS, NULL);
     for (int p = 0; p < 2; p++) {
         double m, v, ym, yv;
         ref_stats(&m, &v, x + (size_t)p * HW, 1, HW, HW);
@@ -124,7 +124,7 @@ static void check_constant_plane(void)
 {
     float x[2 * 6] = {7, 7, 7, 7, 7, 7, 1, 2, 3, 4, 5, 6}, y[12], mean[2], rstd[2];
     float g[1] = {2}, b[1] = {0.25f}, rm[1] = {0}, rv[1] = {1};
-    instance_norm_forward(y, mean, rstd, x, g, b, 2, 1, 6, EPS);
+    instance_norm_forward(y, mean, rstd, x, g, b, 2, 1, 6, EPS, NULL);
     CHECK(y[0] == 0.25f && y[5] == 0.25f && rstd[0] == (float)(1 / sqrt(EPS)),
           "constant plane: out %g rstd %g", y[0], rstd[0]);
     batch_norm_forward_train(y, mean, rstd, rm, rv, x, g, b, 1, 1, 6, EPS, 0.1f);
@@ -169,7 +169,7 @@ static void check_batch_forward(int n, int c, int hw, int affine, float momentum
     CHECK(worst_run < 1e-6, "batch norm n%d c%d hw%d momentum %g: running stats off by %g", n,
           c, hw, momentum, worst_run);
     /* eval: the fixed affine map from the running statistics */
-    batch_norm_forward_eval(out, x, rm, rv, g, b, n, c, hw, EPS);
+    batch_norm_forward_eval(out, x, rm, rv, g, b, n, c, hw, EPS, NULL);
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < c; ch++)
             for (int k = 0; k < hw; k++) {
@@ -210,7 +210,8 @@ static void norm_case_forward(void *p)
         batch_norm_forward_train(k->out, k->mean, k->rstd, k->rm, k->rv, k->x, k->g, k->b, k->n,
                                  k->c, k->hw, EPS, 0.1f);
     else
-        instance_norm_forward(k->out, k->mean, k->rstd, k->x, k->g, k->b, k->n, k->c, k->hw, EPS);
+        instance_norm_forward(k->out, k->mean, k->rstd, k->x, k->g, k->b, k->n, k->c, k->hw, EPS,
+                              NULL);
 }
 
 static void norm_case_backward(const NormCase *k, float *din, float *dg, float *db,
@@ -286,7 +287,7 @@ static void check_backward_formula(int batch, int n, int c, int hw)
         batch_norm_forward_train(out, mean, rstd, rm, rv, x, g, b, n, c, hw, EPS, 0.1f);
         batch_norm_backward(dx, dg, db, dy, x, mean, rstd, g, n, c, hw);
     } else {
-        instance_norm_forward(out, mean, rstd, x, g, b, n, c, hw, EPS);
+        instance_norm_forward(out, mean, rstd, x, g, b, n, c, hw, EPS, NULL);
         instance_norm_backward(dx, dg, db, dy, x, mean, rstd, g, n, c, hw);
     }
     double worst = 0;

@@ -446,6 +446,98 @@ static void check_tiling_support(void)
     free(arch);
 }
 
+/* Fan-in and fan-out around the convs: c2 + c1 then a ReLU fold into c2 (c1 has two
+ * readers, so nothing folds into it); add(c4, c5) folds into neither, since c5 has two
+ * readers and c4 runs before its other operand c5. */
+static const char *fusion_arch =
+    "{\"format\":1,\"name\":\"fusion\",\"input_channels\":3,\"nodes\":["
+    "{\"name\":\"c1\",\"op\":\"conv2d\",\"cin\":3,\"cout\":4,\"k\":3,\"pad\":1},"
+    "{\"name\":\"c2\",\"op\":\"conv2d\",\"cin\":4,\"cout\":4,\"k\":3,\"pad\":1},"
+    "{\"name\":\"a\",\"op\":\"add\",\"in\":[\"c2\",\"c1\"]},"
+    "{\"name\":\"r\",\"op\":\"relu\"},"
+    "{\"name\":\"c4\",\"op\":\"conv2d\",\"in\":[\"r\"],\"cin\":4,\"cout\":4,\"k\":1},"
+    "{\"name\":\"c5\",\"op\":\"conv2d\",\"in\":[\"r\"],\"cin\":4,\"cout\":4,\"k\":3,\"pad\":1},"
+    "{\"name\":\"l\",\"op\":\"add\",\"in\":[\"c4\",\"c5\"]},"
+    "{\"name\":\"out\",\"op\":\"add\",\"in\":[\"l\",\"c5\"]}"
+    "]}";
+
+static int fused_nodes(const PerceptNet *net)
+{
+    int count = 0;
+    for (int i = 0; i < net->n_nodes; i++)
+        count += net->nodes[i].fused_into >= 0;
+    return count;
+}
+
+/* Inference folds adds and ReLUs into the conv or norm before them (plan.c); the output
+ * must be bit for bit the unfused one (a forward with gradients fuses nothing), on batches
+ * of two (the norms' epilogues are per image) and with fixed instance-norm statistics. */
+static void check_fused(const char *what, char *arch, int channels, int expect_fused)
+{
+    CHECK(arch != NULL, "%s arch: %s", what, percept_error());
+    if (!arch)
+        return;
+    PerceptNet *fused = percept_net_from_arch(arch, 4), *plain = percept_net_from_arch(arch, 4);
+    percept_net_set_grad(plain, 1);
+    float x[2 * 3 * 24 * 20];
+    fill_uniform(x, sizeof x / sizeof *x, 9, 0, 1);
+    PerceptTensor in = {2, channels, 24, 20, x}, of, op;
+    for (int fixed = 0; fixed < 2; fixed++) {
+        int ok = percept_net_forward(fused, &in, &of) == 0 &&
+                 percept_net_forward(plain, &in, &op) == 0;
+        CHECK(ok, "%s forward: %s", what, percept_error());
+        if (!ok)
+            break;
+        CHECK(fused_nodes(fused) == expect_fused && fused_nodes(plain) == 0,
+              "%s: %d nodes fused (expected %d), %d with gradients (expected 0)", what,
+              fused_nodes(fused), expect_fused, fused_nodes(plain));
+        size_t n = percept_tensor_numel(&of);
+        CHECK(n == percept_tensor_numel(&op) && !memcmp(of.data, op.data, n * sizeof(float)),
+              "%s%s: the fused forward differs from the unfused one", what,
+              fixed ? " (fixed norm statistics)" : "");
+        if (percept_net_norm_stats_floats(fused) == 0)
+            break;
+        const float *stats = percept_net_norm_stats(plain);
+        CHECK(percept_net_fix_norm_stats(fused, stats) == 0 &&
+              percept_net_fix_norm_stats(plain, stats) == 0, "%s: fix stats: %s", what,
+              percept_error());
+    }
+    percept_net_free(fused);
+    percept_net_free(plain);
+    free(arch);
+}
+
+static void check_fusion(void)
+{
+    check_fused("fan-in/out", strdup(fusion_arch), 3, 2);
+    /* per residual block: norm+ReLU, norm+add; head and two downs, two ups: norm+ReLU */
+    check_fused("johnson", percept_arch_johnson(&(PerceptJohnsonOpts){8, 2, 0}), 3, 2 * 2 + 5);
+    /* per block: conv+ReLU, conv+add; the head's ReLU */
+    check_fused("sr-shuffle", percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 2, 8, 2,
+                                                                0.1f, 0.1f, 1}), 3, 2 * 2 + 1);
+    /* batch norm + ReLU after the head, in each block and after the upsampling conv; batch
+     * norm + add in each block */
+    check_fused("sr (batch norm)", percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 2, 8,
+                                                                     2, 0, 0, 0}), 3, 6);
+    /* conv + ReLU at the head and the down conv, the blocks' two, and the tail conv + the
+     * network input */
+    check_fused("restore-half", percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0.1f, 1, 0.1f,
+                                                                           1}), 3, 7);
+    check_fused("vgg16", percept_arch_vgg16("relu2_2"), 3, 4);
+
+    /* a fused conv's own output is gone in inference: asking for it is an error */
+    PerceptNet *net = percept_net_from_arch(fusion_arch, 1);
+    float x[3 * 8 * 8];
+    fill_uniform(x, sizeof x / sizeof *x, 2, 0, 1);
+    PerceptTensor in = {1, 3, 8, 8, x}, o;
+    CHECK(percept_net_forward(net, &in, &o) == 0 && percept_net_node_output(net, "c2", &o) != 0,
+          "the output of conv c2, which an add and a ReLU were fused into, was offered");
+    percept_net_set_grad(net, 1);
+    CHECK(percept_net_forward(net, &in, &o) == 0 && percept_net_node_output(net, "c2", &o) == 0,
+          "with gradients c2's output must be there: %s", percept_error());
+    percept_net_free(net);
+}
+
 int main(void)
 {
     check_init_gain();
@@ -453,6 +545,7 @@ int main(void)
     check_net_gradients(mixed_arch, 2, 2, 8, 6, 1);
     check_net_gradients(head_arch, 3, 3, 6, 7, 2);
     check_planning();
+    check_fusion();
     check_save_load();
     check_bad_archs();
     check_bad_weight_files();

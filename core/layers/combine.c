@@ -12,6 +12,18 @@ void add_forward(float *out, const float *a, const float *b, size_t n)
         out[i] = a[i] + b[i];
 }
 
+void epilogue_apply(float *y, const float *add, int relu, size_t n)
+{
+    if (add)
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            y[i] += add[i];
+    if (relu)
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            y[i] = y[i] < 0.0f ? 0.0f : y[i]; /* as relu_forward: NaN passes through */
+}
+
 /* Along channels, each image of the joined tensor is its parts' images one after another. */
 void concat_forward(float *out, const float *const *ins, const int *cs, int count, int n, int hw)
 {

@@ -435,8 +435,21 @@ static void direct_row(float *y, size_t hw_out, const float *x, const TileGeom *
     }
 }
 
+/* The epilogue of output rows [r0, r0 + rows) of image b, all channels. */
+static void rows_epilogue(float *out, const Epilogue *ep, const ConvShape *s, int b, int r0,
+                          int rows)
+{
+    const size_t hw_out = (size_t)s->hout * s->wout;
+    for (int c = 0; c < s->cout; c++) {
+        size_t at = ((size_t)b * s->cout + c) * hw_out + (size_t)r0 * s->wout;
+        epilogue_apply(out + at, ep->add ? ep->add + at : NULL, ep->relu,
+                       (size_t)rows * s->wout);
+    }
+}
+
 static void conv2d_forward_direct(float *out, const float *in, const float *weight,
-                                  const float *bias, float *scratch, const ConvShape *s)
+                                  const float *bias, float *scratch, const ConvShape *s,
+                                  const Epilogue *ep)
 {
     const DirectPlan p = direct_plan(s);
     const TileGeom g = {(size_t)p.rows_in * s->stride * p.wq, (size_t)s->stride * p.wq, p.wq,
@@ -456,9 +469,12 @@ static void conv2d_forward_direct(float *out, const float *in, const float *weig
         float *x = bufs + (size_t)omp_get_thread_num() * p.per_thread;
         prepare_rows(x, in + (size_t)b * s->cin * s->h * s->w, s, &p, r0, rows);
         float *y = out + (size_t)b * s->cout * hw_out + (size_t)r0 * s->wout;
-        for (int r = 0; r < rows; r++)
+        for (int r = 0; r < rows; r++) {
             direct_row(y + (size_t)r * s->wout, hw_out, x + r * s->stride * g.kystride, &g, wp,
                        bias, s, cuts);
+            if (ep)
+                rows_epilogue(out, ep, s, b, r0 + r, 1);
+        }
     }
 }
 
@@ -516,7 +532,8 @@ size_t conv2d_scratch_floats(const ConvShape *s)
 }
 
 static void conv2d_forward_gemm(float *out, const float *in, const float *weight,
-                                const float *bias, float *scratch, const ConvShape *s)
+                                const float *bias, float *scratch, const ConvShape *s,
+                                const Epilogue *ep)
 {
     // weight (cout, K = cin·k·k) as a matrix; out chunk (cout, cols) = weight · col
     const Window g = conv_window(s);
@@ -543,18 +560,20 @@ static void conv2d_forward_gemm(float *out, const float *in, const float *weight
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, ncols, K, 1.0f, weight,
                     K, B, ldb, bias ? 1.0f : 0.0f, y, hw_out);
+        if (ep)
+            rows_epilogue(out, ep, s, b, r0, ncols / s->wout);
     }
 }
 
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
-                    float *scratch, const ConvShape *s)
+                    float *scratch, const ConvShape *s, const Epilogue *ep)
 {
     // out (n,cout,hout,wout); in (n,cin,h,w); weight (cout,cin,k,k); bias (cout) or NULL
     blas_single_threaded();
     if (use_direct(s))
-        conv2d_forward_direct(out, in, weight, bias, scratch, s);
+        conv2d_forward_direct(out, in, weight, bias, scratch, s, ep);
     else
-        conv2d_forward_gemm(out, in, weight, bias, scratch, s);
+        conv2d_forward_gemm(out, in, weight, bias, scratch, s, ep);
 }
 
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout,

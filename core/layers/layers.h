@@ -15,6 +15,18 @@
 
 typedef enum { PAD_ZERO = 0, PAD_REFLECT = 1 } PadMode;
 
+/* What an inference forward does to each output value as it writes it, while the row or
+ * plane is still in cache: add the value at the same place in `add` (a tensor of the
+ * output's shape, or NULL), then ReLU if `relu`. The planner (plan.c) folds a residual
+ * add and a ReLU that follow a conv or norm into it, saving their passes over memory. */
+typedef struct {
+    const float *add;
+    int relu;
+} Epilogue;
+
+/* y[i] = relu?(y[i] + add[i]) for i < n (add may be NULL); combine.c */
+void epilogue_apply(float *y, const float *add, int relu, size_t n);
+
 /* ---- convolution (conv.c) ---------------------------------------------- */
 
 typedef struct {
@@ -32,9 +44,10 @@ const char *conv_direct_isa(void);
  * spatial chunks, so this does not grow with the image beyond a cap). */
 size_t conv2d_scratch_floats(const ConvShape *s);
 
-/* out (n,cout,hout,wout); in (n,cin,h,w); weight (cout,cin,k,k); bias (cout) or NULL */
+/* out (n,cout,hout,wout); in (n,cin,h,w); weight (cout,cin,k,k); bias (cout) or NULL;
+ * ep NULL or applied to out */
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
-                    float *scratch, const ConvShape *s);
+                    float *scratch, const ConvShape *s, const Epilogue *ep);
 /* din (n,cin,h,w) or NULL; dweight (cout,cin,k,k) +=; dbias (cout) += or NULL */
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout,
                      const float *in, const float *weight, float *scratch, const ConvShape *s);
@@ -64,10 +77,11 @@ void conv_transpose2d_backward(float *din, float *dweight, float *dbias, const f
  * mean, rstd (n*c) are saved for backward. gamma/beta (c) or NULL (no affine). */
 void instance_norm_forward(float *out, float *mean, float *rstd, const float *in,
                            const float *gamma, const float *beta, int n, int c, int hw,
-                           float eps);
+                           float eps, const Epilogue *ep);
 /* Same, with statistics given (mean, rstd per (n,c)): lets tiles share whole-image stats. */
 void instance_norm_apply(float *out, const float *in, const float *mean, const float *rstd,
-                         const float *gamma, const float *beta, int n, int c, int hw);
+                         const float *gamma, const float *beta, int n, int c, int hw,
+                         const Epilogue *ep);
 void instance_norm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd,
                             const float *gamma, int n, int c, int hw);
@@ -80,7 +94,7 @@ void batch_norm_forward_train(float *out, float *mean, float *rstd, float *runni
                               float momentum);
 void batch_norm_forward_eval(float *out, const float *in, const float *running_mean,
                              const float *running_var, const float *gamma, const float *beta,
-                             int n, int c, int hw, float eps);
+                             int n, int c, int hw, float eps, const Epilogue *ep);
 void batch_norm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                          const float *in, const float *mean, const float *rstd,
                          const float *gamma, int n, int c, int hw);

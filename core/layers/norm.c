@@ -51,9 +51,16 @@ static void normalise_plane(float *out, const float *in, int hw, float mean, flo
         out[i] = (in[i] - mean) * a + beta;
 }
 
+/* The epilogue of plane p (of hw floats), while the plane is in cache. */
+static void plane_epilogue(float *out, const Epilogue *ep, size_t p, int hw)
+{
+    if (ep)
+        epilogue_apply(out + p * hw, ep->add ? ep->add + p * hw : NULL, ep->relu, (size_t)hw);
+}
+
 void instance_norm_forward(float *out, float *mean, float *rstd, const float *in,
                            const float *gamma, const float *beta, int n, int c, int hw,
-                           float eps)
+                           float eps, const Epilogue *ep)
 {
     // in, out (n,c,hw); mean, rstd (n*c); gamma, beta (c) or NULL
 #pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= PARALLEL_MIN)
@@ -66,11 +73,13 @@ void instance_norm_forward(float *out, float *mean, float *rstd, const float *in
         int ch = p % c;
         normalise_plane(out + (size_t)p * hw, x, hw, mean[p], rstd[p], gamma ? gamma[ch] : 1.0f,
                         beta ? beta[ch] : 0.0f);
+        plane_epilogue(out, ep, (size_t)p, hw);
     }
 }
 
 void instance_norm_apply(float *out, const float *in, const float *mean, const float *rstd,
-                         const float *gamma, const float *beta, int n, int c, int hw)
+                         const float *gamma, const float *beta, int n, int c, int hw,
+                         const Epilogue *ep)
 {
     // in, out (n,c,hw); mean, rstd (n*c); gamma, beta (c) or NULL
 #pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= PARALLEL_MIN)
@@ -78,6 +87,7 @@ void instance_norm_apply(float *out, const float *in, const float *mean, const f
         int ch = p % c;
         normalise_plane(out + (size_t)p * hw, in + (size_t)p * hw, hw, mean[p], rstd[p],
                         gamma ? gamma[ch] : 1.0f, beta ? beta[ch] : 0.0f);
+        plane_epilogue(out, ep, (size_t)p, hw);
     }
 }
 
@@ -175,7 +185,7 @@ void batch_norm_forward_train(float *out, float *mean, float *rstd, float *runni
 
 void batch_norm_forward_eval(float *out, const float *in, const float *running_mean,
                              const float *running_var, const float *gamma, const float *beta,
-                             int n, int c, int hw, float eps)
+                             int n, int c, int hw, float eps, const Epilogue *ep)
 {
     // in, out (n,c,hw); running stats (c); gamma, beta (c) or NULL
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= PARALLEL_MIN)
@@ -185,6 +195,7 @@ void batch_norm_forward_eval(float *out, const float *in, const float *running_m
             float rstd = (float)(1.0 / sqrt((double)running_var[ch] + eps));
             normalise_plane(out + p * hw, in + p * hw, hw, running_mean[ch], rstd,
                             gamma ? gamma[ch] : 1.0f, beta ? beta[ch] : 0.0f);
+            plane_epilogue(out, ep, p, hw);
         }
 }
 

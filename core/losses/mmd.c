@@ -69,7 +69,7 @@ static void rff_features(float *pooled, float *z, float *phi, const Rff *r, cons
 {
     const size_t nz = (size_t)r->conv.n * r->conv.cout * r->conv.hout * r->conv.wout;
     const float amp = sqrtf(2.0f / (float)r->conv.cout);
-    conv2d_forward(z, x, r->w, r->b, scratch, &r->conv);
+    conv2d_forward(z, x, r->w, r->b, scratch, &r->conv, NULL);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < nz; i++)
         phi[i] = amp * cosf(z[i]);
@@ -269,7 +269,7 @@ static int level_means(const PerceptTensor *xk, const PerceptMmdConfig *cfg, Rff
     *scratch = malloc(sizeof(float) * (conv2d_scratch_floats(&r->conv) + 1));
     if (!*z || !*scratch)
         return percept_fail("MMD style: out of memory for %d×%d features", D, positions);
-    conv2d_forward(*z, xk->data, r->w, r->b, *scratch, &r->conv);
+    conv2d_forward(*z, xk->data, r->w, r->b, *scratch, &r->conv, NULL);
     const float amp = sqrtf(2.0f / (float)D);
 #pragma omp parallel for schedule(static)
     for (int bd = 0; bd < xk->n * D; bd++) {

@@ -135,8 +135,18 @@ static void affine_dims(const Node *nd, Shape in, int *c, int *hw)
 
 /* ---- forward -------------------------------------------------------------------------- */
 
+/* What the conv or norm nd does to its output for the add and ReLU fused into it. */
+static Epilogue node_epilogue(PerceptNet *net, const Node *nd)
+{
+    return (Epilogue){nd->ep_add == NO_NODE ? NULL : net_act(net, nd->ep_add), nd->ep_relu};
+}
+
 static int cpu_forward(PerceptNet *net, const Node *nd)
 {
+    if (nd->fused_into >= 0)
+        return 0; /* computed by the node it is fused into */
+    const Epilogue epi = node_epilogue(net, nd);
+    const Epilogue *ep = epi.add || epi.relu ? &epi : NULL;
     Shape in = in_shape(net, nd);
     float *out = out_of(net, nd), *x = in_of(net, nd, 0), *saved = saved_of(net, nd);
     float *w = net_param(net, nd, PARAM_WEIGHT), *b = net_param(net, nd, PARAM_BIAS);
@@ -145,7 +155,7 @@ static int cpu_forward(PerceptNet *net, const Node *nd)
     switch (nd->op) {
     case OP_CONV2D: {
         ConvShape s = conv_shape(net, nd);
-        conv2d_forward(out, x, w, b, net->plan.work, &s);
+        conv2d_forward(out, x, w, b, net->plan.work, &s, ep);
         break;
     }
     case OP_CONV_TRANSPOSE2D: {
@@ -162,12 +172,16 @@ static int cpu_forward(PerceptNet *net, const Node *nd)
     case OP_INSTANCE_NORM: {
         float *stats = net->norm_stats + nd->stats_off; /* mean[c], rstd[c] */
         if (net->norm_fixed) {
-            for (int i = 0; i < in.n; i++)
-                instance_norm_apply(out + (size_t)i * in.c * hw, x + (size_t)i * in.c * hw,
-                                    stats, stats + in.c, w, b, 1, in.c, hw);
+            for (int i = 0; i < in.n; i++) {
+                size_t at = (size_t)i * in.c * hw;
+                Epilogue image = {epi.add ? epi.add + at : NULL, epi.relu};
+                instance_norm_apply(out + at, x + at, stats, stats + in.c, w, b, 1, in.c, hw,
+                                    ep ? &image : NULL);
+            }
             break;
         }
-        instance_norm_forward(out, saved, saved + in.n * in.c, x, w, b, in.n, in.c, hw, nd->eps);
+        instance_norm_forward(out, saved, saved + in.n * in.c, x, w, b, in.n, in.c, hw, nd->eps,
+                              ep);
         memcpy(stats, saved, sizeof(float) * in.c);
         memcpy(stats + in.c, saved + in.n * in.c, sizeof(float) * in.c);
         break;
@@ -180,7 +194,7 @@ static int cpu_forward(PerceptNet *net, const Node *nd)
         else
             batch_norm_forward_eval(out, x, net_param(net, nd, PARAM_RUNNING_MEAN),
                                     net_param(net, nd, PARAM_RUNNING_VAR), w, b, in.n, in.c, hw,
-                                    nd->eps);
+                                    nd->eps, ep);
         break;
     case OP_RELU:
         relu_forward(out, x, n);
@@ -418,4 +432,5 @@ const PerceptBackend percept_backend_cpu = {
     .saved_floats = cpu_saved_floats,
     .forward = cpu_forward,
     .backward = cpu_backward,
+    .fuses_epilogues = 1,
 };

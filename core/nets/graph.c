@@ -342,6 +342,8 @@ static int parse_node(PerceptNet *net, int idx, const cJSON *o)
     Node *nd = &net->nodes[idx];
     for (int s = 0; s < PARAM_SLOTS; s++)
         nd->param[s] = -1;
+    nd->fused_into = -1;
+    nd->ep_add = NO_NODE;
     if (!cJSON_IsObject(o))
         return percept_fail("node %d is not an object", idx);
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
@@ -837,7 +839,11 @@ int percept_net_node_output(PerceptNet *net, const char *name, PerceptTensor *ou
     int i = find_node(net, net->n_nodes, name);
     if (i < 0 || !net->plan.valid)
         return percept_fail("no output for node '%s' (unknown node or no forward yet)", name);
-    if (!net->plan.grad && net->nodes[i].last_use < net->n_nodes && i != net->output)
+    /* without gradients a node's buffer is reused after its last reader, and a conv or
+     * norm with an add or ReLU fused into it holds their result, not its own */
+    const Node *q = &net->nodes[i];
+    if (!net->plan.grad && ((q->last_use < net->n_nodes && i != net->output) ||
+                            q->ep_relu || q->ep_add != NO_NODE))
         return percept_fail("node '%s' was overwritten: enable gradients (percept_net_set_grad) "
                             "to keep every node's output", name);
     const Node *o = &net->nodes[i];

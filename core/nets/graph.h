@@ -50,7 +50,14 @@ typedef struct {
     size_t grad_off;                 /* gradient arena offset (grad mode) */
     int last_use;                    /* index of the last node reading this output */
     size_t stats_off;                /* instance_norm: its mean and rstd in net->norm_stats */
+    /* inference on a backend that fuses (plan.c): an add or ReLU folded into the conv or
+     * norm before it has fused_into = that node's index (its output is that node's buffer
+     * and it does nothing itself), and that node has ep_add (the add's other operand, a
+     * node index or INPUT_NODE; NO_NODE if none) and ep_relu set; otherwise -1, NO_NODE, 0 */
+    int fused_into, ep_add, ep_relu;
 } Node;
+
+#define NO_NODE (-2)
 
 typedef struct {
     char *name;
@@ -92,6 +99,8 @@ struct PerceptBackend {
     int (*backward)(PerceptNet *net, const Node *node, float *const *din);
     /* NULL, or frees what the backend keeps per network (net->backend_state) */
     void (*net_free)(PerceptNet *net);
+    /* whether forward honours the nodes' fused_into, ep_add and ep_relu */
+    int fuses_epilogues;
 };
 
 extern const PerceptBackend percept_backend_cpu;

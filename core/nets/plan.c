@@ -172,6 +172,56 @@ static size_t first_fit(Live *live, int n_live, int now, size_t size)
     }
 }
 
+/* Inference only, on a backend that fuses: each add or ReLU that is the only reader of a
+ * conv or norm (or of an add already folded into one) is folded into it as an epilogue
+ * (graph.h: fused_into, ep_add, ep_relu): the add first, and only with an operand computed
+ * before the conv, then the ReLU. Without gradients nothing reads the conv's own output. */
+static void fuse_epilogues(PerceptNet *net, int grad)
+{
+    const int n = net->n_nodes;
+    for (int i = 0; i < n; i++) {
+        net->nodes[i].fused_into = -1;
+        net->nodes[i].ep_add = NO_NODE;
+        net->nodes[i].ep_relu = 0;
+    }
+    int *readers = calloc(n, sizeof *readers);
+    if (grad || !net->backend->fuses_epilogues || !readers) {
+        free(readers); /* no fusion is always correct */
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < net->nodes[i].n_in; j++)
+            if (net->nodes[i].in[j] != INPUT_NODE)
+                readers[net->nodes[i].in[j]]++;
+    for (int i = 0; i < n; i++) {
+        Node *nd = &net->nodes[i];
+        if ((nd->op != OP_RELU && nd->op != OP_ADD) || nd->n_in > 2)
+            continue;
+        for (int j = 0; j < nd->n_in; j++) {
+            int q = nd->in[j];
+            if (q == INPUT_NODE || readers[q] != 1 || q == net->output)
+                continue;
+            int p = net->nodes[q].fused_into >= 0 ? net->nodes[q].fused_into : q;
+            Node *pd = &net->nodes[p];
+            int norm_or_conv = pd->op == OP_CONV2D || pd->op == OP_INSTANCE_NORM ||
+                               (pd->op == OP_BATCH_NORM && !net->training);
+            if (!norm_or_conv || pd->ep_relu)
+                continue;
+            if (nd->op == OP_ADD) {
+                int other = nd->in[1 - j];
+                if (pd->ep_add != NO_NODE || other == q || (other != INPUT_NODE && other >= p))
+                    continue;
+                pd->ep_add = other;
+            } else {
+                pd->ep_relu = 1;
+            }
+            nd->fused_into = p;
+            break;
+        }
+    }
+    free(readers);
+}
+
 static size_t assign_offsets(PerceptNet *net, int grad)
 {
     int n = net->n_nodes;
@@ -188,6 +238,13 @@ static size_t assign_offsets(PerceptNet *net, int grad)
                 net->nodes[s].last_use = i;
         }
     }
+    fuse_epilogues(net, grad);
+    /* a fused node's buffer is its conv's or norm's, which lives as long as its readers */
+    for (int i = 0; i < n; i++) {
+        int p = net->nodes[i].fused_into;
+        if (p >= 0 && net->nodes[i].last_use > net->nodes[p].last_use)
+            net->nodes[p].last_use = net->nodes[i].last_use;
+    }
     top = align_up(shape_numel(net->plan.in));
     if (grad || !live) {
         for (int i = 0; i < n; i++) {
@@ -199,6 +256,10 @@ static size_t assign_offsets(PerceptNet *net, int grad)
     }
     live[n] = (Live){0, top, input_until};
     for (int i = 0; i < n; i++) {
+        if (net->nodes[i].fused_into >= 0) {
+            net->nodes[i].out_off = net->nodes[net->nodes[i].fused_into].out_off;
+            continue; /* live[i] stays empty: the buffer is live[fused_into] */
+        }
         size_t size = align_up(shape_numel(net->nodes[i].out));
         /* live[0..i-1] are node outputs, live[n] the input; a node's inputs are live now */
         size_t off = first_fit(live, n + 1, i, size);
