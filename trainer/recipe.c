@@ -109,7 +109,6 @@ static int get_double(const Recipe *r, const char *key, double lo, double hi, do
 }
 
 
-/* lr-final: empty means no decay (the learning rate stays lr). */
 static int get_bool(Recipe *r, const char *key, int *out)
 {
     char *v = get_string(r, key);
@@ -119,6 +118,7 @@ static int get_bool(Recipe *r, const char *key, int *out)
     return ok ? 0 : percept_fail("recipe: %s must be true or false", key);
 }
 
+/* lr-final: empty means no decay (the learning rate stays lr). */
 static int get_lr_final(Recipe *r)
 {
     char *v = get_string(r, "lr-final");

@@ -184,11 +184,11 @@ static void fuse_epilogues(PerceptNet *net, int grad)
         net->nodes[i].ep_add = NO_NODE;
         net->nodes[i].ep_relu = 0;
     }
-    int *readers = calloc(n, sizeof *readers);
-    if (grad || !net->backend->fuses_epilogues || !readers) {
-        free(readers); /* no fusion is always correct */
+    if (grad || !net->backend->fuses_epilogues || n < 1)
         return;
-    }
+    int *readers = calloc(n, sizeof *readers);
+    if (!readers)
+        return; /* no fusion is always correct */
     for (int i = 0; i < n; i++)
         for (int j = 0; j < net->nodes[i].n_in; j++)
             if (net->nodes[i].in[j] != INPUT_NODE)
@@ -209,7 +209,7 @@ static void fuse_epilogues(PerceptNet *net, int grad)
                 continue;
             if (nd->op == OP_ADD) {
                 int other = nd->in[1 - j];
-                if (pd->ep_add != NO_NODE || other == q || (other != INPUT_NODE && other >= p))
+                if (pd->ep_add != NO_NODE || (other != INPUT_NODE && other >= p))
                     continue;
                 pd->ep_add = other;
             } else {
