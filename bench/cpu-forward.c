@@ -355,7 +355,8 @@ static void usage(void)
             "                   [--vs-pytorch | --no-pytorch] [--per-layer]\n"
             "  --threads N     OpenMP and OpenBLAS threads (2)\n"
             "  --sizes LIST    Johnson style net input sides (256,512,1024)\n"
-            "  --nets LIST     which networks: johnson,sr-x4,sr-shuffle-x4 (all)\n"
+            "  --nets LIST     which networks: johnson,sr-x4,sr-shuffle-x4,vgg16 (all; vgg16 is\n"
+            "                  the training losses' feature network, to relu4_3)\n"
             "  --quick         smoke run: Johnson at 256² (unless --sizes), SR nets from 128²,\n"
             "                  about 0.5 s of runs per case\n"
             "  --vs-pytorch    compare with PyTorch (error if it cannot be imported); the default\n"
@@ -368,7 +369,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     int threads = 2, pytorch = -1, layers = 0, quick = 0, sizes_given = 0;
-    char sizes_arg[128] = "256,512,1024", nets_arg[128] = "johnson,sr-x4,sr-shuffle-x4";
+    char sizes_arg[128] = "256,512,1024", nets_arg[128] = "johnson,sr-x4,sr-shuffle-x4,vgg16";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -441,6 +442,8 @@ int main(int argc, char **argv)
         cases[n_cases++] =
             (Case){"sr-shuffle-x4",
                    percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 64, 4, 0, 0, 0}), sr_in};
+    if (want(nets_arg, "vgg16"))
+        cases[n_cases++] = (Case){"vgg16-relu4_3", percept_arch_vgg16("relu4_3"), sr_in};
     if (!n_cases) {
         usage();
         return 2;
