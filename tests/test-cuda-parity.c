@@ -13,6 +13,7 @@
 
 #include "graph.h"
 #include "percept/percept.h"
+#include "norm-vectors.h"
 
 static const double TOLERANCE = 1e-5;
 static int failures, cases;
@@ -56,33 +57,6 @@ static PerceptNet *make(const char *device, const char *arch, int training)
     return net;
 }
 
-static float *param_data(PerceptNet *net, const Param *p)
-{
-    return (p->trainable ? net->params_data : net->buffers_data) + p->off;
-}
-
-/* Norm scales, biases and running statistics start at 1, 0, 0 and 1, which would hide them
- * (batch norm in eval mode would be the identity): both networks get the same random values
- * instead. Weights keep their He init. */
-static void randomise_vectors(PerceptNet *a, PerceptNet *b)
-{
-    for (int i = 0; i < a->n_params; i++) {
-        const Param *p = &a->params[i];
-        const char *suffix = strrchr(p->name, '.') + 1;
-        float lo = -0.5f, hi = 0.5f;
-        if (!strcmp(suffix, "running_var") || (p->ndim == 1 && !strcmp(suffix, "weight")))
-            lo = 0.5f, hi = 2.0f;
-        else if (strcmp(suffix, "bias") && strcmp(suffix, "running_mean"))
-            continue;
-        float *v = randoms(p->numel, 17 + (uint64_t)i, lo, hi);
-        if (!v)
-            continue;
-        memcpy(param_data(a, p), v, sizeof(float) * p->numel);
-        memcpy(param_data(b, &b->params[i]), v, sizeof(float) * p->numel);
-        free(v);
-    }
-}
-
 /* One case: forward, backward from a random output gradient, compare everything. */
 static void check(const char *name, const char *arch, int n, int c, int h, int w, int training)
 {
@@ -95,7 +69,7 @@ static void check(const char *name, const char *arch, int n, int c, int h, int w
         percept_net_free(b);
         return;
     }
-    randomise_vectors(a, b);
+    randomise_norm_vectors(a, b);
     size_t nin = (size_t)n * c * h * w;
     float *x = randoms(nin, 11, -1, 1);
     PerceptTensor in = {n, c, h, w, x}, ya, yb;
@@ -119,7 +93,7 @@ static void check(const char *name, const char *arch, int n, int c, int h, int w
             const Param *p = &a->params[i];
             if (p->trainable)
                 continue;
-            e = nerr(param_data(a, p), param_data(b, &b->params[i]), p->numel);
+            e = nerr(net_param_data(a, p), net_param_data(b, &b->params[i]), p->numel);
             if (e > worst)
                 worst = e, where = p->name;
         }

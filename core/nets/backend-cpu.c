@@ -79,7 +79,8 @@ static size_t cpu_scratch_floats(const PerceptNet *net, const Node *nd)
 {
     if (nd->op == OP_CONV2D) {
         ConvShape s = conv_shape(net, nd);
-        return conv2d_scratch_floats(&s);
+        size_t folded = nd->ep_bn < 0 ? 0 : (size_t)s.cout * (s.cin * s.k * s.k + 1);
+        return conv2d_scratch_floats(&s) + folded;
     }
     if (nd->op == OP_CONV_TRANSPOSE2D) {
         ConvTShape s = convt_shape(net, nd);
@@ -135,6 +136,23 @@ static void affine_dims(const Node *nd, Shape in, int *c, int *hw)
 
 /* ---- forward -------------------------------------------------------------------------- */
 
+/* The weights and bias of a conv followed by the eval batch norm bn: per output channel,
+ * a = γ / sqrt(var + ε) scales the weights, and the bias becomes (bias − mean)·a + β. */
+static void fold_batch_norm(float *wf, float *bf, const float *w, const float *b,
+                            const Node *bn, PerceptNet *net, const ConvShape *s)
+{
+    const float *mean = net_param(net, bn, PARAM_RUNNING_MEAN);
+    const float *var = net_param(net, bn, PARAM_RUNNING_VAR);
+    const float *gamma = net_param(net, bn, PARAM_WEIGHT), *beta = net_param(net, bn, PARAM_BIAS);
+    const size_t per = (size_t)s->cin * s->k * s->k;
+    for (int c = 0; c < s->cout; c++) {
+        double a = (gamma ? gamma[c] : 1.0) / sqrt((double)var[c] + bn->eps);
+        for (size_t j = 0; j < per; j++)
+            wf[c * per + j] = (float)(w[c * per + j] * a);
+        bf[c] = (float)(((b ? b[c] : 0.0) - mean[c]) * a + (beta ? beta[c] : 0.0));
+    }
+}
+
 /* What the conv or norm nd does to its output for the add and ReLU fused into it. */
 static Epilogue node_epilogue(PerceptNet *net, const Node *nd)
 {
@@ -155,7 +173,16 @@ static int cpu_forward(PerceptNet *net, const Node *nd)
     switch (nd->op) {
     case OP_CONV2D: {
         ConvShape s = conv_shape(net, nd);
-        conv2d_forward(out, x, w, b, net->plan.work, &s, ep);
+        float *work = net->plan.work;
+        if (nd->ep_bn >= 0) { /* the weights and bias with the batch norm after them */
+            work += conv2d_scratch_floats(&s);
+            fold_batch_norm(work, work + (size_t)s.cout * s.cin * s.k * s.k, w, b,
+                            &net->nodes[nd->ep_bn], net, &s);
+            w = work;
+            b = work + (size_t)s.cout * s.cin * s.k * s.k;
+            work = net->plan.work;
+        }
+        conv2d_forward(out, x, w, b, work, &s, ep);
         break;
     }
     case OP_CONV_TRANSPOSE2D: {

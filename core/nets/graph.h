@@ -53,8 +53,10 @@ typedef struct {
     /* inference on a backend that fuses (plan.c): an add or ReLU folded into the conv or
      * norm before it has fused_into = that node's index (its output is that node's buffer
      * and it does nothing itself), and that node has ep_add (the add's other operand, a
-     * node index or INPUT_NODE; NO_NODE if none) and ep_relu set; otherwise -1, NO_NODE, 0 */
-    int fused_into, ep_add, ep_relu;
+     * node index or INPUT_NODE; NO_NODE if none) and ep_relu set; otherwise -1, NO_NODE, 0.
+     * An eval batch norm that is a conv's only reader is folded into its weights the same
+     * way: the conv's ep_bn is its index (else -1), and its add and ReLU become the conv's. */
+    int fused_into, ep_add, ep_relu, ep_bn;
 } Node;
 
 #define NO_NODE (-2)

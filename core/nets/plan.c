@@ -172,10 +172,12 @@ static size_t first_fit(Live *live, int n_live, int now, size_t size)
     }
 }
 
-/* Inference only, on a backend that fuses: each add or ReLU that is the only reader of a
- * conv or norm (or of an add already folded into one) is folded into it as an epilogue
- * (graph.h: fused_into, ep_add, ep_relu): the add first, and only with an operand computed
- * before the conv, then the ReLU. Without gradients nothing reads the conv's own output. */
+/* Inference only, on a backend that fuses: an eval batch norm that is the only reader of a
+ * conv is folded into the conv's weights (ep_bn), and each add or ReLU that is the only
+ * reader of a conv or norm (or of a node already folded into one) is folded into it as an
+ * epilogue (graph.h: fused_into, ep_add, ep_relu): the add first, and only with an operand
+ * computed before the conv, then the ReLU. Without gradients nothing reads the conv's own
+ * output. */
 static void fuse_epilogues(PerceptNet *net, int grad)
 {
     const int n = net->n_nodes;
@@ -183,6 +185,7 @@ static void fuse_epilogues(PerceptNet *net, int grad)
         net->nodes[i].fused_into = -1;
         net->nodes[i].ep_add = NO_NODE;
         net->nodes[i].ep_relu = 0;
+        net->nodes[i].ep_bn = -1;
     }
     if (grad || !net->backend->fuses_epilogues || n < 1)
         return;
@@ -195,6 +198,16 @@ static void fuse_epilogues(PerceptNet *net, int grad)
                 readers[net->nodes[i].in[j]]++;
     for (int i = 0; i < n; i++) {
         Node *nd = &net->nodes[i];
+        if (nd->op == OP_BATCH_NORM && !net->training) {
+            int q = nd->in[0];
+            Node *qd = q == INPUT_NODE ? NULL : &net->nodes[q];
+            if (qd && qd->op == OP_CONV2D && readers[q] == 1 && q != net->output &&
+                qd->ep_bn < 0) {
+                qd->ep_bn = i;
+                nd->fused_into = q;
+            }
+            continue;
+        }
         if ((nd->op != OP_RELU && nd->op != OP_ADD) || nd->n_in > 2)
             continue;
         for (int j = 0; j < nd->n_in; j++) {
