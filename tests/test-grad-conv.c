@@ -25,28 +25,54 @@ static const char *mode_name(PadMode m)
 
 /* ---- forward against the reference ------------------------------------------------ */
 
-static void check_forward(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
-                          PadMode mode, int with_bias)
+/* The reference reads an explicitly upsampled copy of x: x0 (n·c planes of h/up × w/up)
+ * repeated up × up. */
+static float *upsampled(const float *x0, int planes, int h, int w, int up)
 {
-    ConvShape s = {n, cin, h, w, cout, k, stride, pad, mode, 0, 0};
+    float *x = malloc(sizeof(float) * planes * h * w);
+    for (int p = 0; p < planes; p++)
+        for (int y = 0; y < h; y++)
+            for (int i = 0; i < w; i++)
+                x[((size_t)p * h + y) * w + i] =
+                    x0[((size_t)p * (h / up) + y / up) * (w / up) + i / up];
+    return x;
+}
+
+/* conv2d_forward against the reference; up > 1: its input read through a nearest ×up
+ * upsampling (h, w the size after it) */
+static void check_forward_up(int n, int cin, int h, int w, int cout, int k, int stride,
+                             int pad, PadMode mode, int with_bias, int up)
+{
+    ConvShape s = {n, cin, h, w, cout, k, stride, pad, mode, 0, 0, up};
     conv2d_shape(&s);
-    size_t nin = (size_t)n * cin * h * w, nout = (size_t)n * cout * s.hout * s.wout;
+    size_t nin = (size_t)n * cin * (h / up) * (w / up), nout = (size_t)n * cout * s.hout * s.wout;
     float *x = alloc_uniform(nin, 1), *wt = alloc_uniform((size_t)cout * cin * k * k, 2);
     float *b = with_bias ? alloc_uniform(cout, 3) : NULL;
     float *fast = malloc(sizeof(float) * nout), *ref = malloc(sizeof(float) * nout);
     float *scratch = malloc(sizeof(float) * (conv2d_scratch_floats(&s) + 1));
+    float *xr = up > 1 ? upsampled(x, n * cin, h, w, up) : x;
+    ConvShape rs = s;
+    rs.up = 0;
     conv2d_forward(fast, x, wt, b, scratch, &s, NULL);
-    conv2d_forward_reference(ref, x, wt, b, &s);
+    conv2d_forward_reference(ref, xr, wt, b, &rs);
     /* float sums of cin·k² terms against double ones: relative 1e-5 of the output's scale */
     double scale = 0;
     for (size_t i = 0; i < nout; i++)
         scale = fmax(scale, fabs(ref[i]));
     size_t worst = 0;
     double r = max_tol_ratio(fast, ref, nout, 1e-5 * scale, 1e-5, &worst);
-    CHECK(r <= 1, "conv2d n%d cin%d %dx%d cout%d k%d s%d p%d %s%s: fast %.8g vs reference %.8g "
-          "at %zu", n, cin, h, w, cout, k, stride, pad, mode_name(mode), b ? "" : " no bias",
-          fast[worst], ref[worst], worst);
+    CHECK(r <= 1, "conv2d n%d cin%d %dx%d cout%d k%d s%d p%d %s%s up%d: fast %.8g vs reference "
+          "%.8g at %zu", n, cin, h, w, cout, k, stride, pad, mode_name(mode),
+          b ? "" : " no bias", up, fast[worst], ref[worst], worst);
+    if (xr != x)
+        free(xr);
     free(x); free(wt); free(b); free(fast); free(ref); free(scratch);
+}
+
+static void check_forward(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
+                          PadMode mode, int with_bias)
+{
+    check_forward_up(n, cin, h, w, cout, k, stride, pad, mode, with_bias, 1);
 }
 
 /* Every kernel size with stride 1 and 2, both paddings, several images and channel
@@ -103,16 +129,36 @@ static void check_forward_direct_tables(void)
         printf("test-grad-conv: this CPU runs only the %s tiles\n", narrow);
 }
 
-/* The im2col + sgemm path takes layers with at least 128 output channels and
+/* The im2col + sgemm path takes layers with more than 128 output channels and
  * cin·k² >= 1024; pointwise layers multiply the input in place. */
 static void check_forward_gemm(void)
 {
-    check_forward(2, 128, 6, 9, 128, 3, 1, 1, PAD_REFLECT, 1);
+    check_forward(2, 128, 6, 9, 136, 3, 1, 1, PAD_REFLECT, 1);
     check_forward(1, 120, 9, 7, 130, 3, 2, 1, PAD_ZERO, 0);
-    check_forward(1, 1024, 3, 5, 128, 1, 2, 0, PAD_ZERO, 1);
+    check_forward(1, 1024, 3, 5, 129, 1, 2, 0, PAD_ZERO, 1);
     check_forward(1, 70, 7, 6, 129, 4, 1, 2, PAD_REFLECT, 1);
     check_forward(2, 7, 9, 5, 6, 1, 1, 0, PAD_ZERO, 1);
     check_forward(1, 130, 4, 3, 140, 1, 1, 0, PAD_ZERO, 0);
+}
+
+/* A conv reading its input through the nearest upsampling inference folds into it: ×2 on
+ * the direct path (odd positions at the padding's edges, rows ending in partial tiles,
+ * stride 2, wide windows), on the im2col path and as a pointwise layer (which then must
+ * not multiply the small input in place), and ×3. */
+static void check_forward_upsampled(void)
+{
+    static const int widths[] = {1, 3, 8, 33, 65};
+    for (size_t i = 0; i < sizeof widths / sizeof *widths; i++) {
+        check_forward_up(2, 3, 6, 2 * widths[i], 5, 3, 1, 1, PAD_REFLECT, 1, 2);
+        check_forward_up(1, 4, 4, 2 * widths[i], 3, 3, 1, 1, PAD_ZERO, 0, 2);
+    }
+    check_forward_up(1, 5, 10, 14, 4, 3, 2, 1, PAD_REFLECT, 1, 2);
+    check_forward_up(1, 3, 18, 22, 3, 9, 1, 4, PAD_REFLECT, 1, 2);
+    check_forward_up(1, 2, 8, 10, 6, 4, 1, 2, PAD_ZERO, 1, 2);
+    check_forward_up(1, 128, 6, 10, 136, 3, 1, 1, PAD_REFLECT, 1, 2);
+    check_forward_up(1, 6, 8, 6, 5, 1, 1, 0, PAD_ZERO, 1, 2);
+    check_forward_up(2, 3, 9, 12, 4, 3, 1, 1, PAD_REFLECT, 1, 3);
+    check_forward_up(1, 130, 6, 9, 140, 3, 2, 1, PAD_REFLECT, 0, 3);
 }
 
 /* ---- finite differences ------------------------------------------------------------ */
@@ -156,7 +202,7 @@ static void check_gradients(int transposed, int n, int cin, int h, int w, int co
         nout = (size_t)n * cout * c.ts.hout * c.ts.wout;
         scratch = conv_transpose2d_scratch_floats(&c.ts);
     } else {
-        c.cs = (ConvShape){n, cin, h, w, cout, k, stride, pad, mode, 0, 0};
+        c.cs = (ConvShape){n, cin, h, w, cout, k, stride, pad, mode, 0, 0, 1};
         conv2d_shape(&c.cs);
         nout = (size_t)n * cout * c.cs.hout * c.cs.wout;
         scratch = conv2d_scratch_floats(&c.cs);
@@ -295,7 +341,9 @@ static void check_chunks(void)
         check_forward(2, 3, 17, 13, 4, 3, 1, 1, PAD_REFLECT, 1);
         check_forward(1, 2, 19, 9, 3, 5, 2, 2, PAD_ZERO, 1);
         check_forward(2, 10, 23, 9, 3, 9, 1, 4, PAD_REFLECT, 1);
-        check_forward(1, 128, 11, 6, 128, 3, 1, 1, PAD_REFLECT, 1);
+        check_forward(1, 128, 11, 6, 136, 3, 1, 1, PAD_REFLECT, 1);
+        check_forward_up(2, 4, 18, 14, 5, 3, 1, 1, PAD_REFLECT, 1, 2);
+        check_forward_up(1, 128, 10, 6, 136, 3, 1, 1, PAD_REFLECT, 1, 2);
         check_forward(1, 5, 21, 7, 6, 1, 1, 0, PAD_ZERO, 1);
         check_gradients(0, 2, 2, 9, 7, 3, 3, 1, 1, 0, PAD_REFLECT);
         check_gradients(0, 1, 3, 11, 6, 2, 4, 2, 1, 0, PAD_ZERO);
@@ -311,6 +359,7 @@ int main(void)
     check_forward_shapes();
     check_forward_direct_tables();
     check_forward_gemm();
+    check_forward_upsampled();
     check_conv_gradients();
     check_transposed_gradients();
     check_transposed_shapes();

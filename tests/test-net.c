@@ -462,6 +462,18 @@ static const char *fusion_arch =
     "{\"name\":\"out\",\"op\":\"add\",\"in\":[\"l\",\"c5\"]}"
     "]}";
 
+/* Upsamplings: u1 (of the network input) folds into conv a; u2 has two readers and stays,
+ * and the add folds into c, the later of its operands. */
+static const char *upsample_fusion_arch =
+    "{\"format\":1,\"name\":\"upsample-fusion\",\"input_channels\":3,\"nodes\":["
+    "{\"name\":\"u1\",\"op\":\"upsample_nearest\",\"factor\":2},"
+    "{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"cout\":4,\"k\":3,\"pad\":1,\"reflect\":true},"
+    "{\"name\":\"u2\",\"op\":\"upsample_nearest\",\"factor\":2},"
+    "{\"name\":\"b\",\"op\":\"conv2d\",\"in\":[\"u2\"],\"cin\":4,\"cout\":2,\"k\":3,\"pad\":1},"
+    "{\"name\":\"c\",\"op\":\"conv2d\",\"in\":[\"u2\"],\"cin\":4,\"cout\":2,\"k\":1},"
+    "{\"name\":\"out\",\"op\":\"add\",\"in\":[\"b\",\"c\"]}"
+    "]}";
+
 static int fused_nodes(const PerceptNet *net)
 {
     int count = 0;
@@ -520,17 +532,19 @@ static void check_fused(const char *what, char *arch, int channels, int expect_f
 static void check_fusion(void)
 {
     check_fused("fan-in/out", strdup(fusion_arch), 3, 2, 0);
-    /* per residual block: norm+ReLU, norm+add; head and two downs, two ups: norm+ReLU */
-    check_fused("johnson", percept_arch_johnson(&(PerceptJohnsonOpts){8, 2, 0}), 3, 2 * 2 + 5,
-                0);
+    check_fused("upsampling", strdup(upsample_fusion_arch), 3, 2, 0);
+    /* per residual block: norm+ReLU, norm+add; head and two downs, two ups: norm+ReLU; the
+     * two upsamplings into their convs */
+    check_fused("johnson", percept_arch_johnson(&(PerceptJohnsonOpts){8, 2, 0}), 3,
+                2 * 2 + 5 + 2, 0);
     /* per block: conv+ReLU, conv+add; the head's ReLU */
     check_fused("sr-shuffle", percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 2, 8, 2,
                                                                 0.1f, 0.1f, 1}), 3, 2 * 2 + 1, 0);
     /* every batch norm (after the head, two per block, after the upsampling conv) into its
      * conv, and with it a ReLU after the head, in each block and after the upsampling, an
-     * add in each block */
+     * add in each block; the upsampling into its conv */
     check_fused("sr (batch norm)", percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 2, 8,
-                                                                     2, 0, 0, 0}), 3, 12, 1e-5);
+                                                                     2, 0, 0, 0}), 3, 13, 1e-5);
     /* conv + ReLU at the head and the down conv, the blocks' two, and the tail conv + the
      * network input */
     check_fused("restore-half", percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0.1f, 1, 0.1f,

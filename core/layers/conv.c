@@ -98,33 +98,60 @@ static void inside_span(int n, int x0, int stride, int count, int *lo, int *hi)
         *hi = *lo;
 }
 
-/* What padded position x of a row of n pixels holds. */
-static inline float padded_at(const float *row, int n, int x, int reflect)
+/* What padded position x of a row of n pixels holds; the row is read through a nearest
+ * ×up upsampling (n = up × its length; up 1: as it is). */
+static inline float padded_at(const float *row, int n, int x, int reflect, int up)
 {
     int ix = source_index(x, n, reflect);
-    return ix < 0 ? 0.0f : row[ix];
+    return ix < 0 ? 0.0f : row[ix / up];
+}
+
+/* dst[i] = row[(x + i) / 2], i < count: a run of a row upsampled ×2 (GCC vectorises the
+ * pairs with an interleave) */
+static void gather_doubled(float *dst, const float *row, int x, int count)
+{
+    int i = 0;
+    if (x & 1 && count > 0)
+        dst[i++] = row[x++ / 2];
+    const float *r = row + x / 2;
+    const int pairs = (count - i) / 2;
+    float *d = dst + i;
+    for (int j = 0; j < pairs; j++) {
+        d[2 * j] = r[j];
+        d[2 * j + 1] = r[j];
+    }
+    if (i + 2 * pairs < count)
+        dst[count - 1] = r[pairs];
 }
 
 /* dst[i] = row[x0 + i·stride] for i < count, positions off the row mapped through the
- * padding; the part on the row is a plain (strided) copy. */
+ * padding; the part on the row is a plain (strided) copy. The row is read through a
+ * nearest ×up upsampling (n = up × its length), which convolutions fold in (up 1: none). */
 static void gather_row(float *dst, const float *row, int n, int x0, int stride, int count,
-                       int reflect)
+                       int reflect, int up)
 {
     int lo, hi;
     inside_span(n, x0, stride, count, &lo, &hi);
     for (int i = 0; i < lo; i++)
-        dst[i] = padded_at(row, n, x0 + i * stride, reflect);
-    const float *r = row + x0;
-    if (stride == 1)
-        memcpy(dst + lo, r + lo, sizeof(float) * (hi - lo));
-    else if (stride == 2) /* a constant stride: GCC vectorises it with shuffles */
+        dst[i] = padded_at(row, n, x0 + i * stride, reflect, up);
+    if (up == 2 && stride == 1) {
+        gather_doubled(dst + lo, row, x0 + lo, hi - lo);
+    } else if (up > 1) {
         for (int i = lo; i < hi; i++)
-            dst[i] = r[2 * i];
-    else
-        for (int i = lo; i < hi; i++)
-            dst[i] = r[i * stride];
+            dst[i] = row[(x0 + i * stride) / up];
+    } else {
+        const float *r = row + x0;
+        if (stride == 1)
+            memcpy(dst + lo, r + lo, sizeof(float) * (hi - lo));
+        else if (stride == 2) /* a constant stride: GCC vectorises it with shuffles */
+            for (int i = lo; i < hi; i++)
+                dst[i] = r[2 * i];
+        else
+            for (int i = lo; i < hi; i++)
+                dst[i] = r[i * stride];
+    }
     for (int i = hi; i < count; i++)
-        dst[i] = padded_at(row, n, x0 + i * stride, reflect);
+        dst[i] = padded_at(row, n, x0 + i * stride, reflect, up);
 }
 
 /* row += v at padded position x: the adjoint of padded_at. */
@@ -161,7 +188,11 @@ static void scatter_row(float *row, const float *src, int n, int x0, int stride,
  * stride and padding, producing ho×wo positions. */
 typedef struct {
     int c, h, w, k, stride, pad, reflect, ho, wo;
+    int up; /* im2col: the image is read through a nearest ×up upsampling (h, w are its
+             * size after it); 0 or 1: none */
 } Window;
+
+static inline int window_up(const Window *g) { return g->up > 1 ? g->up : 1; }
 
 /* Rows [ra, rb) of the column matrix (c·k·k, rows·wo; rows ld apart) of output rows
  * [r0, r0 + rows): row (c, ky, kx) holds what that tap of the window sees at each
@@ -170,18 +201,18 @@ typedef struct {
 static void im2col(float *col, size_t ld, const float *img, const Window *g, int r0, int rows,
                    int ra, int rb)
 {
-    const int kk = g->k * g->k;
+    const int kk = g->k * g->k, up = window_up(g), w0 = g->w / up;
     for (int r = ra; r < rb; r++) {
         const int c = r / kk, ky = r % kk / g->k, kx = r % g->k;
-        const float *plane = img + (size_t)c * g->h * g->w;
+        const float *plane = img + (size_t)c * (g->h / up) * w0;
         float *dst = col + (size_t)r * ld;
         for (int oy = r0; oy < r0 + rows; oy++, dst += g->wo) {
             int iy = source_index(oy * g->stride - g->pad + ky, g->h, g->reflect);
             if (iy < 0)
                 memset(dst, 0, sizeof(float) * g->wo);
             else
-                gather_row(dst, plane + (size_t)iy * g->w, g->w, kx - g->pad, g->stride,
-                           g->wo, g->reflect);
+                gather_row(dst, plane + (size_t)(iy / up) * w0, g->w, kx - g->pad, g->stride,
+                           g->wo, g->reflect, up);
         }
     }
 }
@@ -357,6 +388,7 @@ static void prepare_rows(float *x, const float *img, const ConvShape *s, const D
 {
     const int reflect = s->pad_mode == PAD_REFLECT, st = s->stride;
     const int rows_in = (rows - 1) * st + s->k, wp = s->w + 2 * s->pad;
+    const int up = conv_up(s), h0 = s->h / up, w0 = s->w / up;
     for (int c = 0; c < s->cin; c++)
         for (int r = 0; r < rows_in; r++) {
             int iy = source_index(r0 * st - s->pad + r, s->h, reflect);
@@ -364,8 +396,8 @@ static void prepare_rows(float *x, const float *img, const ConvShape *s, const D
                 float *d = x + (((size_t)c * p->rows_in + r) * st + ph) * p->wq;
                 int n = iy < 0 ? 0 : min_int((wp - ph + st - 1) / st, (int)p->wq);
                 if (n)
-                    gather_row(d, img + ((size_t)c * s->h + iy) * s->w, s->w, ph - s->pad, st,
-                               n, reflect);
+                    gather_row(d, img + ((size_t)c * h0 + iy / up) * w0, s->w, ph - s->pad,
+                               st, n, reflect, up);
                 memset(d + n, 0, sizeof(float) * (p->wq - n));
             }
         }
@@ -467,7 +499,7 @@ static void conv2d_forward_direct(float *out, const float *in, const float *weig
         const int b = j / p.ch.chunks, r0 = j % p.ch.chunks * p.ch.rows;
         const int rows = min_int(p.ch.rows, s->hout - r0);
         float *x = bufs + (size_t)omp_get_thread_num() * p.per_thread;
-        prepare_rows(x, in + (size_t)b * s->cin * s->h * s->w, s, &p, r0, rows);
+        prepare_rows(x, in + (size_t)b * s->cin * conv_in_plane(s), s, &p, r0, rows);
         float *y = out + (size_t)b * s->cout * hw_out + (size_t)r0 * s->wout;
         for (int r = 0; r < rows; r++) {
             direct_row(y + (size_t)r * s->wout, hw_out, x + r * s->stride * g.kystride, &g, wp,
@@ -482,7 +514,7 @@ static void conv2d_forward_direct(float *out, const float *in, const float *weig
 
 static int is_pointwise(const ConvShape *s)
 {
-    return s->k == 1 && s->stride == 1 && s->pad == 0;
+    return s->k == 1 && s->stride == 1 && s->pad == 0 && conv_up(s) == 1;
 }
 
 /* The direct path wins unless the GEMM is large in M and K: measured on the Johnson and
@@ -497,7 +529,7 @@ static int use_direct(const ConvShape *s)
 static Window conv_window(const ConvShape *s)
 {
     return (Window){s->cin, s->h, s->w, s->k, s->stride, s->pad, s->pad_mode == PAD_REFLECT,
-                    s->hout, s->wout};
+                    s->hout, s->wout, s->up};
 }
 
 /* Forward im2col: each thread its own chunk and column buffer, at least one per thread. */
@@ -539,7 +571,7 @@ static void conv2d_forward_gemm(float *out, const float *in, const float *weight
 {
     // weight (cout, K = cin·k·k) as a matrix; out chunk (cout, cols) = weight · col
     const Window g = conv_window(s);
-    const int K = s->cin * s->k * s->k, hw_in = s->h * s->w, hw_out = s->hout * s->wout;
+    const int K = s->cin * s->k * s->k, hw_in = (int)conv_in_plane(s), hw_out = s->hout * s->wout;
     const int point = is_pointwise(s);
     const Chunking ch = forward_chunking(s);
     const size_t per = point ? 0 : (size_t)K * ch.rows * s->wout;
@@ -687,7 +719,7 @@ void conv2d_forward_reference(float *out, const float *in, const float *weight,
  * channels, hout×wout) and produces its input grid (h×w). */
 static Window convt_window(const ConvTShape *s)
 {
-    return (Window){s->cout, s->hout, s->wout, s->k, s->stride, s->pad, 0, s->h, s->w};
+    return (Window){s->cout, s->hout, s->wout, s->k, s->stride, s->pad, 0, s->h, s->w, 1};
 }
 
 /* Chunks of input rows; one column buffer (cout·k·k, rows·w) shared by the threads. */

@@ -34,7 +34,17 @@ typedef struct {
     int cout, k, stride, pad;
     PadMode pad_mode;       /* reflect needs pad < h and pad < w */
     int hout, wout;         /* filled by conv2d_shape() */
+    int up;                 /* forward only: `in` is read through a nearest ×up upsampling,
+                             * h and w being its size after it (in is h/up × w/up);
+                             * 0 or 1: none */
 } ConvShape;
+
+static inline int conv_up(const ConvShape *s) { return s->up > 1 ? s->up : 1; }
+/* floats per plane of the input as stored (before the upsampling it is read through) */
+static inline size_t conv_in_plane(const ConvShape *s)
+{
+    return (size_t)(s->h / conv_up(s)) * (s->w / conv_up(s));
+}
 
 /* Fills hout/wout: (h + 2 pad - k) / stride + 1. */
 void conv2d_shape(ConvShape *s);

@@ -28,7 +28,7 @@ typedef struct {
 static int rff_init(Rff *r, const PerceptMmdConfig *cfg, const PerceptTensor *x)
 {
     const int P = cfg->patch, D = cfg->features, C = x->c;
-    r->conv = (ConvShape){x->n, C, x->h, x->w, D, P, 1, 0, PAD_ZERO, 0, 0};
+    r->conv = (ConvShape){x->n, C, x->h, x->w, D, P, 1, 0, PAD_ZERO, 0, 0, 1};
     conv2d_shape(&r->conv);
     int win_h = cfg->window < r->conv.hout ? cfg->window : r->conv.hout;
     int win_w = cfg->window < r->conv.wout ? cfg->window : r->conv.wout;

@@ -53,7 +53,7 @@ static ConvShape conv_shape(const PerceptNet *net, const Node *nd)
 {
     Shape in = in_shape(net, nd);
     ConvShape s = {in.n, in.c, in.h, in.w, nd->cout, nd->k, nd->stride, nd->pad,
-                   nd->reflect ? PAD_REFLECT : PAD_ZERO, 0, 0};
+                   nd->reflect ? PAD_REFLECT : PAD_ZERO, 0, 0, nd->in_up};
     conv2d_shape(&s);
     return s;
 }
@@ -174,6 +174,8 @@ static int cpu_forward(PerceptNet *net, const Node *nd)
     case OP_CONV2D: {
         ConvShape s = conv_shape(net, nd);
         float *work = net->plan.work;
+        if (nd->in_up) /* the upsampling folded into this conv: read what it would read */
+            x = net_act(net, net->nodes[nd->in[0]].in[0]);
         if (nd->ep_bn >= 0) { /* the weights and bias with the batch norm after them */
             work += conv2d_scratch_floats(&s);
             fold_batch_norm(work, work + (size_t)s.cout * s.cin * s.k * s.k, w, b,

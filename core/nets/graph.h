@@ -55,8 +55,11 @@ typedef struct {
      * and it does nothing itself), and that node has ep_add (the add's other operand, a
      * node index or INPUT_NODE; NO_NODE if none) and ep_relu set; otherwise -1, NO_NODE, 0.
      * An eval batch norm that is a conv's only reader is folded into its weights the same
-     * way: the conv's ep_bn is its index (else -1), and its add and ReLU become the conv's. */
-    int fused_into, ep_add, ep_relu, ep_bn;
+     * way: the conv's ep_bn is its index (else -1), and its add and ReLU become the conv's.
+     * A nearest upsampling whose only reader is a conv is folded into the conv's input
+     * gather: the conv's in_up is the factor (else 0) and it reads the upsampling's input;
+     * the upsampling's fused_into is the conv (a later node) and it has no buffer. */
+    int fused_into, ep_add, ep_relu, ep_bn, in_up;
 } Node;
 
 #define NO_NODE (-2)

@@ -172,8 +172,9 @@ static size_t first_fit(Live *live, int n_live, int now, size_t size)
     }
 }
 
-/* Inference only, on a backend that fuses: an eval batch norm that is the only reader of a
- * conv is folded into the conv's weights (ep_bn), and each add or ReLU that is the only
+/* Inference only, on a backend that fuses: a nearest upsampling that only a conv reads is
+ * folded into the conv's input gather (in_up), an eval batch norm that is the only reader
+ * of a conv into the conv's weights (ep_bn), and each add or ReLU that is the only
  * reader of a conv or norm (or of a node already folded into one) is folded into it as an
  * epilogue (graph.h: fused_into, ep_add, ep_relu): the add first, and only with an operand
  * computed before the conv, then the ReLU. Without gradients nothing reads the conv's own
@@ -186,6 +187,7 @@ static void fuse_epilogues(PerceptNet *net, int grad)
         net->nodes[i].ep_add = NO_NODE;
         net->nodes[i].ep_relu = 0;
         net->nodes[i].ep_bn = -1;
+        net->nodes[i].in_up = 0;
     }
     if (grad || !net->backend->fuses_epilogues || n < 1)
         return;
@@ -198,6 +200,15 @@ static void fuse_epilogues(PerceptNet *net, int grad)
                 readers[net->nodes[i].in[j]]++;
     for (int i = 0; i < n; i++) {
         Node *nd = &net->nodes[i];
+        if (nd->op == OP_CONV2D) {
+            int q = nd->in[0];
+            Node *qd = q == INPUT_NODE ? NULL : &net->nodes[q];
+            if (qd && qd->op == OP_UPSAMPLE_NEAREST && readers[q] == 1 && q != net->output) {
+                nd->in_up = qd->factor;
+                qd->fused_into = i;
+            }
+            continue;
+        }
         if (nd->op == OP_BATCH_NORM && !net->training) {
             int q = nd->in[0];
             Node *qd = q == INPUT_NODE ? NULL : &net->nodes[q];
@@ -252,10 +263,18 @@ static size_t assign_offsets(PerceptNet *net, int grad)
         }
     }
     fuse_epilogues(net, grad);
+    /* a folded upsampling's input is read by its conv, a later node */
+    for (int i = 0; i < n; i++) {
+        int p = net->nodes[i].fused_into, s = net->nodes[i].in[0];
+        if (p > i && s == INPUT_NODE)
+            input_until = input_until > p ? input_until : p;
+        else if (p > i && net->nodes[s].last_use < p)
+            net->nodes[s].last_use = p;
+    }
     /* a fused node's buffer is its conv's or norm's, which lives as long as its readers */
     for (int i = 0; i < n; i++) {
         int p = net->nodes[i].fused_into;
-        if (p >= 0 && net->nodes[i].last_use > net->nodes[p].last_use)
+        if (p >= 0 && p < i && net->nodes[i].last_use > net->nodes[p].last_use)
             net->nodes[p].last_use = net->nodes[i].last_use;
     }
     top = align_up(shape_numel(net->plan.in));
@@ -269,6 +288,10 @@ static size_t assign_offsets(PerceptNet *net, int grad)
     }
     live[n] = (Live){0, top, input_until};
     for (int i = 0; i < n; i++) {
+        if (net->nodes[i].fused_into > i) {
+            net->nodes[i].out_off = 0; /* a folded upsampling: never written, never read */
+            continue;
+        }
         if (net->nodes[i].fused_into >= 0) {
             net->nodes[i].out_off = net->nodes[net->nodes[i].fused_into].out_off;
             continue; /* live[i] stays empty: the buffer is live[fused_into] */
