@@ -20,6 +20,7 @@ ninja -C "$build" bench/cpu-forward >/dev/null
 # PERCEPT_CPU_TILES=avx2 (the direct path's AVX2 tiles on an AVX-512 machine) records
 # beside the default run, not over it
 out="bench/results/cpu-forward-$(date +%F)${PERCEPT_CPU_TILES:+-$PERCEPT_CPU_TILES}.md"
+[ ! -e "$out" ] || out="${out%.md}-$(date +%H%M).md" # a second run that day keeps the first
 mkdir -p bench/results
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
