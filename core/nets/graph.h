@@ -104,7 +104,7 @@ struct PerceptBackend {
     int (*backward)(PerceptNet *net, const Node *node, float *const *din);
     /* NULL, or frees what the backend keeps per network (net->backend_state) */
     void (*net_free)(PerceptNet *net);
-    /* whether forward honours the nodes' fused_into, ep_add and ep_relu */
+    /* whether forward honours the nodes' fused_into, ep_add, ep_relu, ep_bn and in_up */
     int fuses_epilogues;
 };
 

@@ -179,7 +179,7 @@ static size_t first_fit(Live *live, int n_live, int now, size_t size)
  * epilogue (graph.h: fused_into, ep_add, ep_relu): the add first, and only with an operand
  * computed before the conv, then the ReLU. Without gradients nothing reads the conv's own
  * output. */
-static void fuse_epilogues(PerceptNet *net, int grad)
+static void fuse_for_inference(PerceptNet *net, int grad)
 {
     const int n = net->n_nodes;
     for (int i = 0; i < n; i++) {
@@ -262,7 +262,7 @@ static size_t assign_offsets(PerceptNet *net, int grad)
                 net->nodes[s].last_use = i;
         }
     }
-    fuse_epilogues(net, grad);
+    fuse_for_inference(net, grad);
     /* a folded upsampling's input is read by its conv, a later node */
     for (int i = 0; i < n; i++) {
         int p = net->nodes[i].fused_into, s = net->nodes[i].in[0];
