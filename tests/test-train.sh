@@ -175,6 +175,19 @@ expect degrade-scale 0 "^48x40$" -- bash -c "'$percept' degrade '$tmp/data/p1.pn
 expect degrade-bad 1 "degrade 'jpeg:0' is not one of" -- "$percept" degrade "$tmp/data/p1.png" "$tmp/x.png" --degrade jpeg:0
 expect degrade-usage 2 "degrade needs IN OUT --degrade SPEC" -- "$percept" degrade "$tmp/data/p1.png"
 
+# percept score: results of another program scored as eval scores: the clean images against
+# themselves are perfect; JPEG q10 copies score as JPEG does; a missing or misfit result is named
+mkdir -p "$tmp/clean" "$tmp/q10" "$tmp/small"
+cp "$tmp/data/p1.png" "$tmp/data/p2.png" "$tmp/clean/"
+for s in 1 2; do "$percept" degrade "$tmp/clean/p$s.png" "$tmp/q10/p$s.png" --degrade jpeg:10; done
+expect score-self 0 "^\| self \| inf \| 1\.0000 \| 0\.00 \|$" -- "$percept" score "$tmp/clean" "$tmp/clean" --scale 2 --name self
+expect score-jpeg 0 '"name": "q10", "images": 2, "scale": 1, "psnr_y": (2[0-9]|3[0-4])\.' -- "$percept" score "$tmp/clean" "$tmp/q10" --name q10 --json
+"$percept" degrade "$tmp/clean/p2.png" "$tmp/small/p2.png" --degrade blur:1 --scale 2
+expect score-missing 1 "no result for .*p1.png in" -- "$percept" score "$tmp/clean" "$tmp/small"
+cp "$tmp/small/p2.png" "$tmp/small/p1.png"
+expect score-size 1 "p1.png is 48×40, but .*p1.png cropped to multiples of 1 is 96×80" -- "$percept" score "$tmp/clean" "$tmp/small"
+expect score-usage 2 "score needs CLEAN_DIR RESULT_DIR" -- "$percept" score "$tmp/clean"
+
 # autoencoder (DeePSiM Table 2, its VAE, Ridgeway's binary code) on smooth images
 mkdir -p "$tmp/smooth"
 for s in 1 2 3 4 5; do

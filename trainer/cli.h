@@ -10,6 +10,8 @@ int cmd_compare(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 /* percept eval MODEL DIR [--degrade D] [--json] (needs GEGL) */
 int cmd_eval(int argc, char **argv);
+/* percept score CLEAN_DIR RESULT_DIR [--scale N] [--name NAME] [--json] (needs GEGL) */
+int cmd_score(int argc, char **argv);
 /* percept degrade IN OUT --degrade SPEC [--scale N] [--seed S] (needs GEGL) */
 int cmd_degrade(int argc, char **argv);
 /* percept optimize --content IMG --style IMG … and percept eval-style MODEL --images DIR … */

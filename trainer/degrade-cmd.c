@@ -16,28 +16,20 @@ static int degrade_file(const char *in, const char *out, const char *spec, int s
     EvalTask task = scale > 1 ? EVAL_UPSCALE : EVAL_RECONSTRUCT;
     if (eval_check_degrade(task, spec))
         return -1;
-    PerceptTensor img;
+    PerceptTensor img, clean = {0};
     if (image_load_rgb(in, &img))
         return -1;
-    /* whole multiples of the scale, as evaluation crops them */
-    int h = img.h / scale * scale, w = img.w / scale * scale;
-    int rc = 0;
-    if (h < 1 || w < 1)
-        rc = percept_fail("%s: %d×%d is smaller than the scale %d", in, img.w, img.h, scale);
-    size_t plane = (size_t)img.h * img.w;
-    float *clean = rc ? NULL : malloc(sizeof(float) * 3 * (size_t)h * w);
-    PerceptTensor t = {1, 3, h / scale, w / scale,
-                       rc ? NULL : malloc(sizeof(float) * 3 * (size_t)h * w)};
-    if (!rc && (!clean || !t.data))
+    int rc = eval_crop(&img, scale, &clean);
+    if (rc)
+        percept_fail_prefix("%s: ", in);
+    PerceptTensor t = {1, 3, clean.h / scale, clean.w / scale,
+                       rc ? NULL : malloc(sizeof(float) * 3 * (size_t)clean.h * clean.w)};
+    if (!rc && !t.data)
         rc = percept_fail("out of memory");
-    for (int c = 0; c < 3 && !rc; c++)
-        for (int y = 0; y < h; y++)
-            memcpy(clean + ((size_t)c * h + y) * w, img.data + c * plane + (size_t)y * img.w,
-                   sizeof(float) * w);
     if (!rc)
-        rc = eval_degrade(task, t.data, clean, h, w, scale, spec, seed, 0) ||
+        rc = eval_degrade(task, t.data, clean.data, clean.h, clean.w, scale, spec, seed, 0) ||
              image_save_rgb(out, &t, 0);
-    free(clean);
+    free(clean.data);
     free(t.data);
     free(img.data);
     return rc;

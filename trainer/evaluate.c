@@ -126,6 +126,23 @@ static float *luma(const PerceptTensor *t, int border, int *h, int *w)
     return y;
 }
 
+int eval_crop(const PerceptTensor *img, int scale, PerceptTensor *out)
+{
+    const int h = img->h / scale * scale, w = img->w / scale * scale;
+    if (h < 1 || w < 1)
+        return percept_fail("a %d×%d image is smaller than the scale %d", img->w, img->h,
+                            scale);
+    *out = (PerceptTensor){1, 3, h, w, malloc(sizeof(float) * 3 * (size_t)h * w)};
+    if (!out->data)
+        return percept_fail("out of memory");
+    const size_t plane = (size_t)img->h * img->w;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < h; y++)
+            memcpy(out->data + ((size_t)c * h + y) * w, img->data + c * plane + (size_t)y * img->w,
+                   sizeof(float) * w);
+    return 0;
+}
+
 int eval_score(const PerceptTensor *x, const PerceptTensor *clean, int border, Scores *s)
 {
     s->psnr_y = percept_psnr_y(x, clean, border);
@@ -286,20 +303,15 @@ int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int 
     if (!strncmp(degrade, "noise:", 6))
         noise_range(degrade, &lo, &hi);
     for (int i = 0; i < n; i++) {
-        int h = images[i].h / scale * scale, w = images[i].w / scale * scale;
-        int ih = h / scale, iw = w / scale;
-        size_t plane = (size_t)images[i].h * images[i].w;
-        PerceptTensor clean = {1, 3, h, w, malloc(sizeof(float) * 3 * (size_t)h * w)};
+        PerceptTensor clean;
+        if (eval_crop(&images[i], scale, &clean))
+            return -1;
+        const int h = clean.h, w = clean.w, ih = h / scale, iw = w / scale;
         PerceptTensor in = {1, 3, ih, iw, malloc(sizeof(float) * 3 * (size_t)ih * iw)};
-        if (!clean.data || !in.data) {
+        if (!in.data) {
             free(clean.data);
-            free(in.data);
             return percept_fail("out of memory");
         }
-        for (int c = 0; c < 3; c++)
-            for (int y = 0; y < h; y++)
-                memcpy(clean.data + ((size_t)c * h + y) * w,
-                       images[i].data + c * plane + (size_t)y * images[i].w, sizeof(float) * w);
         int rc = eval_degrade(task, in.data, clean.data, h, w, scale, degrade, 1, (uint64_t)i);
         /* denoise-dct is told the noise level; for JPEG, the artefacts' own RMS (an oracle
          * the baseline is given, a generous comparison) */

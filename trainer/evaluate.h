@@ -34,6 +34,10 @@ int eval_check_degrade(EvalTask task, const char *degrade);
 int eval_degrade(EvalTask task, float *out, const float *hr, int h, int w, int scale,
                  const char *degrade, uint64_t seed, uint64_t counter);
 
+/* The top-left part of img (1 × 3 × h × w) whose sides are whole multiples of scale, as
+ * evaluation crops its images, in a new tensor (*out; the caller frees out->data). */
+int eval_crop(const PerceptTensor *img, int scale, PerceptTensor *out);
+
 /* Scores of x against the clean image (both 1 × 3 × h × w); border pixels cropped. */
 int eval_score(const PerceptTensor *x, const PerceptTensor *clean, int border, Scores *s);
 

@@ -98,7 +98,11 @@ int image_save_rgb(const char *path, const PerceptTensor *t, int i)
     GeglNode *graph = gegl_node_new();
     GeglNode *src_node = gegl_node_new_child(graph, "operation", "gegl:buffer-source", "buffer",
                                              b, NULL);
-    GeglNode *save = gegl_node_new_child(graph, "operation", "gegl:save", "path", path, NULL);
+    /* 8-bit values: a PNG says so (gegl:save writes 16 bits, which some readers mangle) */
+    GeglNode *save = g_str_has_suffix(path, ".png")
+                         ? gegl_node_new_child(graph, "operation", "gegl:png-save", "path", path,
+                                               "bitdepth", 8, NULL)
+                         : gegl_node_new_child(graph, "operation", "gegl:save", "path", path, NULL);
     gegl_node_link(src_node, save);
     gegl_node_process(save);
     g_object_unref(graph);

@@ -42,6 +42,11 @@ const char percept_usage[] =
     "        images of DIR degraded as the model's recipe degraded its training images\n"
     "        (or by SPEC: blur:SIGMA, bicubic, noise:SIGMA, jpeg:QUALITY): PSNR and SSIM\n"
     "        on Y, SWD.\n"
+    "  score CLEAN_DIR RESULT_DIR [--scale N] [--name NAME] [--json]\n"
+    "        Another program's results scored as eval scores its methods: each image of\n"
+    "        CLEAN_DIR (cropped to multiples of N) against RESULT_DIR's file of the same\n"
+    "        name; the mean PSNR and SSIM on Y (N border pixels cropped) and SWD, as a row\n"
+    "        of eval's table. Make the inputs with degrade.\n"
     "  degrade IN OUT --degrade SPEC [--scale 1|2|4|8] [--seed S]\n"
     "        IN degraded as training degrades its images (noise:SIGMA, jpeg:QUALITY,\n"
     "        blur:SIGMA; with --scale, blurred and reduced by bicubic): to see what a\n"
@@ -333,9 +338,10 @@ int main(int argc, char **argv)
 #ifdef PERCEPT_HAVE_GEGL
         {"compare", cmd_compare}, {"train", cmd_train},       {"eval", cmd_eval},
         {"optimize", cmd_optimize}, {"eval-style", cmd_eval_style}, {"degrade", cmd_degrade},
+        {"score", cmd_score},
 #else
         {"compare", NULL}, {"train", NULL}, {"eval", NULL}, {"optimize", NULL},
-        {"eval-style", NULL}, {"degrade", NULL},
+        {"eval-style", NULL}, {"degrade", NULL}, {"score", NULL},
 #endif
     };
     for (size_t i = 0; i < sizeof image_commands / sizeof *image_commands; i++) {
