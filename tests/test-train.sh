@@ -181,7 +181,8 @@ mkdir -p "$tmp/clean" "$tmp/q10" "$tmp/small"
 cp "$tmp/data/p1.png" "$tmp/data/p2.png" "$tmp/clean/"
 for s in 1 2; do "$percept" degrade "$tmp/clean/p$s.png" "$tmp/q10/p$s.png" --degrade jpeg:10; done
 expect score-self 0 "^\| self \| inf \| 1\.0000 \| 0\.00 \|$" -- "$percept" score "$tmp/clean" "$tmp/clean" --scale 2 --name self
-expect score-jpeg 0 '"name": "q10", "images": 2, "scale": 1, "psnr_y": (2[0-9]|3[0-4])\.' -- "$percept" score "$tmp/clean" "$tmp/q10" --name q10 --json
+expect score-self-json 0 '"scores": \{"psnr_y": null, "ssim_y": 1\.00000, "swd": 0\.0000\}' -- "$percept" score "$tmp/clean" "$tmp/clean" --json
+expect score-jpeg 0 '"name": "q10", "images": 2, "scale": 1, "scores": \{"psnr_y": (2[0-9]|3[0-4])\.' -- "$percept" score "$tmp/clean" "$tmp/q10" --name q10 --json
 "$percept" degrade "$tmp/clean/p2.png" "$tmp/small/p2.png" --degrade blur:1 --scale 2
 expect score-missing 1 "no result for .*p1.png in" -- "$percept" score "$tmp/clean" "$tmp/small"
 cp "$tmp/small/p2.png" "$tmp/small/p1.png"

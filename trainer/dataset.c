@@ -28,11 +28,6 @@ static void list_files(const char *root, const char *rel, GPtrArray *out)
     g_free(path);
 }
 
-static int by_name(gconstpointer a, gconstpointer b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Text files that sit next to images (manifests, licences) are not worth a warning. */
 static int is_text(const char *name)
 {
@@ -51,7 +46,7 @@ int dataset_load(Dataset *d, const char *dir, int min_side, size_t max_pixels,
         return percept_fail("data directory '%s' does not exist", dir);
     GPtrArray *files = g_ptr_array_new_with_free_func(g_free);
     list_files(dir, NULL, files);
-    g_ptr_array_sort(files, by_name);
+    paths_sort(files);
     d->images = calloc(files->len + 1, sizeof(ImageU8));
     d->names = calloc(files->len + 1, sizeof(char *));
     for (guint i = 0; i < files->len; i++) {

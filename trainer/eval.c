@@ -61,16 +61,12 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
         g_free(degrade);
         return -1;
     }
-    GDir *d = g_dir_open(dir, 0, NULL);
-    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-    const char *name;
-    while (d && (name = g_dir_read_name(d)))
-        if (g_str_has_suffix(name, ".png") || g_str_has_suffix(name, ".jpg") ||
-            g_str_has_suffix(name, ".tif") || g_str_has_suffix(name, ".ppm"))
-            g_ptr_array_add(names, g_build_filename(dir, name, NULL));
-    if (d)
-        g_dir_close(d);
-    g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+    GPtrArray *names = images_in_dir(dir);
+    if (!names) {
+        percept_net_free(net);
+        g_free(degrade);
+        return -1;
+    }
     PerceptTensor *images = calloc(names->len + 1, sizeof(PerceptTensor));
     int n = 0;
     for (guint i = 0; i < names->len; i++)
@@ -86,9 +82,10 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
         if (json) {
             printf("{\"model\": \"%s\", \"images\": %d, \"scale\": %d, \"degrade\": \"%s\"", model,
                    n, scale, degrade);
-            for (int m = 0; m < EVAL_METHODS; m++)
-                printf(", \"%s\": {\"psnr_y\": %.4f, \"ssim_y\": %.5f, \"swd\": %.4f}",
-                       eval_method_name(kind, m), mean[m].psnr_y, mean[m].ssim_y, mean[m].swd);
+            for (int m = 0; m < EVAL_METHODS; m++) {
+                printf(", \"%s\": ", eval_method_name(kind, m));
+                eval_print_scores_json(stdout, &mean[m]);
+            }
             printf("}\n");
         } else {
             printf("%s on %s (degradation %s, then the methods below)\n\n", model, dir,

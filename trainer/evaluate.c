@@ -143,6 +143,24 @@ int eval_crop(const PerceptTensor *img, int scale, PerceptTensor *out)
     return 0;
 }
 
+static void json_number(FILE *f, const char *key, const char *fmt, double v, const char *sep)
+{
+    fprintf(f, "\"%s\": ", key);
+    if (isfinite(v))
+        fprintf(f, fmt, v);
+    else
+        fputs("null", f);
+    fputs(sep, f);
+}
+
+void eval_print_scores_json(FILE *f, const Scores *s)
+{
+    fputc('{', f);
+    json_number(f, "psnr_y", "%.4f", s->psnr_y, ", ");
+    json_number(f, "ssim_y", "%.5f", s->ssim_y, ", ");
+    json_number(f, "swd", "%.4f", s->swd, "}");
+}
+
 int eval_score(const PerceptTensor *x, const PerceptTensor *clean, int border, Scores *s)
 {
     s->psnr_y = percept_psnr_y(x, clean, border);

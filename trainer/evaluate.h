@@ -38,6 +38,10 @@ int eval_degrade(EvalTask task, float *out, const float *hr, int h, int w, int s
  * evaluation crops its images, in a new tensor (*out; the caller frees out->data). */
 int eval_crop(const PerceptTensor *img, int scale, PerceptTensor *out);
 
+/* s as the JSON object {"psnr_y": …, "ssim_y": …, "swd": …}; a value that is not finite
+ * (identical images' PSNR) is null, JSON having no infinity. */
+void eval_print_scores_json(FILE *f, const Scores *s);
+
 /* Scores of x against the clean image (both 1 × 3 × h × w); border pixels cropped. */
 int eval_score(const PerceptTensor *x, const PerceptTensor *clean, int border, Scores *s);
 

@@ -111,3 +111,35 @@ int image_save_rgb(const char *path, const PerceptTensor *t, int i)
         return percept_fail("%s: GEGL could not write it", path);
     return 0;
 }
+
+static int by_name(gconstpointer a, gconstpointer b)
+{
+    /* GLib hands the sort pointers to the elements, not the elements. */
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void paths_sort(GPtrArray *paths)
+{
+    g_ptr_array_sort(paths, by_name);
+}
+
+GPtrArray *images_in_dir(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    if (!d) {
+        percept_fail("cannot open the directory '%s'", dir);
+        return NULL;
+    }
+    static const char *const ext[] = {".png", ".jpg", ".tif", ".ppm", NULL};
+    GPtrArray *paths = g_ptr_array_new_with_free_func(g_free);
+    const char *name;
+    while ((name = g_dir_read_name(d)))
+        for (int i = 0; ext[i]; i++)
+            if (g_str_has_suffix(name, ext[i])) {
+                g_ptr_array_add(paths, g_build_filename(dir, name, NULL));
+                break;
+            }
+    g_dir_close(d);
+    paths_sort(paths);
+    return paths;
+}

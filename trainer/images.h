@@ -3,6 +3,7 @@
 #ifndef PERCEPT_TRAINER_IMAGES_H
 #define PERCEPT_TRAINER_IMAGES_H
 
+#include <glib.h>
 #include <stdint.h>
 
 #include "percept/percept.h"
@@ -21,5 +22,11 @@ int image_load_u8(const char *path, size_t max_pixels, ImageU8 *img);
 /* Saves image i of t (0..1 planar RGB, values clamped) in the format the path's extension
  * names (PNG, JPEG, …), 8 bits per channel. */
 int image_save_rgb(const char *path, const PerceptTensor *t, int i);
+
+/* Sorts a GPtrArray of file names (char *) by strcmp, the same order on every machine. */
+void paths_sort(GPtrArray *paths);
+/* The images (PNG, JPEG, TIFF, PPM) directly in dir, full paths, sorted by name; NULL with
+ * percept_fail if dir cannot be opened. */
+GPtrArray *images_in_dir(const char *dir);
 
 #endif

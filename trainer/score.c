@@ -53,17 +53,9 @@ static int score_one(const char *clean_path, const char *result_path, int scale,
 static int score(const char *clean_dir, const char *results, int scale, const char *name,
                  int json)
 {
-    GDir *d = g_dir_open(clean_dir, 0, NULL);
-    if (!d)
-        return percept_fail("cannot open the directory '%s'", clean_dir);
-    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-    const char *entry;
-    while ((entry = g_dir_read_name(d)))
-        if (g_str_has_suffix(entry, ".png") || g_str_has_suffix(entry, ".jpg") ||
-            g_str_has_suffix(entry, ".tif") || g_str_has_suffix(entry, ".ppm"))
-            g_ptr_array_add(names, g_build_filename(clean_dir, entry, NULL));
-    g_dir_close(d);
-    g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+    GPtrArray *names = images_in_dir(clean_dir);
+    if (!names)
+        return -1;
     Scores mean = {0};
     int n = 0, rc = 0;
     for (guint i = 0; i < names->len && !rc; i++) {
@@ -85,13 +77,16 @@ static int score(const char *clean_dir, const char *results, int scale, const ch
         rc = percept_fail("no image in '%s' (PNG, JPEG, TIFF or PPM)", clean_dir);
     if (rc)
         return rc;
-    if (json)
-        printf("{\"name\": \"%s\", \"images\": %d, \"scale\": %d, \"psnr_y\": %.4f, "
-               "\"ssim_y\": %.5f, \"swd\": %.4f}\n", name, n, scale, mean.psnr_y / n,
-               mean.ssim_y / n, mean.swd / n);
-    else
-        printf("| %s | %.2f | %.4f | %.2f |\n", name, mean.psnr_y / n, mean.ssim_y / n,
-               mean.swd / n);
+    mean.psnr_y /= n;
+    mean.ssim_y /= n;
+    mean.swd /= n;
+    if (json) {
+        printf("{\"name\": \"%s\", \"images\": %d, \"scale\": %d, \"scores\": ", name, n,
+               scale);
+        eval_print_scores_json(stdout, &mean);
+        printf("}\n");
+    } else
+        printf("| %s | %.2f | %.4f | %.2f |\n", name, mean.psnr_y, mean.ssim_y, mean.swd);
     return 0;
 }
 
