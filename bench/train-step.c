@@ -126,7 +126,7 @@ static int run_percept(const Case *c, const char *dir, int steps, Result *r)
 {
     char *arch = !strcmp(c->name, "johnson-128")
                      ? percept_arch_johnson(&(PerceptJohnsonOpts){32, 5, 0})
-                     : percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, 4, 0, 0});
+                     : percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, 4, 0, 0, 0});
     PerceptNet *net = arch ? percept_net_from_arch(arch, 7) : NULL;
     free(arch);
     if (!net)

@@ -84,12 +84,20 @@ static void check_gradients(void)
     check_op("inorm-plain", "{\"name\":\"i\",\"op\":\"instance_norm\",\"c\":2,\"affine\":false}", 2, 3, 4, 3, 0, INPUT_UNIFORM);
     check_op("bnorm-train", "{\"name\":\"b\",\"op\":\"batch_norm\",\"c\":3}", 3, 3, 4, 5, 1, INPUT_UNIFORM);
     check_op("bnorm-eval", "{\"name\":\"b\",\"op\":\"batch_norm\",\"c\":3}", 3, 2, 4, 5, 0, INPUT_UNIFORM);
+    /* eval batch norm at other shapes: one image, 1×1 planes, odd sizes, after a conv */
+    check_op("bnorm-eval-n1", "{\"name\":\"b\",\"op\":\"batch_norm\",\"c\":5}", 5, 1, 3, 7, 0, INPUT_UNIFORM);
+    check_op("bnorm-eval-1x1", "{\"name\":\"b\",\"op\":\"batch_norm\",\"c\":4}", 4, 3, 1, 1, 0, INPUT_UNIFORM);
+    check_op("bnorm-eval-conv", "{\"name\":\"c\",\"op\":\"conv2d\",\"cin\":2,\"cout\":3,\"k\":3,\"pad\":1},{\"name\":\"b\",\"op\":\"batch_norm\",\"c\":3}", 2, 2, 5, 4, 0, INPUT_UNIFORM);
     check_op("relu", "{\"name\":\"a\",\"op\":\"relu\"}", 2, 2, 4, 5, 0, INPUT_AWAY_FROM_ZERO);
     check_op("lrelu", "{\"name\":\"a\",\"op\":\"leaky_relu\",\"alpha\":0.3}", 2, 2, 4, 5, 0, INPUT_AWAY_FROM_ZERO);
     check_op("tanh", "{\"name\":\"a\",\"op\":\"tanh\"}", 2, 2, 4, 5, 0, INPUT_UNIFORM);
     check_op("stanh", "{\"name\":\"a\",\"op\":\"scaled_tanh\",\"scale\":1.5,\"shift\":-0.25}", 2, 2, 4, 5, 0, INPUT_UNIFORM);
     check_op("sigmoid", "{\"name\":\"a\",\"op\":\"sigmoid\"}", 2, 2, 4, 5, 0, INPUT_UNIFORM);
     check_op("add", "{\"name\":\"t\",\"op\":\"tanh\"},{\"name\":\"a\",\"op\":\"add\",\"in\":[\"t\",\"input\"]}", 2, 2, 3, 4, 0, INPUT_UNIFORM);
+    /* residual add: one source read twice, two computed branches, a skip over a conv block */
+    check_op("add-same", "{\"name\":\"a\",\"op\":\"add\",\"in\":[\"input\",\"input\"]}", 3, 1, 5, 3, 0, INPUT_UNIFORM);
+    check_op("add-branches", "{\"name\":\"t\",\"op\":\"tanh\",\"in\":[\"input\"]},{\"name\":\"s\",\"op\":\"sigmoid\",\"in\":[\"input\"]},{\"name\":\"a\",\"op\":\"add\",\"in\":[\"t\",\"s\"]}", 2, 3, 2, 5, 0, INPUT_UNIFORM);
+    check_op("add-block", "{\"name\":\"c1\",\"op\":\"conv2d\",\"cin\":3,\"cout\":3,\"k\":3,\"pad\":1,\"pad_mode\":\"reflect\"},{\"name\":\"r\",\"op\":\"tanh\"},{\"name\":\"c2\",\"op\":\"conv2d\",\"cin\":3,\"cout\":3,\"k\":3,\"pad\":1},{\"name\":\"a\",\"op\":\"add\",\"in\":[\"c2\",\"input\"]},{\"name\":\"o\",\"op\":\"add\",\"in\":[\"a\",\"r\"]}", 3, 2, 4, 6, 0, INPUT_UNIFORM);
     check_op("concat", "{\"name\":\"t\",\"op\":\"sigmoid\"},{\"name\":\"c\",\"op\":\"concat\",\"in\":[\"input\",\"t\",\"input\"]}", 2, 2, 3, 4, 0, INPUT_UNIFORM);
     check_op("avgpool", "{\"name\":\"p\",\"op\":\"avg_pool\",\"k\":3,\"stride\":2,\"pad\":1}", 2, 2, 7, 6, 0, INPUT_UNIFORM);
     check_op("maxpool", "{\"name\":\"p\",\"op\":\"max_pool\",\"k\":3,\"stride\":2,\"pad\":1}", 2, 2, 7, 6, 0, INPUT_DISTINCT);

@@ -144,6 +144,34 @@ static void check_planning(void)
     before = cpu_alloc_calls;
     CHECK(percept_net_forward(a, &in, &oa) == 0 && cpu_alloc_calls == before,
           "output_shape disturbed the plan");
+    /* sizes alternating (a GEGL tile, then an edge tile, then a tile): once the largest has
+     * been planned, the others re-plan into its memory, and the result is unchanged */
+    float *first = malloc(sizeof(float) * percept_tensor_numel(&oa));
+    if (first) {
+        memcpy(first, oa.data, sizeof(float) * percept_tensor_numel(&oa));
+        float xs[3 * 12 * 16];
+        fill_uniform(xs, sizeof xs / sizeof *xs, 6, 0, 1);
+        PerceptTensor small = {1, 3, 12, 16, xs}, os;
+        before = cpu_alloc_calls;
+        CHECK(percept_net_forward(a, &small, &os) == 0 && os.h == 12 && os.w == 16,
+              "smaller size: %s", percept_error());
+        CHECK(percept_net_forward(a, &in, &oa) == 0, "back to the first size: %s",
+              percept_error());
+        CHECK(cpu_alloc_calls == before, "sizes A, B, A allocated %zu times after A was planned",
+              cpu_alloc_calls - before);
+        CHECK(!memcmp(first, oa.data, sizeof(float) * percept_tensor_numel(&oa)),
+              "re-planning into kept memory changed the output");
+        float xl[3 * 24 * 36];
+        fill_uniform(xl, sizeof xl / sizeof *xl, 7, 0, 1);
+        PerceptTensor large = {1, 3, 24, 36, xl};
+        CHECK(percept_net_forward(a, &large, &os) == 0 && cpu_alloc_calls > before,
+              "a larger size grows the arenas: %s", percept_error());
+        before = cpu_alloc_calls;
+        CHECK(percept_net_forward(a, &small, &os) == 0 && percept_net_forward(a, &in, &oa) == 0 &&
+                  percept_net_forward(a, &large, &os) == 0 && cpu_alloc_calls == before,
+              "every size seen runs without allocating (%zu)", cpu_alloc_calls - before);
+        free(first);
+    }
     percept_net_free(a);
     percept_net_free(b);
     free(arch);

@@ -84,6 +84,9 @@ typedef struct {
     float *work; size_t work_floats; /* shared scratch (conv im2col) */
     float *grads; size_t grads_floats;
     float *tmp;  size_t tmp_floats;  /* one activation, for gradient accumulation */
+    /* what each arena above holds as allocated: arenas only grow, so a size no larger than
+     * the largest seen (GEGL's edge tiles, sizes alternating) re-plans without allocating */
+    size_t act_cap, saved_cap, work_cap, grads_cap, tmp_cap;
 } Plan;
 
 /* The operations a backend provides. The CPU backend (backend-cpu.c) is the reference;

@@ -349,26 +349,40 @@ static size_t plan_floats(const Plan *pl)
            pl->tmp_floats;
 }
 
+/* Points *buf at an arena of at least `floats` (at least 1), keeping the one it has when it
+ * is large enough; 0, or -1 when the backend cannot allocate. */
+static int arena_fit(const PerceptBackend *be, float **buf, size_t *cap, size_t floats)
+{
+    if (!floats)
+        floats = 1;
+    if (*buf && *cap >= floats)
+        return 0;
+    be->release(*buf);
+    *cap = 0;
+    if (!(*buf = be->alloc(floats)))
+        return -1;
+    *cap = floats;
+    return 0;
+}
+
 int plan_build(PerceptNet *net, Shape in, int grad)
 {
     const PerceptBackend *be = net->backend;
-    plan_free(net);
+    Plan *pl = &net->plan;
+    pl->valid = 0;
     if (plan_measure(net, in, grad))
         return -1;
-    Plan *pl = &net->plan;
-    size_t saved = pl->saved_floats, work = pl->work_floats, grads = pl->grads_floats;
-    size_t tmp = pl->tmp_floats;
     if (net->memory_limit && plan_floats(pl) > net->memory_limit / sizeof(float))
         return percept_fail_oom("out of memory: network '%s' needs %.3g MiB for a %d×%d×%d×%d "
                                 "input, over its limit of %.3g MiB", net->name,
                                 plan_floats(pl) * 4 / 1048576.0, in.n, in.c, in.h, in.w,
                                 net->memory_limit / 1048576.0);
-    pl->act = be->alloc(pl->act_floats);
-    pl->saved = be->alloc(saved ? saved : 1);
-    pl->work = be->alloc(work ? work : 1);
-    pl->grads = grad ? be->alloc(grads) : NULL;
-    pl->tmp = grad ? be->alloc(tmp) : NULL;
-    if (!pl->act || !pl->saved || !pl->work || (grad && (!pl->grads || !pl->tmp))) {
+    /* without gradients the gradient arenas are kept, unused, for the next training size */
+    if (arena_fit(be, &pl->act, &pl->act_cap, pl->act_floats) ||
+        arena_fit(be, &pl->saved, &pl->saved_cap, pl->saved_floats) ||
+        arena_fit(be, &pl->work, &pl->work_cap, pl->work_floats) ||
+        (grad && (arena_fit(be, &pl->grads, &pl->grads_cap, pl->grads_floats) ||
+                  arena_fit(be, &pl->tmp, &pl->tmp_cap, pl->tmp_floats)))) {
         double gib = (double)plan_floats(pl) * 4 / 1073741824.0;
         char why[512]; /* the backend's message, copied: it is the buffer written next */
         snprintf(why, sizeof why, "%s", percept_error());
