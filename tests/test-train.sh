@@ -158,7 +158,13 @@ PY
 expect stylize-task 0 "Task: +stylize" -- "$percept" info "$tmp/s.safetensors"
 expect stylize-restore 0 "wrote .*r.safetensors \(5 steps\)" -- "$percept" train stylize ${sty[*]} \
     --style "$tmp/style.png" --arch restore --tail-gain 0.1 --out "$tmp/r.safetensors"
-expect stylize-bad-arch 1 "arch for stylize must be johnson or restore, not 'sr'" -- \
+# restore-half, on photos halved to a fraction of a megapixel (96×80 → 48×40 fits 0.002 MP)
+expect stylize-restore-half 0 "wrote .*h.safetensors \(5 steps\)" -- \
+    "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --arch restore-half --channels 4 \
+    --block-gain 0.1 --tail-gain 0.1 --max-megapixels 0.002 --out "$tmp/h.safetensors"
+expect fraction-of-megapixel 1 "skipped .*24×20 is smaller than the 32 px crops" -- \
+    "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --max-megapixels 0.001 --out "$tmp/x.safetensors"
+expect stylize-bad-arch 1 "arch for stylize must be johnson, restore or restore-half, not 'sr'" -- \
     "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --arch sr --out "$tmp/x.safetensors"
 expect stylize-gram 0 "wrote .*g.safetensors \(5 steps\)" -- "$percept" train stylize ${sty[*]} \
     --style "$tmp/style.png" --losses "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2,relu3_3=5;tv=1e-6" \

@@ -34,7 +34,8 @@ const char recipe_keys_help[] =
     "  name, description   stored in the weight file\n"
     "  arch                upscale: sr-shuffle (low resolution + pixel shuffle, the default)\n"
     "                      or sr (Johnson's); reconstruct: restore or restore-half (its\n"
-    "                      blocks at half resolution: twice the reach); stylize: johnson;\n"
+    "                      blocks at half resolution: twice the reach); stylize: johnson,\n"
+    "                      restore or restore-half;\n"
     "                      autoencoder: autoencoder (DeePSiM Table 2), vae (its variational\n"
     "                      form: add kl=WEIGHT to the losses) or binary (Ridgeway's code)\n"
     "  scale 2|4|8 (upscale, default 4)  channels 64 (johnson, autoencoder: 32; the\n"
@@ -218,7 +219,7 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
         get_int(r, "checkpoint-every", 0, 100000000, &r->checkpoint_every) ||
         get_int(r, "val-images", 0, 10000, &r->val_images) ||
         get_double(r, "val-fraction", 0.0, 0.5, &r->val_fraction) ||
-        get_int(r, "max-megapixels", 0, 1000, &r->max_megapixels) ||
+        get_double(r, "max-megapixels", 0.0, 1000.0, &r->max_megapixels) ||
         get_int(r, "style-size", 16, 4096, &r->style_size) ||
         get_int(r, "code", 1, 4096, &r->code) ||
         get_double(r, "discriminator-lr", 1e-8, 1.0, &r->discriminator_lr) ||
@@ -234,10 +235,11 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
     if (upscale ? strcmp(r->arch, "sr") && strcmp(r->arch, "sr-shuffle")
         : autoencoder ? strcmp(r->arch, "autoencoder") && strcmp(r->arch, "vae") &&
                             strcmp(r->arch, "binary")
-        : stylize     ? strcmp(r->arch, "johnson") && strcmp(r->arch, "restore")
-                      : strcmp(r->arch, "restore") && strcmp(r->arch, "restore-half"))
+        : stylize ? strcmp(r->arch, "johnson") && strcmp(r->arch, "restore") &&
+                        strcmp(r->arch, "restore-half")
+                  : strcmp(r->arch, "restore") && strcmp(r->arch, "restore-half"))
         return percept_fail("recipe: arch for %s must be %s, not '%s'", r->task,
-                            upscale ? "sr or sr-shuffle" : stylize ? "johnson or restore"
+                            upscale ? "sr or sr-shuffle" : stylize ? "johnson, restore or restore-half"
                                                          : autoencoder ? "autoencoder, vae or binary"
                                                                        : "restore or restore-half",
                             r->arch);

@@ -31,7 +31,7 @@ typedef struct {
     /* bookkeeping */
     int validate_every, checkpoint_every, val_images;
     double val_fraction;
-    int max_megapixels;
+    double max_megapixels;
     gboolean fp16;
     GKeyFile *keys;        /* everything above, as set */
 } Recipe;

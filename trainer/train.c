@@ -523,7 +523,7 @@ static int run(Trainer *t, int resume)
         return -1;
     warn_generic_blas();
     fprintf(stderr, "percept train: loading %s\n", r->data);
-    if (dataset_load(&t->data, r->data, r->crop, (size_t)r->max_megapixels * 1000000,
+    if (dataset_load(&t->data, r->data, r->crop, (size_t)(r->max_megapixels * 1e6),
                      r->val_fraction, stderr) || make_validation(t) || open_log(t, resume))
         return -1;
     fprintf(stderr, "percept train: %d images (%d training, %d validation, %.0f MiB), "
