@@ -264,6 +264,12 @@ print((\"falls\" if len(v) == 3 and v[2] < v[0] else \"stuck\"), v)'"
 expect optimize-image 0 "^32x" -- python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); print("%dx%d" % struct.unpack(">II", d[16:24]))' "$tmp/opt.png"
 mkdir -p "$tmp/photos" && cp "$tmp/data/p1.png" "$tmp/data/p2.png" "$tmp/photos/"
 expect eval-style 0 "optimisation, 6 iterations \| [0-9.e+]+ \|" -- bash -c "'$percept' eval-style '$tmp/s.safetensors' --images '$tmp/photos' --size 32 --iterations 3,6 | tr '\n' ' '"
+# several data directories, ':'-separated: their images together (6 + 2), each one checked
+expect two-dirs 0 "8 images \(7 training, 1 validation" -- train --steps 1 --val-fraction 0.125 \
+    --data "$tmp/data:$tmp/photos" --out "$tmp/d2.safetensors"
+expect two-dirs-manifest 0 "8 images from .*/data:" -- "$percept" info "$tmp/d2.safetensors"
+expect two-dirs-missing 1 "data directory '.*nope' does not exist" -- train --data "$tmp/data:$tmp/nope" \
+    --out "$tmp/x.safetensors"
 expect optimize-no-style 1 "needs --content IMAGE and --style IMAGE" -- "$percept" optimize --content "$tmp/data/p1.png"
 expect eval-style-bad-marks 1 "ascending counts" -- "$percept" eval-style "$tmp/s.safetensors" --images "$tmp/photos" --iterations 6,3
 

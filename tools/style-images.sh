@@ -25,47 +25,20 @@ if ! /usr/bin/python3 -c 'import PIL' 2>/dev/null; then
 fi
 
 mkdir -p "$DIR/styles"
-export DIR EXTRACT
+TOOLS=$(cd "$(dirname "$0")" && pwd)
+export DIR EXTRACT TOOLS
 /usr/bin/python3 - <<'PY'
-import io, os, re, struct, zlib
+import io, os, re, sys
 from PIL import Image
+
+sys.path.insert(0, os.environ["TOOLS"])
+from qt_rcc import qt_resources
 
 DIR, EXTRACT = os.environ["DIR"], os.environ["EXTRACT"]
 out = os.path.join(DIR, "styles")
 
 def version(pkg):
     return open(os.path.join(EXTRACT, pkg, ".version")).read().strip()
-
-def qt_resources(path):
-    """{name: bytes} of a Qt .rcc file: 'qres', version, then offsets of the tree, data and
-    names tables; tree nodes are 14 bytes (22 from format 2 on), flag 1 = zlib, 2 = folder."""
-    b = open(path, "rb").read()
-    if b[:4] != b"qres":
-        raise SystemExit(f"{path}: not a Qt resource file")
-    fmt, tree, data, names = struct.unpack(">4I", b[4:20])
-    node_size = 22 if fmt >= 2 else 14
-    found = {}
-    def name_at(off):
-        length = struct.unpack(">H", b[names + off:names + off + 2])[0]
-        return b[names + off + 6:names + off + 6 + 2 * length].decode("utf-16-be")
-    def visit(index, prefix):
-        p = tree + index * node_size
-        name_off, flags = struct.unpack(">IH", b[p:p + 6])
-        name = name_at(name_off) if index else ""
-        if flags & 2:
-            count, first = struct.unpack(">II", b[p + 6:p + 14])
-            for i in range(count):
-                visit(first + i, prefix + name + "/")
-            return
-        q = data + struct.unpack(">I", b[p + 10:p + 14])[0]
-        blob = b[q + 4:q + 4 + struct.unpack(">I", b[q:q + 4])[0]]
-        if flags & 1:
-            blob = zlib.decompress(blob[4:])   # 4-byte uncompressed size, then zlib
-        elif flags & 4:
-            return                             # zstd: not needed for the paintings
-        found[prefix + name] = blob
-    visit(0, "")
-    return found
 
 def assemble(res, title_start):
     """The painting whose board title starts with title_start, pasted from its pieces."""

@@ -7,10 +7,14 @@
 # listed in DIR/photos/MANIFEST.tsv (package, version, file, name, width, height, licence).
 # Re-running is cheap: downloads, extractions and copies already done are skipped.
 #
+# GCompris's photos (gcompris-qt-data: animals, monuments, the sea, musicians; WebP inside
+# its Qt .rcc files) go to a second folder, DIR/photos-gcompris, with their own MANIFEST.tsv
+# (licences from each activity's README): recipes that want them name both folders
+# (`data = data/photos:data/photos-gcompris`), and the presets trained on DIR/photos alone
+# stay reproducible.
+#
 # The evaluation images (tools/eval-data.sh: kodim02, kodim07, baboon, astronaut, chelsea,
 # coffee) and the style paintings (starry_night, scream) are never selected here.
-# Future addition: gcompris-qt-data (~120 photos inside Qt .rcc files) needs the extractor
-# ../shared/tools/qt-rcc-extract.py, so it is left out for now.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,6 +46,18 @@ plasma-workspace-wallpapers  usr/share/wallpapers  Autumn/contents/images/*.jpg
     Path/contents/images/*.jpg summer_1am/contents/images/*.jpg
 darknet  usr/share/darknet/data  dog.jpg eagle.jpg giraffe.jpg horses.jpg kite.jpg person.jpg
 '
+# GCompris photos: ACTIVITY  FOLDER-INSIDE-ITS-RCC (under /gcompris/src/activities/)  GLOB...
+# Every file these catch was looked at: photos only (the folders' drawings are SVG). Files
+# under 60 KB are left out: heavily compressed (about 0.2-0.6 bits per pixel), and it shows.
+GCOMPRIS='
+erase                  erase/resource                          *.webp
+explore_monuments      explore_monuments/resource              */*.webp
+explore_world_animals  explore_world_animals/resource/animals  *.webp
+explore_farm_animals   explore_farm_animals/resource/animals   *.webp
+clickgame              clickgame/resource                      sea*.webp
+explore_world_music    explore_world_music/resource/music      *.webp
+'
+
 # Files the globs above catch but that are drawings or abstract art (by base name).
 EXCLUDE='party-room.jpg room1.jpg room2.jpg room3.jpg spotlight-stage.jpg woods-and-bench.jpg
     school2.jpg brick-wall1.jpg graffiti.jpg
@@ -185,3 +201,64 @@ for pkg, n in counts.items():
 print(f"{len(rows):4d}  photos in {DIR}/photos")
 PY
 du -sh "$DIR/photos" | awk '{print "      " $1 " on disk"}'
+
+fetch gcompris-qt-data
+mkdir -p "$DIR/photos-gcompris"
+TOOLS=$(cd "$(dirname "$0")" && pwd)
+export GCOMPRIS TOOLS EXTRACT
+python3 - <<'PY'
+import fnmatch, os, re, sys
+sys.path.insert(0, os.environ["TOOLS"])
+from qt_rcc import qt_resources, webp_size
+
+DIR, EXTRACT = os.environ["DIR"], os.environ["EXTRACT"]
+out = f"{DIR}/photos-gcompris"
+version = open(f"{EXTRACT}/gcompris-qt-data/.version").read().strip()
+ROOT = "/gcompris/src/activities/"
+README_TYPOS = {"germany/aulaPalatina.webp": "germany/audaPalatina.webp"}   # as upstream spells them
+
+def licences(readme):
+    """{file: licence} from a GCompris README: stanzas of Copyright, License, Files."""
+    found = {}
+    for stanza in re.split(r"\n\s*\n", readme):
+        lic = re.search(r"^License:[ \t]*(.+)", stanza, re.M)
+        files = re.search(r"^Files:(.*(?:\n(?![A-Za-z]+:).*)*)", stanza, re.M)
+        if lic and files:
+            for f in files.group(1).split():
+                found[f] = lic.group(1).strip()
+    return found
+
+rows, wanted = [], set()
+for line in os.environ["GCOMPRIS"].split("\n"):
+    if not line.strip():
+        continue
+    activity, folder, *globs = line.split()
+    rcc = f"usr/share/gcompris-qt/rcc/{activity}.rcc"
+    res = qt_resources(f"{EXTRACT}/gcompris-qt-data/{rcc}")
+    base = ROOT + folder + "/"
+    lic = licences(res[base + "README"].decode("utf-8"))
+    for name in sorted(res):
+        rel = name[len(base):]
+        if not name.startswith(base) or not any(fnmatch.fnmatch(rel, g) for g in globs):
+            continue
+        blob, size = res[name], webp_size(res[name])
+        if not size or min(size) < 256 or len(blob) < 60_000:
+            continue
+        flat = f"gcompris-qt-data--{activity}-{rel.replace('/', '-')}"
+        wanted.add(flat)
+        dst = f"{out}/{flat}"
+        if not (os.path.exists(dst) and os.path.getsize(dst) == len(blob)):
+            open(dst, "wb").write(blob)
+        rows.append(("gcompris-qt-data", version, f"{rcc}:{name}", flat, size[0], size[1],
+                     lic.get(rel) or lic.get(README_TYPOS.get(rel), "unknown")))
+
+for old in os.listdir(out):
+    if old != "MANIFEST.tsv" and old not in wanted:
+        os.remove(f"{out}/{old}")
+with open(f"{out}/MANIFEST.tsv", "w") as f:
+    f.write("package\tversion\tfile\tname\twidth\theight\tlicence\n")
+    for r in rows:
+        f.write("\t".join(map(str, r)) + "\n")
+print(f"{len(rows):4d}  photos in {out}")
+PY
+du -sh "$DIR/photos-gcompris" | awk '{print "      " $1 " on disk"}'

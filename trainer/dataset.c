@@ -38,44 +38,70 @@ static int is_text(const char *name)
     return 0;
 }
 
-int dataset_load(Dataset *d, const char *dir, int min_side, size_t max_pixels,
+/* The files under each of the ':'-separated roots, each root's sorted by name, one root after
+ * the other: with one root the order (and so the validation split) is the sorted names. */
+static int list_roots(const char *dirs, GPtrArray *full, GPtrArray *rel)
+{
+    char **roots = g_strsplit(dirs, G_SEARCHPATH_SEPARATOR_S, -1);
+    int rc = 0;
+    for (int k = 0; roots[k] && !rc; k++) {
+        if (!g_file_test(roots[k], G_FILE_TEST_IS_DIR)) {
+            rc = percept_fail("data directory '%s' does not exist", roots[k]);
+            break;
+        }
+        GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+        list_files(roots[k], NULL, names);
+        paths_sort(names);
+        for (guint i = 0; i < names->len; i++) {
+            const char *name = g_ptr_array_index(names, i);
+            if (is_text(name))
+                continue;
+            g_ptr_array_add(full, g_build_filename(roots[k], name, NULL));
+            g_ptr_array_add(rel, g_strdup(name));
+        }
+        g_ptr_array_free(names, TRUE);
+    }
+    g_strfreev(roots);
+    return rc;
+}
+
+int dataset_load(Dataset *d, const char *dirs, int min_side, size_t max_pixels,
                  double val_fraction, FILE *log)
 {
     memset(d, 0, sizeof *d);
-    if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
-        return percept_fail("data directory '%s' does not exist", dir);
-    GPtrArray *files = g_ptr_array_new_with_free_func(g_free);
-    list_files(dir, NULL, files);
-    paths_sort(files);
-    d->images = calloc(files->len + 1, sizeof(ImageU8));
-    d->names = calloc(files->len + 1, sizeof(char *));
-    for (guint i = 0; i < files->len; i++) {
-        const char *rel = g_ptr_array_index(files, i);
-        if (is_text(rel))
-            continue;
-        char *full = g_build_filename(dir, rel, NULL);
+    GPtrArray *full = g_ptr_array_new_with_free_func(g_free);
+    GPtrArray *rel = g_ptr_array_new_with_free_func(g_free);
+    if (list_roots(dirs, full, rel)) {
+        g_ptr_array_free(full, TRUE);
+        g_ptr_array_free(rel, TRUE);
+        return -1;
+    }
+    d->images = calloc(full->len + 1, sizeof(ImageU8));
+    d->names = calloc(full->len + 1, sizeof(char *));
+    for (guint i = 0; i < full->len; i++) {
+        const char *path = g_ptr_array_index(full, i);
         ImageU8 img;
-        if (image_load_u8(full, max_pixels, &img)) {
+        if (image_load_u8(path, max_pixels, &img)) {
             fprintf(log, "percept train: skipped %s\n", percept_error());
             d->skipped++;
         } else if (img.w < min_side || img.h < min_side) {
             fprintf(log, "percept train: skipped %s: %d×%d is smaller than the %d px crops\n",
-                    full, img.w, img.h, min_side);
+                    path, img.w, img.h, min_side);
             free(img.rgb);
             d->skipped++;
         } else {
             d->images[d->n] = img;
-            d->names[d->n++] = g_strdup(rel);
+            d->names[d->n++] = g_strdup(g_ptr_array_index(rel, i));
             d->bytes += (size_t)img.w * img.h * 3;
         }
-        g_free(full);
     }
-    g_ptr_array_free(files, TRUE);
+    g_ptr_array_free(full, TRUE);
+    g_ptr_array_free(rel, TRUE);
     percept_error_clear();
     if (d->n == 0) {
         dataset_free(d);
         return percept_fail("no usable image in '%s' (any format GEGL loads, at least %d px on "
-                            "each side)", dir, min_side);
+                            "each side)", dirs, min_side);
     }
     int k = val_fraction > 0 ? (int)(1.0 / val_fraction + 0.5) : 0;
     d->train = malloc(sizeof(int) * d->n);

@@ -1,4 +1,4 @@
-/* Training data: a directory of images read recursively (any format GEGL loads), decoded
+/* Training data: directories of images read recursively (any format GEGL loads), decoded
  * once and kept in memory as 8-bit RGB, split deterministically into training and
  * validation images, served as random crops with flips. */
 #ifndef PERCEPT_TRAINER_DATASET_H
@@ -12,18 +12,19 @@
 typedef struct {
     int n;
     ImageU8 *images;
-    char **names;      /* paths relative to the directory, sorted */
+    char **names;      /* paths relative to their directory, in dataset_load's order */
     int n_train, n_val;
     int *train, *val;  /* indices into images */
     int skipped;       /* files that could not be used */
     size_t bytes;
 } Dataset;
 
-/* Loads every image under dir with both sides ≥ min_side (after scaling down to at most
- * max_pixels); every k-th (k = 1 / val_fraction, by sorted name) is held out for
+/* Loads every image under dirs (one directory, or several separated by ':') with both sides
+ * ≥ min_side (after scaling down to at most max_pixels); every k-th (k = 1 / val_fraction, by
+ * sorted name within each directory, the directories in the order given) is held out for
  * validation. Files GEGL cannot read are reported on log and skipped; no usable image is
  * an error. */
-int dataset_load(Dataset *d, const char *dir, int min_side, size_t max_pixels,
+int dataset_load(Dataset *d, const char *dirs, int min_side, size_t max_pixels,
                  double val_fraction, FILE *log);
 void dataset_free(Dataset *d);
 
