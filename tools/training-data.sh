@@ -81,9 +81,12 @@ for pkg in $(grep -E '^[^[:space:]]' <<< "$SELECTION" | awk '{print $1}'); do
 done
 
 mkdir -p "$DIR/photos"
-export DIR SELECTION EXCLUDE LICENCES
+TOOLS=$(cd "$(dirname "$0")" && pwd)
+export DIR SELECTION EXCLUDE LICENCES TOOLS
 python3 - "${PACKAGES[@]}" <<'PY'
 import fnmatch, glob, json, os, re, shutil, struct, sys
+sys.path.insert(0, os.environ["TOOLS"])
+import photo_folder
 
 DIR = os.environ["DIR"]
 have = set(sys.argv[1:])
@@ -188,13 +191,7 @@ for pkg, folder, globs in entries:
             rows.append((pkg, version, path, name, info[0], info[1], licence(pkg, rel, path)))
             counts[pkg] = counts.get(pkg, 0) + 1
 
-for old in os.listdir(f"{DIR}/photos"):          # drop photos no longer selected
-    if old != "MANIFEST.tsv" and old not in wanted:
-        os.remove(f"{DIR}/photos/{old}")
-with open(f"{DIR}/photos/MANIFEST.tsv", "w") as f:
-    f.write("package\tversion\tfile\tname\twidth\theight\tlicence\n")
-    for r in rows:
-        f.write("\t".join(map(str, r)) + "\n")
+photo_folder.finish(f"{DIR}/photos", rows)
 
 for pkg, n in counts.items():
     print(f"{n:4d}  {pkg}")
@@ -204,11 +201,11 @@ du -sh "$DIR/photos" | awk '{print "      " $1 " on disk"}'
 
 fetch gcompris-qt-data
 mkdir -p "$DIR/photos-gcompris"
-TOOLS=$(cd "$(dirname "$0")" && pwd)
-export GCOMPRIS TOOLS EXTRACT
+export GCOMPRIS EXTRACT
 python3 - <<'PY'
 import fnmatch, os, re, sys
 sys.path.insert(0, os.environ["TOOLS"])
+import photo_folder
 from qt_rcc import qt_resources, webp_size
 
 DIR, EXTRACT = os.environ["DIR"], os.environ["EXTRACT"]
@@ -228,7 +225,7 @@ def licences(readme):
                 found[f] = lic.group(1).strip()
     return found
 
-rows, wanted = [], set()
+rows = []
 for line in os.environ["GCOMPRIS"].split("\n"):
     if not line.strip():
         continue
@@ -245,20 +242,13 @@ for line in os.environ["GCOMPRIS"].split("\n"):
         if not size or min(size) < 256 or len(blob) < 60_000:
             continue
         flat = f"gcompris-qt-data--{activity}-{rel.replace('/', '-')}"
-        wanted.add(flat)
         dst = f"{out}/{flat}"
         if not (os.path.exists(dst) and os.path.getsize(dst) == len(blob)):
             open(dst, "wb").write(blob)
         rows.append(("gcompris-qt-data", version, f"{rcc}:{name}", flat, size[0], size[1],
                      lic.get(rel) or lic.get(README_TYPOS.get(rel), "unknown")))
 
-for old in os.listdir(out):
-    if old != "MANIFEST.tsv" and old not in wanted:
-        os.remove(f"{out}/{old}")
-with open(f"{out}/MANIFEST.tsv", "w") as f:
-    f.write("package\tversion\tfile\tname\twidth\theight\tlicence\n")
-    for r in rows:
-        f.write("\t".join(map(str, r)) + "\n")
+photo_folder.finish(out, rows)
 print(f"{len(rows):4d}  photos in {out}")
 PY
 du -sh "$DIR/photos-gcompris" | awk '{print "      " $1 " on disk"}'
