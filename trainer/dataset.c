@@ -44,7 +44,7 @@ static int list_roots(const char *dirs, GPtrArray *full, GPtrArray *rel)
 {
     char **roots = g_strsplit(dirs, G_SEARCHPATH_SEPARATOR_S, -1);
     int rc = 0;
-    for (int k = 0; roots[k] && !rc; k++) {
+    for (int k = 0; roots[k]; k++) {
         if (!g_file_test(roots[k], G_FILE_TEST_IS_DIR)) {
             rc = percept_fail("data directory '%s' does not exist", roots[k]);
             break;
