@@ -37,19 +37,3 @@ def qt_resources(path):
     visit(0, "")
     return found
 
-
-def webp_size(blob):
-    """(width, height) from a WebP's first chunk (lossy VP8, lossless VP8L or extended VP8X),
-    or None."""
-    if blob[:4] != b"RIFF" or blob[8:12] != b"WEBP":
-        return None
-    kind = blob[12:16]
-    if kind == b"VP8 ":
-        w, h = struct.unpack("<HH", blob[26:30])
-        return w & 0x3FFF, h & 0x3FFF
-    if kind == b"VP8L":
-        v = int.from_bytes(blob[21:25], "little")
-        return (v & 0x3FFF) + 1, ((v >> 14) & 0x3FFF) + 1
-    if kind == b"VP8X":
-        return 1 + int.from_bytes(blob[24:27], "little"), 1 + int.from_bytes(blob[27:30], "little")
-    return None

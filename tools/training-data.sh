@@ -84,7 +84,7 @@ mkdir -p "$DIR/photos"
 TOOLS=$(cd "$(dirname "$0")" && pwd)
 export DIR SELECTION EXCLUDE LICENCES TOOLS
 python3 - "${PACKAGES[@]}" <<'PY'
-import fnmatch, glob, json, os, re, shutil, struct, sys
+import fnmatch, glob, json, os, re, shutil, sys
 sys.path.insert(0, os.environ["TOOLS"])
 import photo_folder
 
@@ -94,26 +94,6 @@ EVAL = {"kodim02", "kodim07", "baboon", "astronaut", "chelsea", "coffee"}
 STYLE = {"starry_night", "scream"}
 exclude = set(os.environ["EXCLUDE"].split())
 overrides = {tuple(l.split()[:2]): l.split()[2] for l in os.environ["LICENCES"].splitlines() if l.strip()}
-
-def image_info(path):
-    """(width, height, colour?) from a PNG IHDR or a JPEG SOF marker; None if neither."""
-    with open(path, "rb") as f:
-        d = f.read(1 << 20)
-    if d[:8] == b"\x89PNG\r\n\x1a\n":
-        w, h, _, ctype = struct.unpack(">IIBB", d[16:26])
-        return w, h, ctype in (2, 3, 6)          # 0/4 are grey (+alpha)
-    i = 2 if d[:2] == b"\xff\xd8" else len(d)
-    while i + 9 < len(d):
-        if d[i] != 0xFF:
-            i += 1; continue
-        m = d[i + 1]
-        if m == 0xD8 or m == 0x01 or 0xD0 <= m <= 0xD7 or m == 0xFF:
-            i += 2 if m != 0xFF else 1; continue
-        if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC):   # SOFn
-            h, w = struct.unpack(">HH", d[i + 5:i + 9])
-            return w, h, d[i + 9] >= 3
-        i += 2 + struct.unpack(">H", d[i + 2:i + 4])[0]
-    return None
 
 def copyright_licence(pkg, path):
     """Licence of the last DEP-5 'Files:' stanza matching path (matched as a path suffix)."""
@@ -176,7 +156,8 @@ for pkg, folder, globs in entries:
                 continue                                     # KDE links other sizes to one file
             if stem in EVAL or stem in STYLE:
                 sys.exit(f"refusing evaluation/style image {src}")
-            info = image_info(src)
+            with open(src, "rb") as f:
+                info = photo_folder.image_info(f.read(1 << 20))
             if not info or min(info[:2]) < 256 or not info[2]:
                 continue                                     # unreadable, small or grey
             # flat name: scratch Nature/lake.jpg -> Nature-lake.jpg, plasma Kite/contents/images/X.jpg -> Kite-X.jpg
@@ -206,7 +187,7 @@ python3 - <<'PY'
 import fnmatch, os, re, sys
 sys.path.insert(0, os.environ["TOOLS"])
 import photo_folder
-from qt_rcc import qt_resources, webp_size
+from qt_rcc import qt_resources
 
 DIR, EXTRACT = os.environ["DIR"], os.environ["EXTRACT"]
 out = f"{DIR}/photos-gcompris"
@@ -238,8 +219,8 @@ for line in os.environ["GCOMPRIS"].split("\n"):
         rel = name[len(base):]
         if not name.startswith(base) or not any(fnmatch.fnmatch(rel, g) for g in globs):
             continue
-        blob, size = res[name], webp_size(res[name])
-        if not size or min(size) < 256 or len(blob) < 60_000:
+        blob, size = res[name], photo_folder.image_info(res[name])
+        if not size or min(size[:2]) < 256 or len(blob) < 60_000:
             continue
         flat = f"gcompris-qt-data--{activity}-{rel.replace('/', '-')}"
         dst = f"{out}/{flat}"
