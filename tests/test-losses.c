@@ -624,6 +624,101 @@ static void check_mmd(void)
     }
 }
 
+/* ---- the sliced Wasserstein patch loss ------------------------------------------------- */
+
+typedef struct {
+    PerceptTensor x, y;
+    PerceptSwdConfig cfg;
+    float value[1];
+} SwdCase;
+
+static void eval_swd(void *p)
+{
+    SwdCase *c = p;
+    double v = 0;
+    percept_swd_loss(&c->x, &c->y, &c->cfg, &v, NULL);
+    c->value[0] = (float)v;
+}
+
+/* a blurred copy of a (one plane, h×w): 3×3 box, edges clamped */
+static void box_blur(float *out, const float *a, int h, int w)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float s = 0;
+            for (int u = -1; u <= 1; u++)
+                for (int v = -1; v <= 1; v++) {
+                    int yy = y + u < 0 ? 0 : y + u >= h ? h - 1 : y + u;
+                    int xx = x + v < 0 ? 0 : x + v >= w ? w - 1 : x + v;
+                    s += a[yy * w + xx];
+                }
+            out[y * w + x] = s / 9;
+        }
+}
+
+static void check_swd(void)
+{
+    /* gradient by finite differences, through three pyramid levels (20×18, 10×9, 5×5) */
+    enum { N = 2 * 3 * 20 * 18 };
+    static float x[N], y[N], g[N];
+    fill_uniform(x, N, 61, 0, 1);
+    fill_uniform(y, N, 62, 0, 1);
+    for (int i = 0; i < N; i++)
+        y[i] = y[i] * y[i]; /* another distribution */
+    SwdCase c = {{2, 3, 20, 18, x}, {2, 3, 20, 18, y}, {3, 8, 1, 3, 5}, {0}};
+    double v = -1;
+    CHECK(percept_swd_loss(&c.x, &c.y, &c.cfg, &v, g) == 0 && v > 1e-3, "swd value %g: %s", v,
+          percept_error());
+    float one[1] = {1};
+    gradcheck("swd", x, g, N, eval_swd, &c, c.value, one, 1, 1e-3f, 2e-2, 2e-3, 200);
+    c.cfg.stride = 2, c.cfg.patch = 4;   /* strided patches leave some pixels out */
+    CHECK(percept_swd_loss(&c.x, &c.y, &c.cfg, &v, g) == 0, "%s", percept_error());
+    gradcheck("swd (stride 2, 4×4)", x, g, N, eval_swd, &c, c.value, one, 1, 1e-3f, 2e-2, 2e-3, 200);
+
+    CHECK(percept_swd_loss(&c.y, &c.y, NULL, &v, NULL) == 0 && v == 0, "SWD of y with itself %g", v);
+    double again = -1;
+    percept_swd_loss(&c.x, &c.y, NULL, &v, NULL);
+    percept_swd_loss(&c.x, &c.y, NULL, &again, NULL);
+    CHECK(v == again && v > 0, "the same target draws the same directions: %g %g", v, again);
+
+    /* what it is for: another sample of a texture is near, its blur (which L1 prefers) far */
+    enum { H = 64, W = 64 };
+    static float tex[H * W], other[H * W], blurred[H * W];
+    fill_uniform(tex, H * W, 63, 0, 1);
+    fill_uniform(other, H * W, 64, 0, 1);
+    box_blur(blurred, tex, H, W);
+    PerceptTensor tt = {1, 1, H, W, tex}, to = {1, 1, H, W, other}, tb = {1, 1, H, W, blurred};
+    double d_other, d_blur;
+    const PerceptSwdConfig dense = {7, 32, 1, 2, 1}; /* enough patches for two samples to agree */
+    CHECK(percept_swd_loss(&to, &tt, &dense, &d_other, NULL) == 0 &&
+          percept_swd_loss(&tb, &tt, &dense, &d_blur, NULL) == 0 && d_other * 10 < d_blur,
+          "SWD: another sample of the texture %g, its blur %g", d_other, d_blur);
+    CHECK(percept_loss_l1(other, tex, H * W, NULL) > percept_loss_l1(blurred, tex, H * W, NULL),
+          "L1 prefers the blur");
+
+    /* the configured loss is the same computation; bad options and images are errors */
+    PerceptLoss *l = percept_loss_new("swd:p3:d8:s1:levels3:seed5");
+    double lv = -1;
+    CHECK(l && percept_loss_set_target(l, &c.y) == 0 && percept_loss_eval(l, &c.x, &lv, NULL) == 0 &&
+          percept_swd_loss(&c.x, &c.y, &(PerceptSwdConfig){3, 8, 1, 3, 5}, &v, NULL) == 0 && lv == v,
+          "configured swd %g vs %g: %s", lv, v, percept_error());
+    percept_loss_free(l);
+    static const struct { const char *spec, *expect; } bad[] = {
+        {"swd:q3", "bad SWD option 'q3'"}, {"swd:p0", "bad SWD option 'p0'"},
+        {"swd:p16", "patch 1..15"}, {"swd:levels9", "levels 1..8"}, {"swd:d5000", "bad SWD option"},
+        {"swd:sigma2", "bad SWD option"}, {"swd:p", "bad SWD option 'p'"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        PerceptLoss *b = percept_loss_new(bad[i].spec);
+        CHECK(!b && strstr(percept_error(), bad[i].expect), "%s: %s", bad[i].spec, percept_error());
+        percept_loss_free(b);
+    }
+    PerceptTensor tiny = {1, 1, 5, 64, tex};
+    CHECK(percept_swd_loss(&tiny, &tiny, NULL, &v, NULL) != 0 && strstr(percept_error(), "smaller"),
+          "a 64×5 image has no 7×7 patch: %s", percept_error());
+    CHECK(percept_swd_loss(&tt, &tiny, NULL, &v, NULL) != 0 && strstr(percept_error(), "differ"),
+          "sizes differ: %s", percept_error());
+}
+
 /* ---- metrics ------------------------------------------------------------------------ */
 
 static void check_metrics(void)
@@ -699,6 +794,7 @@ int main(void)
     check_ms_ssim();
     check_mmd();
     check_style_mmd();
+    check_swd();
     check_metrics();
     percept_st_free(st);
     return check_done("test-losses");

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "laplacian.h"
 #include "percept/percept.h"
 
 static int same_shape(const PerceptTensor *a, const PerceptTensor *b, const char *what)
@@ -87,54 +88,6 @@ double percept_normalized_euclidean(const PerceptTensor *a, const PerceptTensor 
 #define NHOOD 7
 #define NHOODS_PER_IMAGE 128
 #define DIRS 512 /* 4 repeats of 128 directions, as Karras et al. */
-
-static const float binomial[5] = {1 / 16.f, 4 / 16.f, 6 / 16.f, 4 / 16.f, 1 / 16.f};
-
-static int mirror(int i, int n)
-{
-    if (n == 1)
-        return 0;
-    while (i < 0 || i >= n)
-        i = i < 0 ? -i : 2 * (n - 1) - i;
-    return i;
-}
-
-/* 5×5 binomial blur (mirror borders) of one plane, scaled by gain */
-static void blur(float *out, const float *in, int h, int w, float gain, float *tmp)
-{
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            float acc = 0;
-            for (int k = 0; k < 5; k++)
-                acc += binomial[k] * in[(size_t)y * w + mirror(x + k - 2, w)];
-            tmp[(size_t)y * w + x] = acc;
-        }
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            float acc = 0;
-            for (int k = 0; k < 5; k++)
-                acc += binomial[k] * tmp[(size_t)mirror(y + k - 2, h) * w + x];
-            out[(size_t)y * w + x] = gain * acc;
-        }
-}
-
-/* Laplacian level (in place: plane becomes plane − up(down(plane))) and the next level */
-static void laplacian_step(float *plane, float *down, int h, int w, float *tmp, float *tmp2)
-{
-    const int hd = (h + 1) / 2, wd = (w + 1) / 2;
-    blur(tmp2, plane, h, w, 1, tmp);
-    for (int y = 0; y < hd; y++)
-        for (int x = 0; x < wd; x++)
-            down[(size_t)y * wd + x] = tmp2[(size_t)2 * y * w + 2 * x];
-    /* up: zeros between samples, blurred with gain 4 */
-    memset(tmp2, 0, sizeof(float) * h * w);
-    for (int y = 0; y < hd; y++)
-        for (int x = 0; x < wd; x++)
-            tmp2[(size_t)2 * y * w + 2 * x] = down[(size_t)y * wd + x];
-    blur(tmp2, tmp2, h, w, 4, tmp);
-    for (size_t i = 0; i < (size_t)h * w; i++)
-        plane[i] -= tmp2[i];
-}
 
 /* descriptors (count × c·7·7) of random 7×7 neighbourhoods of a level, normalised per
  * channel over all descriptors */

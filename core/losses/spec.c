@@ -10,10 +10,10 @@
 #define MAX_LAYERS 13    /* every ReLU of VGG-16 */
 #define LOSS_GROUP_MAX 8 /* losses sharing one network pass */
 
-/* kinds up to KIND_MMD_PLUS compare with a target image of the same shape */
+/* kinds up to KIND_SWD compare with a target image of the same shape */
 typedef enum {
     KIND_MSE, KIND_L1, KIND_SSIM, KIND_MS_SSIM, KIND_SSIM_RIDGEWAY, KIND_MMD, KIND_MMD_PLUS,
-    KIND_TV, KIND_FEAT, KIND_STYLE, KIND_STYLE_MMD
+    KIND_SWD, KIND_TV, KIND_FEAT, KIND_STYLE, KIND_STYLE_MMD
 } Kind;
 
 struct PerceptLoss {
@@ -25,6 +25,7 @@ struct PerceptLoss {
     PerceptTensor target_shape[MAX_LAYERS];
     int has_target;
     PerceptMmdConfig mmd;
+    PerceptSwdConfig swd;
     int levels;                     /* style-mmd: pyramid levels */
     char spec[1024];                /* as given: errors name it */
     char net_spec[1024];            /* feat, style: losses with equal specs share one pass */
@@ -143,6 +144,32 @@ static int parse_mmd(PerceptMmdConfig *cfg, const char *opts, int *levels)
     return 0;
 }
 
+/* swd options: p7 d32 s2 levels4 seed1, separated by ':' (defaults for the rest) */
+static int parse_swd(PerceptSwdConfig *cfg, const char *opts)
+{
+    static const char *const names[] = {"levels", "seed", "p", "d", "s"};
+    const PerceptSwdConfig def = PERCEPT_SWD_DEFAULT;
+    char buf[256];
+    *cfg = def;
+    snprintf(buf, sizeof buf, "%s", opts);
+    for (char *save = NULL, *tok = strtok_r(buf, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+        int k = 0;
+        while (k < 5 && strncmp(tok, names[k], strlen(names[k])))
+            k++;
+        const char *num = k < 5 ? tok + strlen(names[k]) : tok;
+        char *end = NULL;
+        unsigned long long v = *num >= '0' && *num <= '9' ? strtoull(num, &end, 10) : 0;
+        if (k == 5 || !end || *end || (k != 1 && (v < 1 || v > 4096)))
+            return percept_fail("bad SWD option '%s' (p7 d32 s2 levels4 seed1)", tok);
+        int *field[] = {&cfg->levels, NULL, &cfg->patch, &cfg->directions, &cfg->stride};
+        if (k == 1)
+            cfg->seed = v;
+        else
+            *field[k] = (int)v;
+    }
+    return percept_swd_config_check(cfg);
+}
+
 PerceptLoss *percept_loss_new(const char *spec)
 {
     PerceptLoss *loss = calloc(1, sizeof *loss);
@@ -154,14 +181,14 @@ PerceptLoss *percept_loss_new(const char *spec)
     const char *first = strchr(spec, ':'), *last = strrchr(spec, ':');
     size_t kind_len = first ? (size_t)(first - spec) : strlen(spec);
     static const char *const kinds[] = {"mse", "l1", "ssim", "ms-ssim", "ssim-ridgeway", "mmd",
-                                        "mmd++", "tv", "feat", "style", "style-mmd"};
+                                        "mmd++", "swd", "tv", "feat", "style", "style-mmd"};
     int k;
-    for (k = 0; k < 11; k++)
+    for (k = 0; k < 12; k++)
         if (strlen(kinds[k]) == kind_len && !strncmp(spec, kinds[k], kind_len))
             break;
-    if (k == 11) {
+    if (k == 12) {
         percept_fail("unknown loss '%.*s' in '%s' (mse, l1, ssim, ms-ssim, ssim-ridgeway, mmd, "
-                     "mmd++, tv, feat, style, style-mmd)", (int)kind_len, spec, spec);
+                     "mmd++, swd, tv, feat, style, style-mmd)", (int)kind_len, spec, spec);
         goto fail;
     }
     loss->kind = (Kind)k;
@@ -170,6 +197,13 @@ PerceptLoss *percept_loss_new(const char *spec)
         loss->levels = 3;
         if (parse_mmd(&loss->mmd, first ? first + 1 : "",
                       loss->kind == KIND_STYLE_MMD ? &loss->levels : NULL)) {
+            percept_fail_prefix("loss '%s': ", spec);
+            goto fail;
+        }
+        return loss;
+    }
+    if (loss->kind == KIND_SWD) {
+        if (parse_swd(&loss->swd, first ? first + 1 : "")) {
             percept_fail_prefix("loss '%s': ", spec);
             goto fail;
         }
@@ -225,7 +259,7 @@ int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *t)
     loss->has_target = 0;
     if (loss->kind == KIND_TV)
         return percept_fail("the tv loss takes no target");
-    if (loss->kind <= KIND_MMD_PLUS) {
+    if (loss->kind <= KIND_SWD) {
         if (keep(loss, 0, t->data, *t, percept_tensor_numel(t)))
             return -1;
         loss->has_target = 1;
@@ -335,7 +369,7 @@ static int check_eval(const PerceptLoss *loss, const PerceptTensor *x)
 {
     if (loss->kind != KIND_TV && !loss->has_target)
         return percept_fail("the loss has no target (percept_loss_set_target)");
-    if (loss->kind <= KIND_MMD_PLUS && !shape_matches(x, &loss->target_shape[0]))
+    if (loss->kind <= KIND_SWD && !shape_matches(x, &loss->target_shape[0]))
         return percept_fail("image of %d×%d×%d×%d does not match the target's %d×%d×%d×%d",
                             x->n, x->c, x->h, x->w, loss->target_shape[0].n,
                             loss->target_shape[0].c, loss->target_shape[0].h,
@@ -355,6 +389,8 @@ static int image_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *va
         return percept_mmd(x, &loss->target_shape[0], &loss->mmd, value, grad);
     case KIND_MMD_PLUS:
         return percept_mmd_plus(x, &loss->target_shape[0], &loss->mmd, value, grad);
+    case KIND_SWD:
+        return percept_swd_loss(x, &loss->target_shape[0], &loss->swd, value, grad);
     case KIND_STYLE_MMD:
         return percept_mmd_to_embedding(x, loss->target[0], &loss->mmd, loss->levels, value, grad);
     case KIND_MS_SSIM: {

@@ -366,6 +366,21 @@ PERCEPT_API int percept_mmd_to_embedding(const PerceptTensor *x, const float *em
                                          const PerceptMmdConfig *cfg, int levels, double *value,
                                          float *grad);
 
+/* A sliced Wasserstein patch loss (docs/losses.md): per image and Laplacian-pyramid level,
+ * the squared 1-D Wasserstein-2 distance between the sorted projections of all P×P patches
+ * (stride S, all channels) of x and of y on D random unit directions, divided by the level
+ * variance of y and averaged over directions, patches, images and levels (the levels that
+ * hold a patch, up to `levels`; the last one low-pass). The directions are drawn from seed
+ * and a hash of y, so each target brings new ones. With grad non-NULL, d value / d x. */
+typedef struct {
+    int patch, directions, stride, levels;
+    uint64_t seed;
+} PerceptSwdConfig;
+#define PERCEPT_SWD_DEFAULT {7, 32, 2, 4, 1}
+PERCEPT_API int percept_swd_config_check(const PerceptSwdConfig *cfg);
+PERCEPT_API int percept_swd_loss(const PerceptTensor *x, const PerceptTensor *y,
+                                 const PerceptSwdConfig *cfg, double *value, float *grad);
+
 /* ---- metrics (no gradients) ----------------------------------------------------------- */
 
 /* PSNR over all channels of 0..1 images (+inf for identical images; NaN with a message
@@ -387,6 +402,7 @@ PERCEPT_API int percept_swd(const PerceptTensor *a, const PerceptTensor *b, doub
 /* A loss configured by a short string (docs/losses.md):
  *   mse | l1 | tv | ssim | ms-ssim | ssim-ridgeway     (SSIM losses are 1 − SSIM)
  *   mmd[:OPTS] | mmd++[:OPTS]  OPTS: p3:w32:s16:sigma0.6:f512[:norm][:seed1]
+ *   swd[:OPTS]                OPTS: p7:d32:s2:levels4:seed1 (the sliced Wasserstein loss)
  *   feat:NET:LAYER            Johnson's feature reconstruction loss at one layer
  *   style:NET:LAYER,LAYER,…   Gram style loss summed over layers
  * NET is vgg16 (random weights fixed by seed 1: no download needed), vgg16#SEED, or
