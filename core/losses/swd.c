@@ -43,10 +43,11 @@ static int by_float(const void *a, const void *b)
 int percept_swd_config_check(const PerceptSwdConfig *cfg)
 {
     if (cfg->patch < 1 || cfg->patch > 15 || cfg->directions < 1 || cfg->directions > 4096 ||
-        cfg->stride < 1 || cfg->stride > 15 || cfg->levels < 1 || cfg->levels > 8)
-        return percept_fail("SWD loss: patch 1..15, directions 1..4096, stride 1..15 and "
-                            "levels 1..8 (got p%d d%d s%d levels%d)", cfg->patch,
-                            cfg->directions, cfg->stride, cfg->levels);
+        cfg->stride < 1 || cfg->stride > 15 || cfg->levels < 1 || cfg->levels > 8 ||
+        cfg->phases < 1 || cfg->phases > 16)
+        return percept_fail("SWD loss: patch 1..15, directions 1..4096, stride 1..15, "
+                            "levels 1..8 and phases 1..16 (got p%d d%d s%d levels%d phases%d)",
+                            cfg->patch, cfg->directions, cfg->stride, cfg->levels, cfg->phases);
     return 0;
 }
 
@@ -89,12 +90,43 @@ static double variance(const float *v, size_t n)
     return fmax(ss / n - (s / n) * (s / n), 0);
 }
 
-/* One level: its value, and with gx non-NULL d value / d level (times scale). */
-static int level_loss(const float *lx, const float *ly, int n, int c, int h, int w,
-                      const PerceptSwdConfig *cfg, uint64_t seed, double scale, double *value,
-                      float *gx)
+/* which cell of a period×period grid patch position i (of conv's output) starts in */
+static int phase_of(const ConvShape *conv, int period, int i)
 {
-    const int P = cfg->patch, D = cfg->directions, dims = c * P * P;
+    const int y = i / conv->wout * conv->stride, x = i % conv->wout * conv->stride;
+    return (y % period) * period + x % period;
+}
+
+/* Patch positions grouped by their phase: order lists the positions group by group,
+ * start[g]..start[g + 1] those of group g. */
+static int phase_groups(const ConvShape *conv, int period, int **order, int **start)
+{
+    const int groups = period * period, positions = conv->hout * conv->wout;
+    *order = malloc(sizeof(int) * positions);
+    *start = calloc((size_t)groups + 1, sizeof(int));
+    int *next = malloc(sizeof(int) * groups);
+    if (!*order || !*start || !next) {
+        free(next);
+        return percept_fail("SWD loss: out of memory");
+    }
+    for (int i = 0; i < positions; i++)
+        (*start)[phase_of(conv, period, i) + 1]++;
+    for (int g = 0; g < groups; g++)
+        (*start)[g + 1] += (*start)[g];
+    memcpy(next, *start, sizeof(int) * groups);
+    for (int i = 0; i < positions; i++)
+        (*order)[next[phase_of(conv, period, i)]++] = i;
+    free(next);
+    return 0;
+}
+
+/* One level: its value, and with gx non-NULL d value / d level (times scale). Each phase
+ * group is compared with the same group of the target. */
+static int level_loss(const float *lx, const float *ly, int n, int c, int h, int w,
+                      const PerceptSwdConfig *cfg, int period, uint64_t seed, double scale,
+                      double *value, float *gx)
+{
+    const int P = cfg->patch, D = cfg->directions, dims = c * P * P, groups = period * period;
     ConvShape conv = {n, c, h, w, D, P, cfg->stride, 0, PAD_ZERO, 0, 0, 1};
     conv2d_shape(&conv);
     const int positions = conv.hout * conv.wout;
@@ -102,7 +134,9 @@ static int level_loss(const float *lx, const float *ly, int n, int c, int h, int
     float *dirs = malloc(sizeof(float) * (size_t)D * dims);
     float *zx = malloc(sizeof(float) * nz), *zy = malloc(sizeof(float) * nz);
     float *scratch = malloc(sizeof(float) * (conv2d_scratch_floats(&conv) + 1));
-    int rc = dirs && zx && zy && scratch ? 0 : percept_fail("SWD loss: out of memory");
+    int *order = NULL, *start = NULL;
+    int rc = dirs && zx && zy && scratch ? phase_groups(&conv, period, &order, &start)
+                                         : percept_fail("SWD loss: out of memory");
     for (int d = 0; d < D && !rc; d++) {
         double norm = 0;
         float *u = dirs + (size_t)d * dims;
@@ -113,38 +147,47 @@ static int level_loss(const float *lx, const float *ly, int n, int c, int h, int
         for (int j = 0; j < dims; j++)
             u[j] = (float)(u[j] / sqrt(norm));
     }
-    double sum = 0;
+    /* per (image, direction) sums, added in order afterwards: the same value on any number
+     * of threads */
+    double *sums = rc ? NULL : calloc((size_t)n * D, sizeof(double)), sum = 0;
+    if (!rc && !sums)
+        rc = percept_fail("SWD loss: out of memory");
+    int failed = 0;
     if (!rc) {
         conv2d_forward(zx, lx, dirs, NULL, scratch, &conv, NULL);
         conv2d_forward(zy, ly, dirs, NULL, scratch, &conv, NULL);
-#pragma omp parallel for schedule(dynamic) reduction(+ : sum)
+#pragma omp parallel for schedule(dynamic) reduction(+ : failed)
         for (int bd = 0; bd < n * D; bd++) {
             float *px = zx + (size_t)bd * positions, *py = zy + (size_t)bd * positions;
             Ranked *r = malloc(sizeof(Ranked) * positions);
-            if (!r) {
-                /* cannot fail the loop: mark it, checked below */
-                px[0] = NAN;
-                continue;
+            float *q = malloc(sizeof(float) * positions);
+            for (int g = 0; r && q && g < groups; g++) {
+                const int a = start[g], m = start[g + 1] - a;
+                for (int i = 0; i < m; i++) {
+                    r[i] = (Ranked){px[order[a + i]], order[a + i]};
+                    q[i] = py[order[a + i]];
+                }
+                qsort(r, m, sizeof *r, by_value);
+                qsort(q, m, sizeof *q, by_float);
+                for (int i = 0; i < m; i++) {
+                    double diff = (double)r[i].v - q[i];
+                    sums[bd] += diff * diff;
+                    px[r[i].i] = (float)(2 * diff * scale); /* zx becomes d value / d zx */
+                }
             }
-            for (int i = 0; i < positions; i++)
-                r[i] = (Ranked){px[i], i};
-            qsort(r, positions, sizeof *r, by_value);
-            qsort(py, positions, sizeof *py, by_float);
-            for (int i = 0; i < positions; i++) {
-                double diff = (double)r[i].v - py[i];
-                sum += diff * diff;
-                px[r[i].i] = (float)(2 * diff * scale); /* zx becomes d value / d zx */
-            }
-            free(r);
+            failed += !r || !q;
+            free(r), free(q);
         }
-        for (int bd = 0; bd < n * D && !rc; bd++)
-            if (isnan(zx[(size_t)bd * positions]))
-                rc = percept_fail("SWD loss: out of memory for sorting");
+        if (failed)
+            rc = percept_fail("SWD loss: out of memory for sorting");
+        for (int bd = 0; bd < n * D; bd++)
+            sum += sums[bd];
     }
+    free(sums);
     if (!rc && gx)
         conv2d_backward(gx, NULL, NULL, zx, lx, dirs, scratch, &conv);
     *value = sum * scale;
-    free(dirs), free(zx), free(zy), free(scratch);
+    free(dirs), free(zx), free(zy), free(scratch), free(order), free(start);
     return rc;
 }
 
@@ -192,6 +235,7 @@ int percept_swd_loss(const PerceptTensor *x, const PerceptTensor *y, const Perce
             rc = percept_fail("SWD loss: out of memory");
         else
             rc = level_loss(lx[k], ly[k], x->n, x->c, hk[k], wk[k], cfg,
+                            cfg->phases >> k > 1 ? cfg->phases >> k : 1,
                             seed + 0x9e3779b97f4a7c15ull * (uint64_t)(k + 1), scale, &v, gl[k]);
         total += v;
     }

@@ -374,9 +374,12 @@ PERCEPT_API int percept_mmd_to_embedding(const PerceptTensor *x, const float *em
  * and a hash of y, so each target brings new ones. With grad non-NULL, d value / d x. */
 typedef struct {
     int patch, directions, stride, levels;
+    int phases;  /* >1: patches compared only with the target's at the same position modulo
+                  * phases (phases/2 at the next level, …): a periodic artefact, such as a
+                  * ×4 pixel shuffle's grid, cannot pass for texture */
     uint64_t seed;
 } PerceptSwdConfig;
-#define PERCEPT_SWD_DEFAULT {7, 32, 2, 4, 1}
+#define PERCEPT_SWD_DEFAULT {7, 32, 2, 4, 1, 1}
 PERCEPT_API int percept_swd_config_check(const PerceptSwdConfig *cfg);
 PERCEPT_API int percept_swd_loss(const PerceptTensor *x, const PerceptTensor *y,
                                  const PerceptSwdConfig *cfg, double *value, float *grad);
@@ -402,7 +405,7 @@ PERCEPT_API int percept_swd(const PerceptTensor *a, const PerceptTensor *b, doub
 /* A loss configured by a short string (docs/losses.md):
  *   mse | l1 | tv | ssim | ms-ssim | ssim-ridgeway     (SSIM losses are 1 − SSIM)
  *   mmd[:OPTS] | mmd++[:OPTS]  OPTS: p3:w32:s16:sigma0.6:f512[:norm][:seed1]
- *   swd[:OPTS]                OPTS: p7:d32:s2:levels4:seed1 (the sliced Wasserstein loss)
+ *   swd[:OPTS]                OPTS: p7:d32:s2:levels4:phases1:seed1 (sliced Wasserstein)
  *   feat:NET:LAYER            Johnson's feature reconstruction loss at one layer
  *   style:NET:LAYER,LAYER,…   Gram style loss summed over layers
  * NET is vgg16 (random weights fixed by seed 1: no download needed), vgg16#SEED, or
