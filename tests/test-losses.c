@@ -665,7 +665,7 @@ static void check_swd(void)
     fill_uniform(y, N, 62, 0, 1);
     for (int i = 0; i < N; i++)
         y[i] = y[i] * y[i]; /* another distribution */
-    SwdCase c = {{2, 3, 20, 18, x}, {2, 3, 20, 18, y}, {3, 8, 1, 3, 1, 5}, {0}};
+    SwdCase c = {{2, 3, 20, 18, x}, {2, 3, 20, 18, y}, {3, 8, 1, 3, 1, 0, 5}, {0}};
     double v = -1;
     CHECK(percept_swd_loss(&c.x, &c.y, &c.cfg, &v, g) == 0 && v > 1e-3, "swd value %g: %s", v,
           percept_error());
@@ -677,6 +677,9 @@ static void check_swd(void)
     c.cfg.stride = 1, c.cfg.phases = 4;  /* four phase groups a side, then two */
     CHECK(percept_swd_loss(&c.x, &c.y, &c.cfg, &v, g) == 0, "%s", percept_error());
     gradcheck("swd (phases 4)", x, g, N, eval_swd, &c, c.value, one, 1, 1e-3f, 2e-2, 2e-3, 200);
+    c.cfg.window = 8;                    /* 8×8 windows (3×3 at 20×18), then the whole level */
+    CHECK(percept_swd_loss(&c.x, &c.y, &c.cfg, &v, g) == 0, "%s", percept_error());
+    gradcheck("swd (windows)", x, g, N, eval_swd, &c, c.value, one, 1, 1e-3f, 2e-2, 2e-3, 200);
 
     CHECK(percept_swd_loss(&c.y, &c.y, NULL, &v, NULL) == 0 && v == 0, "SWD of y with itself %g", v);
     double again = -1;
@@ -692,7 +695,7 @@ static void check_swd(void)
     box_blur(blurred, tex, H, W);
     PerceptTensor tt = {1, 1, H, W, tex}, to = {1, 1, H, W, other}, tb = {1, 1, H, W, blurred};
     double d_other, d_blur;
-    const PerceptSwdConfig dense = {7, 32, 1, 2, 1, 1}; /* enough patches for two samples to agree */
+    const PerceptSwdConfig dense = {7, 32, 1, 2, 1, 0, 1}; /* enough patches for two samples to agree */
     CHECK(percept_swd_loss(&to, &tt, &dense, &d_other, NULL) == 0 &&
           percept_swd_loss(&tb, &tt, &dense, &d_blur, NULL) == 0 && d_other * 10 < d_blur,
           "SWD: another sample of the texture %g, its blur %g", d_other, d_blur);
@@ -706,7 +709,7 @@ static void check_swd(void)
     for (int i = 0; i < H * W; i++)
         grid[i] = blurred[i] + ((i / W) % 4 < 2 ? 0.18f : -0.18f) * ((i % W) % 4 < 2 ? 1 : -1);
     PerceptTensor tg = {1, 1, H, W, grid};
-    const PerceptSwdConfig phased = {7, 32, 1, 2, 4, 1};
+    const PerceptSwdConfig phased = {7, 32, 1, 2, 4, 0, 1};
     double g1, g4, b4;
     CHECK(percept_swd_loss(&tg, &tt, &dense, &g1, NULL) == 0 && g1 < d_blur,
           "SWD without phases: the grid %g below the blur %g", g1, d_blur);
@@ -715,10 +718,10 @@ static void check_swd(void)
           "SWD with phases: the grid %g above the blur %g", g4, b4);
 
     /* the configured loss is the same computation; bad options and images are errors */
-    PerceptLoss *l = percept_loss_new("swd:p3:d8:s1:levels3:phases2:seed5");
+    PerceptLoss *l = percept_loss_new("swd:p3:d8:s1:levels3:phases2:w8:seed5");
     double lv = -1;
     CHECK(l && percept_loss_set_target(l, &c.y) == 0 && percept_loss_eval(l, &c.x, &lv, NULL) == 0 &&
-          percept_swd_loss(&c.x, &c.y, &(PerceptSwdConfig){3, 8, 1, 3, 2, 5}, &v, NULL) == 0 && lv == v,
+          percept_swd_loss(&c.x, &c.y, &(PerceptSwdConfig){3, 8, 1, 3, 2, 8, 5}, &v, NULL) == 0 && lv == v,
           "configured swd %g vs %g: %s", lv, v, percept_error());
     percept_loss_free(l);
     static const struct { const char *spec, *expect; } bad[] = {

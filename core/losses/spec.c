@@ -144,25 +144,25 @@ static int parse_mmd(PerceptMmdConfig *cfg, const char *opts, int *levels)
     return 0;
 }
 
-/* swd options: p7 d32 s2 levels4 phases1 seed1, separated by ':' (defaults for the rest) */
+/* swd options: p7 d32 s2 levels4 phases1 w0 seed1, separated by ':' (defaults for the rest) */
 static int parse_swd(PerceptSwdConfig *cfg, const char *opts)
 {
-    static const char *const names[] = {"levels", "seed", "phases", "p", "d", "s"};
+    static const char *const names[] = {"levels", "seed", "phases", "p", "d", "s", "w"};
     const PerceptSwdConfig def = PERCEPT_SWD_DEFAULT;
     char buf[256];
     *cfg = def;
     snprintf(buf, sizeof buf, "%s", opts);
     for (char *save = NULL, *tok = strtok_r(buf, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
         int k = 0;
-        while (k < 6 && strncmp(tok, names[k], strlen(names[k])))
+        while (k < 7 && strncmp(tok, names[k], strlen(names[k])))
             k++;
-        const char *num = k < 6 ? tok + strlen(names[k]) : tok;
+        const char *num = k < 7 ? tok + strlen(names[k]) : tok;
         char *end = NULL;
         unsigned long long v = *num >= '0' && *num <= '9' ? strtoull(num, &end, 10) : 0;
-        if (k == 6 || !end || *end || (k != 1 && (v < 1 || v > 4096)))
-            return percept_fail("bad SWD option '%s' (p7 d32 s2 levels4 phases1 seed1)", tok);
+        if (k == 7 || !end || *end || (k != 1 && (v < (k == 6 ? 0 : 1) || v > 4096)))
+            return percept_fail("bad SWD option '%s' (p7 d32 s2 levels4 phases1 w0 seed1)", tok);
         int *field[] = {&cfg->levels, NULL, &cfg->phases, &cfg->patch, &cfg->directions,
-                        &cfg->stride};
+                        &cfg->stride, &cfg->window};
         if (k == 1)
             cfg->seed = v;
         else

@@ -44,10 +44,11 @@ int percept_swd_config_check(const PerceptSwdConfig *cfg)
 {
     if (cfg->patch < 1 || cfg->patch > 15 || cfg->directions < 1 || cfg->directions > 4096 ||
         cfg->stride < 1 || cfg->stride > 15 || cfg->levels < 1 || cfg->levels > 8 ||
-        cfg->phases < 1 || cfg->phases > 16)
+        cfg->phases < 1 || cfg->phases > 16 || cfg->window < 0 || cfg->window > 4096)
         return percept_fail("SWD loss: patch 1..15, directions 1..4096, stride 1..15, "
-                            "levels 1..8 and phases 1..16 (got p%d d%d s%d levels%d phases%d)",
-                            cfg->patch, cfg->directions, cfg->stride, cfg->levels, cfg->phases);
+                            "levels 1..8, phases 1..16 and window 0..4096 (got p%d d%d s%d "
+                            "levels%d phases%d w%d)", cfg->patch, cfg->directions, cfg->stride,
+                            cfg->levels, cfg->phases, cfg->window);
     return 0;
 }
 
@@ -90,52 +91,67 @@ static double variance(const float *v, size_t n)
     return fmax(ss / n - (s / n) * (s / n), 0);
 }
 
-/* which cell of a period×period grid patch position i (of conv's output) starts in */
-static int phase_of(const ConvShape *conv, int period, int i)
+/* How patch positions are grouped: by window (window×window level pixels; 0: the whole
+ * image), and within it by where they sit in a period×period cell (their phase). */
+typedef struct {
+    int period, window, windows_x, count;
+} Grouping;
+
+static Grouping grouping(const ConvShape *conv, int period, int window)
 {
-    const int y = i / conv->wout * conv->stride, x = i % conv->wout * conv->stride;
-    return (y % period) * period + x % period;
+    const int span_y = (conv->hout - 1) * conv->stride, span_x = (conv->wout - 1) * conv->stride;
+    Grouping g = {period, window, window ? span_x / window + 1 : 1, 0};
+    g.count = g.windows_x * (window ? span_y / window + 1 : 1) * period * period;
+    return g;
 }
 
-/* Patch positions grouped by their phase: order lists the positions group by group,
- * start[g]..start[g + 1] those of group g. */
-static int phase_groups(const ConvShape *conv, int period, int **order, int **start)
+static int group_of(const ConvShape *conv, const Grouping *g, int i)
 {
-    const int groups = period * period, positions = conv->hout * conv->wout;
+    const int y = i / conv->wout * conv->stride, x = i % conv->wout * conv->stride;
+    const int win = g->window ? y / g->window * g->windows_x + x / g->window : 0;
+    return (win * g->period + y % g->period) * g->period + x % g->period;
+}
+
+/* order lists the patch positions group by group, start[k]..start[k + 1] those of group k */
+static int group_positions(const ConvShape *conv, const Grouping *g, int **order, int **start)
+{
+    const int positions = conv->hout * conv->wout;
     *order = malloc(sizeof(int) * positions);
-    *start = calloc((size_t)groups + 1, sizeof(int));
-    int *next = malloc(sizeof(int) * groups);
+    *start = calloc((size_t)g->count + 1, sizeof(int));
+    int *next = malloc(sizeof(int) * g->count);
     if (!*order || !*start || !next) {
         free(next);
         return percept_fail("SWD loss: out of memory");
     }
     for (int i = 0; i < positions; i++)
-        (*start)[phase_of(conv, period, i) + 1]++;
-    for (int g = 0; g < groups; g++)
-        (*start)[g + 1] += (*start)[g];
-    memcpy(next, *start, sizeof(int) * groups);
+        (*start)[group_of(conv, g, i) + 1]++;
+    for (int k = 0; k < g->count; k++)
+        (*start)[k + 1] += (*start)[k];
+    memcpy(next, *start, sizeof(int) * g->count);
     for (int i = 0; i < positions; i++)
-        (*order)[next[phase_of(conv, period, i)]++] = i;
+        (*order)[next[group_of(conv, g, i)]++] = i;
     free(next);
     return 0;
 }
 
-/* One level: its value, and with gx non-NULL d value / d level (times scale). Each phase
- * group is compared with the same group of the target. */
+/* One level: its value, and with gx non-NULL d value / d level (times scale). Each group of
+ * patches is compared with the same group of the target. */
 static int level_loss(const float *lx, const float *ly, int n, int c, int h, int w,
-                      const PerceptSwdConfig *cfg, int period, uint64_t seed, double scale,
-                      double *value, float *gx)
+                      const PerceptSwdConfig *cfg, int period, int window, uint64_t seed,
+                      double scale, double *value, float *gx)
 {
-    const int P = cfg->patch, D = cfg->directions, dims = c * P * P, groups = period * period;
+    const int P = cfg->patch, D = cfg->directions, dims = c * P * P;
     ConvShape conv = {n, c, h, w, D, P, cfg->stride, 0, PAD_ZERO, 0, 0, 1};
     conv2d_shape(&conv);
+    const Grouping grp = grouping(&conv, period, window);
+    const int groups = grp.count;
     const int positions = conv.hout * conv.wout;
     const size_t nz = (size_t)n * D * positions;
     float *dirs = malloc(sizeof(float) * (size_t)D * dims);
     float *zx = malloc(sizeof(float) * nz), *zy = malloc(sizeof(float) * nz);
     float *scratch = malloc(sizeof(float) * (conv2d_scratch_floats(&conv) + 1));
     int *order = NULL, *start = NULL;
-    int rc = dirs && zx && zy && scratch ? phase_groups(&conv, period, &order, &start)
+    int rc = dirs && zx && zy && scratch ? group_positions(&conv, &grp, &order, &start)
                                          : percept_fail("SWD loss: out of memory");
     for (int d = 0; d < D && !rc; d++) {
         double norm = 0;
@@ -236,6 +252,7 @@ int percept_swd_loss(const PerceptTensor *x, const PerceptTensor *y, const Perce
         else
             rc = level_loss(lx[k], ly[k], x->n, x->c, hk[k], wk[k], cfg,
                             cfg->phases >> k > 1 ? cfg->phases >> k : 1,
+                            cfg->window >> k >= 2 * P ? cfg->window >> k : 0,
                             seed + 0x9e3779b97f4a7c15ull * (uint64_t)(k + 1), scale, &v, gl[k]);
         total += v;
     }

@@ -377,9 +377,12 @@ typedef struct {
     int phases;  /* >1: patches compared only with the target's at the same position modulo
                   * phases (phases/2 at the next level, …): a periodic artefact, such as a
                   * ×4 pixel shuffle's grid, cannot pass for texture */
+    int window;  /* >0: compared window by window (window×window pixels, halved at each
+                  * level while it holds 2 patches a side), so texture stays where it was;
+                  * 0: the whole image */
     uint64_t seed;
 } PerceptSwdConfig;
-#define PERCEPT_SWD_DEFAULT {7, 32, 2, 4, 1, 1}
+#define PERCEPT_SWD_DEFAULT {7, 32, 2, 4, 1, 0, 1}
 PERCEPT_API int percept_swd_config_check(const PerceptSwdConfig *cfg);
 PERCEPT_API int percept_swd_loss(const PerceptTensor *x, const PerceptTensor *y,
                                  const PerceptSwdConfig *cfg, double *value, float *grad);
@@ -405,7 +408,7 @@ PERCEPT_API int percept_swd(const PerceptTensor *a, const PerceptTensor *b, doub
 /* A loss configured by a short string (docs/losses.md):
  *   mse | l1 | tv | ssim | ms-ssim | ssim-ridgeway     (SSIM losses are 1 − SSIM)
  *   mmd[:OPTS] | mmd++[:OPTS]  OPTS: p3:w32:s16:sigma0.6:f512[:norm][:seed1]
- *   swd[:OPTS]                OPTS: p7:d32:s2:levels4:phases1:seed1 (sliced Wasserstein)
+ *   swd[:OPTS]                OPTS: p7:d32:s2:levels4:phases1:w0:seed1 (sliced Wasserstein)
  *   feat:NET:LAYER            Johnson's feature reconstruction loss at one layer
  *   style:NET:LAYER,LAYER,…   Gram style loss summed over layers
  * NET is vgg16 (random weights fixed by seed 1: no download needed), vgg16#SEED, or
