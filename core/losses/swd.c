@@ -11,6 +11,13 @@
  * image has them: the pixel losses' blur, which averages plausible textures into none, is
  * what it penalises.
  *
+ * Two options keep that freedom from being abused. With `phases`, patches are compared only
+ * with the target's at the same position modulo the period: an upsampling network can widen
+ * its projections' spread with a grid of its own period (different offsets at each phase),
+ * which a whole-image comparison takes for texture. With `window`, the comparison is made
+ * window by window, so texture goes near where the target has it, not anywhere in the crop
+ * (dark halos along edges were the cheapest spread to add).
+ *
  * Each level's value is divided by the target level's variance (so the fine bands, whose
  * values are small, count as much as the coarse ones) and levels are averaged. New
  * directions are drawn for every target, from the seed and a hash of the target's values:
