@@ -22,6 +22,8 @@ for file in "$presets"/*.safetensors; do
     for key in percept.name percept.description percept.recipe percept.data percept.steps percept.metrics; do
         expect "$name-$key" 0 "$key" -- echo "$info"
     done
+    # cut to one line in the table, whole with --full: the recipe's [train] group is there
+    expect "$name-full-recipe" 0 "^    \[train\]$" -- "$percept" info --full "$file"
     case "$task" in
         upscale) op=percept:upscale; scale=$(sed -n 's/^ *percept.scale *//p' <<<"$info")
                  want="$((40 * scale))x$((30 * scale))" ;;

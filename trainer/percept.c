@@ -15,9 +15,10 @@ const char percept_usage[] =
     "Perceptual-loss networks for GEGL and GIMP.\n"
     "\n"
     "Commands:\n"
-    "  info FILE.safetensors [--size WxH]\n"
+    "  info FILE.safetensors [--size WxH] [--full]\n"
     "        Print a weight file's task, architecture, parameter count, receptive field\n"
-    "        and metadata. --size picks the input size of the layer table (256x256).\n"
+    "        and metadata. --size picks the input size of the layer table (256x256);\n"
+    "        --full prints long metadata (the recipe, the data manifest) whole.\n"
     "  init KIND OUT.safetensors [--seed N] [--fp16] [kind options]\n"
     "        Write a network with freshly initialised (untrained) weights.\n"
     "        KIND: johnson     Johnson et al. style network (--base 32 --blocks 5\n"
@@ -91,7 +92,7 @@ static int parse_size(const char *s, int *w, int *h)
     return 0;
 }
 
-static void print_metadata(const PerceptSafetensors *st)
+static void print_metadata(const PerceptSafetensors *st, int full)
 {
     int shown = 0;
     for (int i = 0; i < st->n_meta; i++) {
@@ -100,8 +101,21 @@ static void print_metadata(const PerceptSafetensors *st)
             continue;
         if (!shown++)
             printf("Metadata:\n");
-        /* long values (recipes) are shown on one line, cut, so the table stays readable */
         int len = (int)strcspn(v, "\n");
+        if (full) {
+            /* whole: a value of several lines (a recipe) starts on the next, indented */
+            if (v[len]) {
+                printf("  %s\n", k);
+                for (const char *line = v; *line; line += len + !!line[len]) {
+                    len = (int)strcspn(line, "\n");
+                    printf("%s%.*s\n", len ? "    " : "", len, line);
+                }
+            } else {
+                printf("  %-22s %s\n", k, v);
+            }
+            continue;
+        }
+        /* long values (recipes) are shown on one line, cut, so the table stays readable */
         printf("  %-22s %.*s%s\n", k, len > 100 ? 100 : len, v,
                len > 100 || v[len] ? " …" : "");
     }
@@ -109,13 +123,15 @@ static void print_metadata(const PerceptSafetensors *st)
 
 static int cmd_info(int argc, char **argv)
 {
-    int w = 256, h = 256;
+    int w = 256, h = 256, full = 0;
     static const struct option opts[] = {{"size", required_argument, 0, 's'},
+                                         {"full", no_argument, 0, 'f'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:fh", opts, NULL)) != -1) {
+        full |= c == 'f';
         if (c == 's' && parse_size(optarg, &w, &h))
             return fail_usage("--size expects WxH, e.g. 512x512");
         if (c == 'h') {
@@ -167,7 +183,7 @@ static int cmd_info(int argc, char **argv)
     printf("Device:           %s (PERCEPT_DEVICE: cpu, cuda or auto)\n", percept_net_device(net));
     if (percept_net_output_shape(net, 1, h, w, &oc, &oh, &ow) == 0)
         printf("Output for %dx%d: %dx%d, %d channels\n", w, h, ow, oh, oc);
-    print_metadata(st);
+    print_metadata(st, full);
     char *summary = percept_net_summary(net, h, w);
     if (summary) {
         printf("Layers (output W×H×C and parameters for a %dx%d input):\n%s", w, h, summary);
