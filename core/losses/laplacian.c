@@ -50,18 +50,31 @@ static void blur_adjoint(float *out, const float *in, int h, int w, float gain, 
                 out[(size_t)y * w + mirror(x + k - 2, w)] += gain * binomial[k] * tmp[(size_t)y * w + x];
 }
 
-void laplacian_step(float *plane, float *down, int h, int w, float *tmp, float *tmp2)
+/* every other sample of an h×w plane: down is ((h+1)/2)×((w+1)/2) */
+static void subsample(float *down, const float *plane, int h, int w)
 {
     const int hd = (h + 1) / 2, wd = (w + 1) / 2;
+    for (int y = 0; y < hd; y++)
+        for (int x = 0; x < wd; x++)
+            down[(size_t)y * wd + x] = plane[(size_t)2 * y * w + 2 * x];
+}
+
+/* subsample's transpose: the samples back in place, zeros between */
+static void zero_insert(float *plane, const float *down, int h, int w)
+{
+    const int hd = (h + 1) / 2, wd = (w + 1) / 2;
+    memset(plane, 0, sizeof(float) * h * w);
+    for (int y = 0; y < hd; y++)
+        for (int x = 0; x < wd; x++)
+            plane[(size_t)2 * y * w + 2 * x] = down[(size_t)y * wd + x];
+}
+
+void laplacian_step(float *plane, float *down, int h, int w, float *tmp, float *tmp2)
+{
     blur(tmp2, plane, h, w, 1, tmp);
-    for (int y = 0; y < hd; y++)
-        for (int x = 0; x < wd; x++)
-            down[(size_t)y * wd + x] = tmp2[(size_t)2 * y * w + 2 * x];
+    subsample(down, tmp2, h, w);
     /* up: zeros between samples, blurred with gain 4 */
-    memset(tmp2, 0, sizeof(float) * h * w);
-    for (int y = 0; y < hd; y++)
-        for (int x = 0; x < wd; x++)
-            tmp2[(size_t)2 * y * w + 2 * x] = down[(size_t)y * wd + x];
+    zero_insert(tmp2, down, h, w);
     blur(tmp2, tmp2, h, w, 4, tmp);
     for (size_t i = 0; i < (size_t)h * w; i++)
         plane[i] -= tmp2[i];
@@ -71,15 +84,12 @@ void laplacian_step(float *plane, float *down, int h, int w, float *tmp, float *
  * sample, Sᵀ = Z): d/d D = gdown − S(4 Bᵀ g), d/d plane = g + Bᵀ Z (d/d D) */
 void laplacian_step_adjoint(float *g, float *gdown, int h, int w, float *tmp, float *tmp2)
 {
-    const int hd = (h + 1) / 2, wd = (w + 1) / 2;
+    const size_t nd = (size_t)((h + 1) / 2) * ((w + 1) / 2);
     blur_adjoint(tmp2, g, h, w, 4, tmp);
-    for (int y = 0; y < hd; y++)
-        for (int x = 0; x < wd; x++)
-            gdown[(size_t)y * wd + x] -= tmp2[(size_t)2 * y * w + 2 * x];
-    memset(tmp2, 0, sizeof(float) * h * w);
-    for (int y = 0; y < hd; y++)
-        for (int x = 0; x < wd; x++)
-            tmp2[(size_t)2 * y * w + 2 * x] = gdown[(size_t)y * wd + x];
+    subsample(tmp, tmp2, h, w);
+    for (size_t i = 0; i < nd; i++)
+        gdown[i] -= tmp[i];
+    zero_insert(tmp2, gdown, h, w);
     blur_adjoint(tmp2, tmp2, h, w, 1, tmp);
     for (size_t i = 0; i < (size_t)h * w; i++)
         g[i] += tmp2[i];
