@@ -517,7 +517,7 @@ static void check_sr(void)
 static void check_restore(void)
 {
     const int C = 32, B = 3;
-    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 0, 0, 0}), "restore", 13, 9);
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 0, 0, 0, 0}), "restore", 13, 9);
     if (!g)
         return;
     CHECK(g->ok, "restore breaks the format's rules");
@@ -532,8 +532,8 @@ static void check_restore(void)
           "restore: the output is not the correction added to the input");
     engine_agrees(g, "restore", 13, 9);
     graph_free(g);
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0, 0, 0, 0}), "restore 0 channels", "0 channels");
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0, 0, 0, 0}), "restore 65 blocks", "65 blocks");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0, 0, 0, 0, 0}), "restore 0 channels", "0 channels");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0, 0, 0, 0, 0}), "restore 65 blocks", "65 blocks");
     refuses(percept_arch_restore(NULL), "restore NULL", "channels");
 }
 
@@ -542,7 +542,7 @@ static void check_restore(void)
 static void check_restore_half(void)
 {
     const int C = 16, B = 2, F = C / 2;
-    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0, 0}), "restore-half",
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0, 0, 0}), "restore-half",
                           14, 10);
     if (!g)
         return;
@@ -566,8 +566,25 @@ static void check_restore_half(void)
           net ? percept_net_alignment(net) : -1);
     percept_net_free(net);
     graph_free(g);
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){1, 4, 0, 1, 0, 0}), "restore-half 1 channel",
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){1, 4, 0, 1, 0, 0, 0}), "restore-half 1 channel",
             "2..1024");
+
+    /* resize_up: nearest ×2 and a 3×3 conv to F channels where the conv to 4F and the pixel
+     * shuffle were */
+    g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0, 0, 1}),
+                   "restore-half resize", 14, 10);
+    if (!g)
+        return;
+    CHECK(g->ok && g->c[g->out] == 3 && g->h[g->out] == 14 && g->w[g->out] == 10,
+          "restore-half resize: 10x14 gives %dx%dx%d", g->c[g->out], g->w[g->out], g->h[g->out]);
+    want += (9 * C * F + F) - (9 * C * 4 * F + 4 * F);
+    CHECK(g->params == want, "restore-half resize: %zu parameters, want %zu", g->params, want);
+    CHECK(!strcmp(op_of(g, node_index(g, "up.upsample")), "upsample_nearest") &&
+              node_index(g, "up.shuffle") < 0 &&
+              !strcmp(input_of(g, node_index(g, "up.add"), 0), "up.conv"),
+          "restore-half resize: not upsample, conv, add");
+    engine_agrees(g, "restore-half resize", 14, 10);
+    graph_free(g);
 }
 
 /* Standard deviation of a parameter tensor of net ÷ He's sqrt(2 / fan_in). */
@@ -590,7 +607,7 @@ static void check_block_gain(void)
     const int C = 32, B = 3;
     for (int half = 0; half <= 1; half++) {
         const char *what = half ? "restore-half block gain" : "restore block gain";
-        Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, half, 0.1f, 0}),
+        Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, half, 0.1f, 0, 0}),
                               what, 16, 16);
         if (!g)
             continue;
@@ -623,13 +640,13 @@ static void check_block_gain(void)
               "sr-shuffle: block gain 0.5 not on body.1.conv2");
         graph_free(g);
     }
-    g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 0}), "restore", 8, 8);
+    g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 0, 0}), "restore", 8, 8);
     if (g) {
         CHECK(!cJSON_GetObjectItem(node_named(g, "body.0.conv2"), "init_gain"),
               "restore: the default block gain writes an init_gain");
         graph_free(g);
     }
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, -1, 0}), "restore gain -1",
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, -1, 0, 0}), "restore gain -1",
             "block gains");
 }
 
@@ -641,10 +658,10 @@ static void check_center_input(void)
     char *pairs[3][2] = {
         {percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 8, 2, 0, 0, 1}),
          percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 8, 2, 0, 0, 0})},
-        {percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 1}),
-         percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 0})},
-        {percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 1, 0, 1}),
-         percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 1, 0, 0})}};
+        {percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 1, 0}),
+         percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 0, 0})},
+        {percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 1, 0, 1, 0}),
+         percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 1, 0, 0, 0})}};
     const char *what[3] = {"sr-shuffle centred", "restore centred", "restore-half centred"};
     const int h = 10, w = 12, n = 3 * h * w;
     float x[3 * 10 * 12];

@@ -253,7 +253,7 @@ static void check_init_gain(void)
     percept_net_free(p);
     percept_net_free(g);
     /* the builders' tail gain: the restoration net then starts near identity */
-    char *arch = percept_arch_restore(&(PerceptRestoreOpts){8, 1, 0.01f, 0, 0, 0});
+    char *arch = percept_arch_restore(&(PerceptRestoreOpts){8, 1, 0.01f, 0, 0, 0, 0});
     PerceptNet *r = arch ? percept_net_from_arch(arch, 3) : NULL;
     free(arch);
     float x[3 * 16 * 16];
@@ -576,7 +576,7 @@ static void check_fusion(void)
     /* conv + ReLU at the head and the down conv, the blocks' two, and the tail conv + the
      * network input */
     check_fused("restore-half", percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0.1f, 1, 0.1f,
-                                                                           1}), 3, 7, 0);
+                                                                           1, 0}), 3, 7, 0);
     check_fused("vgg16", percept_arch_vgg16("relu2_2"), 3, 4, 0);
 
     /* a fused conv's own output is gone in inference: asking for it is an error */

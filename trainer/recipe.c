@@ -25,6 +25,7 @@ static const struct {
     {"style", ""},          {"style-size", "256"}, {"channels", ""}, {"blocks", ""},
     {"code", "8"},          {"discriminator-lr", "0.0002"}, {"tail-gain", "1"},
     {"block-gain", "1"},    {"init", ""},          {"center-input", "false"},
+    {"upsample", "shuffle"},
 };
 
 const char recipe_keys_help[] =
@@ -45,6 +46,8 @@ const char recipe_keys_help[] =
     "                      the residual starts near the skip path, training starts closer)\n"
     "  block-gain 1        sr-shuffle, restore: each residual block's second conv's initial\n"
     "                      weights × this (0.1: deep unnormalised bodies start near identity)\n"
+    "  upsample shuffle    restore-half: back to full resolution by a pixel shuffle, or\n"
+    "                      resize (nearest ×2 and a conv: no 2-pixel grid in style transfer)\n"
     "  init FILE           start from this weight file's parameters (fine-tuning; it must\n"
     "                      hold exactly the tensors of the recipe's network)\n"
     "  style IMAGE  style-size 256   stylize: the painting, its longer side in training\n"
@@ -243,6 +246,11 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
                                                          : autoencoder ? "autoencoder, vae or binary"
                                                                        : "restore or restore-half",
                             r->arch);
+    r->upsample = get_string(r, "upsample");
+    if (strcmp(r->upsample, "shuffle") && strcmp(r->upsample, "resize"))
+        return percept_fail("recipe: upsample must be shuffle or resize, not '%s'", r->upsample);
+    if (!strcmp(r->upsample, "resize") && strcmp(r->arch, "restore-half"))
+        return percept_fail("recipe: upsample resize is for arch restore-half (not %s)", r->arch);
     if (!strcmp(r->arch, "restore-half") && (r->channels < 2 || r->crop % 2))
         return percept_fail("recipe: restore-half needs at least 2 channels and an even crop");
     if (autoencoder && r->crop % 8)
@@ -283,6 +291,7 @@ void recipe_free(Recipe *r)
     g_free(r->degrade);
     g_free(r->style);
     g_free(r->init);
+    g_free(r->upsample);
     if (r->keys)
         g_key_file_free(r->keys);
     memset(r, 0, sizeof *r);

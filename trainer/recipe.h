@@ -18,6 +18,7 @@ typedef struct {
     double tail_gain;      /* sr-shuffle, restore: initial scale of the last conv */
     double block_gain;     /* sr-shuffle, restore: initial scale of each block's second conv */
     int center_input;      /* sr-shuffle, restore: x − 0.5 before the head conv */
+    char *upsample;        /* restore-half: "shuffle" (pixel shuffle) or "resize" */
     char *init;            /* "" or a weight file to start from (fine-tuning) */
     /* optimisation */
     int steps, batch, crop;

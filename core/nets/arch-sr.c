@@ -22,7 +22,10 @@
  * puts it back), the residual blocks, a 3×3 conv to 2C channels and a pixel shuffle back
  * to C/2 at full resolution, added to the first conv's features (the fine detail the
  * blocks never saw), and the 3×3 tail. Each block then widens the receptive field by 8
- * pixels instead of 4, at a quarter of the cost per channel². */
+ * pixels instead of 4, at a quarter of the cost per channel². With resize_up the way back
+ * is nearest ×2 upsampling and a 3×3 conv to C/2 (Odena et al.'s resize-convolution): a
+ * pixel shuffle gives each of a 2×2 block's pixels its own filters, and where no loss
+ * forbids it (a style loss) they drift apart into a 2-pixel grid. */
 #include <stdio.h>
 
 #include "arch-build.h"
@@ -153,7 +156,8 @@ char *percept_arch_sr(const PerceptSrOpts *o)
 
 /* The half-resolution restoration body (see the top of this file); returns the channels
  * of its full-resolution output. */
-static int half_res_body(ArchBuilder *ab, int ch, int blocks, float block_gain, int center)
+static int half_res_body(ArchBuilder *ab, int ch, int blocks, float block_gain, int center,
+                         int resize_up)
 {
     const int fine = ch / 2;
     char block_in[64];
@@ -165,9 +169,14 @@ static int half_res_body(ArchBuilder *ab, int ch, int blocks, float block_gain, 
     snprintf(block_in, sizeof block_in, "down.relu");
     for (int i = 0; i < blocks; i++)
         residual_block(ab, i, ch, 0, block_gain, block_in);
-    ab_conv(ab, "up.conv", NULL, ch, 4 * fine, 3, 1, 1, 1);
-    ab_int(ab, ab_node(ab, "up.shuffle", "pixel_shuffle", NULL), "r", 2);
-    ab_node2(ab, "up.add", "add", "up.shuffle", "head.relu");
+    if (resize_up) {
+        ab_int(ab, ab_node(ab, "up.upsample", "upsample_nearest", NULL), "factor", 2);
+        ab_conv(ab, "up.conv", NULL, ch, fine, 3, 1, 1, 1);
+    } else {
+        ab_conv(ab, "up.conv", NULL, ch, 4 * fine, 3, 1, 1, 1);
+        ab_int(ab, ab_node(ab, "up.shuffle", "pixel_shuffle", NULL), "r", 2);
+    }
+    ab_node2(ab, "up.add", "add", resize_up ? "up.conv" : "up.shuffle", "head.relu");
     ab_node(ab, "up.relu", "relu", NULL);
     return fine;
 }
@@ -184,13 +193,14 @@ char *percept_arch_restore(const PerceptRestoreOpts *o)
     }
     ArchBuilder ab;
     char name[64];
-    snprintf(name, sizeof name, "restore%s-c%d-r%d", o->half_res ? "-half" : "", o->channels,
-             o->res_blocks);
+    snprintf(name, sizeof name, "restore%s%s-c%d-r%d", o->half_res ? "-half" : "",
+             o->half_res && o->resize_up ? "-resize" : "", o->channels, o->res_blocks);
     if (ab_init(&ab, name, 3))
         return NULL;
     int tail_in = o->channels;
     if (o->half_res)
-        tail_in = half_res_body(&ab, o->channels, o->res_blocks, o->block_gain, o->center_input);
+        tail_in = half_res_body(&ab, o->channels, o->res_blocks, o->block_gain, o->center_input,
+                                o->resize_up);
     else
         body(&ab, o->channels, o->res_blocks, 0, o->block_gain, o->center_input);
     ab_conv(&ab, "tail.conv", NULL, tail_in, 3, 3, 1, 1, 1);

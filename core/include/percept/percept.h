@@ -260,6 +260,9 @@ typedef struct {
     float block_gain; /* each residual block's second conv's initial weights × this (0 means
                        * 1), as in PerceptSrOpts */
     int center_input; /* as in PerceptSrOpts */
+    int resize_up;    /* half_res: back to full resolution by nearest ×2 upsampling and a 3×3
+                       * conv instead of a conv and a pixel shuffle (Odena et al.'s resize-
+                       * convolution: no 2-pixel grid where no loss forbids one) */
 } PerceptRestoreOpts;
 PERCEPT_API char *percept_arch_restore(const PerceptRestoreOpts *o);
 
