@@ -148,18 +148,19 @@ static int parse_mmd(PerceptMmdConfig *cfg, const char *opts, int *levels)
 static int parse_swd(PerceptSwdConfig *cfg, const char *opts)
 {
     static const char *const names[] = {"levels", "seed", "phases", "p", "d", "s", "w"};
+    const int n_names = (int)(sizeof names / sizeof *names);
     const PerceptSwdConfig def = PERCEPT_SWD_DEFAULT;
     char buf[256];
     *cfg = def;
     snprintf(buf, sizeof buf, "%s", opts);
     for (char *save = NULL, *tok = strtok_r(buf, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
         int k = 0;
-        while (k < 7 && strncmp(tok, names[k], strlen(names[k])))
+        while (k < n_names && strncmp(tok, names[k], strlen(names[k])))
             k++;
-        const char *num = k < 7 ? tok + strlen(names[k]) : tok;
+        const char *num = k < n_names ? tok + strlen(names[k]) : tok;
         char *end = NULL;
         unsigned long long v = *num >= '0' && *num <= '9' ? strtoull(num, &end, 10) : 0;
-        if (k == 7 || !end || *end || (k != 1 && (v < (k == 6 ? 0 : 1) || v > 4096)))
+        if (k == n_names || !end || *end || (k != 1 && (v < (k == 6 ? 0 : 1) || v > 4096)))
             return percept_fail("bad SWD option '%s' (p7 d32 s2 levels4 phases1 w0 seed1)", tok);
         int *field[] = {&cfg->levels, NULL, &cfg->phases, &cfg->patch, &cfg->directions,
                         &cfg->stride, &cfg->window};
@@ -183,11 +184,12 @@ PerceptLoss *percept_loss_new(const char *spec)
     size_t kind_len = first ? (size_t)(first - spec) : strlen(spec);
     static const char *const kinds[] = {"mse", "l1", "ssim", "ms-ssim", "ssim-ridgeway", "mmd",
                                         "mmd++", "swd", "tv", "feat", "style", "style-mmd"};
+    const int n_kinds = (int)(sizeof kinds / sizeof *kinds);
     int k;
-    for (k = 0; k < 12; k++)
+    for (k = 0; k < n_kinds; k++)
         if (strlen(kinds[k]) == kind_len && !strncmp(spec, kinds[k], kind_len))
             break;
-    if (k == 12) {
+    if (k == n_kinds) {
         percept_fail("unknown loss '%.*s' in '%s' (mse, l1, ssim, ms-ssim, ssim-ridgeway, mmd, "
                      "mmd++, swd, tv, feat, style, style-mmd)", (int)kind_len, spec, spec);
         goto fail;
