@@ -141,11 +141,12 @@ static int group_positions(const ConvShape *conv, const Grouping *g, int **order
     return 0;
 }
 
-/* One level: its value, and with gx non-NULL d value / d level (times scale). Each group of
- * patches is compared with the same group of the target. */
+/* One level: its value (the mean over images, directions and patches, divided by the target
+ * level's variance and the level count), and with gx non-NULL d value / d level. Each group of patches is compared with the same
+ * group of the target. */
 static int level_loss(const float *lx, const float *ly, int n, int c, int h, int w,
                       const PerceptSwdConfig *cfg, int period, int window, uint64_t seed,
-                      double scale, double *value, float *gx)
+                      double target_var, int levels, double *value, float *gx)
 {
     const int P = cfg->patch, D = cfg->directions, dims = c * P * P;
     ConvShape conv = {n, c, h, w, D, P, cfg->stride, 0, PAD_ZERO, 0, 0, 1};
@@ -153,6 +154,7 @@ static int level_loss(const float *lx, const float *ly, int n, int c, int h, int
     const Grouping grp = grouping(&conv, period, window);
     const int groups = grp.count;
     const int positions = conv.hout * conv.wout;
+    const double scale = 1.0 / ((double)n * D * (double)positions * target_var * levels);
     const size_t nz = (size_t)n * D * positions;
     float *dirs = malloc(sizeof(float) * (size_t)D * dims);
     float *zx = malloc(sizeof(float) * nz), *zy = malloc(sizeof(float) * nz);
@@ -248,11 +250,8 @@ int percept_swd_loss(const PerceptTensor *x, const PerceptTensor *y, const Perce
     for (int k = 0; k < levels && !rc; k++) {
         const size_t nk = planes * (size_t)hk[k] * wk[k];
         const int P = cfg->patch;
-        const double positions = (double)((hk[k] - P) / cfg->stride + 1) *
-                                 ((wk[k] - P) / cfg->stride + 1);
         /* ε: a flat target level (a blank sky) must not make the loss explode */
-        const double scale = 1.0 / ((double)x->n * cfg->directions * positions *
-                                    (variance(ly[k], nk) + 1e-5) * levels);
+        const double var = variance(ly[k], nk) + 1e-5;
         double v = 0;
         if (grad && !(gl[k] = malloc(sizeof(float) * nk)))
             rc = percept_fail("SWD loss: out of memory");
@@ -260,7 +259,7 @@ int percept_swd_loss(const PerceptTensor *x, const PerceptTensor *y, const Perce
             rc = level_loss(lx[k], ly[k], x->n, x->c, hk[k], wk[k], cfg,
                             cfg->phases >> k > 1 ? cfg->phases >> k : 1,
                             cfg->window >> k >= 2 * P ? cfg->window >> k : 0,
-                            seed + 0x9e3779b97f4a7c15ull * (uint64_t)(k + 1), scale, &v, gl[k]);
+                            seed + 0x9e3779b97f4a7c15ull * (uint64_t)(k + 1), var, levels, &v, gl[k]);
         total += v;
     }
     if (!rc && grad) {
