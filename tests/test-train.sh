@@ -142,7 +142,7 @@ expect restore-half-odd-eval 0 '"degraded input": \{"psnr_y"' -- bash -c \
     "'$percept' train reconstruct ${rec[*]} --arch restore-half --steps 3 --out '$tmp/h.safetensors' >/dev/null 2>&1 && '$percept' eval '$tmp/h.safetensors' '$tmp/odd' --json"
 expect restore-half-odd-crop 1 "restore-half needs at least 2 channels and an even crop" -- \
     "$percept" train reconstruct ${rec[*]} --arch restore-half --crop 33 --out "$tmp/x.safetensors"
-expect reconstruct-bad-arch 1 "arch for reconstruct must be restore" -- \
+expect reconstruct-bad-arch 1 "arch for reconstruct must be one of: restore restore-half" -- \
     "$percept" train reconstruct ${rec[*]} --arch sr --out "$tmp/x.safetensors"
 
 # stylize: the default losses (random-VGG content, patch-distribution style) against a style image
@@ -170,7 +170,7 @@ expect upsample-needs-half 1 "upsample resize is for arch restore-half \(not res
     "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --arch restore --upsample resize --out "$tmp/x.safetensors"
 expect fraction-of-megapixel 1 "skipped .*24×20 is smaller than the 32 px crops" -- \
     "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --max-megapixels 0.001 --out "$tmp/x.safetensors"
-expect stylize-bad-arch 1 "arch for stylize must be johnson, restore or restore-half, not 'sr'" -- \
+expect stylize-bad-arch 1 "arch for stylize must be one of: johnson restore restore-half \(not 'sr'\)" -- \
     "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --arch sr --out "$tmp/x.safetensors"
 expect stylize-gram 0 "wrote .*g.safetensors \(5 steps\)" -- "$percept" train stylize ${sty[*]} \
     --style "$tmp/style.png" --losses "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2,relu3_3=5;tv=1e-6" \
@@ -256,7 +256,7 @@ expect adv-twice 1 "loss 'adv' is given twice" -- \
     "$percept" train autoencoder ${ae[*]} --losses "mse;adv;adv=2" --out "$tmp/x.safetensors"
 expect autoencoder-bad-crop 1 "crop 36 is not a multiple of 8" -- \
     "$percept" train autoencoder ${ae[*]} --crop 36 --out "$tmp/x.safetensors"
-expect autoencoder-bad-arch 1 "arch for autoencoder must be autoencoder, vae or binary" -- \
+expect autoencoder-bad-arch 1 "arch for autoencoder must be one of: autoencoder vae binary" -- \
     "$percept" train autoencoder ${ae[*]} --arch restore --out "$tmp/x.safetensors"
 expect optimize-no-adv 1 "losses adv and kl train networks" -- \
     "$percept" optimize --content "$tmp/data/p1.png" --style "$tmp/style.png" --losses "mse;adv" --out "$tmp/x.png"

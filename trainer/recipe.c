@@ -136,6 +136,16 @@ static int get_lr_final(Recipe *r)
 }
 
 /* Everything after reading the file: unknown keys, defaults, flags, values. */
+/* whether word is one of the space-separated words of list */
+static int word_in(const char *word, const char *list)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; *p; p += strcspn(p, " "), p += *p == ' ')
+        if (n && strcspn(p, " ") == n && !strncmp(p, word, n))
+            return 1;
+    return 0;
+}
+
 static int recipe_apply(Recipe *r, const char *path, int argc, char **argv);
 
 int recipe_load(Recipe *r, const char *path, int argc, char **argv)
@@ -235,17 +245,12 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
     if (r->crop % r->scale)
         return percept_fail("recipe: crop %d is not a multiple of scale %d", r->crop, r->scale);
     r->arch = get_string(r, "arch");
-    if (upscale ? strcmp(r->arch, "sr") && strcmp(r->arch, "sr-shuffle")
-        : autoencoder ? strcmp(r->arch, "autoencoder") && strcmp(r->arch, "vae") &&
-                            strcmp(r->arch, "binary")
-        : stylize ? strcmp(r->arch, "johnson") && strcmp(r->arch, "restore") &&
-                        strcmp(r->arch, "restore-half")
-                  : strcmp(r->arch, "restore") && strcmp(r->arch, "restore-half"))
-        return percept_fail("recipe: arch for %s must be %s, not '%s'", r->task,
-                            upscale ? "sr or sr-shuffle" : stylize ? "johnson, restore or restore-half"
-                                                         : autoencoder ? "autoencoder, vae or binary"
-                                                                       : "restore or restore-half",
-                            r->arch);
+    /* the architectures each task can train, by column as by_task */
+    static const char *const archs[] = {NULL, "sr sr-shuffle", "restore restore-half",
+                                        "johnson restore restore-half", "autoencoder vae binary"};
+    if (!word_in(r->arch, archs[column]))
+        return percept_fail("recipe: arch for %s must be one of: %s (not '%s')", r->task,
+                            archs[column], r->arch);
     r->upsample = get_string(r, "upsample");
     if (strcmp(r->upsample, "shuffle") && strcmp(r->upsample, "resize"))
         return percept_fail("recipe: upsample must be shuffle or resize, not '%s'", r->upsample);
