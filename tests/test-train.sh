@@ -112,6 +112,8 @@ expect eval 0 "degradation blur:1.0.*\| gegl-nohalo \|" -- bash -c "'$percept' e
 expect eval-json 0 '"percept": \{"psnr_y": [0-9.]+' -- "$percept" eval "$tmp/a.safetensors" "$tmp/data" --json
 "$percept" init johnson --base 4 --blocks 0 "$tmp/style.safetensors" >/dev/null
 expect eval-wrong-task 1 "is a stylize model; eval measures upscale, reconstruct and autoencoder models" -- "$percept" eval "$tmp/style.safetensors" "$tmp/data"
+# a checkpoint is scored as the finished file would be (its task and degradation)
+expect eval-checkpoint 0 "degradation blur:1.0.*\| gegl-nohalo \|" -- bash -c "'$percept' eval '$tmp/a.safetensors.ckpt' '$tmp/data' | tr '\n' ' '"
 expect eval-no-images 1 "no image in" -- "$percept" eval "$tmp/a.safetensors" "$tmp/empty"
 
 # reconstruct: a denoiser, scored against the noisy input and GEGL's denoisers

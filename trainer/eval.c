@@ -12,14 +12,14 @@
 #include "evaluate.h"
 #include "images.h"
 
-/* The recipe's degrade key from percept.recipe, or NULL. */
-static char *recipe_degrade(const PerceptSafetensors *st)
+/* A key of the recipe in percept.recipe, or NULL. */
+static char *recipe_key(const PerceptSafetensors *st, const char *key)
 {
     const char *text = percept_st_meta(st, "percept.recipe");
     GKeyFile *k = g_key_file_new();
     char *d = NULL;
     if (text && g_key_file_load_from_data(k, text, -1, 0, NULL))
-        d = g_key_file_get_string(k, "train", "degrade", NULL);
+        d = g_key_file_get_string(k, "train", key, NULL);
     g_key_file_free(k);
     return d;
 }
@@ -29,10 +29,15 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
     PerceptSafetensors *st = percept_st_read(model);
     if (!st)
         return -1;
-    const char *task = percept_st_meta(st, "percept.task");
+    /* owned: st's metadata goes with st; a training checkpoint is scored as its recipe's task */
+    const char *stored = percept_st_meta(st, "percept.task");
+    const int checkpoint = stored && !strcmp(stored, "checkpoint");
+    char *task = g_strdup(checkpoint ? percept_st_meta(st, "percept.train_task") : stored);
     const char *arch = percept_st_meta(st, "percept.arch");
     PerceptNet *net = arch ? percept_net_from_safetensors(st, arch) : NULL;
-    char *degrade = degrade_flag ? g_strdup(degrade_flag) : recipe_degrade(st);
+    char *degrade = degrade_flag ? g_strdup(degrade_flag)
+                    : checkpoint ? g_strdup(percept_st_meta(st, "percept.degrade"))
+                                 : recipe_key(st, "degrade");
     int scale = 0, oc, oh, ow, rc = -1;
     EvalTask kind = !task                          ? EVAL_UPSCALE
                     : !strcmp(task, "reconstruct") ? EVAL_RECONSTRUCT
@@ -59,8 +64,10 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
                          task ? task : "(none)");
         percept_net_free(net);
         g_free(degrade);
+        g_free(task);
         return -1;
     }
+    g_free(task);
     GPtrArray *names = images_in_dir(dir);
     if (!names) {
         percept_net_free(net);

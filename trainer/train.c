@@ -141,12 +141,15 @@ static int save_checkpoint(Trainer *t)
 {
     char step[32];
     snprintf(step, sizeof step, "%d", t->step);
-    PerceptStMeta meta[] = {{"percept.task", "checkpoint"}, {"percept.step", step}};
+    /* its task and degradation too, so that percept eval can score a checkpoint as the
+     * finished file (not the whole recipe: its out differs between runs that must agree) */
+    PerceptStMeta meta[] = {{"percept.task", "checkpoint"}, {"percept.step", step},
+                            {"percept.train_task", t->r.task}, {"percept.degrade", t->r.degrade}};
     /* Adam first: a checkpoint whose weights are newer than its Adam state is detected on
      * resume by the step numbers */
     if ((t->adv.net && adversary_save(&t->adv, t->step)) ||
         percept_adam_save(&t->adam, t->adam_path) ||
-        percept_net_save(t->net, t->ckpt, PERCEPT_DTYPE_F32, meta, 2))
+        percept_net_save(t->net, t->ckpt, PERCEPT_DTYPE_F32, meta, 4))
         return -1;
     return 0;
 }
