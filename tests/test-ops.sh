@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The operations through the gegl command: a command-line chain, an XML graph, tiling
 # through the command line, 8-bit greyscale and 16-bit input, a missing and a corrupt model
-# (a warning naming it, the image unchanged, exit 0), and odd image files (tests/images).
+# (a warning naming it, the image unchanged, exit 0), a training checkpoint (run as the task
+# it trains), and odd image files (tests/images).
 # Arguments: the percept command (to write small untrained models); GEGL_PATH is set by meson.
 set -u
 percept="$1"
@@ -49,6 +50,17 @@ XML
 gegl "$tmp/graph.xml" -o "$tmp/xml.png" 2>"$tmp/xml.log"
 expect xml-graph 0 "^122x86$" -- size "$tmp/xml.png"
 expect xml-wrong-task 0 "is for stylize; percept:reconstruct takes models for reconstruct" -- cat "$tmp/xml.log"
+
+# a training checkpoint runs as the task it trains (a run looked at while it goes on)
+mkdir -p "$tmp/d" && cp "$tmp/in.png" "$tmp/d/a.png" && cp "$tmp/in.png" "$tmp/d/b.png"
+"$percept" train reconstruct --steps 1 --channels 4 --blocks 0 --batch 1 --crop 32 \
+    --val-fraction 0 --validate-every 0 --checkpoint-every 1 --data "$tmp/d" \
+    --out "$tmp/r.safetensors" >/dev/null 2>&1
+gegl "$tmp/in.png" -o "$tmp/ckpt.png" -- percept:reconstruct model="$tmp/r.safetensors.ckpt" 2>"$tmp/ckpt.log"
+expect checkpoint-runs 0 "^61x43$" -- size "$tmp/ckpt.png"
+expect checkpoint-no-warning 0 "^0$" -- bash -c "grep -c percept:reconstruct: '$tmp/ckpt.log' || true"
+gegl "$tmp/in.png" -o "$tmp/ckpt-up.png" -- percept:upscale model="$tmp/r.safetensors.ckpt" 2>"$tmp/ckpt-up.log"
+expect checkpoint-task 0 "is for reconstruct; percept:upscale takes models for upscale" -- cat "$tmp/ckpt-up.log"
 
 # 8-bit greyscale JPEG and 16-bit PNG in
 gegl "$tmp/in.png" -o "$tmp/grey.jpg" -- gegl:gray 2>/dev/null
