@@ -517,7 +517,7 @@ static void check_sr(void)
 static void check_restore(void)
 {
     const int C = 32, B = 3;
-    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 0, 0, 0, 0, 0}), "restore", 13, 9);
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 0, 0, 0, 0}), "restore", 13, 9);
     if (!g)
         return;
     CHECK(g->ok, "restore breaks the format's rules");
@@ -532,8 +532,8 @@ static void check_restore(void)
           "restore: the output is not the correction added to the input");
     engine_agrees(g, "restore", 13, 9);
     graph_free(g);
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0, 0, 0, 0, 0, 0}), "restore 0 channels", "0 channels");
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0, 0, 0, 0, 0, 0}), "restore 65 blocks", "65 blocks");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){0, 4, 0, 0, 0, 0, 0}), "restore 0 channels", "0 channels");
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 65, 0, 0, 0, 0, 0}), "restore 65 blocks", "65 blocks");
     refuses(percept_arch_restore(NULL), "restore NULL", "channels");
 }
 
@@ -542,7 +542,7 @@ static void check_restore(void)
 static void check_restore_half(void)
 {
     const int C = 16, B = 2, F = C / 2;
-    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0, 0, 0, 0}), "restore-half",
+    Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0, 0, 0}), "restore-half",
                           14, 10);
     if (!g)
         return;
@@ -566,12 +566,12 @@ static void check_restore_half(void)
           net ? percept_net_alignment(net) : -1);
     percept_net_free(net);
     graph_free(g);
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){1, 4, 0, 1, 0, 0, 0, 0}), "restore-half 1 channel",
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){1, 4, 0, 1, 0, 0, 0}), "restore-half 1 channel",
             "2..1024");
 
     /* resize_up: nearest ×2 and a 3×3 conv to F channels where the conv to 4F and the pixel
      * shuffle were */
-    g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0, 0, 1, 0}),
+    g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0, 0, 1}),
                    "restore-half resize", 14, 10);
     if (!g)
         return;
@@ -585,64 +585,6 @@ static void check_restore_half(void)
           "restore-half resize: not upsample, conv, add");
     engine_agrees(g, "restore-half resize", 14, 10);
     graph_free(g);
-}
-
-/* icnr: the pixel shuffle's conv starts with one filter (and bias) per 2×2 block — channels
- * 4c..4c+3 equal, drawn at He's scale — so the shuffled output starts in 2×2 blocks of one
- * value; the tensors and the network are the shuffle's. */
-static void check_icnr(void)
-{
-    const int C = 16, B = 2, F = C / 2;
-    char *plain = percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0, 0, 0, 0});
-    char *icnr = percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, 1, 0, 0, 0, 1});
-    PerceptNet *a = plain ? percept_net_from_arch(plain, 3) : NULL;
-    PerceptNet *b = icnr ? percept_net_from_arch(icnr, 3) : NULL;
-    CHECK(a && b, "restore-half icnr: %s", percept_error());
-    if (!a || !b)
-        goto out;
-    CHECK(percept_net_param_count(a) == percept_net_param_count(b),
-          "restore-half icnr: %zu parameters, the shuffle's %zu", percept_net_param_count(b),
-          percept_net_param_count(a));
-    size_t n = 0, na = 0;
-    const float *w = percept_net_param(b, "up.conv.weight", &n);
-    const float *wa = percept_net_param(a, "up.conv.weight", &na);
-    const size_t per = (size_t)C * 9;
-    CHECK(w && n == 4 * F * per && wa && na == n, "restore-half icnr: up.conv.weight has %zu", n);
-    if (!w || n != 4 * F * per || !wa)
-        goto out;
-    int same = 1, differ = 0;
-    for (size_t o = 0; o < 4 * (size_t)F; o++)
-        for (size_t j = 0; j < per; j++) {
-            same &= w[o * per + j] == w[o / 4 * 4 * per + j];
-            differ |= wa[o * per + j] != wa[o / 4 * 4 * per + j];
-        }
-    CHECK(same && differ, "restore-half icnr: the four filters of a block are %s, the "
-          "shuffle's %s", same ? "equal" : "not equal", differ ? "not" : "equal too");
-    double ss = 0;
-    for (size_t i = 0; i < n; i++)
-        ss += (double)w[i] * w[i];
-    double ratio = sqrt(ss / (double)n) / sqrt(2.0 / (double)per);
-    CHECK(fabs(ratio - 1) < 0.15, "restore-half icnr: weights at %.2f of He's scale", ratio);
-
-    /* at initialisation the shuffled features come in 2×2 blocks of one value */
-    PerceptTensor x = {1, 3, 12, 10, malloc(sizeof(float) * 3 * 12 * 10)}, y;
-    for (int i = 0; i < 3 * 12 * 10; i++)
-        x.data[i] = (float)((i * 37) % 101) / 100.0f;
-    PerceptTensor up = {0};
-    percept_net_set_grad(b, 1); /* keeps up.shuffle's output */
-    int ran = percept_net_forward(b, &x, &y) == 0 && percept_net_node_output(b, "up.shuffle", &up) == 0;
-    for (int c = 0; ran && c < up.c; c++)
-        for (int i = 0; i < up.h; i++)
-            for (int j = 0; j < up.w; j++)
-                same &= up.data[((size_t)c * up.h + i) * up.w + j] ==
-                        up.data[((size_t)c * up.h + i / 2 * 2) * up.w + j / 2 * 2];
-    CHECK(ran && up.h == 12 && same, "restore-half icnr: the shuffled features are not in 2×2 blocks");
-    free(x.data);
-out:
-    percept_net_free(a);
-    percept_net_free(b);
-    free(plain);
-    free(icnr);
 }
 
 /* Standard deviation of a parameter tensor of net ÷ He's sqrt(2 / fan_in). */
@@ -665,7 +607,7 @@ static void check_block_gain(void)
     const int C = 32, B = 3;
     for (int half = 0; half <= 1; half++) {
         const char *what = half ? "restore-half block gain" : "restore block gain";
-        Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, half, 0.1f, 0, 0, 0}),
+        Graph *g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){C, B, 0, half, 0.1f, 0, 0}),
                               what, 16, 16);
         if (!g)
             continue;
@@ -698,13 +640,13 @@ static void check_block_gain(void)
               "sr-shuffle: block gain 0.5 not on body.1.conv2");
         graph_free(g);
     }
-    g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 0, 0, 0}), "restore", 8, 8);
+    g = graph_read(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 0, 0}), "restore", 8, 8);
     if (g) {
         CHECK(!cJSON_GetObjectItem(node_named(g, "body.0.conv2"), "init_gain"),
               "restore: the default block gain writes an init_gain");
         graph_free(g);
     }
-    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, -1, 0, 0, 0}), "restore gain -1",
+    refuses(percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, -1, 0, 0}), "restore gain -1",
             "block gains");
 }
 
@@ -716,10 +658,10 @@ static void check_center_input(void)
     char *pairs[3][2] = {
         {percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 8, 2, 0, 0, 1}),
          percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 8, 2, 0, 0, 0})},
-        {percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 1, 0, 0}),
-         percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 0, 0, 0})},
-        {percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 1, 0, 1, 0, 0}),
-         percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 1, 0, 0, 0, 0})}};
+        {percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 1, 0}),
+         percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 0, 0, 0, 0})},
+        {percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 1, 0, 1, 0}),
+         percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0, 1, 0, 0, 0})}};
     const char *what[3] = {"sr-shuffle centred", "restore centred", "restore-half centred"};
     const int h = 10, w = 12, n = 3 * h * w;
     float x[3 * 10 * 12];
@@ -1061,7 +1003,6 @@ int main(void)
     check_sr();
     check_restore();
     check_restore_half();
-    check_icnr();
     check_block_gain();
     check_center_input();
     check_discriminator();

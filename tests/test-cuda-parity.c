@@ -231,7 +231,7 @@ int main(void)
     arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 24, 2, 0, 0, 0});
     check("sr-shuffle x4", arch, 2, 3, 24, 20, 0);
     free(arch);
-    arch = percept_arch_restore(&(PerceptRestoreOpts){16, 2, 0, 0, 0, 0, 0, 0});
+    arch = percept_arch_restore(&(PerceptRestoreOpts){16, 2, 0, 0, 0, 0, 0});
     check("restore", arch, 1, 3, 40, 36, 0);
     free(arch);
     arch = percept_arch_vgg16("relu3_3");

@@ -253,7 +253,7 @@ static void check_init_gain(void)
     percept_net_free(p);
     percept_net_free(g);
     /* the builders' tail gain: the restoration net then starts near identity */
-    char *arch = percept_arch_restore(&(PerceptRestoreOpts){8, 1, 0.01f, 0, 0, 0, 0, 0});
+    char *arch = percept_arch_restore(&(PerceptRestoreOpts){8, 1, 0.01f, 0, 0, 0, 0});
     PerceptNet *r = arch ? percept_net_from_arch(arch, 3) : NULL;
     free(arch);
     float x[3 * 16 * 16];
@@ -281,7 +281,6 @@ static void check_bad_archs(void)
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"k\":3}]}", "missing attribute 'cout'"},
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"cout\":-1,\"k\":3}]}", "'cout'"},
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"cout\":2,\"k\":3,\"pad_mode\":\"wrap\"}]}", "pad_mode"},
-        {"{\"nodes\":[{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"cout\":6,\"k\":3,\"init_repeat\":4}]}", "init_repeat 4 must divide cout (6)"},
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"relu\",\"in\":[\"b\"]},{\"name\":\"b\",\"op\":\"relu\"}]}", "not an earlier node"},
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"relu\"},{\"name\":\"a\",\"op\":\"tanh\"}]}", "used twice"},
         {"{\"nodes\":[{\"name\":\"a\",\"op\":\"add\",\"in\":[\"input\"]}]}", "two inputs"},
@@ -577,7 +576,7 @@ static void check_fusion(void)
     /* conv + ReLU at the head and the down conv, the blocks' two, and the tail conv + the
      * network input */
     check_fused("restore-half", percept_arch_restore(&(PerceptRestoreOpts){8, 2, 0.1f, 1, 0.1f,
-                                                                           1, 0, 0}), 3, 7, 0);
+                                                                           1, 0}), 3, 7, 0);
     check_fused("vgg16", percept_arch_vgg16("relu2_2"), 3, 4, 0);
 
     /* a fused conv's own output is gone in inference: asking for it is an error */

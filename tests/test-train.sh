@@ -166,12 +166,10 @@ expect stylize-restore-half 0 "wrote .*h.safetensors \(5 steps\)" -- \
     --block-gain 0.1 --tail-gain 0.1 --max-megapixels 0.002 --out "$tmp/h.safetensors"
 expect stylize-resize 0 "Network: +restore-half-resize-c4-r1" -- bash -c \
     "'$percept' train stylize ${sty[*]} --style '$tmp/style.png' --arch restore-half --channels 4 --upsample resize --max-megapixels 0.002 --out '$tmp/rs.safetensors' >/dev/null 2>&1 && '$percept' info '$tmp/rs.safetensors'"
-expect stylize-icnr 0 "Network: +restore-half-c4-r1" -- bash -c \
-    "'$percept' train stylize ${sty[*]} --style '$tmp/style.png' --arch restore-half --channels 4 --upsample icnr --max-megapixels 0.002 --out '$tmp/ic.safetensors' >/dev/null 2>&1 && '$percept' info '$tmp/ic.safetensors'"
-expect upsample-bad 1 "upsample must be shuffle, resize or icnr, not 'bilinear'" -- \
+expect upsample-bad 1 "upsample must be shuffle or resize, not 'bilinear'" -- \
     "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --arch restore-half --upsample bilinear --out "$tmp/x.safetensors"
-expect upsample-needs-half 1 "upsample icnr is for arch restore-half \(not restore\)" -- \
-    "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --arch restore --upsample icnr --out "$tmp/x.safetensors"
+expect upsample-needs-half 1 "upsample resize is for arch restore-half \(not restore\)" -- \
+    "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --arch restore --upsample resize --out "$tmp/x.safetensors"
 expect fraction-of-megapixel 1 "skipped .*24×20 is smaller than the 32 px crops" -- \
     "$percept" train stylize ${sty[*]} --style "$tmp/style.png" --max-megapixels 0.001 --out "$tmp/x.safetensors"
 expect stylize-bad-arch 1 "arch for stylize must be one of: johnson restore restore-half \(not 'sr'\)" -- \

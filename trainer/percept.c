@@ -223,7 +223,7 @@ static char *build_arch(const char *kind, const InitOptions *o, const char **tas
         *task = "reconstruct";
         return percept_arch_restore(&(PerceptRestoreOpts){o->channels ? o->channels : 64,
                                                           o->blocks >= 0 ? o->blocks : 4, 0,
-                                                          !strcmp(kind, "restore-half"), 0, 0, 0, 0});
+                                                          !strcmp(kind, "restore-half"), 0, 0, 0});
     }
     if (!strcmp(kind, "discriminator")) {
         *task = "discriminator";

@@ -48,8 +48,6 @@ const char recipe_keys_help[] =
     "                      weights × this (0.1: deep unnormalised bodies start near identity)\n"
     "  upsample shuffle    restore-half: back to full resolution by a pixel shuffle, or\n"
     "                      resize (nearest ×2 and a conv: no 2-pixel grid in style transfer)\n"
-    "                      or icnr (the shuffle, its conv started with one filter per 2×2\n"
-    "                      block: no grid at the start)\n"
     "  init FILE           start from this weight file's parameters (fine-tuning; it must\n"
     "                      hold exactly the tensors of the recipe's network)\n"
     "  style IMAGE  style-size 256   stylize: the painting, its longer side in training\n"
@@ -254,12 +252,10 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
         return percept_fail("recipe: arch for %s must be one of: %s (not '%s')", r->task,
                             archs[column], r->arch);
     r->upsample = get_string(r, "upsample");
-    if (!word_in(r->upsample, "shuffle resize icnr"))
-        return percept_fail("recipe: upsample must be shuffle, resize or icnr, not '%s'",
-                            r->upsample);
-    if (strcmp(r->upsample, "shuffle") && strcmp(r->arch, "restore-half"))
-        return percept_fail("recipe: upsample %s is for arch restore-half (not %s)", r->upsample,
-                            r->arch);
+    if (strcmp(r->upsample, "shuffle") && strcmp(r->upsample, "resize"))
+        return percept_fail("recipe: upsample must be shuffle or resize, not '%s'", r->upsample);
+    if (!strcmp(r->upsample, "resize") && strcmp(r->arch, "restore-half"))
+        return percept_fail("recipe: upsample resize is for arch restore-half (not %s)", r->arch);
     if (!strcmp(r->arch, "restore-half") && (r->channels < 2 || r->crop % 2))
         return percept_fail("recipe: restore-half needs at least 2 channels and an even crop");
     if (autoencoder && r->crop % 8)

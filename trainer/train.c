@@ -110,8 +110,7 @@ static char *arch_for(const Recipe *r)
     if (!strncmp(r->arch, "restore", 7))
         return percept_arch_restore(&(PerceptRestoreOpts){
             r->channels, r->blocks, (float)r->tail_gain, !strcmp(r->arch, "restore-half"),
-            (float)r->block_gain, r->center_input, !strcmp(r->upsample, "resize"),
-            !strcmp(r->upsample, "icnr")});
+            (float)r->block_gain, r->center_input, !strcmp(r->upsample, "resize")});
     PerceptSrOpts o = {strcmp(r->arch, "sr") ? PERCEPT_SR_SHUFFLE : PERCEPT_SR_JOHNSON,
                        r->scale, r->channels, r->blocks, (float)r->tail_gain,
                        (float)r->block_gain, r->center_input};

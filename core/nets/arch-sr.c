@@ -25,10 +25,7 @@
  * pixels instead of 4, at a quarter of the cost per channel². With resize_up the way back
  * is nearest ×2 upsampling and a 3×3 conv to C/2 (Odena et al.'s resize-convolution): a
  * pixel shuffle gives each of a 2×2 block's pixels its own filters, and where no loss
- * forbids it (a style loss) they drift apart into a 2-pixel grid. With icnr the shuffle stays
- * but its conv starts with the same filter for the four pixels of a block (Aitken et al.'s
- * ICNR: at initialisation a conv at half resolution and nearest upsampling), so they start
- * together and part only where a loss pulls them apart. */
+ * forbids it (a style loss) they drift apart into a 2-pixel grid. */
 #include <stdio.h>
 
 #include "arch-build.h"
@@ -160,7 +157,7 @@ char *percept_arch_sr(const PerceptSrOpts *o)
 /* The half-resolution restoration body (see the top of this file); returns the channels
  * of its full-resolution output. */
 static int half_res_body(ArchBuilder *ab, int ch, int blocks, float block_gain, int center,
-                         int resize_up, int icnr)
+                         int resize_up)
 {
     const int fine = ch / 2;
     char block_in[64];
@@ -177,8 +174,6 @@ static int half_res_body(ArchBuilder *ab, int ch, int blocks, float block_gain, 
         ab_conv(ab, "up.conv", NULL, ch, fine, 3, 1, 1, 1);
     } else {
         ab_conv(ab, "up.conv", NULL, ch, 4 * fine, 3, 1, 1, 1);
-        if (icnr) /* the shuffle takes output pixel (i, j) of channel c from channel 4c + 2i + j */
-            ab_int(ab, ab_last(ab), "init_repeat", 4);
         ab_int(ab, ab_node(ab, "up.shuffle", "pixel_shuffle", NULL), "r", 2);
     }
     ab_node2(ab, "up.add", "add", resize_up ? "up.conv" : "up.shuffle", "head.relu");
@@ -205,7 +200,7 @@ char *percept_arch_restore(const PerceptRestoreOpts *o)
     int tail_in = o->channels;
     if (o->half_res)
         tail_in = half_res_body(&ab, o->channels, o->res_blocks, o->block_gain, o->center_input,
-                                o->resize_up, o->icnr);
+                                o->resize_up);
     else
         body(&ab, o->channels, o->res_blocks, 0, o->block_gain, o->center_input);
     ab_conv(&ab, "tail.conv", NULL, tail_in, 3, 3, 1, 1, 1);

@@ -130,7 +130,6 @@ static int add_param(PerceptNet *net, Node *node, ParamSlot slot, int trainable,
     p->init_gain = node->op == OP_CONV2D || node->op == OP_CONV_TRANSPOSE2D || node->op == OP_LINEAR
                        ? node->init_gain
                        : 1.0f;
-    p->init_repeat = node->op == OP_CONV2D && node->init_repeat > 1 ? node->init_repeat : 1;
     if (trainable) {
         p->off = net->params_floats;
         net->params_floats += p->numel;
@@ -182,9 +181,8 @@ static int declare_params(PerceptNet *net, Node *nd)
     return rc;
 }
 
-/* He-normal weights (std sqrt(2/fan_in), times the node's init_gain; with init_repeat R,
- * output channel o starts as a copy of channel o - o mod R), zero biases, unit norm scales,
- * unit running variance: a deterministic function of the seed. */
+/* He-normal weights (std sqrt(2/fan_in), times the node's init_gain), zero biases, unit
+ * norm scales, unit running variance: a deterministic function of the seed. */
 static void init_params(PerceptNet *net, uint64_t seed)
 {
     for (int i = 0; i < net->n_params; i++) {
@@ -203,9 +201,8 @@ static void init_params(PerceptNet *net, uint64_t seed)
             if (p->numel > 4096)
                 continue;
 #endif
-            const size_t per_channel = fan_in, run = (size_t)p->init_repeat * per_channel;
             for (size_t j = 0; j < p->numel; j++)
-                d[j] = std * percept_rng_normal(stream, j / run * run + j % per_channel);
+                d[j] = std * percept_rng_normal(stream, j);
         } else {
             float v = is_norm_scale || !strcmp(suffix, "running_var") ? 1.0f : 0.0f;
             for (size_t j = 0; j < p->numel; j++)
@@ -274,13 +271,9 @@ static int parse_attrs(Node *nd, const cJSON *o)
              attr_int(o, "pad", 0, 0, 0, 64, nd, &nd->pad) ||
              attr_int(o, "output_pad", 0, 0, 0, 63, nd, &nd->output_pad) ||
              attr_bool(o, "bias", 1, nd, &nd->has_bias) ||
-             attr_float(o, "init_gain", 1.0f, 0, 100, nd, &nd->init_gain) ||
-             attr_int(o, "init_repeat", 1, 0, 1, BIG, nd, &nd->init_repeat);
+             attr_float(o, "init_gain", 1.0f, 0, 100, nd, &nd->init_gain);
         if (rc)
             return -1;
-        if (nd->cout % nd->init_repeat || (tr && nd->init_repeat > 1))
-            return percept_fail("node '%s': init_repeat %d must divide cout (%d), on conv2d",
-                                nd->name, nd->init_repeat, nd->cout);
         pm = cJSON_GetObjectItemCaseSensitive(o, "pad_mode");
         if (pm && !(cJSON_IsString(pm) && (!strcmp(pm->valuestring, "zero") ||
                                             !strcmp(pm->valuestring, "reflect"))))

@@ -38,8 +38,6 @@ typedef struct {
     int rc, rh, rw;                  /* reshape target */
     float eps, momentum, alpha, scale, shift, p, threshold, low, high;
     float init_gain;                 /* conv, conv_transpose2d, linear: weight init × this */
-    int init_repeat;                 /* conv2d: each run of this many output channels starts
-                                      * with the same filter (ICNR before a pixel shuffle) */
     float *aff_scale, *aff_shift;    /* channel_affine constants, one per channel */
     int aff_n;
 
@@ -73,7 +71,6 @@ typedef struct {
     size_t numel;
     int trainable;                   /* 0: buffers such as running statistics */
     float init_gain;                 /* its node's init_gain (1 for norms) */
-    int init_repeat;                 /* its node's init_repeat (1 but for such convs) */
     size_t off;                      /* offset in params (trainable) or buffers arena */
 } Param;
 

@@ -263,9 +263,6 @@ typedef struct {
     int resize_up;    /* half_res: back to full resolution by nearest ×2 upsampling and a 3×3
                        * conv instead of a conv and a pixel shuffle (Odena et al.'s resize-
                        * convolution: no 2-pixel grid where no loss forbids one) */
-    int icnr;         /* half_res with the pixel shuffle: its conv starts with one filter for
-                       * the four pixels of each 2×2 block (Aitken et al.'s ICNR), so the
-                       * network starts without a grid; the same tensors as without */
 } PerceptRestoreOpts;
 PERCEPT_API char *percept_arch_restore(const PerceptRestoreOpts *o);
 
