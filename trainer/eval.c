@@ -29,7 +29,8 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
     PerceptSafetensors *st = percept_st_read(model);
     if (!st)
         return -1;
-    /* owned: st's metadata goes with st; a training checkpoint is scored as its recipe's task */
+    /* owned (st's metadata goes with st); a training checkpoint is scored as the task it
+     * trains */
     const char *stored = percept_st_meta(st, "percept.task");
     const int checkpoint = stored && !strcmp(stored, "checkpoint");
     char *task = g_strdup(checkpoint ? percept_st_meta(st, "percept.train_task") : stored);
