@@ -135,7 +135,6 @@ static int get_lr_final(Recipe *r)
     return get_double(r, "lr-final", 0.0, 1.0, &r->lr_final);
 }
 
-/* Everything after reading the file: unknown keys, defaults, flags, values. */
 /* whether word is one of the space-separated words of list */
 static int word_in(const char *word, const char *list)
 {
@@ -146,6 +145,7 @@ static int word_in(const char *word, const char *list)
     return 0;
 }
 
+/* Everything after reading the file: unknown keys, defaults, flags, values. */
 static int recipe_apply(Recipe *r, const char *path, int argc, char **argv);
 
 int recipe_load(Recipe *r, const char *path, int argc, char **argv)
