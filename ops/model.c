@@ -148,9 +148,7 @@ static PerceptModel *model_load(const char *path, const char *device, GStatBuf *
         return NULL;
     }
     const char *arch = percept_st_meta(file, "percept.arch");
-    const char *task = percept_st_meta(file, "percept.task");
-    if (task && !strcmp(task, "checkpoint")) /* a training run's: the task it trains */
-        task = percept_st_meta(file, "percept.train_task");
+    const char *task = percept_st_task(file); /* a training checkpoint: the task it trains */
     const char *description = percept_st_meta(file, "percept.description");
     PerceptModel *m = g_new0(PerceptModel, 1);
     g_mutex_init(&m->run_lock);

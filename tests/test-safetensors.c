@@ -132,6 +132,29 @@ static void check_rt_meta(const PerceptSafetensors *st)
           "metadata order: %d entries, first %s", st->n_meta, st->n_meta ? st->meta[0].key : "-");
     CHECK(!percept_st_meta(st, "absent") && !percept_st_meta(NULL, "note") &&
           !percept_st_find(NULL, "a"), "lookups of absent things");
+    const char *task = percept_st_task(st);
+    CHECK(task && !strcmp(task, "upscale") && !percept_st_task(NULL), "task: %s",
+          task ? task : "(none)");
+}
+
+/* A training checkpoint's task is the one it trains (percept.train_task); without that key
+ * it has none. */
+static void check_checkpoint_task(void)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "ckpt.safetensors");
+    PerceptStWrite t = {"a", PERCEPT_DTYPE_F32, 2, {2, 3}, rt_a};
+    for (int with_task = 0; with_task <= 1; with_task++) {
+        PerceptStMeta meta[2] = {{"percept.task", "checkpoint"}, {"percept.train_task", "reconstruct"}};
+        CHECK(percept_st_write(path, &t, 1, meta, 1 + with_task) == 0, "write: %s", percept_error());
+        PerceptSafetensors *st = percept_st_read(path);
+        const char *task = percept_st_task(st);
+        CHECK(st && (with_task ? task && !strcmp(task, "reconstruct") : !task),
+              "checkpoint %s percept.train_task: task %s", with_task ? "with" : "without",
+              task ? task : "(none)");
+        percept_st_free(st);
+    }
+    remove(path);
 }
 
 static void check_round_trip(void)
@@ -627,6 +650,7 @@ int main(void)
         return 1;
     }
     check_round_trip();
+    check_checkpoint_task();
     check_writer_bytes();
     check_python_reader();
     check_half();

@@ -30,10 +30,10 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
     if (!st)
         return -1;
     /* owned (st's metadata goes with st); a training checkpoint is scored as the task it
-     * trains */
-    const char *stored = percept_st_meta(st, "percept.task");
-    const int checkpoint = stored && !strcmp(stored, "checkpoint");
-    char *task = g_strdup(checkpoint ? percept_st_meta(st, "percept.train_task") : stored);
+     * trains, with the degradation it stores (it has no recipe) */
+    char *task = g_strdup(percept_st_task(st));
+    const char *stored_task = percept_st_meta(st, "percept.task");
+    const int checkpoint = stored_task && !strcmp(stored_task, "checkpoint");
     const char *arch = percept_st_meta(st, "percept.arch");
     PerceptNet *net = arch ? percept_net_from_safetensors(st, arch) : NULL;
     char *degrade = degrade_flag ? g_strdup(degrade_flag)

@@ -135,16 +135,6 @@ static int get_lr_final(Recipe *r)
     return get_double(r, "lr-final", 0.0, 1.0, &r->lr_final);
 }
 
-/* whether word is one of the space-separated words of list */
-static int word_in(const char *word, const char *list)
-{
-    size_t n = strlen(word);
-    for (const char *p = list; *p; p += strcspn(p, " "), p += *p == ' ')
-        if (n && strcspn(p, " ") == n && !strncmp(p, word, n))
-            return 1;
-    return 0;
-}
-
 /* Everything after reading the file: unknown keys, defaults, flags, values. */
 static int recipe_apply(Recipe *r, const char *path, int argc, char **argv);
 
@@ -248,7 +238,10 @@ static int recipe_apply(Recipe *r, const char *path, int argc, char **argv)
     /* the architectures each task can train, by column as by_task */
     static const char *const archs[] = {NULL, "sr sr-shuffle", "restore restore-half",
                                         "johnson restore restore-half", "autoencoder vae binary"};
-    if (!word_in(r->arch, archs[column]))
+    char **allowed = g_strsplit(archs[column], " ", -1);
+    const int known_arch = g_strv_contains((const char *const *)allowed, r->arch);
+    g_strfreev(allowed);
+    if (!known_arch)
         return percept_fail("recipe: arch for %s must be one of: %s (not '%s')", r->task,
                             archs[column], r->arch);
     r->upsample = get_string(r, "upsample");

@@ -634,6 +634,12 @@ const char *percept_st_meta(const PerceptSafetensors *st, const char *key)
     return NULL;
 }
 
+const char *percept_st_task(const PerceptSafetensors *st)
+{
+    const char *task = percept_st_meta(st, "percept.task");
+    return task && !strcmp(task, "checkpoint") ? percept_st_meta(st, "percept.train_task") : task;
+}
+
 /* ---- writer ---------------------------------------------------------------------- */
 
 /* Element count of a tensor to write, or -1 with a message for an unusable shape. */

@@ -142,8 +142,8 @@ static int group_positions(const ConvShape *conv, const Grouping *g, int **order
 }
 
 /* One level: its value (the mean over images, directions and patches, divided by the target
- * level's variance and the level count), and with gx non-NULL d value / d level. Each group of patches is compared with the same
- * group of the target. */
+ * level's variance and the level count), and with gx non-NULL d value / d level. Each group
+ * of patches is compared with the same group of the target. */
 static int level_loss(const float *lx, const float *ly, int n, int c, int h, int w,
                       const PerceptSwdConfig *cfg, int period, int window, uint64_t seed,
                       double target_var, int levels, double *value, float *gx)

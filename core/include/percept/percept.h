@@ -97,6 +97,9 @@ PERCEPT_API void percept_st_free(PerceptSafetensors *st);
 PERCEPT_API const PerceptStTensor *percept_st_find(const PerceptSafetensors *st,
                                                    const char *name);
 PERCEPT_API const char *percept_st_meta(const PerceptSafetensors *st, const char *key);
+/* The task the file's network does: percept.task, or for a training checkpoint (task
+ * "checkpoint") the task it trains, percept.train_task; NULL when the file does not say. */
+PERCEPT_API const char *percept_st_task(const PerceptSafetensors *st);
 
 /* A tensor to write: float32 data stored as dtype (F16 rounds to nearest even). */
 typedef struct {
