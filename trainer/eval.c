@@ -2,7 +2,9 @@
  * (bicubic and GEGL's samplers; GEGL's denoisers) on a directory of images never trained
  * on, each degraded as the model's training images were (its recipe's `degrade`, or
  * --degrade). */
+#ifdef PERCEPT_HAVE_GEGL
 #include <gegl.h>
+#endif
 #include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +87,7 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
     Scores mean[EVAL_METHODS];
     if (n == 0)
         percept_fail("no image in '%s' (PNG, JPEG, TIFF or PPM)", dir);
-    else if (eval_mean(kind, net, images, n, scale, degrade, 1, mean) == 0) {
+    else if (eval_mean(kind, net, images, n, scale, degrade, EVAL_HAVE_GEGL, mean) == 0) {
         rc = 0;
         if (json) {
             printf("{\"model\": \"%s\", \"images\": %d, \"scale\": %d, \"degrade\": \"%s\"", model,
@@ -131,10 +133,14 @@ int cmd_eval(int argc, char **argv)
                         "Try 'percept --help'.\n");
         return 2;
     }
+#ifdef PERCEPT_HAVE_GEGL
     gegl_init(NULL, NULL);
+#endif
     int rc = evaluate(model, dir, degrade, json);
     if (rc)
         fprintf(stderr, "percept eval: %s\n", percept_error());
+#ifdef PERCEPT_HAVE_GEGL
     gegl_exit();
+#endif
     return rc ? 1 : 0;
 }

@@ -1,5 +1,8 @@
 /* Evaluation against classic methods (see evaluate.h). */
+#ifdef PERCEPT_HAVE_GEGL
 #include <gegl.h>
+#endif
+#include <glib.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,43 +182,6 @@ int eval_score(const PerceptTensor *x, const PerceptTensor *clean, int border, S
     return rc;
 }
 
-/* A GEGL operation on a planar image; the output is `scale` times the input. */
-static int run_gegl(const PerceptTensor *in, int scale, PerceptTensor *out, const char *op,
-                    const char *first, ...)
-{
-    size_t n = (size_t)in->h * in->w, on = n * scale * scale;
-    GeglRectangle r = {0, 0, in->w, in->h}, o = {0, 0, in->w * scale, in->h * scale};
-    float *px = malloc(sizeof(float) * 3 * on);
-    *out = (PerceptTensor){1, 3, o.height, o.width, malloc(sizeof(float) * 3 * on)};
-    if (!px || !out->data) {
-        free(px);
-        return percept_fail("out of memory");
-    }
-    for (size_t i = 0; i < n; i++)
-        for (int c = 0; c < 3; c++)
-            px[3 * i + c] = in->data[c * n + i];
-    GeglBuffer *b = gegl_buffer_new(&r, babl_format("R'G'B' float"));
-    gegl_buffer_set(b, &r, 0, babl_format("R'G'B' float"), px, GEGL_AUTO_ROWSTRIDE);
-    GeglNode *graph = gegl_node_new();
-    GeglNode *src = gegl_node_new_child(graph, "operation", "gegl:buffer-source", "buffer", b,
-                                        NULL);
-    GeglNode *node = gegl_node_new_child(graph, "operation", op, NULL);
-    va_list ap;
-    va_start(ap, first);
-    gegl_node_set_valist(node, first, ap);
-    va_end(ap);
-    gegl_node_link(src, node);
-    gegl_node_blit(node, 1.0, &o, babl_format("R'G'B' float"), px, GEGL_AUTO_ROWSTRIDE,
-                   GEGL_BLIT_DEFAULT);
-    g_object_unref(graph);
-    g_object_unref(b);
-    for (size_t i = 0; i < on; i++)
-        for (int c = 0; c < 3; c++)
-            out->data[c * on + i] = px[3 * i + c];
-    free(px);
-    return 0;
-}
-
 /* The network on the whole image: its right and bottom edges extended by repeating the last
  * pixel to a multiple of the network's alignment, as the operations extend them, and the
  * output cut back to the image's (scaled) size and clamped as the operations clamp. */
@@ -279,12 +245,73 @@ static int eighth_and_back(const PerceptTensor *in, PerceptTensor *out)
     return rc;
 }
 
+#ifdef PERCEPT_HAVE_GEGL
+/* A GEGL operation on a planar image; the output is `scale` times the input. */
+static int run_gegl(const PerceptTensor *in, int scale, PerceptTensor *out, const char *op,
+                    const char *first, ...)
+{
+    size_t n = (size_t)in->h * in->w, on = n * scale * scale;
+    GeglRectangle r = {0, 0, in->w, in->h}, o = {0, 0, in->w * scale, in->h * scale};
+    float *px = malloc(sizeof(float) * 3 * on);
+    *out = (PerceptTensor){1, 3, o.height, o.width, malloc(sizeof(float) * 3 * on)};
+    if (!px || !out->data) {
+        free(px);
+        return percept_fail("out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++)
+            px[3 * i + c] = in->data[c * n + i];
+    GeglBuffer *b = gegl_buffer_new(&r, babl_format("R'G'B' float"));
+    gegl_buffer_set(b, &r, 0, babl_format("R'G'B' float"), px, GEGL_AUTO_ROWSTRIDE);
+    GeglNode *graph = gegl_node_new();
+    GeglNode *src = gegl_node_new_child(graph, "operation", "gegl:buffer-source", "buffer", b,
+                                        NULL);
+    GeglNode *node = gegl_node_new_child(graph, "operation", op, NULL);
+    va_list ap;
+    va_start(ap, first);
+    gegl_node_set_valist(node, first, ap);
+    va_end(ap);
+    gegl_node_link(src, node);
+    gegl_node_blit(node, 1.0, &o, babl_format("R'G'B' float"), px, GEGL_AUTO_ROWSTRIDE,
+                   GEGL_BLIT_DEFAULT);
+    g_object_unref(graph);
+    g_object_unref(b);
+    for (size_t i = 0; i < on; i++)
+        for (int c = 0; c < 3; c++)
+            out->data[c * on + i] = px[3 * i + c];
+    free(px);
+    return 0;
+}
+#endif
+
+/* GEGL's methods, m ≥ 2: its samplers (upscale) or denoisers (reconstruct). */
+static int run_gegl_method(EvalTask task, int m, const PerceptTensor *in, int scale,
+                           double sigma, PerceptTensor *out)
+{
+#ifdef PERCEPT_HAVE_GEGL
+    static const GeglSamplerType samplers[] = {GEGL_SAMPLER_CUBIC, GEGL_SAMPLER_NOHALO,
+                                               GEGL_SAMPLER_LOHALO};
+    if (task == EVAL_UPSCALE)
+        return run_gegl(in, scale, out, "gegl:scale-ratio", "x", (double)scale, "y",
+                        (double)scale, "abyss-policy", GEGL_ABYSS_CLAMP, "sampler",
+                        samplers[m - 2], NULL);
+    switch (m) {
+    case 2:
+        return run_gegl(in, 1, out, "gegl:denoise-dct", "sigma", sigma > 1 ? sigma : 1.0, NULL);
+    case 3:
+        return run_gegl(in, 1, out, "gegl:noise-reduction", NULL, NULL);
+    default:
+        return run_gegl(in, 1, out, "gegl:bilateral-filter", NULL, NULL);
+    }
+#else
+    return percept_fail("%s: this percept was built without GEGL", eval_method_name(task, m));
+#endif
+}
+
 /* Method m on the degraded input. */
 static int run_method(EvalTask task, int m, PerceptNet *net, const PerceptTensor *in, int scale,
                       double sigma, PerceptTensor *out)
 {
-    static const GeglSamplerType samplers[] = {GEGL_SAMPLER_CUBIC, GEGL_SAMPLER_NOHALO,
-                                               GEGL_SAMPLER_LOHALO};
     if (m == 0)
         return run_net(net, in, out);
     if (task == EVAL_AUTOENCODER)
@@ -296,20 +323,9 @@ static int run_method(EvalTask task, int m, PerceptNet *net, const PerceptTensor
             return percept_fail("out of memory");
         return degrade_bicubic(out->data, out->h, out->w, in->data, 3, in->h, in->w);
     }
-    if (task == EVAL_UPSCALE)
-        return run_gegl(in, scale, out, "gegl:scale-ratio", "x", (double)scale, "y",
-                        (double)scale, "abyss-policy", GEGL_ABYSS_CLAMP, "sampler",
-                        samplers[m - 2], NULL);
-    switch (m) {
-    case 1:
+    if (m == 1)
         return copy_of(in, out);
-    case 2:
-        return run_gegl(in, 1, out, "gegl:denoise-dct", "sigma", sigma > 1 ? sigma : 1.0, NULL);
-    case 3:
-        return run_gegl(in, 1, out, "gegl:noise-reduction", NULL, NULL);
-    default:
-        return run_gegl(in, 1, out, "gegl:bilateral-filter", NULL, NULL);
-    }
+    return run_gegl_method(task, m, in, scale, sigma, out);
 }
 
 int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int scale,

@@ -21,6 +21,13 @@ typedef struct {
     double psnr_y, ssim_y, swd;
 } Scores;
 
+/* Whether GEGL's methods can run: percept built with GEGL (the GPU machine has none). */
+#ifdef PERCEPT_HAVE_GEGL
+#define EVAL_HAVE_GEGL 1
+#else
+#define EVAL_HAVE_GEGL 0
+#endif
+
 #define EVAL_METHODS 5 /* the network first, then four baselines */
 const char *eval_method_name(EvalTask task, int method);
 

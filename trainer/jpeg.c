@@ -2,7 +2,17 @@
  * camera or a web service would save the photo (baseline, 4:2:0 chroma, the standard
  * quantisation tables scaled by quality, integer DCT so the result is the same on every
  * machine). libjpeg reports errors through error_exit, which by default exits the process:
- * here it jumps back and the error is returned. */
+ * here it jumps back and the error is returned. Without libjpeg (the GPU machine has none)
+ * the degradation is an error. */
+#ifndef PERCEPT_HAVE_JPEG
+#include "degrade.h"
+#include "percept/percept.h"
+
+int degrade_jpeg(float *dst, const float *src, int h, int w, int quality)
+{
+    return percept_fail("jpeg degradation: this percept was built without libjpeg");
+}
+#else
 #include <setjmp.h>
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 #include <stdlib.h>
@@ -105,3 +115,4 @@ int degrade_jpeg(float *dst, const float *src, int h, int w, int quality)
     free(rt.rgb);
     return rc;
 }
+#endif

@@ -347,29 +347,38 @@ int main(int argc, char **argv)
         return cmd_init(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "arch"))
         return cmd_init(argc - 1, argv + 1, 1);
+    /* train and eval read PPM images where there is no GEGL (the GPU machine); the rest
+     * need GEGL's loaders, savers or operations */
     static const struct {
         const char *name;
         int (*run)(int, char **);
     } image_commands[] = {
 #ifdef PERCEPT_HAVE_GEGL
-        {"compare", cmd_compare}, {"train", cmd_train},       {"eval", cmd_eval},
-        {"optimize", cmd_optimize}, {"eval-style", cmd_eval_style}, {"degrade", cmd_degrade},
-        {"score", cmd_score},
+        {"compare", cmd_compare},   {"optimize", cmd_optimize}, {"eval-style", cmd_eval_style},
+        {"degrade", cmd_degrade},   {"score", cmd_score},
 #else
-        {"compare", NULL}, {"train", NULL}, {"eval", NULL}, {"optimize", NULL},
-        {"eval-style", NULL}, {"degrade", NULL}, {"score", NULL},
+        {"compare", NULL}, {"optimize", NULL}, {"eval-style", NULL}, {"degrade", NULL},
+        {"score", NULL},
+#endif
+#ifdef PERCEPT_HAVE_TRAINER
+        {"train", cmd_train}, {"eval", cmd_eval},
+#else
+        {"train", NULL}, {"eval", NULL},
 #endif
     };
     for (size_t i = 0; i < sizeof image_commands / sizeof *image_commands; i++) {
         if (strcmp(cmd, image_commands[i].name))
             continue;
-#ifdef PERCEPT_HAVE_GEGL
-        return image_commands[i].run(argc - 1, argv + 1);
+        if (image_commands[i].run)
+            return image_commands[i].run(argc - 1, argv + 1);
+#ifdef PERCEPT_HAVE_TRAINER
+        fprintf(stderr, "percept: this percept was built without GEGL, which %s needs "
+                        "(install libgegl-dev and rebuild)\n", cmd);
 #else
-        fprintf(stderr, "percept: this percept was built without GEGL, which %s needs to "
-                        "load images (install libgegl-dev and rebuild)\n", cmd);
-        return 1;
+        fprintf(stderr, "percept: this percept was built without GLib, which %s needs "
+                        "(install libglib2.0-dev and rebuild)\n", cmd);
 #endif
+        return 1;
     }
     char msg[256];
     snprintf(msg, sizeof msg, "unknown command '%.100s'", cmd);

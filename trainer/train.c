@@ -1,7 +1,9 @@
 /* percept train upscale|reconstruct|stylize: trains a super-resolution, restoration or
  * style network on crops of a photo directory, with the losses of a recipe, reproducibly (a seed fixes every batch) and resumably
  * (atomic checkpoints; --resume continues to the result an uninterrupted run gives). */
+#ifdef PERCEPT_HAVE_GEGL
 #include <gegl.h>
+#endif
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "adversary.h"
 #include "degrade.h"
 #include "evaluate.h"
+#include "images.h"
 #include "objective.h"
 #include "plot.h"
 #include "recipe.h"
@@ -33,7 +36,7 @@ static const char train_usage[] =
     "atomically every checkpoint-every steps and on Ctrl-C; --resume continues from them.\n"
     "Progress goes to stderr, one CSV row per logged step to OUT.csv, the network's output\n"
     "on a validation image to OUT.preview.png at every validation, and the loss curves to\n"
-    "OUT.loss.png at the end.\n"
+    "OUT.loss.png at the end (.ppm both, in a percept built without GEGL).\n"
     "\n";
 
 static volatile sig_atomic_t interrupted = 0;
@@ -329,7 +332,7 @@ static int train_step(Trainer *t, double *terms, double *total)
     return 0;
 }
 
-/* OUT.preview.png: the network on the first validation image (degraded as in training). */
+/* OUT.preview.png (.ppm without GEGL): the network on the first validation image (degraded as in training). */
 static int save_preview(Trainer *t)
 {
     if (!t->n_val)
@@ -338,7 +341,7 @@ static int save_preview(Trainer *t)
     int s = t->r.scale;
     PerceptTensor in = {1, 3, clean->h / s, clean->w / s,
                         malloc(sizeof(float) * percept_tensor_numel(clean))};
-    char *path = g_strconcat(t->r.out, ".preview.png", NULL);
+    char *path = g_strconcat(t->r.out, ".preview", image_save_ext, NULL);
     int rc = in.data ? eval_degrade(t->task, in.data, clean->data, clean->h, clean->w, s,
                                     t->r.degrade, 1, 0)
                      : percept_fail("out of memory");
@@ -572,19 +575,20 @@ static int run(Trainer *t, int resume)
     }
     if (save_checkpoint(t))
         return -1;
-    fprintf(stderr, "\npercept train: evaluating on %d validation images\n", t->n_val);
-    if ((t->n_val && validate(t, 1, &val)) || save_result(t, &val))
+    if (t->n_val)
+        fprintf(stderr, "\npercept train: evaluating on %d validation images\n", t->n_val);
+    if ((t->n_val && validate(t, EVAL_HAVE_GEGL, &val)) || save_result(t, &val))
         return -1;
-    if (t->task == EVAL_STYLIZE) {
+    if (t->n_val && t->task == EVAL_STYLIZE) {
         printf("| loss (%d validation images) | mean |\n|---|---:|\n", t->n_val);
         for (int i = 0; i < t->obj.n; i++)
             printf("| %s (weight %g) | %.6g |\n", t->obj.spec[i], t->obj.weight[i],
                    val.terms[i]);
         printf("| objective | %.6g |\n", val.objective);
-    } else {
+    } else if (t->n_val) {
         eval_print_table(stdout, t->task, val.scores, t->n_val, r->scale);
     }
-    char *plot = g_strconcat(r->out, ".loss.png", NULL);
+    char *plot = g_strconcat(r->out, ".loss", image_save_ext, NULL);
     fflush(t->csv);
     if (plot_training_log(t->csv_path, plot))
         fprintf(stderr, "percept train: no loss plot: %s\n", percept_error());
@@ -645,7 +649,9 @@ int cmd_train(int argc, char **argv)
             rest[n++] = argv[i];
     }
     Trainer t = {0};
+#ifdef PERCEPT_HAVE_GEGL
     gegl_init(NULL, NULL);
+#endif
     t.task = !strcmp(argv[1], "upscale") ? EVAL_UPSCALE
              : !strcmp(argv[1], "stylize")     ? EVAL_STYLIZE
              : !strcmp(argv[1], "autoencoder") ? EVAL_AUTOENCODER
@@ -661,6 +667,8 @@ int cmd_train(int argc, char **argv)
     if (rc < 0)
         fprintf(stderr, "\npercept train: %s\n", percept_error());
     trainer_free(&t);
+#ifdef PERCEPT_HAVE_GEGL
     gegl_exit();
+#endif
     return rc < 0 ? 1 : rc ? 130 : 0;
 }
