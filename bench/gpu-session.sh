@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call does a GPU session's work: build percept on the GPU machine (no GEGL, no
-# package registry: cJSON comes from tools/device/debs), run the test suite, run the CPU
+# package registry: cJSON, GLib and pkgconf come from tools/device/debs through
+# tools/device/env.sh), run the test suite, run the CPU
 # benchmark against PyTorch 2.11 on the same machine, and leave logs under $OUT: first the
 # CUDA backend's parity test (tests/test-cuda-parity.c) and the GPU forward benchmark
 # (bench/gpu-forward.c), which are what a session with a GPU is for, then the whole suite.
@@ -9,14 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-export PATH=/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH
-deps=/tmp/percept-deps
-mkdir -p "$deps"
-for d in tools/device/debs/*.deb; do dpkg -x "$d" "$deps"; done
-pc="$deps/usr/lib/x86_64-linux-gnu/pkgconfig/libcjson.pc"
-sed -i "s|=/usr/|=$deps/usr/|" "$pc"
-export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source tools/device/env.sh
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; nproc; } > "$OUT/machine.txt" 2>&1
 meson setup build-gpu -Dcuda=enabled -Dgegl=disabled -Dgimp=disabled --buildtype=release \
     > "$OUT/setup.log" 2>&1 || { tail -20 "$OUT/setup.log"; exit 1; }
