@@ -28,3 +28,5 @@ echo "tests rc=$?"
 grep -E "^(Ok|Fail|Skipped):" "$OUT/test.log"
 PERCEPT_PYTHON="$(command -v python3)" build-gpu/bench/cpu-forward --threads "$(nproc)" \
     --sizes 512,1024 | tee "$OUT/cpu-forward.md"
+echo "next, if the parity test passed: bash bench/gpu-train.sh upscale bench/gpu-train.ini 300" \
+    "(carry data/device, made here by tools/device-data.sh)"
