@@ -2,9 +2,6 @@
  * (bicubic and GEGL's samplers; GEGL's denoisers) on a directory of images never trained
  * on, each degraded as the model's training images were (its recipe's `degrade`, or
  * --degrade). */
-#ifdef PERCEPT_HAVE_GEGL
-#include <gegl.h>
-#endif
 #include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,14 +130,10 @@ int cmd_eval(int argc, char **argv)
                         "Try 'percept --help'.\n");
         return 2;
     }
-#ifdef PERCEPT_HAVE_GEGL
-    gegl_init(NULL, NULL);
-#endif
+    images_init();
     int rc = evaluate(model, dir, degrade, json);
     if (rc)
         fprintf(stderr, "percept eval: %s\n", percept_error());
-#ifdef PERCEPT_HAVE_GEGL
-    gegl_exit();
-#endif
+    images_exit();
     return rc ? 1 : 0;
 }

@@ -8,6 +8,16 @@
 
 const char image_save_ext[] = ".png";
 
+void images_init(void)
+{
+    gegl_init(NULL, NULL);
+}
+
+void images_exit(void)
+{
+    gegl_exit();
+}
+
 /* The image's extent through gegl:load, or -1 with a message. */
 static int open_image(const char *path, GeglNode **graph, GeglNode **load, GeglRectangle *r)
 {

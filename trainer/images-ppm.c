@@ -10,6 +10,14 @@
 
 const char image_save_ext[] = ".ppm";
 
+void images_init(void)
+{
+}
+
+void images_exit(void)
+{
+}
+
 /* The next header number, skipping whitespace and # comments; -1 if there is none. */
 static long header_number(FILE *f)
 {

@@ -16,6 +16,12 @@ typedef struct {
     uint8_t *rgb;
 } ImageU8;
 
+/* Start and stop the image library around a command that loads or saves images: GEGL
+ * where percept is built with it (its baselines in evaluate.c need it too); nothing for
+ * PPM. */
+void images_init(void);
+void images_exit(void);
+
 /* The extension of the images this build writes (previews, plots): ".png" with GEGL,
  * ".ppm" without. */
 extern const char image_save_ext[];

@@ -1,9 +1,6 @@
 /* percept train upscale|reconstruct|stylize: trains a super-resolution, restoration or
  * style network on crops of a photo directory, with the losses of a recipe, reproducibly (a seed fixes every batch) and resumably
  * (atomic checkpoints; --resume continues to the result an uninterrupted run gives). */
-#ifdef PERCEPT_HAVE_GEGL
-#include <gegl.h>
-#endif
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -374,6 +371,19 @@ static int validate(Trainer *t, int gegl, Validation *v)
     return rc;
 }
 
+/* The final validation's table: stylize's loss terms, or the scores against the baselines. */
+static void print_validation(const Trainer *t, const Validation *val)
+{
+    if (t->task != EVAL_STYLIZE) {
+        eval_print_table(stdout, t->task, val->scores, t->n_val, t->r.scale);
+        return;
+    }
+    printf("| loss (%d validation images) | mean |\n|---|---:|\n", t->n_val);
+    for (int i = 0; i < t->obj.n; i++)
+        printf("| %s (weight %g) | %.6g |\n", t->obj.spec[i], t->obj.weight[i], val->terms[i]);
+    printf("| objective | %.6g |\n", val->objective);
+}
+
 static void print_progress(const Trainer *t, const double *terms, double total, double rate,
                            const Validation *val)
 {
@@ -548,7 +558,7 @@ static int run(Trainer *t, int resume)
     signal(SIGTERM, on_signal);
     double terms[MAX_TERMS] = {0}, total = 0, start = now(), last_print = 0;
     int start_step = t->step;
-    Validation val;
+    Validation val = {0}; /* stays zero when there are no validation images */
     while (t->step < r->steps && !interrupted) {
         if (train_step(t, terms, &total))
             return -1;
@@ -575,19 +585,15 @@ static int run(Trainer *t, int resume)
     }
     if (save_checkpoint(t))
         return -1;
-    if (t->n_val)
+    if (t->n_val) {
         fprintf(stderr, "\npercept train: evaluating on %d validation images\n", t->n_val);
-    if ((t->n_val && validate(t, EVAL_HAVE_GEGL, &val)) || save_result(t, &val))
-        return -1;
-    if (t->n_val && t->task == EVAL_STYLIZE) {
-        printf("| loss (%d validation images) | mean |\n|---|---:|\n", t->n_val);
-        for (int i = 0; i < t->obj.n; i++)
-            printf("| %s (weight %g) | %.6g |\n", t->obj.spec[i], t->obj.weight[i],
-                   val.terms[i]);
-        printf("| objective | %.6g |\n", val.objective);
-    } else if (t->n_val) {
-        eval_print_table(stdout, t->task, val.scores, t->n_val, r->scale);
+        if (validate(t, EVAL_HAVE_GEGL, &val))
+            return -1;
     }
+    if (save_result(t, &val))
+        return -1;
+    if (t->n_val)
+        print_validation(t, &val);
     char *plot = g_strconcat(r->out, ".loss", image_save_ext, NULL);
     fflush(t->csv);
     if (plot_training_log(t->csv_path, plot))
@@ -649,9 +655,7 @@ int cmd_train(int argc, char **argv)
             rest[n++] = argv[i];
     }
     Trainer t = {0};
-#ifdef PERCEPT_HAVE_GEGL
-    gegl_init(NULL, NULL);
-#endif
+    images_init();
     t.task = !strcmp(argv[1], "upscale") ? EVAL_UPSCALE
              : !strcmp(argv[1], "stylize")     ? EVAL_STYLIZE
              : !strcmp(argv[1], "autoencoder") ? EVAL_AUTOENCODER
@@ -667,8 +671,6 @@ int cmd_train(int argc, char **argv)
     if (rc < 0)
         fprintf(stderr, "\npercept train: %s\n", percept_error());
     trainer_free(&t);
-#ifdef PERCEPT_HAVE_GEGL
-    gegl_exit();
-#endif
+    images_exit();
     return rc < 0 ? 1 : rc ? 130 : 0;
 }
