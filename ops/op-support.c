@@ -220,12 +220,10 @@ static gboolean blend_tile(void *user, const GeglRectangle *r, const float *rgb,
     return TRUE;
 }
 
-gboolean percept_op_run_blended(GeglOperation *op, PerceptModel *model, GeglBuffer *input,
-                                GeglBuffer *output, const GeglRectangle *image, int tile,
-                                double strength, gboolean preserve_colors, const char *what,
-                                char **error)
+gboolean percept_op_run_blended(GeglOperation *op, const PerceptTiler *t, GeglBuffer *input,
+                                GeglBuffer *output, const GeglRectangle *image, double strength,
+                                gboolean preserve_colors, char **error)
 {
     BlendSink sink = {input, output, percept_op_rgba(op), strength, preserve_colors};
-    PerceptTiler t = {model, percept_op_rgb(op), tile, 0, op, what};
-    return percept_tiler_run(&t, input, image, blend_tile, &sink, error);
+    return percept_tiler_run(t, input, image, blend_tile, &sink, error);
 }

@@ -71,11 +71,10 @@ GeglRectangle percept_op_whole_input(GeglOperation *op, const gchar *pad,
 void percept_op_blend(float *out, const float *in_rgba, const float *net_rgb, size_t n,
                       double strength, gboolean preserve_colors);
 
-/* Runs the tiler and writes, per tile, percept_op_blend of the input and the network into
- * output (scale-1 models). */
-gboolean percept_op_run_blended(GeglOperation *op, PerceptModel *model, GeglBuffer *input,
-                                GeglBuffer *output, const GeglRectangle *image, int tile,
-                                double strength, gboolean preserve_colors, const char *what,
-                                char **error);
+/* Runs tiler t over op's input and writes, per tile, percept_op_blend of the input and the
+ * network into output (scale-1 models). */
+gboolean percept_op_run_blended(GeglOperation *op, const PerceptTiler *t, GeglBuffer *input,
+                                GeglBuffer *output, const GeglRectangle *image, double strength,
+                                gboolean preserve_colors, char **error);
 
 #endif

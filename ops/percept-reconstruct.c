@@ -10,6 +10,7 @@ property_double(strength, "Strength", 1.0)
   description("0 keeps the original, 1 is the network's result")
   value_range(0.0, 1.0)
 
+#include "op-ensemble-property.h"
 #include "op-properties.h"
 
 #else
@@ -40,8 +41,10 @@ static gboolean process(GeglOperation *operation, GeglBuffer *input, GeglBuffer 
     GeglRectangle box;
     char *error = NULL;
     percept_op_input_box(operation, &box);
-    if (!percept_op_run_blended(operation, state->model, input, output, &box, o->tile_size,
-                                o->strength, FALSE, "Reconstructing", &error)) {
+    PerceptTiler t = {state->model, percept_op_rgb(operation), o->tile_size, 0, operation,
+                      "Reconstructing", o->self_ensemble};
+    if (!percept_op_run_blended(operation, &t, input, output, &box, o->strength, FALSE,
+                                &error)) {
         g_warning("percept:reconstruct: %s", error);
         gegl_buffer_copy(input, &box, GEGL_ABYSS_NONE, output, &box);
         g_free(error);

@@ -101,9 +101,11 @@ static gboolean process(GeglOperation *operation, GeglBuffer *input, GeglBuffer 
     GeglRectangle box;
     char *error = NULL;
     percept_op_input_box(operation, &box);
+    PerceptTiler t = {model, percept_op_rgb(operation), o->tile_size, 0, operation,
+                      "Stylizing"};
     gboolean ok = fabs(o->style_scale - 1.0) < 1e-6
-        ? percept_op_run_blended(operation, model, input, output, &box, o->tile_size,
-                                 o->strength, o->preserve_colors, "Stylizing", &error)
+        ? percept_op_run_blended(operation, &t, input, output, &box, o->strength,
+                                 o->preserve_colors, &error)
         : run_rescaled(operation, o, model, input, output, &box, &error);
     if (!ok) {
         g_warning("percept:stylize: %s; the image passes through unchanged", error);

@@ -11,6 +11,7 @@ property_string(model, "Model", "")
   description("Preset name or path of a .safetensors super-resolution network; empty: the "
               "preset for the scale (upscale-x2, upscale-x4, upscale-x8)")
 
+#include "op-ensemble-property.h"
 #include "op-properties.h"
 
 #else
@@ -124,7 +125,7 @@ static gboolean process(GeglOperation *operation, GeglBuffer *input, GeglBuffer 
         sink.alpha = gegl_buffer_sampler_new_at_level(input, babl_format("Y'A float"),
                                                       GEGL_SAMPLER_CUBIC, 0);
     PerceptTiler t = {model, percept_op_rgb(operation), o->tile_size, 0, operation,
-                      "Upscaling"};
+                      "Upscaling", o->self_ensemble};
     if (!percept_tiler_run(&t, input, &box, write_tile, &sink, &error)) {
         /* nothing sensible fits the enlarged box: a plain cubic enlargement, and say why */
         g_warning("percept:upscale: %s; enlarged with the cubic sampler instead", error);

@@ -10,7 +10,12 @@
  *
  * Instance-norm networks first run the whole image (or, when that does not fit the memory
  * budget, the image scaled down until it does) to take its normalisation statistics, then
- * every tile with those statistics fixed. */
+ * every tile with those statistics fixed.
+ *
+ * With self_ensemble each tile is run in its 8 orientations (percept_net_forward_ensemble).
+ * A turned tile still starts and ends at multiples of the alignment (its span does, the
+ * extension included) and sees its whole halo, so the tiles still agree with the whole
+ * image's self-ensemble; the statistics (per channel) are the same in every orientation. */
 #ifndef PERCEPT_OPS_TILER_H
 #define PERCEPT_OPS_TILER_H
 
@@ -31,6 +36,7 @@ typedef struct {
     size_t memory_budget;    /* bytes of network memory per tile; 0: the default */
     GeglOperation *progress; /* gegl_operation_progress target, or NULL */
     const char *what;        /* progress message prefix ("Upscaling") */
+    gboolean self_ensemble;  /* each tile the mean of its 8 orientations (8× the work) */
 } PerceptTiler;
 
 /* Default network memory per tile: PERCEPT_TILE_MEMORY_MB, else 1024 MiB. */

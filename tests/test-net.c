@@ -475,6 +475,75 @@ static void check_tiling_support(void)
     free(arch);
 }
 
+/* x in orientation o, made of elementary turns (transpose, then flip top-bottom, then
+ * left-right) rather than the library's index map: any consistent set of the 8 will do. */
+static PerceptTensor turned(const PerceptTensor *x, int o)
+{
+    int h = o & 4 ? x->w : x->h, w = o & 4 ? x->h : x->w;
+    PerceptTensor t = {x->n, x->c, h, w, malloc(sizeof(float) * percept_tensor_numel(x))};
+    for (int p = 0; p < x->n * x->c; p++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++) {
+                int a = o & 2 ? h - 1 - i : i, b = o & 1 ? w - 1 - j : j; /* the flips */
+                int si = o & 4 ? b : a, sj = o & 4 ? a : b;                /* the transpose */
+                t.data[((size_t)p * h + i) * w + j] = x->data[((size_t)p * x->h + si) * x->w + sj];
+            }
+    return t;
+}
+
+/* The self-ensemble of any network turns exactly with its input; for a network that itself
+ * does (1×1 convs and nearest upsampling) it is the plain output. */
+static void check_self_ensemble(void)
+{
+    static const char *pointwise =
+        "{\"format\":1,\"name\":\"pointwise\",\"input_channels\":3,\"nodes\":["
+        "{\"name\":\"a\",\"op\":\"conv2d\",\"cin\":3,\"cout\":4,\"k\":1},"
+        "{\"name\":\"r\",\"op\":\"relu\"},"
+        "{\"name\":\"u\",\"op\":\"upsample_nearest\",\"factor\":2},"
+        "{\"name\":\"b\",\"op\":\"conv2d\",\"cin\":4,\"cout\":3,\"k\":1}"
+        "]}";
+    char *archs[3] = {
+        strdup(pointwise),
+        percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 2, 8, 2, 0, 0, 1}),
+        percept_arch_restore(&(PerceptRestoreOpts){8, 1, 0, 1, 0, 1, 0}),
+    };
+    for (int k = 0; k < 3; k++) {
+        PerceptNet *net = archs[k] ? percept_net_from_arch(archs[k], 7) : NULL;
+        CHECK(net != NULL, "ensemble net %d: %s", k, percept_error());
+        if (!net)
+            continue;
+        int s = k == 2 ? 1 : 2, h = 6, w = 10;
+        PerceptTensor x = {2, 3, h, w, malloc(sizeof(float) * 2 * 3 * h * w)}, y, e, plain;
+        fill_uniform(x.data, percept_tensor_numel(&x), 40 + k, 0, 1);
+        size_t on = (size_t)2 * 3 * h * s * w * s;
+        float *ens = malloc(sizeof(float) * on), *other = malloc(sizeof(float) * on);
+        CHECK(percept_net_forward_ensemble(net, &x, ens, &e) == 0, "%s", percept_error());
+        CHECK(e.n == 2 && e.c == 3 && e.h == h * s && e.w == w * s && e.data == ens,
+              "ensemble shape %dx%dx%dx%d", e.n, e.c, e.h, e.w);
+        percept_net_forward(net, &x, &plain);
+        double differs = max_tol_ratio(plain.data, ens, on, 1e-6, 1e-6, NULL);
+        CHECK(k == 0 ? differs <= 1 : differs > 1,
+              "net %d: the ensemble %s the plain output (ratio %g)", k,
+              k == 0 ? "of a network that turns with its input is" : "differs from", differs);
+        for (int o = 1; o < 8; o++) {
+            PerceptTensor tx = turned(&x, o), want = turned(&e, o);
+            CHECK(percept_net_forward_ensemble(net, &tx, other, &y) == 0 && y.h == want.h &&
+                      y.w == want.w &&
+                      max_tol_ratio(other, want.data, on, 1e-5, 1e-5, NULL) <= 1,
+                  "net %d, orientation %d: the ensemble of the turned input is the turned "
+                  "ensemble", k, o);
+            free(tx.data);
+            free(want.data);
+        }
+        percept_net_free(net);
+        free(x.data);
+        free(ens);
+        free(other);
+    }
+    for (int k = 0; k < 3; k++)
+        free(archs[k]);
+}
+
 /* Fan-in and fan-out around the convs: c2 + c1 then a ReLU fold into c2 (c1 has two
  * readers, so nothing folds into it); add(c4, c5) folds into neither, since c5 has two
  * readers and c4 runs before its other operand c5. */
@@ -599,6 +668,7 @@ int main(void)
     check_net_gradients(mixed_arch, 2, 2, 8, 6, 1);
     check_net_gradients(head_arch, 3, 3, 6, 7, 2);
     check_planning();
+    check_self_ensemble();
     check_fusion();
     check_save_load();
     check_bad_archs();

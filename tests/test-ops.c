@@ -119,8 +119,9 @@ static double max_diff(const float *a, const float *b, size_t n, int stride, int
     return m;
 }
 
-/* The network on the whole image, directly (image sides multiples of its alignment). */
-static float *direct(const char *model, GeglBuffer *input, int *ow, int *oh)
+/* The network on the whole image, directly (image sides multiples of its alignment), or
+ * its self-ensemble. */
+static float *direct(const char *model, GeglBuffer *input, gboolean ensemble, int *ow, int *oh)
 {
     const GeglRectangle *r = gegl_buffer_get_extent(input);
     size_t n = (size_t)r->width * r->height;
@@ -130,7 +131,10 @@ static float *direct(const char *model, GeglBuffer *input, int *ow, int *oh)
             planar[c * n + i] = rgba[4 * i + c];
     PerceptNet *net = percept_net_load(model);
     PerceptTensor in = {1, 3, r->height, r->width, planar}, out;
-    CHECK(net && percept_net_forward(net, &in, &out) == 0, "direct: %s", percept_error());
+    float *mean = g_new(float, 3 * n * 64); /* up to ×8 */
+    CHECK(net && (ensemble ? percept_net_forward_ensemble(net, &in, mean, &out)
+                           : percept_net_forward(net, &in, &out)) == 0,
+          "direct: %s", percept_error());
     size_t on = (size_t)out.h * out.w;
     float *res = g_new(float, 4 * on);
     for (size_t i = 0; i < on; i++)
@@ -139,38 +143,51 @@ static float *direct(const char *model, GeglBuffer *input, int *ow, int *oh)
     *ow = out.w;
     *oh = out.h;
     percept_net_free(net);
+    g_free(mean);
     g_free(rgba);
     g_free(planar);
     return res;
 }
 
+/* Tiles of several sizes give what the whole image gives, which is what the network (or its
+ * self-ensemble) gives run directly. */
 static void check_exact_tiling(const char *model, const char *operation, int w, int h,
-                               double tol)
+                               gboolean ensemble, double tol)
 {
     GeglBuffer *in = test_image(w, h, "R'G'B'A float");
     GeglRectangle whole_r, tiled_r;
     Progress p = {0, 0};
-    float *whole = run_op(in, &whole_r, &p, operation, "model", model, NULL);
+    /* the property only when set: stylize has none */
+    const char *self_ensemble = ensemble ? "self-ensemble" : NULL;
+    float *whole = run_op(in, &whole_r, &p, operation, "model", model, self_ensemble, TRUE,
+                          NULL);
     CHECK(p.calls >= 1 && p.last == 1.0, "%s: progress reported (%d calls, last %g)",
           operation, p.calls, p.last);
     const int sides[] = {8, 12, 20, 32};
     for (size_t i = 0; i < G_N_ELEMENTS(sides); i++) {
         float *tiled = run_op(in, &tiled_r, NULL, operation, "model", model, "tile-size",
-                              sides[i], NULL);
+                              sides[i], self_ensemble, TRUE, NULL);
         CHECK(tiled_r.width == whole_r.width && tiled_r.height == whole_r.height,
               "%s tile %d: same extent", operation, sides[i]);
         double d = max_diff(tiled, whole, (size_t)whole_r.width * whole_r.height, 4, 4);
-        CHECK(d <= tol, "%s %dx%d, tiles of %d: max difference to whole-image %.3g (limit %g)",
-              operation, w, h, sides[i], d, tol);
+        CHECK(d <= tol, "%s %dx%d%s, tiles of %d: max difference to whole-image %.3g (limit %g)",
+              operation, w, h, ensemble ? " self-ensemble" : "", sides[i], d, tol);
         g_free(tiled);
     }
     int dw, dh;
     if (w % 4 == 0 && h % 4 == 0) {
-        float *ref = direct(model, in, &dw, &dh);
+        float *ref = direct(model, in, ensemble, &dw, &dh);
         CHECK(dw == whole_r.width && dh == whole_r.height, "direct size %dx%d", dw, dh);
         double d = max_diff(whole, ref, (size_t)dw * dh, 4, 3);
-        CHECK(d <= 1e-5, "%s: whole-image op vs the network run directly: %.3g", operation, d);
+        CHECK(d <= 1e-5, "%s%s: whole-image op vs the network run directly: %.3g", operation,
+              ensemble ? " self-ensemble" : "", d);
         g_free(ref);
+        if (ensemble) { /* and it is not the plain network */
+            float *plain = direct(model, in, FALSE, &dw, &dh);
+            d = max_diff(whole, plain, (size_t)dw * dh, 4, 3);
+            CHECK(d > 1e-4, "%s: the self-ensemble differs from one pass (%.3g)", operation, d);
+            g_free(plain);
+        }
     }
     g_free(whole);
     g_object_unref(in);
@@ -528,14 +545,18 @@ int main(int argc, char **argv)
     char *sty = write_model("johnson.safetensors", percept_arch_johnson(&jo), "stylize", "1");
 
     /* networks without instance norm: tiles equal the whole image to float rounding */
-    check_exact_tiling(sr, "percept:upscale", 52, 36, 1e-5);
-    check_exact_tiling(sr, "percept:upscale", 37, 29, 1e-5);
-    check_exact_tiling(shuffle, "percept:upscale", 33, 20, 1e-5);
-    check_exact_tiling(rec, "percept:reconstruct", 48, 40, 1e-5);
-    check_exact_tiling(rec, "percept:reconstruct", 45, 31, 1e-5);
+    check_exact_tiling(sr, "percept:upscale", 52, 36, FALSE, 1e-5);
+    check_exact_tiling(sr, "percept:upscale", 37, 29, FALSE, 1e-5);
+    check_exact_tiling(shuffle, "percept:upscale", 33, 20, FALSE, 1e-5);
+    check_exact_tiling(rec, "percept:reconstruct", 48, 40, FALSE, 1e-5);
+    check_exact_tiling(rec, "percept:reconstruct", 45, 31, FALSE, 1e-5);
+    /* the self-ensemble: turned tiles still start at multiples of the alignment */
+    check_exact_tiling(shuffle, "percept:upscale", 33, 20, TRUE, 1e-5);
+    check_exact_tiling(rec, "percept:reconstruct", 48, 40, TRUE, 1e-5);
+    check_exact_tiling(rec, "percept:reconstruct", 45, 31, TRUE, 1e-5);
     /* instance norm: whole-image statistics shared by the tiles */
-    check_exact_tiling(sty, "percept:stylize", 64, 48, 1.0 / 255);
-    check_exact_tiling(sty, "percept:stylize", 61, 47, 1.0 / 255);
+    check_exact_tiling(sty, "percept:stylize", 64, 48, FALSE, 1.0 / 255);
+    check_exact_tiling(sty, "percept:stylize", 61, 47, FALSE, 1.0 / 255);
     check_formats(sr, rec, sty);
     check_blending(sty, rec);
     check_bad_models(sr, sty);

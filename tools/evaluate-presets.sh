@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Scores every shipped preset on the held-out evaluation images (tools/eval-data.sh) against
 # the baselines, and writes the tables into docs/presets-eval.md:
-#   upscale presets: degraded as their recipe degrades (blur then bicubic), then percept vs
-#     bicubic and GEGL's cubic, nohalo and lohalo (PSNR-Y, SSIM-Y, SWD);
+#   upscale presets: degraded as their recipe degrades (blur then bicubic), then percept (one
+#     pass and the self-ensemble of 8 orientations) vs bicubic and GEGL's cubic, nohalo and
+#     lohalo (PSNR-Y, SSIM-Y, SWD);
 #   reconstruct presets: Gaussian noise σ = 15, 25, 50 (JPEG presets, by their recipe's
-#     degrade: JPEG quality 10, 20, 40), then percept vs the degraded input and GEGL's
-#     denoise-dct (told σ, or for JPEG the artefacts' RMS), noise-reduction and bilateral-filter;
+#     degrade: JPEG quality 10, 20, 40), then percept (one pass and the self-ensemble) vs
+#     the degraded input and GEGL's denoise-dct (told σ, or for JPEG the artefacts' RMS),
+#     noise-reduction and bilateral-filter;
 #   stylize presets: Johnson et al.'s Fig. 5 check (percept eval-style): the network's
 #     objective on two held-out images against 50, 100 and 300 optimisation iterations.
 #   tools/evaluate-presets.sh [NAME...]   (needs a build in build/ or $BUILD; with names,
@@ -38,14 +40,14 @@ for name in "$@"; do models+=("presets/$name.safetensors"); done
         echo
         [ $# -eq 0 ] || { echo "(this section: $(date +%F), commit $(git describe --always --dirty))"; echo; }
         case "$task" in
-            upscale) "$percept" eval "$model" data/eval | sed 1,2d ;;
+            upscale) "$percept" eval "$model" data/eval --self-ensemble | sed 1,2d ;;
             reconstruct)
                 recipe="presets/recipes/$(basename "$model" .safetensors).ini"
                 if grep -q '^degrade *= *jpeg' "$recipe" 2>/dev/null; then
                     for q in 10 20 40; do
                         echo "JPEG quality $q:"
                         echo
-                        "$percept" eval "$model" data/eval --degrade "jpeg:$q" | sed 1,2d
+                        "$percept" eval "$model" data/eval --degrade "jpeg:$q" --self-ensemble | sed 1,2d
                         echo
                     done
                     continue
@@ -53,7 +55,7 @@ for name in "$@"; do models+=("presets/$name.safetensors"); done
                 for sigma in 15 25 50; do
                     echo "Gaussian noise σ = $sigma:"
                     echo
-                    "$percept" eval "$model" data/eval --degrade "noise:$sigma" | sed 1,2d
+                    "$percept" eval "$model" data/eval --degrade "noise:$sigma" --self-ensemble | sed 1,2d
                     echo
                 done ;;
             stylize)

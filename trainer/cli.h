@@ -8,7 +8,7 @@ extern const char percept_usage[];
 int cmd_compare(int argc, char **argv);
 /* percept train TASK [--recipe FILE] [--resume] [--KEY VALUE ...] (needs GEGL) */
 int cmd_train(int argc, char **argv);
-/* percept eval MODEL DIR [--degrade D] [--json] (needs GEGL) */
+/* percept eval MODEL DIR [--degrade D] [--self-ensemble] [--json] */
 int cmd_eval(int argc, char **argv);
 /* percept score CLEAN_DIR RESULT_DIR [--scale N] [--name NAME] [--json] (needs GEGL) */
 int cmd_score(int argc, char **argv);

@@ -23,7 +23,8 @@ static char *recipe_key(const PerceptSafetensors *st, const char *key)
     return d;
 }
 
-static int evaluate(const char *model, const char *dir, const char *degrade_flag, int json)
+static int evaluate(const char *model, const char *dir, const char *degrade_flag, int ensemble,
+                    int json)
 {
     PerceptSafetensors *st = percept_st_read(model);
     if (!st)
@@ -84,15 +85,16 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
     Scores mean[EVAL_METHODS];
     if (n == 0)
         percept_fail("no image in '%s' (PNG, JPEG, TIFF or PPM)", dir);
-    else if (eval_mean(kind, net, images, n, scale, degrade, EVAL_HAVE_GEGL, mean) == 0) {
+    else if (eval_mean(kind, net, images, n, scale, degrade, EVAL_HAVE_GEGL, ensemble, mean) == 0) {
         rc = 0;
         if (json) {
             printf("{\"model\": \"%s\", \"images\": %d, \"scale\": %d, \"degrade\": \"%s\"", model,
                    n, scale, degrade);
-            for (int m = 0; m < EVAL_METHODS; m++) {
-                printf(", \"%s\": ", eval_method_name(kind, m));
-                eval_print_scores_json(stdout, &mean[m]);
-            }
+            for (int m = 0; m < EVAL_METHODS; m++)
+                if (*eval_method_name(kind, m)) {
+                    printf(", \"%s\": ", eval_method_name(kind, m));
+                    eval_print_scores_json(stdout, &mean[m]);
+                }
             printf("}\n");
         } else {
             printf("%s on %s (degradation %s, then the methods below)\n\n", model, dir,
@@ -112,10 +114,12 @@ static int evaluate(const char *model, const char *dir, const char *degrade_flag
 int cmd_eval(int argc, char **argv)
 {
     const char *model = NULL, *dir = NULL, *degrade = NULL;
-    int json = 0;
+    int json = 0, ensemble = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--degrade") && i + 1 < argc)
             degrade = argv[++i];
+        else if (!strcmp(argv[i], "--self-ensemble"))
+            ensemble = 1;
         else if (!strcmp(argv[i], "--json"))
             json = 1;
         else if (!model)
@@ -131,7 +135,7 @@ int cmd_eval(int argc, char **argv)
         return 2;
     }
     images_init();
-    int rc = evaluate(model, dir, degrade, json);
+    int rc = evaluate(model, dir, degrade, ensemble, json);
     if (rc)
         fprintf(stderr, "percept eval: %s\n", percept_error());
     images_exit();

@@ -11,11 +11,11 @@
 #include "evaluate.h"
 
 static const char *const names[4][EVAL_METHODS] = {
-    {"percept", "bicubic", "gegl-cubic", "gegl-nohalo", "gegl-lohalo"},
+    {"percept", "bicubic", "gegl-cubic", "gegl-nohalo", "gegl-lohalo", "percept self-ensemble"},
     {"percept", "degraded input", "gegl-denoise-dct", "gegl-noise-reduction",
-     "gegl-bilateral-filter"},
-    {"percept", "", "", "", ""},
-    {"percept", "bicubic from 1/8", "", "", ""},
+     "gegl-bilateral-filter", "percept self-ensemble"},
+    {"percept", "", "", "", "", ""},
+    {"percept", "bicubic from 1/8", "", "", "", ""},
 };
 
 const char *eval_method_name(EvalTask task, int method)
@@ -182,10 +182,11 @@ int eval_score(const PerceptTensor *x, const PerceptTensor *clean, int border, S
     return rc;
 }
 
-/* The network on the whole image: its right and bottom edges extended by repeating the last
- * pixel to a multiple of the network's alignment, as the operations extend them, and the
- * output cut back to the image's (scaled) size and clamped as the operations clamp. */
-static int run_net(PerceptNet *net, const PerceptTensor *in, PerceptTensor *out)
+/* The network (or its self-ensemble) on the whole image: its right and bottom edges extended
+ * by repeating the last pixel to a multiple of the network's alignment, as the operations
+ * extend them, and the output cut back to the image's (scaled) size and clamped as the
+ * operations clamp. */
+static int run_net(PerceptNet *net, int ensemble, const PerceptTensor *in, PerceptTensor *out)
 {
     int a = percept_net_alignment(net);
     if (a < 1)
@@ -203,21 +204,32 @@ static int run_net(PerceptNet *net, const PerceptTensor *in, PerceptTensor *out)
                         in->data[((size_t)c * in->h + MIN(i, in->h - 1)) * in->w +
                                  MIN(j, in->w - 1)];
     }
-    int rc = percept_net_forward(net, &x, &y);
+    int oc, oh, ow;
+    float *mean = NULL;
+    int rc = percept_net_output_shape(net, 1, ph, pw, &oc, &oh, &ow);
+    if (!rc && ensemble) {
+        mean = malloc(sizeof(float) * oc * oh * ow);
+        rc = mean ? percept_net_forward_ensemble(net, &x, mean, &y) : percept_fail("out of memory");
+    } else if (!rc)
+        rc = percept_net_forward(net, &x, &y);
     if (x.data != in->data)
         free(x.data);
-    if (rc)
+    if (rc) {
+        free(mean);
         return -1;
-    const int s = y.h / ph, oh = in->h * s, ow = in->w * s;
+    }
+    const int s = y.h / ph;
+    oh = in->h * s;
+    ow = in->w * s;
     *out = (PerceptTensor){1, 3, oh, ow, malloc(sizeof(float) * 3 * oh * ow)};
-    if (!out->data)
-        return percept_fail("out of memory");
-    for (int c = 0; c < 3; c++)
-        for (int i = 0; i < oh; i++)
-            for (int j = 0; j < ow; j++)
-                out->data[((size_t)c * oh + i) * ow + j] =
-                    fminf(fmaxf(y.data[((size_t)c * y.h + i) * y.w + j], 0.0f), 1.0f);
-    return 0;
+    if (out->data)
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                    out->data[((size_t)c * oh + i) * ow + j] =
+                        fminf(fmaxf(y.data[((size_t)c * y.h + i) * y.w + j], 0.0f), 1.0f);
+    free(mean);
+    return out->data ? 0 : percept_fail("out of memory");
 }
 
 static int copy_of(const PerceptTensor *in, PerceptTensor *out)
@@ -312,8 +324,8 @@ static int run_gegl_method(EvalTask task, int m, const PerceptTensor *in, int sc
 static int run_method(EvalTask task, int m, PerceptNet *net, const PerceptTensor *in, int scale,
                       double sigma, PerceptTensor *out)
 {
-    if (m == 0)
-        return run_net(net, in, out);
+    if (m == 0 || m == EVAL_ENSEMBLE)
+        return run_net(net, m == EVAL_ENSEMBLE, in, out);
     if (task == EVAL_AUTOENCODER)
         return eighth_and_back(in, out);
     if (task == EVAL_UPSCALE && m == 1) {
@@ -329,7 +341,7 @@ static int run_method(EvalTask task, int m, PerceptNet *net, const PerceptTensor
 }
 
 int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int scale,
-              const char *degrade, int gegl, Scores *mean)
+              const char *degrade, int gegl, int ensemble, Scores *mean)
 {
     int counted[EVAL_METHODS] = {0};
     memset(mean, 0, sizeof(Scores) * EVAL_METHODS);
@@ -353,7 +365,8 @@ int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int 
         if (!strncmp(degrade, "jpeg:", 5))
             sigma = 255.0 * pow(10.0, -percept_psnr(&in, &clean) / 20); /* the RMS error */
         for (int m = 0; m < EVAL_METHODS && !rc; m++) {
-            if ((m >= 2 && !gegl) || !*names[task][m])
+            if ((m >= 2 && m < EVAL_ENSEMBLE && !gegl) || (m == EVAL_ENSEMBLE && !ensemble) ||
+                !*names[task][m])
                 continue;
             PerceptTensor out = {0};
             Scores s;
@@ -388,8 +401,11 @@ void eval_print_table(FILE *f, EvalTask task, const Scores *mean, int n, int sca
     else
         fprintf(f, "| method (%d images) | PSNR-Y dB | SSIM-Y | SWD ×10³ |\n", n);
     fprintf(f, "|---|---:|---:|---:|\n");
-    for (int m = 0; m < EVAL_METHODS; m++)
+    static const int order[EVAL_METHODS] = {0, EVAL_ENSEMBLE, 1, 2, 3, 4}; /* ours first */
+    for (int k = 0; k < EVAL_METHODS; k++) {
+        int m = order[k];
         if (isfinite(mean[m].psnr_y))
             fprintf(f, "| %s | %.2f | %.4f | %.2f |\n", names[task][m], mean[m].psnr_y,
                     mean[m].ssim_y, mean[m].swd);
+    }
 }

@@ -28,7 +28,10 @@ typedef struct {
 #define EVAL_HAVE_GEGL 0
 #endif
 
-#define EVAL_METHODS 5 /* the network first, then four baselines */
+/* The network first, then four baselines, then the network's self-ensemble (the mean of
+ * its 8 orientations, percept_net_forward_ensemble) when asked for. */
+#define EVAL_METHODS 6
+#define EVAL_ENSEMBLE 5
 const char *eval_method_name(EvalTask task, int method);
 
 /* Checks a degradation spec for a task: upscale takes blur:SIGMA (then bicubic
@@ -53,10 +56,11 @@ void eval_print_scores_json(FILE *f, const Scores *s);
 int eval_score(const PerceptTensor *x, const PerceptTensor *clean, int border, Scores *s);
 
 /* Means over the images (each 1 × 3 × h × w, cropped here to multiples of scale) of every
- * method's scores; gegl == 0 leaves GEGL's methods out (NaN). Noise is seeded by the image
- * index, so every run and every method sees the same inputs. */
+ * method's scores; gegl == 0 leaves GEGL's methods out, ensemble == 0 the self-ensemble
+ * (NaN). Noise is seeded by the image index, so every run and every method sees the same
+ * inputs. */
 int eval_mean(EvalTask task, PerceptNet *net, PerceptTensor *images, int n, int scale,
-              const char *degrade, int gegl, Scores *mean);
+              const char *degrade, int gegl, int ensemble, Scores *mean);
 void eval_print_table(FILE *f, EvalTask task, const Scores *mean, int n, int scale);
 
 #endif

@@ -364,7 +364,7 @@ static int validate(Trainer *t, int gegl, Validation *v)
     if (t->task == EVAL_STYLIZE)
         return validate_objective(t, v->terms, &v->objective);
     percept_net_set_training(t->net, 0);
-    int rc = eval_mean(t->task, t->net, t->val, t->n_val, t->r.scale, t->r.degrade, gegl,
+    int rc = eval_mean(t->task, t->net, t->val, t->n_val, t->r.scale, t->r.degrade, gegl, 0,
                        v->scores);
     percept_net_set_training(t->net, 1);
     percept_net_release_memory(t->net);

@@ -197,6 +197,15 @@ PERCEPT_API void percept_net_set_noise_seed(PerceptNet *net, uint64_t seed);
  * later call with the same size allocates nothing. */
 PERCEPT_API int percept_net_forward(PerceptNet *net, const PerceptTensor *in,
                                     PerceptTensor *out);
+/* Geometric self-ensemble (Timofte et al., "Seven ways to improve example-based single
+ * image super resolution", 2016; EDSR+): the mean of the outputs for the input in its 8
+ * orientations (flips and transpositions), each turned back. For image-to-image networks
+ * trained on crops in all 8 orientations, as percept train makes them, the errors of the
+ * 8 passes partly cancel: a little more accuracy for 8 times the work. dst holds the output
+ * (percept_net_output_shape's size) and *out describes it; refused for a network whose
+ * output does not turn with its input. */
+PERCEPT_API int percept_net_forward_ensemble(PerceptNet *net, const PerceptTensor *in,
+                                             float *dst, PerceptTensor *out);
 /* Backward after a forward with gradients enabled (training mode or percept_net_set_grad;
  * in eval mode batch norm's gradient uses the running statistics): dout has the output's
  * shape. Parameter gradients accumulate; din (input's shape) is written when non-NULL. */
