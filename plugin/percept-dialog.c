@@ -89,9 +89,18 @@ static void add_scale(Dialog *d, GtkWidget *table, int row, const char *label, d
 
 static void on_toggle(GtkToggleButton *b, Dialog *d)
 {
-    d->p->preserve_colors = gtk_toggle_button_get_active(b);
+    *(gboolean *)g_object_get_data(G_OBJECT(b), "value") = gtk_toggle_button_get_active(b);
     if (d->preview)
         gimp_preview_invalidate(GIMP_PREVIEW(d->preview));
+}
+
+static void add_toggle(Dialog *d, GtkWidget *table, int row, const char *label, gboolean *value)
+{
+    GtkWidget *b = gtk_check_button_new_with_mnemonic(label);
+    gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(b), *value);
+    g_object_set_data(G_OBJECT(b), "value", value);
+    g_signal_connect(b, "toggled", G_CALLBACK(on_toggle), d);
+    gtk_table_attach(GTK_TABLE(table), b, 1, 3, row, row + 1, GTK_FILL, GTK_FILL, 0, 0);
 }
 
 static void on_choice(GtkComboBox *c, int *value)
@@ -141,13 +150,15 @@ gboolean percept_dialog_run(PerceptParams *p, gint32 drawable)
     gtk_table_set_row_spacings(GTK_TABLE(table), 6);
     gtk_box_pack_start(GTK_BOX(box), table, FALSE, FALSE, 0);
     int row = 0, active = (int)d.presets->len;
+    char *model = percept_params_model(p); /* what the operation would run */
     d.combo = gtk_combo_box_text_new();
     for (guint i = 0; i < d.presets->len; i++) {
         const char *name = ((PerceptPresetInfo *)g_ptr_array_index(d.presets, i))->name;
         gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(d.combo), name);
-        if (!strcmp(name, p->model) || (!*p->model && i == 0))
+        if (!strcmp(name, model) || (!*p->model && i == 0 && active == (int)d.presets->len))
             active = (int)i;
     }
+    g_free(model);
     gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(d.combo), "Custom file…");
     attach_row(table, row++, "_Model:", d.combo);
     d.file = gtk_file_chooser_button_new("Percept model", GTK_FILE_CHOOSER_ACTION_OPEN);
@@ -170,12 +181,9 @@ gboolean percept_dialog_run(PerceptParams *p, gint32 drawable)
         add_scale(&d, table, row++, "S_trength:", &p->strength, 0.0, 1.0);
     if (p->task == PERCEPT_TASK_STYLIZE) {
         add_scale(&d, table, row++, "St_yle scale:", &p->style_scale, 0.25, 4.0);
-        GtkWidget *keep = gtk_check_button_new_with_mnemonic("_Preserve colors");
-        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(keep), p->preserve_colors);
-        g_signal_connect(keep, "toggled", G_CALLBACK(on_toggle), &d);
-        gtk_table_attach(GTK_TABLE(table), keep, 1, 3, row, row + 1, GTK_FILL, GTK_FILL, 0, 0);
-        row++;
-    }
+        add_toggle(&d, table, row++, "_Preserve colors", &p->preserve_colors);
+    } else
+        add_toggle(&d, table, row++, "Self-_ensemble (8× slower)", &p->self_ensemble);
     attach_row(table, row++, "_Device:", choice(devices, p->device, &p->device, 0));
     g_signal_connect(d.combo, "changed", G_CALLBACK(on_model_changed), &d);
     g_signal_connect(d.file, "file-set", G_CALLBACK(on_model_changed), &d);

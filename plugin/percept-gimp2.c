@@ -11,6 +11,9 @@
 static const char *const procedures[] = {"plug-in-percept-stylize", "plug-in-percept-upscale",
                                          "plug-in-percept-reconstruct"};
 
+#define SELF_ENSEMBLE_HELP \
+    "1: average the network over the image's 8 orientations (8x slower, a little more accurate)"
+
 static void query(void)
 {
     static const GimpParamDef common[] = {
@@ -29,11 +32,13 @@ static void query(void)
         {GIMP_PDB_INT32, "scale", "Enlargement: 2, 4 or 8 (a model's own factor wins)"},
         {GIMP_PDB_STRING, "model", "Preset name or .safetensors path (\"\": upscale-xSCALE)"},
         {GIMP_PDB_INT32, "device", "0 auto, 1 CPU, 2 CUDA"},
+        {GIMP_PDB_INT32, "self-ensemble", SELF_ENSEMBLE_HELP},
     };
     static const GimpParamDef reconstruct[] = {
         {GIMP_PDB_STRING, "model", "Restoration preset or .safetensors path (\"\": denoise)"},
         {GIMP_PDB_FLOAT, "strength", "0 keeps the original, 1 is the network's result (0..1)"},
         {GIMP_PDB_INT32, "device", "0 auto, 1 CPU, 2 CUDA"},
+        {GIMP_PDB_INT32, "self-ensemble", SELF_ENSEMBLE_HELP},
     };
     const struct {
         const GimpParamDef *args;
@@ -77,18 +82,20 @@ static gboolean params_from_args(PerceptParams *p, int n, const GimpParam *a)
         p->device = a[7].data.d_int32;
         break;
     case PERCEPT_TASK_UPSCALE:
-        if (n != 6)
+        if (n != 7)
             return FALSE;
         p->scale = a[3].data.d_int32;
         model = a[4].data.d_string;
         p->device = a[5].data.d_int32;
+        p->self_ensemble = a[6].data.d_int32 != 0;
         break;
     case PERCEPT_TASK_RECONSTRUCT:
-        if (n != 6)
+        if (n != 7)
             return FALSE;
         model = a[3].data.d_string;
         p->strength = a[4].data.d_float;
         p->device = a[5].data.d_int32;
+        p->self_ensemble = a[6].data.d_int32 != 0;
         break;
     }
     g_strlcpy(p->model, model ? model : "", sizeof p->model);

@@ -22,8 +22,7 @@ const char *percept_task_operation(PerceptTask task)
     return operations[task];
 }
 
-/* The preset a task uses when no model is named (as the operations choose it). */
-static char *default_model(const PerceptParams *p)
+char *percept_params_model(const PerceptParams *p)
 {
     if (*p->model)
         return g_strdup(p->model);
@@ -34,7 +33,7 @@ static char *default_model(const PerceptParams *p)
 
 int percept_params_check(const PerceptParams *p, char **error)
 {
-    char *name = default_model(p), *why = NULL;
+    char *name = percept_params_model(p), *why = NULL;
     PerceptModel *m = percept_model_acquire(name, &why);
     int scale = 0;
     if (!m) {
@@ -134,6 +133,8 @@ gboolean percept_params_apply(const PerceptParams *p, GeglBuffer *src, const Geg
     if (p->task == PERCEPT_TASK_STYLIZE)
         gegl_node_set(op, "preserve-colors", p->preserve_colors, "style-scale", p->style_scale,
                       NULL);
+    else
+        gegl_node_set(op, "self-ensemble", p->self_ensemble, NULL);
     GeglNode *sink = gegl_node_new_child(graph, "operation", "gegl:write-buffer", "buffer", dst,
                                          NULL);
     gegl_node_link_many(source, crop, op, sink, NULL);

@@ -16,10 +16,14 @@ typedef struct {
     double style_scale;     /* stylize */
     int scale;              /* upscale: 2, 4, 8 */
     int device;             /* 0 auto, 1 cpu, 2 cuda */
+    gboolean self_ensemble; /* upscale, reconstruct: the mean of the 8 orientations */
 } PerceptParams;
 
 /* Defaults as the operations have them. */
 void percept_params_default(PerceptParams *p, PerceptTask task);
+/* The model the operation will run: p->model, or when that is empty the preset the
+ * operation picks (starry-night, upscale-xSCALE, denoise). Caller frees. */
+char *percept_params_model(const PerceptParams *p);
 /* "percept:stylize", … */
 const char *percept_task_operation(PerceptTask task);
 

@@ -46,18 +46,21 @@ run() {  # run IN OUT "(plug-in-percept-â€¦ RUN-NONINTERACTIVE image drawable â€
             (gimp-image-delete image))"
 }
 
-expect upscale-runs 0 "procedure ok" -- run "$tmp/rgb.png" "$tmp/g-up.png" "(plug-in-percept-upscale RUN-NONINTERACTIVE image drawable 2 \"$tmp/sr2.safetensors\" 0)"
+expect upscale-runs 0 "procedure ok" -- run "$tmp/rgb.png" "$tmp/g-up.png" "(plug-in-percept-upscale RUN-NONINTERACTIVE image drawable 2 \"$tmp/sr2.safetensors\" 0 0)"
 expect upscale-size 0 "^122x86 rgb$" -- size "$tmp/g-up.png"
 gegl "$tmp/rgb.png" -o "$tmp/e-up.png" -- percept:upscale model="$tmp/sr2.safetensors" 2>/dev/null
 gegl "$tmp/e-up.png" -o "$tmp/e-up8.png" -- gegl:convert-format format="R'G'B' u8" 2>/dev/null
 expect upscale-as-gegl 0 "^ok$" -- at_least "$(psnr "$tmp/g-up.png" "$tmp/e-up8.png")" 45
+expect upscale-ensemble 0 "procedure ok" -- run "$tmp/rgb.png" "$tmp/g-upe.png" "(plug-in-percept-upscale RUN-NONINTERACTIVE image drawable 2 \"$tmp/sr2.safetensors\" 0 1)"
+gegl "$tmp/rgb.png" -o "$tmp/e-upe.png" -- percept:upscale model="$tmp/sr2.safetensors" self-ensemble=true gegl:convert-format format="R'G'B' u8" 2>/dev/null
+expect upscale-ensemble-as-gegl 0 "^ok$" -- at_least "$(psnr "$tmp/g-upe.png" "$tmp/e-upe.png")" 45
 
 expect stylize-rgba 0 "procedure ok" -- run "$tmp/rgba.png" "$tmp/g-st.png" "(plug-in-percept-stylize RUN-NONINTERACTIVE image drawable \"$tmp/style.safetensors\" 1.0 0 1.0 0)"
 expect stylize-rgba-kind 0 "^61x43 rgba$" -- size "$tmp/g-st.png"
 gegl "$tmp/rgba.png" -o "$tmp/e-st.png" -- percept:stylize model="$tmp/style.safetensors" gegl:convert-format format="R'G'B'A u8" 2>/dev/null
 expect stylize-as-gegl 0 "^ok$" -- at_least "$(psnr "$tmp/g-st.png" "$tmp/e-st.png")" 40
 
-expect reconstruct-grey 0 "procedure ok" -- run "$tmp/grey.png" "$tmp/g-rec.png" "(plug-in-percept-reconstruct RUN-NONINTERACTIVE image drawable \"$tmp/restore.safetensors\" 0.7 0)"
+expect reconstruct-grey 0 "procedure ok" -- run "$tmp/grey.png" "$tmp/g-rec.png" "(plug-in-percept-reconstruct RUN-NONINTERACTIVE image drawable \"$tmp/restore.safetensors\" 0.7 0 0)"
 expect reconstruct-grey-kind 0 "^61x43 grey$" -- size "$tmp/g-rec.png"
 
 # a selection: outside it nothing changes, inside it does
@@ -70,11 +73,11 @@ expect selection-inside-changed 0 "^[0-9]" -- psnr "$tmp/sel-in.png" "$tmp/in-in
 
 # an invalid model: an error status, and the image exactly as it was
 printf 'not a model' > "$tmp/bad.safetensors"
-expect bad-model 0 "procedure failed" -- run "$tmp/rgb.png" "$tmp/g-bad.png" "(plug-in-percept-upscale RUN-NONINTERACTIVE image drawable 2 \"$tmp/bad.safetensors\" 0)"
+expect bad-model 0 "procedure failed" -- run "$tmp/rgb.png" "$tmp/g-bad.png" "(plug-in-percept-upscale RUN-NONINTERACTIVE image drawable 2 \"$tmp/bad.safetensors\" 0 0)"
 expect bad-model-unchanged 0 "^inf$" -- psnr "$tmp/g-bad.png" "$tmp/rgb.png"
 expect bad-model-size 0 "^61x43 rgb$" -- size "$tmp/g-bad.png"
-expect wrong-task 0 "procedure failed" -- run "$tmp/rgb.png" "$tmp/g-wrong.png" "(plug-in-percept-reconstruct RUN-NONINTERACTIVE image drawable \"$tmp/sr2.safetensors\" 1.0 0)"
-expect bad-argument 0 "procedure failed" -- run "$tmp/rgb.png" "$tmp/g-arg.png" "(plug-in-percept-upscale RUN-NONINTERACTIVE image drawable 3 \"$tmp/sr2.safetensors\" 0)"
+expect wrong-task 0 "procedure failed" -- run "$tmp/rgb.png" "$tmp/g-wrong.png" "(plug-in-percept-reconstruct RUN-NONINTERACTIVE image drawable \"$tmp/sr2.safetensors\" 1.0 0 0)"
+expect bad-argument 0 "procedure failed" -- run "$tmp/rgb.png" "$tmp/g-arg.png" "(plug-in-percept-upscale RUN-NONINTERACTIVE image drawable 3 \"$tmp/sr2.safetensors\" 0 0)"
 
 echo "test-gimp.sh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -37,6 +37,7 @@ expect preview 0 "preview\.(png|ppm)" -- ls "$tmp"
 expect loss-plot 0 "loss\.(png|ppm)" -- ls "$tmp"
 rm "$tmp/photos/broken.ppm"
 expect eval 0 "\| bicubic \| [0-9.]+ \|" -- "$percept" eval "$out" "$tmp/photos"
+expect eval-self-ensemble 0 '"percept self-ensemble": \{"psnr_y": [0-9.]+' -- "$percept" eval "$out" "$tmp/photos" --self-ensemble --json
 
 echo "test-train-ppm: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

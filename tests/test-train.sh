@@ -140,8 +140,8 @@ expect reconstruct-jpeg-eval 0 "degradation jpeg:10-40.*\| gegl-denoise-dct \|" 
 # restore-half (alignment 2): evaluated on an odd-sized image, extended as the operations do
 mkdir -p "$tmp/odd"
 gegl -o "$tmp/odd/o.png" -x "<gegl><node operation='gegl:crop' width='45' height='37'/><node operation='gegl:plasma' seed='9' width='64' height='64'/></gegl>" 2>/dev/null
-expect restore-half-odd-eval 0 '"degraded input": \{"psnr_y"' -- bash -c \
-    "'$percept' train reconstruct ${rec[*]} --arch restore-half --steps 3 --out '$tmp/h.safetensors' >/dev/null 2>&1 && '$percept' eval '$tmp/h.safetensors' '$tmp/odd' --json"
+expect restore-half-odd-eval 0 '"degraded input": \{"psnr_y".*"percept self-ensemble": \{"psnr_y": [0-9.]+' -- bash -c \
+    "'$percept' train reconstruct ${rec[*]} --arch restore-half --steps 3 --out '$tmp/h.safetensors' >/dev/null 2>&1 && '$percept' eval '$tmp/h.safetensors' '$tmp/odd' --self-ensemble --json"
 expect restore-half-odd-crop 1 "restore-half needs at least 2 channels and an even crop" -- \
     "$percept" train reconstruct ${rec[*]} --arch restore-half --crop 33 --out "$tmp/x.safetensors"
 expect reconstruct-bad-arch 1 "arch for reconstruct must be one of: restore restore-half" -- \

@@ -54,8 +54,8 @@ shoot() {  # shoot PROCEDURE "ARGS" TITLE FILE
 # one GIMP per dialog, each with its own X server and profile (a second GIMP started in
 # the same session never showed its window)
 case "${SHOT:-all}" in
-    upscale) shoot plug-in-percept-upscale '2 "" 0' "Percept Upscale" gimp-upscale.png ;;
+    upscale) shoot plug-in-percept-upscale '2 "" 0 0' "Percept Upscale" gimp-upscale.png ;;
     stylize) shoot plug-in-percept-stylize '"" 1.0 0 1.0 0' "Percept Stylize" gimp-stylize.png ;;
-    reconstruct) shoot plug-in-percept-reconstruct '"" 1.0 0' "Percept Reconstruct" gimp-reconstruct.png ;;
+    reconstruct) shoot plug-in-percept-reconstruct '"" 1.0 0 0' "Percept Reconstruct" gimp-reconstruct.png ;;
     all) for s in upscale stylize reconstruct; do SHOT=$s "$0" "$out"; done ;;
 esac
