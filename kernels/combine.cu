@@ -19,7 +19,7 @@ static void copy_rows(float *dst, size_t dst_stride, const float *src, size_t sr
 {
     size_t total = (size_t)rows * len;
     if (total)
-        copy_rows_k<<<blocks(total), THREADS>>>(dst, dst_stride, src, src_stride, len, total);
+        LAUNCH(copy_rows_k, blocks(total), dst, dst_stride, src, src_stride, len, total);
 }
 
 /* Along channels, each image of the joined tensor is its parts' images one after another:
@@ -72,12 +72,12 @@ void gpu_channel_affine(float *out, const float *in, const float *scale, const f
                         size_t total, int c, int hw)
 {
     if (total)
-        affine_k<<<blocks(total), THREADS>>>(out, in, scale, shift, c, hw, total);
+        LAUNCH(affine_k, blocks(total), out, in, scale, shift, c, hw, total);
 }
 
 void gpu_channel_affine_backward(float *din, const float *dout, const float *scale, size_t total,
                                  int c, int hw)
 {
     if (total)
-        affine_k<<<blocks(total), THREADS>>>(din, dout, scale, NULL, c, hw, total);
+        LAUNCH(affine_k, blocks(total), din, dout, scale, NULL, c, hw, total);
 }

@@ -1,12 +1,25 @@
 /* What every kernel file shares: the block size, the grid for a grid-stride loop over n
  * elements, and a block-wide sum in double (the statistics of norm.cu and pool.cu). CUDA
- * only; kernels.h is the C-compatible side. */
+ * (or the host emulator); kernels.h is the C-compatible side. */
 #ifndef PERCEPT_KERNELS_COMMON_CUH
 #define PERCEPT_KERNELS_COMMON_CUH
 
 #include <stddef.h>
 
+#ifdef PERCEPT_CUDA_EMULATOR
+#include "cuda-emulator.h" /* tests/: the kernels on the host */
+#endif
+
 static const int THREADS = 256; /* every launch; block_sum relies on it */
+
+/* kernel<<<grid, THREADS>>>(args…), spelled so that the host emulator (tests/cuda-emulator.h)
+ * can run the same kernels: tests/test-cuda-emulated.c checks them against their CPU twins
+ * on machines without a GPU. */
+#ifdef PERCEPT_CUDA_EMULATOR
+#define LAUNCH(kernel, grid, ...) emu_launch((grid), THREADS, [&] { kernel(__VA_ARGS__); })
+#else
+#define LAUNCH(kernel, grid, ...) kernel<<<(grid), THREADS>>>(__VA_ARGS__)
+#endif
 
 /* Blocks for n elements, one per thread, capped: the kernels' loops stride beyond. */
 static inline unsigned blocks(size_t n)

@@ -40,12 +40,12 @@ __global__ void ew_backward(int op, float *dx, const float *dout, const float *r
 void gpu_elementwise(int op, float *out, const float *a, const float *b, size_t n, float p, float q)
 {
     if (n)
-        ew_forward<<<blocks(n), THREADS>>>(op, out, a, b, n, p, q);
+        LAUNCH(ew_forward, blocks(n), op, out, a, b, n, p, q);
 }
 
 void gpu_elementwise_backward(int op, float *dx, const float *dout, const float *ref, size_t n,
                               float p, float q)
 {
     if (n)
-        ew_backward<<<blocks(n), THREADS>>>(op, dx, dout, ref, n, p, q);
+        LAUNCH(ew_backward, blocks(n), op, dx, dout, ref, n, p, q);
 }

@@ -78,7 +78,7 @@ void gpu_instance_norm(float *out, float *mean, float *rstd, const float *x, con
                        const float *beta, int n, int c, int hw, float eps)
 {
     if (n * c > 0)
-        in_forward_k<<<n * c, THREADS>>>(out, mean, rstd, x, gamma, beta, c, hw, eps);
+        LAUNCH(in_forward_k, n * c, out, mean, rstd, x, gamma, beta, c, hw, eps);
 }
 
 /* Thread 0 adds a channel's sums (v[0] = Σ dy, v[1] = Σ dy·x̂) to the affine gradients. */
@@ -114,7 +114,7 @@ void gpu_instance_norm_backward(float *dx, float *dgamma, float *dbeta, const fl
                                 const float *gamma, int n, int c, int hw)
 {
     if (c > 0)
-        in_backward_k<<<c, THREADS>>>(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c, hw);
+        LAUNCH(in_backward_k, c, dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c, hw);
 }
 
 /* ---- batch norm: per-channel statistics (a block per channel, or a thread per channel
@@ -167,7 +167,7 @@ static void bn_apply(float *out, const float *x, const float *mean, const float 
 {
     size_t total = (size_t)n * c * hw;
     if (total)
-        bn_apply_k<<<blocks(total), THREADS>>>(out, x, mean, rstd, gamma, beta, c, hw, total);
+        LAUNCH(bn_apply_k, blocks(total), out, x, mean, rstd, gamma, beta, c, hw, total);
 }
 
 void gpu_batch_norm_train(float *out, float *mean, float *rstd, float *running_mean,
@@ -176,7 +176,7 @@ void gpu_batch_norm_train(float *out, float *mean, float *rstd, float *running_m
 {
     if (c <= 0)
         return;
-    bn_batch_stats_k<<<c, THREADS>>>(mean, rstd, running_mean, running_var, x, c, n, hw, eps,
+    LAUNCH(bn_batch_stats_k, c, mean, rstd, running_mean, running_var, x, c, n, hw, eps,
                                      momentum);
     bn_apply(out, x, mean, rstd, gamma, beta, n, c, hw);
 }
@@ -187,7 +187,7 @@ void gpu_batch_norm_eval(float *out, float *mean, float *rstd, const float *x,
 {
     if (c <= 0)
         return;
-    bn_running_stats_k<<<blocks(c), THREADS>>>(mean, rstd, running_mean, running_var, c, eps);
+    LAUNCH(bn_running_stats_k, blocks(c), mean, rstd, running_mean, running_var, c, eps);
     bn_apply(out, x, mean, rstd, gamma, beta, n, c, hw);
 }
 
@@ -208,7 +208,7 @@ void gpu_batch_norm_backward(float *dx, float *dgamma, float *dbeta, const float
                              const float *gamma, int n, int c, int hw)
 {
     if (c > 0)
-        bn_backward_k<<<c, THREADS>>>(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c, hw);
+        LAUNCH(bn_backward_k, c, dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c, hw);
 }
 
 /* eval: a fixed affine map, so dx = dy·gamma·rstd; rstd in float from the running variance,
@@ -242,6 +242,6 @@ void gpu_batch_norm_backward_eval(float *dx, float *dgamma, float *dbeta, const 
                                   int hw, float eps)
 {
     if (c > 0)
-        bn_backward_eval_k<<<c, THREADS>>>(dx, dgamma, dbeta, dout, x, running_mean,
+        LAUNCH(bn_backward_eval_k, c, dx, dgamma, dbeta, dout, x, running_mean,
                                            running_var, gamma, n, c, hw, eps);
 }

@@ -126,25 +126,25 @@ static size_t inputs(const GpuPool *p)
 void gpu_avg_pool(float *out, const float *in, const GpuPool *p)
 {
     if (outputs(p))
-        avg_pool_k<<<blocks(outputs(p)), THREADS>>>(out, in, *p, outputs(p));
+        LAUNCH(avg_pool_k, blocks(outputs(p)), out, in, *p, outputs(p));
 }
 
 void gpu_avg_pool_backward(float *din, const float *dout, const GpuPool *p)
 {
     if (inputs(p))
-        avg_pool_back_k<<<blocks(inputs(p)), THREADS>>>(din, dout, *p, inputs(p));
+        LAUNCH(avg_pool_back_k, blocks(inputs(p)), din, dout, *p, inputs(p));
 }
 
 void gpu_max_pool(float *out, int *argmax, const float *in, const GpuPool *p)
 {
     if (outputs(p))
-        max_pool_k<<<blocks(outputs(p)), THREADS>>>(out, argmax, in, *p, outputs(p));
+        LAUNCH(max_pool_k, blocks(outputs(p)), out, argmax, in, *p, outputs(p));
 }
 
 void gpu_max_pool_backward(float *din, const float *dout, const int *argmax, const GpuPool *p)
 {
     if (inputs(p))
-        max_pool_back_k<<<blocks(inputs(p)), THREADS>>>(din, dout, argmax, *p, inputs(p));
+        LAUNCH(max_pool_back_k, blocks(inputs(p)), din, dout, argmax, *p, inputs(p));
 }
 
 /* a block per plane; the CPU sums in double too, so the two agree to the float rounding */
@@ -168,12 +168,12 @@ __global__ void global_avg_pool_back_k(float *din, const float *dout, int hw, si
 void gpu_global_avg_pool(float *out, const float *in, int planes, int hw)
 {
     if (planes > 0)
-        global_avg_pool_k<<<planes, THREADS>>>(out, in, hw);
+        LAUNCH(global_avg_pool_k, planes, out, in, hw);
 }
 
 void gpu_global_avg_pool_backward(float *din, const float *dout, int planes, int hw)
 {
     size_t total = (size_t)planes * hw;
     if (total)
-        global_avg_pool_back_k<<<blocks(total), THREADS>>>(din, dout, hw, total);
+        LAUNCH(global_avg_pool_back_k, blocks(total), din, dout, hw, total);
 }

@@ -34,14 +34,14 @@ void gpu_upsample_nearest(float *out, const float *in, int planes, int h, int w,
 {
     size_t total = (size_t)planes * h * f * w * f;
     if (total)
-        upsample_k<<<blocks(total), THREADS>>>(out, in, total, h, w, f);
+        LAUNCH(upsample_k, blocks(total), out, in, total, h, w, f);
 }
 
 void gpu_upsample_nearest_backward(float *din, const float *dout, int planes, int h, int w, int f)
 {
     size_t total = (size_t)planes * h * w;
     if (total)
-        upsample_back_k<<<blocks(total), THREADS>>>(din, dout, total, h, w, f);
+        LAUNCH(upsample_back_k, blocks(total), din, dout, total, h, w, f);
 }
 
 /* out (n, c, h·r, w·r)[b, ch, y·r+i, x·r+j] = in (n, c·r², h, w)[b, ch·r²+i·r+j, y, x];
@@ -65,7 +65,7 @@ void gpu_pixel_shuffle(float *out, const float *in, int n, int c, int h, int w, 
 {
     size_t total = (size_t)n * c * h * r * w * r;
     if (total)
-        shuffle_k<<<blocks(total), THREADS>>>(out, in, total, c, h, w, r, 0);
+        LAUNCH(shuffle_k, blocks(total), out, in, total, c, h, w, r, 0);
 }
 
 void gpu_pixel_shuffle_backward(float *din, const float *dout, int n, int c, int h, int w, int r)
@@ -73,7 +73,7 @@ void gpu_pixel_shuffle_backward(float *din, const float *dout, int n, int c, int
     /* a permutation: every element of din is written exactly once */
     size_t total = (size_t)n * c * h * r * w * r;
     if (total)
-        shuffle_k<<<blocks(total), THREADS>>>(din, dout, total, c, h, w, r, 1);
+        LAUNCH(shuffle_k, blocks(total), din, dout, total, c, h, w, r, 1);
 }
 
 /* ReflectionPad2d's source of padded position q - p along an axis of n (p < n) */
@@ -122,12 +122,12 @@ void gpu_reflect_pad(float *out, const float *in, int planes, int h, int w, int 
 {
     size_t total = (size_t)planes * (h + 2 * p) * (w + 2 * p);
     if (total)
-        pad_k<<<blocks(total), THREADS>>>(out, in, total, h, w, p);
+        LAUNCH(pad_k, blocks(total), out, in, total, h, w, p);
 }
 
 void gpu_reflect_pad_backward(float *din, const float *dpad, int planes, int h, int w, int p)
 {
     size_t total = (size_t)planes * h * w;
     if (total)
-        pad_back_k<<<blocks(total), THREADS>>>(din, dpad, total, h, w, p);
+        LAUNCH(pad_back_k, blocks(total), din, dpad, total, h, w, p);
 }

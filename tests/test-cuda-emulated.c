@@ -1,0 +1,339 @@
+/* percept's CUDA kernels against their CPU twins, run by the host emulator
+ * (tests/cuda-emulator.h) on a machine without a GPU: the kernels' indexing, reductions,
+ * barriers and shuffles, at odd sizes, with several blocks and with outputs poisoned (NaN) so
+ * that an element a kernel does not write fails. tests/test-cuda-parity.c compares the same
+ * kernels on a GPU, through the backend; this one runs everywhere. The GPU's own rounding
+ * (fused multiply-adds, its libm) is not emulated: tolerances are float rounding's. */
+#include "check.h"
+#include "kernels.h"
+#include "layers.h"
+
+extern size_t emu_launches; /* cuda-emulator.cpp */
+
+static float *buffer(size_t n, uint64_t seed, float lo, float hi)
+{
+    float *x = malloc(sizeof(float) * (n ? n : 1));
+    fill_uniform(x, n, seed, lo, hi);
+    return x;
+}
+
+static float *poisoned(size_t n)
+{
+    float *x = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        x[i] = NAN;
+    return x;
+}
+
+/* gpu within tol of cpu (relative, and absolute for small values), element by element
+ * (a NaN fails); tol 0: equal */
+static void same(const char *what, const float *gpu, const float *cpu, size_t n, double tol)
+{
+    size_t worst = 0;
+    double r = max_tol_ratio(gpu, cpu, n, tol > 0 ? tol : 1e-30, tol, &worst);
+    CHECK(r <= 1, "%s: element %zu is %.9g, the CPU's %.9g (%.3g of the tolerance %g)", what,
+          worst, gpu[worst], cpu[worst], r, tol);
+}
+
+static void check_elementwise(size_t n)
+{
+    float *a = buffer(n, 1, -3, 3), *b = buffer(n, 2, -1, 1), *cpu = malloc(sizeof(float) * n);
+    float *out = poisoned(n), *dx = poisoned(n);
+    char what[64];
+    static const char *const names[] = {"add", "relu", "leaky_relu", "tanh", "scaled_tanh",
+                                        "sigmoid"};
+    for (int op = EW_ADD; op <= EW_SIGMOID; op++) {
+        const float p = op == EW_LEAKY_RELU ? 0.2f : 150.0f, q = 127.5f;
+        switch (op) {
+        case EW_ADD: add_forward(cpu, a, b, n); break;
+        case EW_RELU: relu_forward(cpu, a, n); break;
+        case EW_LEAKY_RELU: leaky_relu_forward(cpu, a, n, p); break;
+        case EW_TANH: tanh_forward(cpu, a, n); break;
+        case EW_SCALED_TANH: scaled_tanh_forward(cpu, a, n, p, q); break;
+        default: sigmoid_forward(cpu, a, n); break;
+        }
+        gpu_elementwise(op, out, a, b, n, p, q);
+        snprintf(what, sizeof what, "%s forward (%zu)", names[op], n);
+        same(what, out, cpu, n, op == EW_SCALED_TANH ? 1e-6 * p : 1e-6); /* p·tanh + q cancels */
+        if (op == EW_ADD)
+            continue;
+        /* the reference the backward reads: the input for ReLUs, the output otherwise */
+        const float *ref = op == EW_RELU || op == EW_LEAKY_RELU ? a : out;
+        switch (op) {
+        case EW_RELU: relu_backward(cpu, b, ref, n); break;
+        case EW_LEAKY_RELU: leaky_relu_backward(cpu, b, ref, n, p); break;
+        case EW_TANH: tanh_backward(cpu, b, ref, n); break;
+        case EW_SCALED_TANH: scaled_tanh_backward(cpu, b, ref, n, p, q); break;
+        default: sigmoid_backward(cpu, b, ref, n); break;
+        }
+        for (size_t i = 0; i < n; i++)
+            dx[i] = NAN;
+        gpu_elementwise_backward(op, dx, b, ref, n, p, q);
+        snprintf(what, sizeof what, "%s backward (%zu)", names[op], n);
+        same(what, dx, cpu, n, 1e-5);
+    }
+    free(a); free(b); free(cpu); free(out); free(dx);
+}
+
+static void check_combine(void)
+{
+    const int n = 2, hw = 37, cs[3] = {3, 1, 5}, total = 9;
+    float *ins[3], *dins_gpu[3], *dins_cpu[3];
+    for (int k = 0; k < 3; k++) {
+        ins[k] = buffer((size_t)n * cs[k] * hw, 10 + k, -1, 1);
+        dins_gpu[k] = poisoned((size_t)n * cs[k] * hw);
+        dins_cpu[k] = malloc(sizeof(float) * n * cs[k] * hw);
+    }
+    size_t nout = (size_t)n * total * hw;
+    float *cpu = malloc(sizeof(float) * nout), *out = poisoned(nout);
+    concat_forward(cpu, (const float *const *)ins, cs, 3, n, hw);
+    gpu_concat(out, (const float *const *)ins, cs, 3, n, hw);
+    same("concat of 3", out, cpu, nout, 0);
+    float *dout = buffer(nout, 13, -1, 1);
+    concat_backward(dins_cpu, dout, cs, 3, n, hw);
+    gpu_concat_backward(dins_gpu, dout, cs, 3, n, hw);
+    for (int k = 0; k < 3; k++)
+        same("concat backward", dins_gpu[k], dins_cpu[k], (size_t)n * cs[k] * hw, 0);
+
+    /* channel affine: per channel, and one constant (c = 1) */
+    float scale[3] = {2.0f, -0.5f, 255.0f}, shift[3] = {0.1f, -0.2f, 0.0f};
+    for (int c = 3; c >= 1; c -= 2) {
+        size_t m = (size_t)n * 3 * hw;
+        float *x = buffer(m, 14, -1, 1), *ref = malloc(sizeof(float) * m), *y = poisoned(m);
+        channel_affine_forward(ref, x, scale, shift, n, c, c == 1 ? 3 * hw : hw);
+        gpu_channel_affine(y, x, scale, shift, m, c, c == 1 ? 3 * hw : hw);
+        same(c == 1 ? "channel affine, one constant" : "channel affine", y, ref, m, 1e-6);
+        channel_affine_backward(ref, x, scale, n, c, c == 1 ? 3 * hw : hw);
+        for (size_t i = 0; i < m; i++)
+            y[i] = NAN;
+        gpu_channel_affine_backward(y, x, scale, m, c, c == 1 ? 3 * hw : hw);
+        same("channel affine backward", y, ref, m, 1e-6);
+        free(x); free(ref); free(y);
+    }
+    for (int k = 0; k < 3; k++) {
+        free(ins[k]); free(dins_gpu[k]); free(dins_cpu[k]);
+    }
+    free(cpu); free(out); free(dout);
+}
+
+static void check_resample(int n, int c, int h, int w, int f)
+{
+    size_t small = (size_t)n * c * h * w, big = small * f * f;
+    float *x = buffer(small, 20, -1, 1), *cpu = malloc(sizeof(float) * big), *gpu = poisoned(big);
+    float *dy = buffer(big, 21, -1, 1), *dx_cpu = malloc(sizeof(float) * small);
+    float *dx = poisoned(small);
+    upsample_nearest_forward(cpu, x, n, c, h, w, f);
+    gpu_upsample_nearest(gpu, x, n * c, h, w, f);
+    same("upsample nearest", gpu, cpu, big, 0);
+    upsample_nearest_backward(dx_cpu, dy, n, c, h, w, f);
+    gpu_upsample_nearest_backward(dx, dy, n * c, h, w, f);
+    same("upsample nearest backward", dx, dx_cpu, small, 1e-6);
+    if (c % (f * f) == 0) { /* (n, c, h, w) -> (n, c/f², h·f, w·f) */
+        for (size_t i = 0; i < small; i++)
+            gpu[i] = NAN;
+        pixel_shuffle_forward(cpu, x, n, c / (f * f), h, w, f);
+        gpu_pixel_shuffle(gpu, x, n, c / (f * f), h, w, f);
+        same("pixel shuffle", gpu, cpu, small, 0);
+        pixel_shuffle_backward(dx_cpu, dy, n, c / (f * f), h, w, f);
+        for (size_t i = 0; i < small; i++)
+            dx[i] = NAN;
+        gpu_pixel_shuffle_backward(dx, dy, n, c / (f * f), h, w, f);
+        same("pixel shuffle backward", dx, dx_cpu, small, 0);
+    }
+    free(x); free(cpu); free(gpu); free(dy); free(dx_cpu); free(dx);
+}
+
+/* ReflectionPad2d, written here as the definition: each padded pixel reads the mirrored
+ * source; the gradient adds each padded pixel's back where it was read */
+static int mirror(int i, int n)
+{
+    return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
+}
+
+static void check_reflect_pad(int planes, int h, int w, int p)
+{
+    const int hp = h + 2 * p, wp = w + 2 * p;
+    size_t small = (size_t)planes * h * w, big = (size_t)planes * hp * wp;
+    float *x = buffer(small, 30 + p, -1, 1), *ref = malloc(sizeof(float) * big);
+    float *y = poisoned(big), *dy = buffer(big, 31, -1, 1), *dref = calloc(small, sizeof(float));
+    float *dx = poisoned(small);
+    for (int q = 0; q < planes; q++)
+        for (int i = 0; i < hp; i++)
+            for (int j = 0; j < wp; j++) {
+                size_t src = ((size_t)q * h + mirror(i - p, h)) * w + mirror(j - p, w);
+                ref[((size_t)q * hp + i) * wp + j] = x[src];
+                dref[src] += dy[((size_t)q * hp + i) * wp + j];
+            }
+    gpu_reflect_pad(y, x, planes, h, w, p);
+    char what[64];
+    snprintf(what, sizeof what, "reflect pad %d of %dx%d", p, w, h);
+    same(what, y, ref, big, 0);
+    gpu_reflect_pad_backward(dx, dy, planes, h, w, p);
+    snprintf(what, sizeof what, "reflect pad %d of %dx%d backward", p, w, h);
+    same(what, dx, dref, small, 1e-5);
+    free(x); free(ref); free(y); free(dy); free(dref); free(dx);
+}
+
+static void check_pool(int max, int n, int c, int h, int w, int k, int stride, int pad)
+{
+    PoolShape s = {n, c, h, w, k, stride, pad, 0, 0};
+    pool2d_shape(&s);
+    GpuPool g = {n * c, h, w, k, stride, pad, s.hout, s.wout};
+    size_t in = (size_t)n * c * h * w, out = (size_t)n * c * s.hout * s.wout;
+    float *x = buffer(in, 40, -1, 1), *ref = malloc(sizeof(float) * out), *y = poisoned(out);
+    float *dy = buffer(out, 41, -1, 1), *dref = malloc(sizeof(float) * in), *dx = poisoned(in);
+    if (max) /* ties too: ReLU'd inputs have many zeros */
+        for (size_t i = 0; i < in; i += 3)
+            x[i] = 0;
+    int32_t *arg_cpu = malloc(sizeof(int32_t) * out), *arg = malloc(sizeof(int32_t) * out);
+    char what[80];
+    snprintf(what, sizeof what, "%s pool k%d s%d p%d on %dx%d", max ? "max" : "avg", k, stride,
+             pad, w, h);
+    if (max) {
+        max_pool_forward(ref, arg_cpu, x, &s);
+        gpu_max_pool(y, arg, x, &g);
+        CHECK(memcmp(arg, arg_cpu, sizeof(int32_t) * out) == 0, "%s: argmax as the CPU's", what);
+        max_pool_backward(dref, dy, arg_cpu, &s);
+        gpu_max_pool_backward(dx, dy, arg, &g);
+    } else {
+        avg_pool_forward(ref, x, &s);
+        gpu_avg_pool(y, x, &g);
+        avg_pool_backward(dref, dy, &s);
+        gpu_avg_pool_backward(dx, dy, &g);
+    }
+    same(what, y, ref, out, 1e-6);
+    strcat(what, " backward");
+    same(what, dx, dref, in, 1e-6);
+    free(x); free(ref); free(y); free(dy); free(dref); free(dx); free(arg_cpu); free(arg);
+}
+
+static void check_global_pool(int n, int c, int hw)
+{
+    size_t in = (size_t)n * c * hw;
+    float *x = buffer(in, 50, -1, 2), *ref = malloc(sizeof(float) * n * c), *y = poisoned(n * c);
+    float *dy = buffer(n * c, 51, -1, 1), *dref = malloc(sizeof(float) * in), *dx = poisoned(in);
+    global_avg_pool_forward(ref, x, n, c, hw);
+    gpu_global_avg_pool(y, x, n * c, hw);
+    same("global avg pool", y, ref, n * c, 1e-6);
+    global_avg_pool_backward(dref, dy, n, c, hw);
+    gpu_global_avg_pool_backward(dx, dy, n * c, hw);
+    same("global avg pool backward", dx, dref, in, 1e-6);
+    free(x); free(ref); free(y); free(dy); free(dref); free(dx);
+}
+
+/* Instance and batch norm, forward and backward, with and without the affine parameters.
+ * The input sits far from 0 (the statistics are taken around a pivot for that reason). */
+static void check_norms(int n, int c, int hw, int affine)
+{
+    size_t m = (size_t)n * c * hw;
+    const float eps = 1e-5f, momentum = 0.1f;
+    float *x = buffer(m, 60, 90, 110), *dy = buffer(m, 61, -1, 1);
+    float *gamma = affine ? buffer(c, 62, 0.5f, 1.5f) : NULL;
+    float *beta = affine ? buffer(c, 63, -1, 1) : NULL;
+    float *ref = malloc(sizeof(float) * m), *y = poisoned(m);
+    float *dref = malloc(sizeof(float) * m), *dx = poisoned(m);
+    float *mean_cpu = malloc(sizeof(float) * n * c), *rstd_cpu = malloc(sizeof(float) * n * c);
+    float *mean = poisoned(n * c), *rstd = poisoned(n * c);
+    float g_cpu[64], b_cpu[64], g_gpu[64], b_gpu[64];
+    fill_uniform(g_cpu, c, 64, -1, 1);
+    fill_uniform(b_cpu, c, 65, -1, 1);
+    memcpy(g_gpu, g_cpu, sizeof(float) * c);
+    memcpy(b_gpu, b_cpu, sizeof(float) * c);
+    char what[96];
+    const char *kind = affine ? "affine" : "plain";
+
+    instance_norm_forward(ref, mean_cpu, rstd_cpu, x, gamma, beta, n, c, hw, eps, NULL);
+    gpu_instance_norm(y, mean, rstd, x, gamma, beta, n, c, hw, eps);
+    snprintf(what, sizeof what, "instance norm %s %dx%dx%d", kind, n, c, hw);
+    same(what, y, ref, m, 1e-5);
+    same("instance norm mean", mean, mean_cpu, n * c, 1e-6);
+    same("instance norm rstd", rstd, rstd_cpu, n * c, 1e-5);
+    instance_norm_backward(dref, affine ? g_cpu : NULL, affine ? b_cpu : NULL, dy, x, mean_cpu,
+                           rstd_cpu, gamma, n, c, hw);
+    gpu_instance_norm_backward(dx, affine ? g_gpu : NULL, affine ? b_gpu : NULL, dy, x, mean_cpu,
+                               rstd_cpu, gamma, n, c, hw);
+    snprintf(what, sizeof what, "instance norm %s backward", kind);
+    same(what, dx, dref, m, 1e-4);
+    same("instance norm dgamma (accumulated)", g_gpu, g_cpu, c, 1e-4);
+    same("instance norm dbeta (accumulated)", b_gpu, b_cpu, c, 1e-4);
+
+    /* batch norm, training: batch statistics and the running ones */
+    float rm_cpu[64], rv_cpu[64], rm[64], rv[64];
+    fill_uniform(rm_cpu, c, 66, -1, 1);
+    fill_uniform(rv_cpu, c, 67, 0.5f, 2);
+    memcpy(rm, rm_cpu, sizeof(float) * c);
+    memcpy(rv, rv_cpu, sizeof(float) * c);
+    for (size_t i = 0; i < m; i++)
+        y[i] = dx[i] = NAN;
+    batch_norm_forward_train(ref, mean_cpu, rstd_cpu, rm_cpu, rv_cpu, x, gamma, beta, n, c, hw,
+                             eps, momentum);
+    gpu_batch_norm_train(y, mean, rstd, rm, rv, x, gamma, beta, n, c, hw, eps, momentum);
+    snprintf(what, sizeof what, "batch norm %s %dx%dx%d", kind, n, c, hw);
+    same(what, y, ref, m, 1e-5);
+    same("batch norm mean", mean, mean_cpu, c, 1e-6);
+    same("batch norm rstd", rstd, rstd_cpu, c, 1e-5);
+    same("batch norm running mean", rm, rm_cpu, c, 1e-6);
+    same("batch norm running variance", rv, rv_cpu, c, 1e-5);
+    batch_norm_backward(dref, affine ? g_cpu : NULL, affine ? b_cpu : NULL, dy, x, mean_cpu,
+                        rstd_cpu, gamma, n, c, hw);
+    gpu_batch_norm_backward(dx, affine ? g_gpu : NULL, affine ? b_gpu : NULL, dy, x, mean_cpu,
+                            rstd_cpu, gamma, n, c, hw);
+    snprintf(what, sizeof what, "batch norm %s backward", kind);
+    same(what, dx, dref, m, 1e-4);
+    same("batch norm dgamma", g_gpu, g_cpu, c, 1e-4);
+    same("batch norm dbeta", b_gpu, b_cpu, c, 1e-4);
+
+    /* eval: the running statistics; its backward (the CPU backend's, restated here) */
+    for (size_t i = 0; i < m; i++)
+        y[i] = dx[i] = NAN;
+    batch_norm_forward_eval(ref, x, rm_cpu, rv_cpu, gamma, beta, n, c, hw, eps, NULL);
+    gpu_batch_norm_eval(y, mean, rstd, x, rm_cpu, rv_cpu, gamma, beta, n, c, hw, eps);
+    snprintf(what, sizeof what, "batch norm eval %s", kind);
+    same(what, y, ref, m, 1e-5);
+    double sg[64] = {0}, sb[64] = {0};
+    for (int ch = 0; ch < c; ch++) {
+        float r = 1.0f / sqrtf(rv_cpu[ch] + eps), g = gamma ? gamma[ch] : 1.0f;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < hw; k++) {
+                size_t j = ((size_t)i * c + ch) * hw + k;
+                dref[j] = dy[j] * g * r;
+                sb[ch] += dy[j];
+                sg[ch] += (double)dy[j] * (x[j] - rm_cpu[ch]) * r;
+            }
+        g_cpu[ch] += (float)sg[ch];
+        b_cpu[ch] += (float)sb[ch];
+    }
+    gpu_batch_norm_backward_eval(dx, affine ? g_gpu : NULL, affine ? b_gpu : NULL, dy, x,
+                                 rm_cpu, rv_cpu, gamma, n, c, hw, eps);
+    snprintf(what, sizeof what, "batch norm eval %s backward", kind);
+    same(what, dx, dref, m, 1e-5);
+    if (affine) {
+        same("batch norm eval dgamma", g_gpu, g_cpu, c, 1e-4);
+        same("batch norm eval dbeta", b_gpu, b_cpu, c, 1e-4);
+    }
+    free(x); free(dy); free(gamma); free(beta); free(ref); free(y); free(dref); free(dx);
+    free(mean_cpu); free(rstd_cpu); free(mean); free(rstd);
+}
+
+int main(void)
+{
+    check_elementwise(1000);
+    check_elementwise(3 * 256 * 7 + 13); /* several blocks, a partial last one */
+    check_combine();
+    check_resample(2, 8, 5, 7, 2);
+    check_resample(1, 9, 4, 3, 3);
+    check_reflect_pad(3, 5, 7, 1);
+    check_reflect_pad(2, 9, 6, 4);
+    check_reflect_pad(1, 12, 11, 5); /* wider than a 9×9 conv's pad */
+    check_reflect_pad(1, 20, 17, 9);
+    check_pool(0, 2, 3, 9, 11, 3, 2, 1);
+    check_pool(0, 1, 2, 8, 8, 2, 2, 0);
+    check_pool(1, 2, 3, 9, 11, 3, 2, 1);
+    check_pool(1, 1, 4, 8, 10, 2, 2, 0);
+    check_global_pool(2, 5, 300);
+    check_norms(2, 5, 37, 1);
+    check_norms(3, 4, 600, 0); /* planes wider than a block */
+    check_norms(2, 3, 1, 1);   /* one pixel per plane: instance norm's variance is zero */
+    CHECK(emu_launches > 50, "the kernels ran (%zu launches)", emu_launches);
+    return check_done("test-cuda-emulated");
+}
