@@ -11,6 +11,7 @@
 
 EmuDim3 blockIdx, threadIdx, blockDim, gridDim;
 size_t emu_launches;
+void (*emu_device_begin)(void), (*emu_device_end)(void);
 
 namespace {
 
@@ -107,6 +108,8 @@ void emu_launch(unsigned grid, unsigned block, const std::function<void()> &body
     while (stacks.size() < block)
         stacks.emplace_back(new char[STACK_BYTES]);
     emu_launches++;
+    if (emu_device_begin)
+        emu_device_begin();
     kernel_body = &body;
     gridDim = {grid, 1, 1};
     blockDim = {block, 1, 1};
@@ -144,4 +147,6 @@ void emu_launch(unsigned grid, unsigned block, const std::function<void()> &body
             }
         }
     }
+    if (emu_device_end)
+        emu_device_end();
 }

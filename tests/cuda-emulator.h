@@ -48,4 +48,8 @@ void emu_launch(unsigned grid, unsigned block, const std::function<void()> &body
 /* Launches counted since the program started (tests check that a kernel ran at all). */
 extern size_t emu_launches;
 
+/* Called around every launch when set: the fake CUDA runtime (fake-cuda/) lets the host
+ * touch device memory only while "the device" runs. */
+extern void (*emu_device_begin)(void), (*emu_device_end)(void);
+
 #endif

@@ -1,0 +1,503 @@
+/* A CUDA runtime and cuDNN on the host, for running kernels/backend-cuda.cu (with the kernels
+ * under the emulator, tests/cuda-emulator.h) on a machine without a GPU: test-cuda-parity
+ * then checks the whole backend — descriptors, the transposed convolution's mapping, staging,
+ * the CPU fallbacks — against the CPU backend in every build.
+ *
+ * It is strict where a GPU would be:
+ *  - memory from cudaMalloc is device memory: the host cannot touch it (PROT_NONE) except
+ *    while "the device" runs (a kernel, a cuDNN call, cudaMemcpy or cudaMemset); a host
+ *    access is reported as the fault it would be on a GPU;
+ *  - new allocations hold NaN, not zeros (cudaMalloc does not clear);
+ *  - cuDNN checks that the tensor, filter and convolution descriptors agree (the output size
+ *    the convolution gives, the channel counts) and fails with CUDNN_STATUS_BAD_PARAM where
+ *    cuDNN would.
+ * The convolutions are the definitions, in double: cross-correlation of x with w (k, c, r, s)
+ * with padding, stride and dilation; its gradients with respect to x and w; the bias sum.
+ * FAKE_CUDA_MEMORY_MB caps the memory it hands out (cudaErrorMemoryAllocation past it). */
+#include <cudnn.h>
+#include <cuda_runtime.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <map>
+
+namespace {
+
+struct Allocation {
+    size_t bytes, mapped;
+    bool managed;
+};
+std::map<char *, Allocation> allocations; /* by start */
+size_t in_use;
+int device_depth; /* > 0 while "the device" runs */
+
+size_t limit()
+{
+    const char *env = getenv("FAKE_CUDA_MEMORY_MB");
+    return env ? (size_t)(atof(env) * 1048576.0) : (size_t)-1;
+}
+
+void protect_device_memory(int prot)
+{
+    for (auto &a : allocations)
+        if (!a.second.managed)
+            mprotect(a.first, a.second.mapped, prot);
+}
+
+void device_begin()
+{
+    if (device_depth++ == 0)
+        protect_device_memory(PROT_READ | PROT_WRITE);
+}
+
+void device_end()
+{
+    if (--device_depth == 0)
+        protect_device_memory(PROT_NONE);
+}
+
+struct Device { /* "the device" runs for the lifetime of one of these */
+    Device() { device_begin(); }
+    ~Device() { device_end(); }
+};
+
+/* A host access to device memory: what a GPU program would fault on. */
+void on_fault(int sig, siginfo_t *info, void *)
+{
+    char *at = static_cast<char *>(info->si_addr);
+    for (auto &a : allocations)
+        if (!a.second.managed && at >= a.first && at < a.first + a.second.mapped) {
+            fprintf(stderr, "fake CUDA: the host touched device memory (cudaMalloc'd %zu bytes at "
+                            "%p, address %p): a fault on a GPU\n", a.second.bytes,
+                    (void *)a.first, (void *)at);
+            abort();
+        }
+    signal(sig, SIG_DFL); /* an ordinary crash */
+    raise(sig);
+}
+
+cudaError_t allocate(void **p, size_t bytes, bool managed)
+{
+    static bool installed;
+    if (!installed) {
+        struct sigaction sa = {};
+        sa.sa_sigaction = on_fault;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGSEGV, &sa, NULL);
+        emu_device_begin = device_begin;
+        emu_device_end = device_end;
+        installed = true;
+    }
+    *p = NULL;
+    if (bytes > limit() - in_use || in_use > limit())
+        return cudaErrorMemoryAllocation;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), mapped = (bytes + page - 1) / page * page;
+    void *m = mmap(NULL, mapped ? mapped : page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return cudaErrorMemoryAllocation;
+    memset(m, 0xff, bytes); /* NaN: device memory is not cleared */
+    if (!managed && device_depth == 0)
+        mprotect(m, mapped, PROT_NONE);
+    allocations[static_cast<char *>(m)] = {bytes, mapped ? mapped : page, managed};
+    in_use += bytes;
+    *p = m;
+    return cudaSuccess;
+}
+
+const Allocation *find(const void *p, char **start)
+{
+    const char *c = static_cast<const char *>(p);
+    auto it = allocations.upper_bound(const_cast<char *>(c));
+    if (it == allocations.begin())
+        return NULL;
+    --it;
+    if (c >= it->first + it->second.mapped)
+        return NULL;
+    if (start)
+        *start = it->first;
+    return &it->second;
+}
+
+} // namespace
+
+/* ---- runtime -------------------------------------------------------------------------- */
+
+cudaError_t cudaGetDeviceCount(int *count)
+{
+    *count = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device)
+{
+    *value = attr == cudaDevAttrManagedMemory && device == 0;
+    return device == 0 ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes)
+{
+    return allocate(p, bytes, false);
+}
+
+cudaError_t cudaMallocManaged(void **p, size_t bytes, unsigned flags)
+{
+    return flags == cudaMemAttachGlobal ? allocate(p, bytes, true) : cudaErrorInvalidValue;
+}
+
+cudaError_t cudaFree(void *p)
+{
+    if (!p)
+        return cudaSuccess;
+    auto it = allocations.find(static_cast<char *>(p));
+    if (it == allocations.end())
+        return cudaErrorInvalidValue;
+    munmap(it->first, it->second.mapped);
+    in_use -= it->second.bytes;
+    allocations.erase(it);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void *p, int value, size_t bytes)
+{
+    char *start;
+    const Allocation *a = find(p, &start);
+    if (!a || static_cast<char *>(p) + bytes > start + a->bytes)
+        return cudaErrorInvalidValue;
+    Device d;
+    memset(p, value, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
+{
+    /* the direction must be what the pointers are (cudaMemcpyDefault: any) */
+    const bool dst_dev = find(dst, NULL) != NULL, src_dev = find(src, NULL) != NULL;
+    if ((kind == cudaMemcpyHostToDevice && (!dst_dev || src_dev)) ||
+        (kind == cudaMemcpyDeviceToHost && (dst_dev || !src_dev)))
+        return cudaErrorInvalidValue;
+    Device d;
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void)
+{
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError(void)
+{
+    return cudaSuccess;
+}
+
+cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void *p)
+{
+    const Allocation *al = find(p, NULL);
+    memset(a, 0, sizeof *a);
+    a->type = !al ? cudaMemoryTypeUnregistered
+                  : al->managed ? cudaMemoryTypeManaged : cudaMemoryTypeDevice;
+    return cudaSuccess;
+}
+
+const char *cudaGetErrorString(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    default: return "unknown error";
+    }
+}
+
+/* ---- cuDNN ---------------------------------------------------------------------------- */
+
+struct FakeCudnnContext {
+    int unused;
+};
+struct FakeTensor {
+    int n, c, h, w; /* a filter: k, c, r, s */
+    bool set;
+};
+struct FakeConv {
+    int pad_h, pad_w, u, v, dil_h, dil_w;
+    bool set;
+};
+
+const char *cudnnGetErrorString(cudnnStatus_t s)
+{
+    switch (s) {
+    case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
+    case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM";
+    case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED";
+    default: return "CUDNN_STATUS_NOT_INITIALIZED";
+    }
+}
+
+cudnnStatus_t cudnnCreate(cudnnHandle_t *h)
+{
+    *h = new FakeCudnnContext();
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d)
+{
+    *d = new FakeTensor();
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d)
+{
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format,
+                                         cudnnDataType_t type, int n, int c, int h, int w)
+{
+    if (format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT || n < 1 || c < 1 || h < 1 ||
+        w < 1)
+        return CUDNN_STATUS_BAD_PARAM;
+    *d = {n, c, h, w, true};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *d)
+{
+    return cudnnCreateTensorDescriptor(d);
+}
+
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d)
+{
+    return cudnnDestroyTensorDescriptor(d);
+}
+
+cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type,
+                                         cudnnTensorFormat_t format, int k, int c, int r, int s)
+{
+    return cudnnSetTensor4dDescriptor(d, format, type, k, c, r, s);
+}
+
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *d)
+{
+    *d = new FakeConv();
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d)
+{
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int pad_h,
+                                              int pad_w, int u, int v, int dilation_h,
+                                              int dilation_w, cudnnConvolutionMode_t mode,
+                                              cudnnDataType_t compute)
+{
+    if (pad_h < 0 || pad_w < 0 || u < 1 || v < 1 || dilation_h < 1 || dilation_w < 1 ||
+        compute != CUDNN_DATA_FLOAT)
+        return CUDNN_STATUS_BAD_PARAM;
+    if (mode != CUDNN_CROSS_CORRELATION) /* percept's convolutions are PyTorch's */
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    *d = {pad_h, pad_w, u, v, dilation_h, dilation_w, true};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t m)
+{
+    return d ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
+}
+
+namespace {
+
+/* x (n, c, h, w), w (k, c, r, s) and y (n, k, oh, ow) agree under conv: cuDNN's
+ * BAD_PARAM otherwise */
+bool consistent(const FakeTensor *x, const FakeTensor *w, const FakeConv *cv, const FakeTensor *y)
+{
+    if (!x->set || !w->set || !cv->set || !y->set || x->c != w->c || y->c != w->n || x->n != y->n)
+        return false;
+    int oh = (x->h + 2 * cv->pad_h - cv->dil_h * (w->h - 1) - 1) / cv->u + 1;
+    int ow = (x->w + 2 * cv->pad_w - cv->dil_w * (w->w - 1) - 1) / cv->v + 1;
+    return oh == y->h && ow == y->w && oh > 0 && ow > 0;
+}
+
+template <typename Perf> cudnnStatus_t one_algorithm(int requested, int *returned, Perf *perf, bool ok)
+{
+    if (!ok || requested < 1)
+        return CUDNN_STATUS_BAD_PARAM;
+    memset(perf, 0, sizeof *perf);
+    perf->algo = 0;
+    perf->status = CUDNN_STATUS_SUCCESS;
+    perf->memory = 4096; /* some workspace, so that the bound is exercised */
+    *returned = 1;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+size_t count(const FakeTensor *t)
+{
+    return (size_t)t->n * t->c * t->h * t->w;
+}
+
+/* The correlation's index arithmetic, once for all three passes: for each (image, output
+ * channel, output pixel, input channel, tap) inside the image, visit(x index, w index,
+ * y index). */
+template <typename F>
+void each_tap(const FakeTensor *x, const FakeTensor *w, const FakeConv *cv, const FakeTensor *y,
+              F visit)
+{
+    for (int n = 0; n < y->n; n++)
+        for (int k = 0; k < y->c; k++)
+            for (int oy = 0; oy < y->h; oy++)
+                for (int ox = 0; ox < y->w; ox++) {
+                    size_t yi = (((size_t)n * y->c + k) * y->h + oy) * y->w + ox;
+                    for (int c = 0; c < x->c; c++)
+                        for (int r = 0; r < w->h; r++) {
+                            int iy = oy * cv->u - cv->pad_h + r * cv->dil_h;
+                            if (iy < 0 || iy >= x->h)
+                                continue;
+                            for (int s = 0; s < w->w; s++) {
+                                int ix = ox * cv->v - cv->pad_w + s * cv->dil_w;
+                                if (ix < 0 || ix >= x->w)
+                                    continue;
+                                visit((((size_t)n * x->c + c) * x->h + iy) * x->w + ix,
+                                      (((size_t)k * w->c + c) * w->h + r) * w->w + s, yi);
+                            }
+                        }
+                }
+}
+
+/* out = alpha·acc + beta·out (beta 0: out is not read, as cuDNN) */
+void blend(float *out, const double *acc, size_t n, const void *alpha, const void *beta)
+{
+    const float a = *static_cast<const float *>(alpha), b = *static_cast<const float *>(beta);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)(a * acc[i] + (b != 0 ? (double)b * out[i] : 0.0));
+}
+
+} // namespace
+
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h,
+                                                     cudnnTensorDescriptor_t x,
+                                                     cudnnFilterDescriptor_t w,
+                                                     cudnnConvolutionDescriptor_t conv,
+                                                     cudnnTensorDescriptor_t y, int requested,
+                                                     int *returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t *perf)
+{
+    return one_algorithm(requested, returned, perf, h && consistent(x, w, conv, y));
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(
+    cudnnHandle_t h, cudnnFilterDescriptor_t w, cudnnTensorDescriptor_t dy,
+    cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t dx, int requested, int *returned,
+    cudnnConvolutionBwdDataAlgoPerf_t *perf)
+{
+    return one_algorithm(requested, returned, perf, h && consistent(dx, w, conv, dy));
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+    cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnTensorDescriptor_t dy,
+    cudnnConvolutionDescriptor_t conv, cudnnFilterDescriptor_t dw, int requested, int *returned,
+    cudnnConvolutionBwdFilterAlgoPerf_t *perf)
+{
+    return one_algorithm(requested, returned, perf, h && consistent(x, dw, conv, dy));
+}
+
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha,
+                                      cudnnTensorDescriptor_t xd, const void *x,
+                                      cudnnFilterDescriptor_t wd, const void *w,
+                                      cudnnConvolutionDescriptor_t conv,
+                                      cudnnConvolutionFwdAlgo_t algo, void *workspace,
+                                      size_t workspace_bytes, const void *beta,
+                                      cudnnTensorDescriptor_t yd, void *y)
+{
+    if (!h || !consistent(xd, wd, conv, yd) || workspace_bytes < 4096)
+        return CUDNN_STATUS_BAD_PARAM;
+    Device d;
+    const float *xf = static_cast<const float *>(x), *wf = static_cast<const float *>(w);
+    double *acc = new double[count(yd)]();
+    each_tap(xd, wd, conv, yd, [&](size_t xi, size_t wi, size_t yi) { acc[yi] += (double)xf[xi] * wf[wi]; });
+    blend(static_cast<float *>(y), acc, count(yd), alpha, beta);
+    delete[] acc;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha,
+                                           cudnnFilterDescriptor_t wd, const void *w,
+                                           cudnnTensorDescriptor_t dyd, const void *dy,
+                                           cudnnConvolutionDescriptor_t conv,
+                                           cudnnConvolutionBwdDataAlgo_t algo, void *workspace,
+                                           size_t workspace_bytes, const void *beta,
+                                           cudnnTensorDescriptor_t dxd, void *dx)
+{
+    if (!h || !consistent(dxd, wd, conv, dyd) || workspace_bytes < 4096)
+        return CUDNN_STATUS_BAD_PARAM;
+    Device d;
+    const float *wf = static_cast<const float *>(w), *g = static_cast<const float *>(dy);
+    double *acc = new double[count(dxd)]();
+    each_tap(dxd, wd, conv, dyd, [&](size_t xi, size_t wi, size_t yi) { acc[xi] += (double)g[yi] * wf[wi]; });
+    blend(static_cast<float *>(dx), acc, count(dxd), alpha, beta);
+    delete[] acc;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
+                                             cudnnTensorDescriptor_t xd, const void *x,
+                                             cudnnTensorDescriptor_t dyd, const void *dy,
+                                             cudnnConvolutionDescriptor_t conv,
+                                             cudnnConvolutionBwdFilterAlgo_t algo,
+                                             void *workspace, size_t workspace_bytes,
+                                             const void *beta, cudnnFilterDescriptor_t dwd,
+                                             void *dw)
+{
+    if (!h || !consistent(xd, dwd, conv, dyd) || workspace_bytes < 4096)
+        return CUDNN_STATUS_BAD_PARAM;
+    Device d;
+    const float *xf = static_cast<const float *>(x), *g = static_cast<const float *>(dy);
+    double *acc = new double[count(dwd)]();
+    each_tap(xd, dwd, conv, dyd, [&](size_t xi, size_t wi, size_t yi) { acc[wi] += (double)xf[xi] * g[yi]; });
+    blend(static_cast<float *>(dw), acc, count(dwd), alpha, beta);
+    delete[] acc;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t h, const void *alpha,
+                                           cudnnTensorDescriptor_t dyd, const void *dy,
+                                           const void *beta, cudnnTensorDescriptor_t dbd,
+                                           void *db)
+{
+    if (!h || !dyd->set || !dbd->set || dbd->n != 1 || dbd->c != dyd->c || dbd->h != 1 ||
+        dbd->w != 1)
+        return CUDNN_STATUS_BAD_PARAM;
+    Device d;
+    const float *g = static_cast<const float *>(dy);
+    double *acc = new double[dyd->c]();
+    size_t plane = (size_t)dyd->h * dyd->w;
+    for (size_t i = 0; i < count(dyd); i++)
+        acc[i / plane % dyd->c] += g[i];
+    blend(static_cast<float *>(db), acc, dyd->c, alpha, beta);
+    delete[] acc;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void *alpha, cudnnTensorDescriptor_t ad,
+                             const void *a, const void *beta, cudnnTensorDescriptor_t cd, void *c)
+{
+    /* the only broadcast percept uses: a bias (1, c, 1, 1) over (n, c, h, w) */
+    if (!h || !ad->set || !cd->set || ad->n != 1 || ad->c != cd->c || ad->h != 1 || ad->w != 1)
+        return CUDNN_STATUS_BAD_PARAM;
+    Device d;
+    const float *af = static_cast<const float *>(a);
+    float *cf = static_cast<float *>(c);
+    const float al = *static_cast<const float *>(alpha), be = *static_cast<const float *>(beta);
+    size_t plane = (size_t)cd->h * cd->w;
+    for (size_t i = 0; i < count(cd); i++)
+        cf[i] = al * af[i / plane % cd->c] + be * cf[i];
+    return CUDNN_STATUS_SUCCESS;
+}
