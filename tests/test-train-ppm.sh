@@ -39,5 +39,22 @@ rm "$tmp/photos/broken.ppm"
 expect eval 0 "\| bicubic \| [0-9.]+ \|" -- "$percept" eval "$out" "$tmp/photos"
 expect eval-self-ensemble 0 '"percept self-ensemble": \{"psnr_y": [0-9.]+' -- "$percept" eval "$out" "$tmp/photos" --self-ensemble --json
 
+# the same training on the CUDA backend: the host-emulated one (tests/fake-cuda) where it was
+# built, the second argument; the trainer says where it runs, and the losses agree
+if [ -n "${2:-}" ]; then
+    train_on() {
+        PERCEPT_DEVICE=$1 PERCEPT_CUDA_LIBRARY="$2" "$percept" train upscale --data "$tmp/photos" \
+            --out "$tmp/$1.safetensors" --channels 8 --blocks 1 --steps 4 --batch 2 --crop 32 \
+            --val-fraction 0 2>&1
+    }
+    last_loss() { tr '\r' '\n' | sed -n 's/^step 4\/4 .* loss \([0-9.]*\).*/\1/p'; }
+    cpu_log=$(train_on cpu "$2") gpu_log=$(train_on cuda "$2")
+    expect cpu-says-so 0 "parameters on the CPU" -- echo "$cpu_log"
+    expect gpu-says-so 0 "parameters on the GPU \(CUDA\)" -- echo "$gpu_log"
+    expect gpu-same-losses 0 "^same [0-9]" -- awk -v a="$(echo "$cpu_log" | last_loss)" \
+        -v b="$(echo "$gpu_log" | last_loss)" \
+        'BEGIN { d = a - b; if (d < 0) d = -d; print (a > 0 && d <= 1e-4 * a ? "same " : "differ ") a " " b }'
+fi
+
 echo "test-train-ppm: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

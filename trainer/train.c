@@ -543,10 +543,10 @@ static int run(Trainer *t, int resume)
                      r->val_fraction, stderr) || make_validation(t) || open_log(t, resume))
         return -1;
     fprintf(stderr, "percept train: %d images (%d training, %d validation, %.0f MiB), "
-            "%s x%d, %zu parameters, %s%d steps of %d × %d² crops\n", t->data.n,
+            "%s x%d, %zu parameters on the %s, %s%d steps of %d × %d² crops\n", t->data.n,
             t->data.n_train, t->data.n_val, t->data.bytes / 1048576.0, r->arch, r->scale,
-            count, resume ? "resuming at step " : "", resume ? t->step : r->steps, r->batch,
-            r->crop);
+            count, strcmp(percept_net_device(t->net), "cpu") ? "GPU (CUDA)" : "CPU",
+            resume ? "resuming at step " : "", resume ? t->step : r->steps, r->batch, r->crop);
     size_t hr_n = 3 * (size_t)r->crop * r->crop * r->batch;
     t->hr = malloc(sizeof(float) * hr_n);
     t->lr = malloc(sizeof(float) * hr_n);
