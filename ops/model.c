@@ -159,10 +159,25 @@ static PerceptModel *model_load(const char *path, const char *device, GStatBuf *
     m->mtime = (gint64)st->st_mtime;
     m->size = st->st_size;
     m->refs = 1;
+    if (arch && !(m->net = percept_net_from_safetensors_on(file, arch, device)) &&
+        percept_error_is_out_of_memory() && g_strcmp0(device, "cpu")) {
+        /* the weights do not fit the GPU: the model runs on the CPU, as the tiler's runs do
+         * when even its smallest tiles do not fit, and says so once */
+        char *why = g_strdup(percept_error());
+        if ((m->net = percept_net_from_safetensors_on(file, arch, "cpu"))) {
+            g_free(m->device);
+            m->device = g_strdup("cpu");
+            static gsize said = 0;
+            if (g_once_init_enter(&said))
+                g_once_init_leave(&said, (g_message("percept: %s: %s; running on the CPU", path,
+                                                    why), 1));
+        }
+        g_free(why);
+    }
     if (!arch)
         *error = g_strdup_printf("%s: not a percept weight file (no percept.arch in its "
                                  "metadata)", path);
-    else if (!(m->net = percept_net_from_safetensors_on(file, arch, device)))
+    else if (!m->net)
         *error = g_strdup_printf("%s: %s", path, percept_error());
     else if (!measure(m, error)) {
         char *why = *error;

@@ -525,6 +525,45 @@ static void check_out_of_memory(const char *rec, const char *sty)
     g_object_unref(in);
 }
 
+/* On a GPU (the host-emulated one of tests/fake-cuda in CI) whose memory runs out
+ * (FAKE_CUDA_LARGEST_MB): the operation finishes on the CPU, says so, and gives what it gives
+ * with memory to spare, to float rounding (two backends). Each way is said once per
+ * process, so each is taken once here. */
+static void check_gpu_out_of_memory(const char *rec)
+{
+    GeglBuffer *in = test_image(120, 100, "R'G'B'A float");
+    char *bytes = NULL;
+    gsize n = 0;
+    GeglRectangle r0, r;
+    float *ref = run_op(in, &r0, NULL, "percept:reconstruct", "model", rec, NULL);
+    /* allocations of 2 KiB at most: not even the weights fit (the model is loaded on the
+     * CPU); 50 KiB: the weights fit, no 64-px tile does (the tiler goes to the CPU) */
+    static const char *const limits[] = {"0.002", "0.05"};
+    for (int k = 0; k < 2; k++) {
+        /* a file of its own each time: the operations cache the models they load */
+        char *copy = g_strdup_printf("%s/gpu-oom-%d.safetensors", dir, k);
+        CHECK(g_file_get_contents(rec, &bytes, &n, NULL) &&
+                  g_file_set_contents(copy, bytes, (gssize)n, NULL), "copy %s", rec);
+        g_free(bytes);
+        setenv("FAKE_CUDA_LARGEST_MB", limits[k], 1);
+        g_string_truncate(messages, 0);
+        float *out = run_op(in, &r, NULL, "percept:reconstruct", "model", copy, NULL);
+        setenv("FAKE_CUDA_LARGEST_MB", "", 1);
+        double d = r.width == r0.width && r.height == r0.height
+                       ? max_diff(out, ref, (size_t)r.width * r.height, 4, 4) : INFINITY;
+        CHECK(d <= 1e-5, "GPU allocations up to %s MiB: max difference %g to the run with memory to spare",
+              limits[k], d);
+        CHECK(strstr(messages->str, "running on the CPU") && strstr(messages->str, "out of memory"),
+              "GPU allocations up to %s MiB: said it ran on the CPU (messages: '%s')", limits[k],
+              messages->str);
+        g_free(out);
+        g_unlink(copy);
+        g_free(copy);
+    }
+    g_free(ref);
+    g_object_unref(in);
+}
+
 int main(int argc, char **argv)
 {
     const char *tmp = getenv("PERCEPT_TEST_TMP");
@@ -544,6 +583,17 @@ int main(int argc, char **argv)
     PerceptJohnsonOpts jo = {8, 1, 0};
     char *sty = write_model("johnson.safetensors", percept_arch_johnson(&jo), "stylize", "1");
 
+    if (getenv("PERCEPT_TEST_OPS_GPU")) {
+        /* the operations on the CUDA backend (PERCEPT_DEVICE=cuda; in CI the host-emulated
+         * one, slow, so a few cases): tiles, statistics, self-ensemble, running out */
+        check_exact_tiling(rec, "percept:reconstruct", 48, 40, FALSE, 1e-5);
+        check_exact_tiling(sty, "percept:stylize", 64, 48, FALSE, 1.0 / 255);
+        check_exact_tiling(shuffle, "percept:upscale", 33, 20, TRUE, 1e-5);
+        messages = g_string_new(NULL);
+        g_log_set_default_handler(keep_message, NULL);
+        check_gpu_out_of_memory(rec);
+        goto done;
+    }
     /* networks without instance norm: tiles equal the whole image to float rounding */
     check_exact_tiling(sr, "percept:upscale", 52, 36, FALSE, 1e-5);
     check_exact_tiling(sr, "percept:upscale", 37, 29, FALSE, 1e-5);
@@ -566,6 +616,7 @@ int main(int argc, char **argv)
     g_log_set_default_handler(keep_message, NULL);
     check_out_of_memory(rec, sty);
 
+done:;
     const char *paths[] = {sr, shuffle, rec, sty};
     for (size_t i = 0; i < G_N_ELEMENTS(paths); i++) {
         g_unlink(paths[i]);

@@ -471,7 +471,7 @@ static int net_alloc_params(PerceptNet *net)
     net->norm_stats = calloc(net->norm_stats_floats + 1, sizeof(float));
     if (!net->params_data || !net->buffers_data || !net->has_grad ||
         !net->norm_stats)
-        return percept_fail("out of memory for %zu parameters", net->params_floats);
+        return percept_fail_oom("out of memory for %zu parameters", net->params_floats);
     return 0;
 }
 

@@ -383,12 +383,14 @@ int plan_build(PerceptNet *net, Shape in, int grad)
         arena_fit(be, &pl->work, &pl->work_cap, pl->work_floats) ||
         (grad && (arena_fit(be, &pl->grads, &pl->grads_cap, pl->grads_floats) ||
                   arena_fit(be, &pl->tmp, &pl->tmp_cap, pl->tmp_floats)))) {
-        double gib = (double)plan_floats(pl) * 4 / 1073741824.0;
+        double mib = (double)plan_floats(pl) * 4 / 1048576.0;
         char why[512]; /* the backend's message, copied: it is the buffer written next */
         snprintf(why, sizeof why, "%s", percept_error());
         plan_free(net);
-        return percept_fail_oom("out of memory: network '%s' needs %.2f GiB for a %d×%d×%d×%d "
-                                "input (%s)", net->name, gib, in.n, in.c, in.h, in.w, why);
+        return percept_fail_oom("out of memory: network '%s' needs %.*f %s for a %d×%d×%d×%d "
+                                "input (%s)", net->name, mib >= 1024 ? 2 : 1,
+                                mib >= 1024 ? mib / 1024 : mib, mib >= 1024 ? "GiB" : "MiB",
+                                in.n, in.c, in.h, in.w, why);
     }
     pl->valid = 1;
     return 0;

@@ -13,7 +13,8 @@
  *    cuDNN would.
  * The convolutions are the definitions, in double: cross-correlation of x with w (k, c, r, s)
  * with padding, stride and dilation; its gradients with respect to x and w; the bias sum.
- * FAKE_CUDA_MEMORY_MB caps the memory it hands out (cudaErrorMemoryAllocation past it). */
+ * FAKE_CUDA_LARGEST_MB is the largest allocation it grants (cudaErrorMemoryAllocation for
+ * more): a test's way to a GPU whose memory runs out, whatever else is loaded. */
 #include <cudnn.h>
 #include <cuda_runtime.h>
 
@@ -33,13 +34,12 @@ struct Allocation {
     bool managed;
 };
 std::map<char *, Allocation> allocations; /* by start */
-size_t in_use;
 int device_depth; /* > 0 while "the device" runs */
 
-size_t limit()
+size_t largest()
 {
-    const char *env = getenv("FAKE_CUDA_MEMORY_MB");
-    return env ? (size_t)(atof(env) * 1048576.0) : (size_t)-1;
+    const char *env = getenv("FAKE_CUDA_LARGEST_MB");
+    return env && *env ? (size_t)(atof(env) * 1048576.0) : (size_t)-1;
 }
 
 void protect_device_memory(int prot)
@@ -94,7 +94,7 @@ cudaError_t allocate(void **p, size_t bytes, bool managed)
         installed = true;
     }
     *p = NULL;
-    if (bytes > limit() - in_use || in_use > limit())
+    if (bytes > largest())
         return cudaErrorMemoryAllocation;
     size_t page = (size_t)sysconf(_SC_PAGESIZE), mapped = (bytes + page - 1) / page * page;
     void *m = mmap(NULL, mapped ? mapped : page, PROT_READ | PROT_WRITE,
@@ -105,7 +105,6 @@ cudaError_t allocate(void **p, size_t bytes, bool managed)
     if (!managed && device_depth == 0)
         mprotect(m, mapped, PROT_NONE);
     allocations[static_cast<char *>(m)] = {bytes, mapped ? mapped : page, managed};
-    in_use += bytes;
     *p = m;
     return cudaSuccess;
 }
@@ -158,7 +157,6 @@ cudaError_t cudaFree(void *p)
     if (it == allocations.end())
         return cudaErrorInvalidValue;
     munmap(it->first, it->second.mapped);
-    in_use -= it->second.bytes;
     allocations.erase(it);
     return cudaSuccess;
 }
