@@ -6,9 +6,10 @@
  * channel affine maps, concatenation, instance and batch norm, pooling, upsampling, pixel
  * shuffle and reflection padding are kernels of ours (elementwise.cu, combine.cu, norm.cu,
  * pool.cu, resample.cu), each tested against its CPU twin by tests/test-cuda-parity.c;
- * linear, reshape, dropout, binary and reparam are still the CPU's. Every node ends
- * synchronised: simple and correct first; the per-node synchronisation is the first thing
- * the GPU benchmarks will want removed. */
+ * linear, reshape, dropout, binary and reparam are still the CPU's. The work of a pass runs
+ * in order on the default stream, unsynchronised: the device is waited for before an op
+ * runs on its CPU twin, at a copy to the host, and when the graph asks (backend.sync: the
+ * end of a pass, gradients it adds up on the host). */
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include <stdlib.h>
@@ -85,6 +86,9 @@ typedef struct {
     size_t buf_floats;
     float *stage;                    /* an input gradient bound for host memory */
     size_t stage_floats;
+    float *stats;                    /* the pass's instance-norm statistics (device) */
+    size_t stats_floats;
+    int stats_pending;               /* to be copied to the host's (net->norm_stats) at sync */
 } State;
 
 static const size_t WORKSPACE_MAX = (size_t)512 << 20; /* per network */
@@ -123,6 +127,7 @@ static void cuda_net_free(PerceptNet *net)
     cudaFree(st->workspace);
     cudaFree(st->buf);
     cudaFree(st->stage);
+    cudaFree(st->stats);
     free(st);
     net->backend_state = NULL;
 }
@@ -416,10 +421,26 @@ static int on_gpu(const Node *nd)
     }
 }
 
+/* A node's launches were accepted (their work runs on; the graph syncs when it needs the
+ * results) */
 static int finish(const char *what)
 {
     CUDA_OK(cudaGetLastError(), what);
-    CUDA_OK(cudaDeviceSynchronize(), what);
+    return 0;
+}
+
+/* Waits for the device; the first image's instance-norm statistics of the pass go to
+ * their host copy (percept_net_norm_stats). */
+static int cuda_sync(PerceptNet *net)
+{
+    CUDA_OK(cudaDeviceSynchronize(), "CUDA");
+    State *st = (State *)net->backend_state;
+    if (st && st->stats_pending) {
+        CUDA_OK(cudaMemcpy(net->norm_stats, st->stats, sizeof(float) * net->norm_stats_floats,
+                           cudaMemcpyDeviceToHost),
+                "instance-norm statistics");
+        st->stats_pending = 0;
+    }
     return 0;
 }
 
@@ -450,12 +471,20 @@ static int cuda_forward(PerceptNet *net, const Node *nd)
         float *saved = net->plan.saved + nd->saved_off;
         gpu_instance_norm(out, saved, saved + in.n * in.c, x, core->param(net, nd, PARAM_WEIGHT),
                       core->param(net, nd, PARAM_BIAS), in.n, in.c, hw, nd->eps);
-        if (finish("instance norm"))
+        /* the first image's statistics, kept for percept_net_norm_stats (the saved memory
+         * is shared by every node without gradients): copied on the device now, to the host
+         * at sync */
+        State *st = state(net);
+        if (!st || grow(&st->stats, &st->stats_floats, net->norm_stats_floats + 1,
+                        "instance-norm statistics"))
             return -1;
-        float *stats = net->norm_stats + nd->stats_off; /* host memory */
-        memcpy(stats, saved, sizeof(float) * in.c);
-        memcpy(stats + in.c, saved + in.n * in.c, sizeof(float) * in.c);
-        return 0;
+        float *keep = st->stats + nd->stats_off;
+        const size_t bytes = sizeof(float) * in.c;
+        CUDA_OK(cudaMemcpyAsync(keep, saved, bytes, cudaMemcpyDeviceToDevice, 0), "statistics");
+        CUDA_OK(cudaMemcpyAsync(keep + in.c, saved + (size_t)in.n * in.c, bytes,
+                                cudaMemcpyDeviceToDevice, 0), "statistics");
+        st->stats_pending = 1;
+        break;
     }
     case OP_BATCH_NORM: {
         /* eval writes the running statistics' mean and rstd there too: the saved memory is
@@ -693,5 +722,6 @@ percept_plugin_backend(const PerceptCoreApi *api)
     backend.forward = cuda_forward;
     backend.backward = cuda_backward;
     backend.net_free = cuda_net_free;
+    backend.sync = cuda_sync;
     return &backend;
 }

@@ -79,5 +79,5 @@ void gpu_channel_affine_backward(float *din, const float *dout, const float *sca
                                  int c, int hw)
 {
     if (total)
-        LAUNCH(affine_k, blocks(total), din, dout, scale, NULL, c, hw, total);
+        LAUNCH(affine_k, blocks(total), din, dout, scale, (const float *)NULL, c, hw, total);
 }

@@ -16,7 +16,7 @@ static const int THREADS = 256; /* every launch; block_sum relies on it */
  * can run the same kernels: tests/test-cuda-emulated.c checks them against their CPU twins
  * on machines without a GPU. */
 #ifdef PERCEPT_CUDA_EMULATOR
-#define LAUNCH(kernel, grid, ...) emu_launch((grid), THREADS, [&] { kernel(__VA_ARGS__); })
+#define LAUNCH(kernel, grid, ...) emu_launch_args((grid), THREADS, kernel, __VA_ARGS__)
 #else
 #define LAUNCH(kernel, grid, ...) kernel<<<(grid), THREADS>>>(__VA_ARGS__)
 #endif

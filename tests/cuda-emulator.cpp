@@ -11,7 +11,8 @@
 
 EmuDim3 blockIdx, threadIdx, blockDim, gridDim;
 size_t emu_launches;
-void (*emu_device_begin)(void), (*emu_device_end)(void);
+void (*emu_device_begin)(void), (*emu_device_end)(void), (*emu_queue_changed)(void);
+bool emu_deferred;
 
 namespace {
 
@@ -99,7 +100,50 @@ float __fmul_rn(float a, float b)
     return a * b;
 }
 
-void emu_launch(unsigned grid, unsigned block, const std::function<void()> &body)
+namespace {
+
+std::vector<std::function<void()>> queue;
+
+void run_launch(unsigned grid, unsigned block, const std::function<void()> &body);
+
+} // namespace
+
+void emu_enqueue(std::function<void()> work)
+{
+    if (!emu_deferred) {
+        work();
+        return;
+    }
+    queue.push_back(std::move(work));
+    if (queue.size() == 1 && emu_queue_changed)
+        emu_queue_changed();
+}
+
+bool emu_pending()
+{
+    return !queue.empty();
+}
+
+void emu_flush()
+{
+    /* work may enqueue nothing while it runs (kernels do not launch kernels here) */
+    for (size_t i = 0; i < queue.size(); i++)
+        queue[i]();
+    bool had = !queue.empty();
+    queue.clear();
+    if (had && emu_queue_changed)
+        emu_queue_changed();
+}
+
+void emu_launch(unsigned grid, unsigned block, std::function<void()> body)
+{
+    emu_launches++;
+    emu_enqueue([grid, block, body] { run_launch(grid, block, body); });
+}
+
+namespace {
+
+void run_launch(unsigned grid, unsigned block, const std::function<void()> &body)
 {
     if (block == 0 || block > MAX_THREADS) {
         fprintf(stderr, "cuda emulator: %u threads per block\n", block);
@@ -107,7 +151,6 @@ void emu_launch(unsigned grid, unsigned block, const std::function<void()> &body
     }
     while (stacks.size() < block)
         stacks.emplace_back(new char[STACK_BYTES]);
-    emu_launches++;
     if (emu_device_begin)
         emu_device_begin();
     kernel_body = &body;
@@ -150,3 +193,5 @@ void emu_launch(unsigned grid, unsigned block, const std::function<void()> &body
     if (emu_device_end)
         emu_device_end();
 }
+
+} // namespace

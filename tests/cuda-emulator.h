@@ -42,14 +42,31 @@ template <typename T> T __shfl_down_sync(unsigned mask, T v, unsigned delta)
  * across it) */
 float __fmul_rn(float a, float b);
 
-/* Runs body on grid blocks of block threads. */
-void emu_launch(unsigned grid, unsigned block, const std::function<void()> &body);
+/* Runs body on grid blocks of block threads: now, or, when emu_deferred, at the next
+ * emu_flush, as a GPU runs a stream's work after the launch has returned. */
+void emu_launch(unsigned grid, unsigned block, std::function<void()> body);
+/* LAUNCH's way in: the arguments are evaluated at the launch and kept by value, as
+ * <<<…>>> does, so that a deferred kernel sees them as they were. */
+template <typename Kernel, typename... Args>
+void emu_launch_args(unsigned grid, unsigned block, Kernel kernel, Args... args)
+{
+    emu_launch(grid, block, [=] { kernel(args...); });
+}
+
+/* The stream: work (launches, the fake runtime's copies and cuDNN calls) waits in order
+ * while emu_deferred and runs at emu_flush (a synchronisation). emu_enqueue runs work at
+ * once when not deferred. emu_pending says whether anything waits. */
+extern bool emu_deferred;
+void emu_enqueue(std::function<void()> work);
+void emu_flush();
+bool emu_pending();
 
 /* Launches counted since the program started (tests check that a kernel ran at all). */
 extern size_t emu_launches;
 
-/* Called around every launch when set: the fake CUDA runtime (fake-cuda/) lets the host
- * touch device memory only while "the device" runs. */
-extern void (*emu_device_begin)(void), (*emu_device_end)(void);
+/* Called around every launch when set, and when the queue fills or empties: the fake CUDA
+ * runtime (fake-cuda/) lets the host touch device memory only while "the device" runs,
+ * and managed memory only while no work is queued. */
+extern void (*emu_device_begin)(void), (*emu_device_end)(void), (*emu_queue_changed)(void);
 
 #endif

@@ -809,6 +809,14 @@ static int prepare(PerceptNet *net, const PerceptTensor *in)
     return 0;
 }
 
+/* The backend's queued work finished, before the host touches its memory. */
+static int backend_sync(PerceptNet *net)
+{
+    if (net->backend->sync && net->backend->sync(net))
+        return percept_fail_prefix("%s: ", net->backend->name);
+    return 0;
+}
+
 int percept_net_forward(PerceptNet *net, const PerceptTensor *in, PerceptTensor *out)
 {
     if (prepare(net, in))
@@ -817,6 +825,8 @@ int percept_net_forward(PerceptNet *net, const PerceptTensor *in, PerceptTensor 
     for (int i = 0; i < net->n_nodes; i++)
         if (net->backend->forward(net, &net->nodes[i]))
             return percept_fail_prefix("%s: node '%s': ", net->backend->name, net->nodes[i].name);
+    if (backend_sync(net))
+        return -1;
     if (out) {
         const Node *o = &net->nodes[net->output];
         *out = (PerceptTensor){o->out.n, o->out.c, o->out.h, o->out.w, net_act(net, net->output)};
@@ -912,6 +922,8 @@ int percept_net_backward_from(PerceptNet *net, const char *const *names,
         }
         if (net->backend->backward(net, nd, targets))
             return percept_fail_prefix("%s: backward of node '%s': ", net->backend->name, nd->name);
+        if (tmp_used && backend_sync(net)) /* the host adds tmp's gradients below */
+            return -1;
         for (int j = 0; j < nd->n_in; j++) {
             int src = nd->in[j];
             float *dst = src == INPUT_NODE ? din : pl->grads + net->nodes[src].grad_off;
@@ -923,13 +935,15 @@ int percept_net_backward_from(PerceptNet *net, const char *const *names,
                  * running one again for a single input accumulates nothing twice. */
                 float *only[NODE_MAX_IN] = {0};
                 only[j] = pl->tmp;
-                if (net->backend->backward(net, nd, only))
+                if (net->backend->backward(net, nd, only) || backend_sync(net))
                     return percept_fail_prefix("%s: backward of node '%s': ", net->backend->name,
                                                nd->name);
                 accumulate(dst, pl->tmp, n);
             }
         }
     }
+    if (backend_sync(net))
+        return -1;
     if (din && !*input_has_grad)
         memset(din, 0, shape_numel(pl->in) * sizeof(float));
     return 0;

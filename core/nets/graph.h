@@ -100,13 +100,18 @@ struct PerceptBackend {
     void (*release)(float *p);
     size_t (*scratch_floats)(const PerceptNet *net, const Node *node);
     size_t (*saved_floats)(const PerceptNet *net, const Node *node, int grad);
-    /* 0, or -1 with a message (a device error); the host may read the results on return */
+    /* 0, or -1 with a message (a device error). The node's work may still be running on
+     * return: the host reads its results only after sync */
     int (*forward)(PerceptNet *net, const Node *node);
     /* din[i] receives the gradient of input i (assigned), or is NULL when unwanted; din
      * may point outside backend memory (the caller's buffer for the input's gradient) */
     int (*backward)(PerceptNet *net, const Node *node, float *const *din);
     /* NULL, or frees what the backend keeps per network (net->backend_state) */
     void (*net_free)(PerceptNet *net);
+    /* NULL (the work is done when forward and backward return), or waits until it is: the
+     * graph calls it before the host touches the backend's memory again (the end of a pass,
+     * gradients it adds up itself); 0, or -1 with a message */
+    int (*sync)(PerceptNet *net);
     /* whether forward honours the nodes' fused_into, ep_add, ep_relu, ep_bn and in_up */
     int fuses_epilogues;
 };
@@ -121,7 +126,8 @@ const PerceptBackend *backend_for_device(const char *device);
 /* What the core lends a backend loaded at run time (kernels/, libpercept-cuda.so): the
  * core's symbols are hidden, so the plugin calls them through this table. abi guards
  * against a plugin built from other sources (struct layouts must agree). */
-#define PERCEPT_PLUGIN_ABI (20261203u ^ (unsigned)(sizeof(PerceptNet) * 131u + sizeof(Node) * 7u + sizeof(Plan)))
+#define PERCEPT_PLUGIN_ABI (20261207u ^ (unsigned)(sizeof(PerceptNet) * 131u + sizeof(Node) * 7u + \
+                                                  sizeof(Plan) + sizeof(PerceptBackend) * 11u))
 typedef struct {
     unsigned abi;
     int (*fail)(const char *fmt, ...);

@@ -40,6 +40,8 @@ enum cudaDeviceAttr { cudaDevAttrManagedMemory = 83 };
 
 #define cudaMemAttachGlobal 0x01
 
+typedef struct FakeStream *cudaStream_t; /* 0: the default stream, the only one here */
+
 cudaError_t cudaGetDeviceCount(int *count);
 cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device);
 cudaError_t cudaMalloc(void **p, size_t bytes);
@@ -47,6 +49,8 @@ cudaError_t cudaMallocManaged(void **p, size_t bytes, unsigned flags);
 cudaError_t cudaFree(void *p);
 cudaError_t cudaMemset(void *p, int value, size_t bytes);
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t stream);
 cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaGetLastError(void);
 cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void *p);

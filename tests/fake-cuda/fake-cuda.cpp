@@ -4,9 +4,12 @@
  * the CPU fallbacks — against the CPU backend in every build.
  *
  * It is strict where a GPU would be:
+ *  - the device works after the call has returned: kernels, cudaMemset and cuDNN's calls
+ *    wait in a queue (the stream, in order) until a synchronisation (cudaDeviceSynchronize,
+ *    cudaMemcpy, cudaFree) runs them;
  *  - memory from cudaMalloc is device memory: the host cannot touch it (PROT_NONE) except
- *    while "the device" runs (a kernel, a cuDNN call, cudaMemcpy or cudaMemset); a host
- *    access is reported as the fault it would be on a GPU;
+ *    while "the device" runs; managed memory the host cannot touch while work is queued (on
+ *    a GPU: a race with the kernels). Either access is reported as what it would be;
  *  - new allocations hold NaN, not zeros (cudaMalloc does not clear);
  *  - cuDNN checks that the tensor, filter and convolution descriptors agree (the output size
  *    the convolution gives, the channel counts) and fails with CUDNN_STATUS_BAD_PARAM where
@@ -32,6 +35,7 @@ namespace {
 struct Allocation {
     size_t bytes, mapped;
     bool managed;
+    int prot;
 };
 std::map<char *, Allocation> allocations; /* by start */
 int device_depth; /* > 0 while "the device" runs */
@@ -42,23 +46,31 @@ size_t largest()
     return env && *env ? (size_t)(atof(env) * 1048576.0) : (size_t)-1;
 }
 
-void protect_device_memory(int prot)
+/* What the host may touch now: everything while the device runs; otherwise no device
+ * memory, and managed memory only when no work is queued. */
+void update_protection()
 {
-    for (auto &a : allocations)
-        if (!a.second.managed)
+    for (auto &a : allocations) {
+        int prot = device_depth > 0 || (a.second.managed && !emu_pending())
+                       ? PROT_READ | PROT_WRITE
+                       : PROT_NONE;
+        if (prot != a.second.prot) {
             mprotect(a.first, a.second.mapped, prot);
+            a.second.prot = prot;
+        }
+    }
 }
 
 void device_begin()
 {
     if (device_depth++ == 0)
-        protect_device_memory(PROT_READ | PROT_WRITE);
+        update_protection();
 }
 
 void device_end()
 {
     if (--device_depth == 0)
-        protect_device_memory(PROT_NONE);
+        update_protection();
 }
 
 struct Device { /* "the device" runs for the lifetime of one of these */
@@ -71,10 +83,16 @@ void on_fault(int sig, siginfo_t *info, void *)
 {
     char *at = static_cast<char *>(info->si_addr);
     for (auto &a : allocations)
-        if (!a.second.managed && at >= a.first && at < a.first + a.second.mapped) {
-            fprintf(stderr, "fake CUDA: the host touched device memory (cudaMalloc'd %zu bytes at "
-                            "%p, address %p): a fault on a GPU\n", a.second.bytes,
-                    (void *)a.first, (void *)at);
+        if (at >= a.first && at < a.first + a.second.mapped) {
+            if (a.second.managed)
+                fprintf(stderr, "fake CUDA: the host touched managed memory (%zu bytes at %p, "
+                                "address %p) while the device had work queued: a race on a "
+                                "GPU (a synchronisation is missing)\n", a.second.bytes,
+                        (void *)a.first, (void *)at);
+            else
+                fprintf(stderr, "fake CUDA: the host touched device memory (cudaMalloc'd %zu "
+                                "bytes at %p, address %p): a fault on a GPU\n", a.second.bytes,
+                        (void *)a.first, (void *)at);
             abort();
         }
     signal(sig, SIG_DFL); /* an ordinary crash */
@@ -91,6 +109,8 @@ cudaError_t allocate(void **p, size_t bytes, bool managed)
         sigaction(SIGSEGV, &sa, NULL);
         emu_device_begin = device_begin;
         emu_device_end = device_end;
+        emu_queue_changed = update_protection;
+        emu_deferred = true;
         installed = true;
     }
     *p = NULL;
@@ -102,9 +122,9 @@ cudaError_t allocate(void **p, size_t bytes, bool managed)
     if (m == MAP_FAILED)
         return cudaErrorMemoryAllocation;
     memset(m, 0xff, bytes); /* NaN: device memory is not cleared */
-    if (!managed && device_depth == 0)
-        mprotect(m, mapped, PROT_NONE);
-    allocations[static_cast<char *>(m)] = {bytes, mapped ? mapped : page, managed};
+    allocations[static_cast<char *>(m)] = {bytes, mapped ? mapped : page, managed,
+                                           PROT_READ | PROT_WRITE};
+    update_protection();
     *p = m;
     return cudaSuccess;
 }
@@ -153,6 +173,7 @@ cudaError_t cudaFree(void *p)
 {
     if (!p)
         return cudaSuccess;
+    emu_flush(); /* as cudaFree: it waits for the device */
     auto it = allocations.find(static_cast<char *>(p));
     if (it == allocations.end())
         return cudaErrorInvalidValue;
@@ -167,8 +188,10 @@ cudaError_t cudaMemset(void *p, int value, size_t bytes)
     const Allocation *a = find(p, &start);
     if (!a || static_cast<char *>(p) + bytes > start + a->bytes)
         return cudaErrorInvalidValue;
-    Device d;
-    memset(p, value, bytes);
+    emu_enqueue([p, value, bytes] {
+        Device d;
+        memset(p, value, bytes);
+    });
     return cudaSuccess;
 }
 
@@ -179,13 +202,29 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
     if ((kind == cudaMemcpyHostToDevice && (!dst_dev || src_dev)) ||
         (kind == cudaMemcpyDeviceToHost && (dst_dev || !src_dev)))
         return cudaErrorInvalidValue;
+    emu_flush(); /* the copy waits for the work before it, and the host for the copy */
     Device d;
     memmove(dst, src, bytes);
     return cudaSuccess;
 }
 
+/* Between device allocations only (pageable host memory would make it synchronous). */
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t stream)
+{
+    if (stream || (kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault) ||
+        !find(dst, NULL) || !find(src, NULL))
+        return cudaErrorInvalidValue;
+    emu_enqueue([dst, src, bytes] {
+        Device d;
+        memmove(dst, src, bytes);
+    });
+    return cudaSuccess;
+}
+
 cudaError_t cudaDeviceSynchronize(void)
 {
+    emu_flush();
     return cudaSuccess;
 }
 
@@ -370,12 +409,39 @@ void each_tap(const FakeTensor *x, const FakeTensor *w, const FakeConv *cv, cons
                 }
 }
 
-/* out = alpha·acc + beta·out (beta 0: out is not read, as cuDNN) */
-void blend(float *out, const double *acc, size_t n, const void *alpha, const void *beta)
+/* out = a·acc + b·out (b 0: out is not read, as cuDNN) */
+void blend(float *out, const double *acc, size_t n, float a, float b)
 {
-    const float a = *static_cast<const float *>(alpha), b = *static_cast<const float *>(beta);
     for (size_t i = 0; i < n; i++)
         out[i] = (float)(a * acc[i] + (b != 0 ? (double)b * out[i] : 0.0));
+}
+
+float value(const void *scalar)
+{
+    return *static_cast<const float *>(scalar);
+}
+
+/* One of the three correlations, queued with copies of its descriptors and scalars (cuDNN
+ * reads them at the call): acc[out] += product, out sized `n`, `target` its floats. */
+enum Pass { FORWARD, BACKWARD_DATA, BACKWARD_FILTER };
+void queue_correlation(Pass pass, const FakeTensor *x, const FakeTensor *w, const FakeConv *cv,
+                       const FakeTensor *y, const float *a, const float *b, float *target,
+                       size_t n, const void *alpha, const void *beta)
+{
+    emu_enqueue([pass, x = *x, w = *w, cv = *cv, y = *y, a, b, target, n, al = value(alpha),
+                 be = value(beta)] {
+        Device d;
+        double *acc = new double[n]();
+        each_tap(&x, &w, &cv, &y, [&](size_t xi, size_t wi, size_t yi) {
+            switch (pass) {
+            case FORWARD: acc[yi] += (double)a[xi] * b[wi]; break;          /* a x, b w */
+            case BACKWARD_DATA: acc[xi] += (double)a[yi] * b[wi]; break;    /* a dy, b w */
+            case BACKWARD_FILTER: acc[wi] += (double)a[xi] * b[yi]; break;  /* a x, b dy */
+            }
+        });
+        blend(target, acc, n, al, be);
+        delete[] acc;
+    });
 }
 
 } // namespace
@@ -417,12 +483,9 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha,
 {
     if (!h || !consistent(xd, wd, conv, yd) || workspace_bytes < 4096)
         return CUDNN_STATUS_BAD_PARAM;
-    Device d;
-    const float *xf = static_cast<const float *>(x), *wf = static_cast<const float *>(w);
-    double *acc = new double[count(yd)]();
-    each_tap(xd, wd, conv, yd, [&](size_t xi, size_t wi, size_t yi) { acc[yi] += (double)xf[xi] * wf[wi]; });
-    blend(static_cast<float *>(y), acc, count(yd), alpha, beta);
-    delete[] acc;
+    queue_correlation(FORWARD, xd, wd, conv, yd, static_cast<const float *>(x),
+                      static_cast<const float *>(w), static_cast<float *>(y), count(yd), alpha,
+                      beta);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -436,12 +499,9 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha,
 {
     if (!h || !consistent(dxd, wd, conv, dyd) || workspace_bytes < 4096)
         return CUDNN_STATUS_BAD_PARAM;
-    Device d;
-    const float *wf = static_cast<const float *>(w), *g = static_cast<const float *>(dy);
-    double *acc = new double[count(dxd)]();
-    each_tap(dxd, wd, conv, dyd, [&](size_t xi, size_t wi, size_t yi) { acc[xi] += (double)g[yi] * wf[wi]; });
-    blend(static_cast<float *>(dx), acc, count(dxd), alpha, beta);
-    delete[] acc;
+    queue_correlation(BACKWARD_DATA, dxd, wd, conv, dyd, static_cast<const float *>(dy),
+                      static_cast<const float *>(w), static_cast<float *>(dx), count(dxd),
+                      alpha, beta);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -456,12 +516,9 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
 {
     if (!h || !consistent(xd, dwd, conv, dyd) || workspace_bytes < 4096)
         return CUDNN_STATUS_BAD_PARAM;
-    Device d;
-    const float *xf = static_cast<const float *>(x), *g = static_cast<const float *>(dy);
-    double *acc = new double[count(dwd)]();
-    each_tap(xd, dwd, conv, dyd, [&](size_t xi, size_t wi, size_t yi) { acc[wi] += (double)xf[xi] * g[yi]; });
-    blend(static_cast<float *>(dw), acc, count(dwd), alpha, beta);
-    delete[] acc;
+    queue_correlation(BACKWARD_FILTER, xd, dwd, conv, dyd, static_cast<const float *>(x),
+                      static_cast<const float *>(dy), static_cast<float *>(dw), count(dwd),
+                      alpha, beta);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -473,14 +530,16 @@ cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t h, const void *alpha,
     if (!h || !dyd->set || !dbd->set || dbd->n != 1 || dbd->c != dyd->c || dbd->h != 1 ||
         dbd->w != 1)
         return CUDNN_STATUS_BAD_PARAM;
-    Device d;
-    const float *g = static_cast<const float *>(dy);
-    double *acc = new double[dyd->c]();
-    size_t plane = (size_t)dyd->h * dyd->w;
-    for (size_t i = 0; i < count(dyd); i++)
-        acc[i / plane % dyd->c] += g[i];
-    blend(static_cast<float *>(db), acc, dyd->c, alpha, beta);
-    delete[] acc;
+    emu_enqueue([t = *dyd, g = static_cast<const float *>(dy), out = static_cast<float *>(db),
+                 al = value(alpha), be = value(beta)] {
+        Device d;
+        double *acc = new double[t.c]();
+        size_t plane = (size_t)t.h * t.w;
+        for (size_t i = 0; i < count(&t); i++)
+            acc[i / plane % t.c] += g[i];
+        blend(out, acc, t.c, al, be);
+        delete[] acc;
+    });
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -490,12 +549,12 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void *alpha, cudnnTensorDesc
     /* the only broadcast percept uses: a bias (1, c, 1, 1) over (n, c, h, w) */
     if (!h || !ad->set || !cd->set || ad->n != 1 || ad->c != cd->c || ad->h != 1 || ad->w != 1)
         return CUDNN_STATUS_BAD_PARAM;
-    Device d;
-    const float *af = static_cast<const float *>(a);
-    float *cf = static_cast<float *>(c);
-    const float al = *static_cast<const float *>(alpha), be = *static_cast<const float *>(beta);
-    size_t plane = (size_t)cd->h * cd->w;
-    for (size_t i = 0; i < count(cd); i++)
-        cf[i] = al * af[i / plane % cd->c] + be * cf[i];
+    emu_enqueue([t = *cd, af = static_cast<const float *>(a), cf = static_cast<float *>(c),
+                 al = value(alpha), be = value(beta)] {
+        Device d;
+        size_t plane = (size_t)t.h * t.w;
+        for (size_t i = 0; i < count(&t); i++)
+            cf[i] = al * af[i / plane % t.c] + be * cf[i];
+    });
     return CUDNN_STATUS_SUCCESS;
 }
