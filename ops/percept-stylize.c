@@ -56,16 +56,15 @@ static GeglBuffer *scaled(GeglBuffer *buffer, double ratio)
 
 /* The network at 1/style-scale of the image: scale down (or up), stylize in tiles into a
  * buffer of that size, scale the result back and blend it with the input in strips. */
-static gboolean run_rescaled(GeglOperation *operation, GeglProperties *o, PerceptModel *model,
+static gboolean run_rescaled(GeglOperation *operation, GeglProperties *o, const PerceptTiler *t,
                              GeglBuffer *input, GeglBuffer *output, const GeglRectangle *box,
                              char **error)
 {
-    const Babl *rgb = percept_op_rgb(operation), *rgba = percept_op_rgba(operation);
+    const Babl *rgb = t->format, *rgba = percept_op_rgba(operation);
     GeglBuffer *small = scaled(input, 1.0 / o->style_scale);
     const GeglRectangle *sbox = gegl_buffer_get_extent(small);
     GeglBuffer *styled = gegl_buffer_new(sbox, rgb);
-    PerceptTiler t = {model, rgb, o->tile_size, 0, operation, "Stylizing"};
-    gboolean ok = percept_tiler_run(&t, small, sbox, store_tile, styled, error);
+    gboolean ok = percept_tiler_run(t, small, sbox, store_tile, styled, error);
     if (ok) {
         GeglBuffer *back = scaled(styled, o->style_scale);
         const int strip = 256;
@@ -97,16 +96,15 @@ static gboolean process(GeglOperation *operation, GeglBuffer *input, GeglBuffer 
                         const GeglRectangle *result, gint level)
 {
     GeglProperties *o = GEGL_PROPERTIES(operation);
-    PerceptModel *model = percept_op_state(operation)->model;
     GeglRectangle box;
     char *error = NULL;
     percept_op_input_box(operation, &box);
-    PerceptTiler t = {model, percept_op_rgb(operation), o->tile_size, 0, operation,
-                      "Stylizing"};
+    PerceptTiler t = {percept_op_state(operation)->model, percept_op_rgb(operation),
+                      o->tile_size, 0, operation, "Stylizing"};
     gboolean ok = fabs(o->style_scale - 1.0) < 1e-6
         ? percept_op_run_blended(operation, &t, input, output, &box, o->strength,
                                  o->preserve_colors, &error)
-        : run_rescaled(operation, o, model, input, output, &box, &error);
+        : run_rescaled(operation, o, &t, input, output, &box, &error);
     if (!ok) {
         g_warning("percept:stylize: %s; the image passes through unchanged", error);
         gegl_buffer_copy(input, &box, GEGL_ABYSS_NONE, output, &box);

@@ -119,6 +119,17 @@ static double max_diff(const float *a, const float *b, size_t n, int stride, int
     return m;
 }
 
+/* A copy of a model file under another name (the operations cache models by path). */
+static gboolean copy_model(const char *from, const char *to)
+{
+    gchar *bytes = NULL;
+    gsize n = 0;
+    gboolean ok = g_file_get_contents(from, &bytes, &n, NULL) &&
+                  g_file_set_contents(to, bytes, (gssize)n, NULL);
+    g_free(bytes);
+    return ok;
+}
+
 /* The network on the whole image, directly (image sides multiples of its alignment), or
  * its self-ensemble. */
 static float *direct(const char *model, GeglBuffer *input, gboolean ensemble, int *ow, int *oh)
@@ -359,9 +370,7 @@ static void check_bad_models(const char *sr, const char *sty)
 
     /* replace a model file: the cache notices (size / mtime) */
     char *swap = g_build_filename(dir, "swap.safetensors", NULL);
-    g_file_get_contents(sty, &bytes, &len, NULL);
-    g_file_set_contents(swap, bytes, len, NULL);
-    g_free(bytes);
+    CHECK(copy_model(sty, swap), "copy %s", sty);
     GeglRectangle r;
     float *first = run_op(in, &r, NULL, "percept:stylize", "model", swap, NULL);
     PerceptJohnsonOpts jo = {4, 0, 0};
@@ -392,11 +401,7 @@ static void check_presets(const char *sr)
     char *presets = g_build_filename(dir, "presets", NULL);
     g_mkdir_with_parents(presets, 0755);
     char *x2 = g_build_filename(presets, "upscale-x2.safetensors", NULL);
-    gchar *bytes;
-    gsize len;
-    g_file_get_contents(sr, &bytes, &len, NULL);
-    g_file_set_contents(x2, bytes, len, NULL);
-    g_free(bytes);
+    CHECK(copy_model(sr, x2), "copy %s", sr);
     g_setenv("PERCEPT_PRESET_PATH", presets, TRUE);
     GeglBuffer *in = test_image(10, 8, "R'G'B'A float");
     GeglRectangle r;
@@ -497,12 +502,8 @@ static void check_out_of_memory(const char *rec, const char *sty)
             double mb = cpu ? 0.001 : percept_net_memory_bytes(net, side, side) / 1048576.0;
             percept_net_free(net);
             char *copy = g_build_filename(dir, cpu ? "oom-cpu.safetensors" : "oom.safetensors",
-                                          NULL), *bytes = NULL, limit[32];
-            gsize n = 0;
-            CHECK(g_file_get_contents(model[k], &bytes, &n, NULL) &&
-                      g_file_set_contents(copy, bytes, (gssize)n, NULL),
-                  "copy %s", model[k]);
-            g_free(bytes);
+                                          NULL), limit[32];
+            CHECK(copy_model(model[k], copy), "copy %s", model[k]);
             GeglRectangle r0, r;
             float *ref = run_op(in, &r0, NULL, operation[k], "model", model[k], NULL);
             setenv("PERCEPT_DEVICE_MEMORY_MB", g_ascii_dtostr(limit, sizeof limit, mb), 1);
@@ -532,8 +533,6 @@ static void check_out_of_memory(const char *rec, const char *sty)
 static void check_gpu_out_of_memory(const char *rec)
 {
     GeglBuffer *in = test_image(120, 100, "R'G'B'A float");
-    char *bytes = NULL;
-    gsize n = 0;
     GeglRectangle r0, r;
     float *ref = run_op(in, &r0, NULL, "percept:reconstruct", "model", rec, NULL);
     /* allocations of 2 KiB at most: not even the weights fit (the model is loaded on the
@@ -542,9 +541,7 @@ static void check_gpu_out_of_memory(const char *rec)
     for (int k = 0; k < 2; k++) {
         /* a file of its own each time: the operations cache the models they load */
         char *copy = g_strdup_printf("%s/gpu-oom-%d.safetensors", dir, k);
-        CHECK(g_file_get_contents(rec, &bytes, &n, NULL) &&
-                  g_file_set_contents(copy, bytes, (gssize)n, NULL), "copy %s", rec);
-        g_free(bytes);
+        CHECK(copy_model(rec, copy), "copy %s", rec);
         setenv("FAKE_CUDA_LARGEST_MB", limits[k], 1);
         g_string_truncate(messages, 0);
         float *out = run_op(in, &r, NULL, "percept:reconstruct", "model", copy, NULL);

@@ -5,8 +5,9 @@
 #include "percept/percept.h"
 
 /* Where pixel (i, j) of an h×w plane in orientation o comes from in the plane as it was
- * (o's bits as percept train's crops: 1 flips left-right, 2 top-bottom, 4 transposes; the
- * flips act on the turned plane). The same map takes the network's output back: an
+ * (o's bits: 1 flips left-right, 2 top-bottom, 4 transposes; the flips act on the turned
+ * plane — the 8 values are the 8 orientations percept train shows its crops in, though
+ * dataset_crop numbers them in another order). The same map takes the network's output back: an
  * image-to-image network turned with its input gives, at (i, j), the output at (si, sj). */
 static void source_of(int o, int i, int j, int h, int w, int *si, int *sj)
 {
