@@ -2,7 +2,8 @@
  * TransformerNet: base 32, 5 residual blocks), batch 1, at 512², 1024² and 2048² on the
  * CUDA backend, against PyTorch on the same GPU, weights and input in its best mode
  * (bench/pytorch-gpu-forward.py: fp32, tf32, fp16 channels-last, and that as a CUDA graph).
- * The first size's output is also checked against the CPU backend's.
+ * Each size runs in each of the backend's precisions (PERCEPT_CUDA_PRECISION: fp32, tf32,
+ * fp16), every output checked against the CPU backend's at the first size.
  *
  *   bench/gpu-forward [--sizes 512,1024,2048] [--runs N] [--no-pytorch]   (Markdown to stdout)
  *
@@ -85,73 +86,93 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *python = getenv("PERCEPT_PYTHON") ? getenv("PERCEPT_PYTHON") : "python3";
-    printf("| network | input | GFLOP | percept ms (median of %d) | TFLOP/s | PyTorch best ms (mode) "
-           "| percept / PyTorch | goal ms | check |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n",
+    static const char *const precisions[] = {"fp32", "tf32", "fp16"};
+    PerceptSafetensors *st = percept_st_read(weights);
+    if (!st) {
+        fprintf(stderr, "gpu-forward: %s\n", percept_error());
+        return 1;
+    }
+    printf("| network | input | precision | GFLOP | percept ms (median of %d) | TFLOP/s "
+           "| PyTorch best ms (mode) | percept / PyTorch | goal ms | check |\n"
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---|\n",
            runs);
     for (int s = 0; s < n_sizes; s++) {
         const int side = sizes[s];
         size_t n = (size_t)3 * side * side;
-        float *x = malloc(sizeof(float) * n);
+        float *x = malloc(sizeof(float) * n), *cpu_out = NULL;
         if (!x)
             return 1;
         fill_input(x, n);
         PerceptTensor in = {1, 3, side, side, x}, out;
-        if (percept_net_forward(net, &in, &out)) { /* plans, picks cuDNN algorithms */
-            fprintf(stderr, "gpu-forward: %d²: %s\n", side, percept_error());
-            return 1;
-        }
-        double *t = malloc(sizeof(double) * runs);
-        for (int r = 0; r < runs; r++) {
-            double t0 = now();
-            percept_net_forward(net, &in, &out);
-            t[r] = (now() - t0) * 1e3;
-        }
-        qsort(t, runs, sizeof *t, cmp_double);
-        double ms = t[runs / 2], gflop = net_gflops(net);
-        size_t nout = percept_tensor_numel(&out);
-        char check[96] = "";
         if (s == 0) { /* the CPU backend's answer, once */
             percept_set_device("cpu");
-            PerceptSafetensors *st = percept_st_read(weights);
-            PerceptNet *cpu = st ? percept_net_from_safetensors(st, arch) : NULL;
+            PerceptNet *cpu = percept_net_from_safetensors(st, arch);
             PerceptTensor co;
-            if (cpu && !percept_net_forward(cpu, &in, &co))
-                snprintf(check, sizeof check, "vs CPU: %.2g relative", rel_diff(co.data, out.data, nout));
+            if (cpu && !percept_net_forward(cpu, &in, &co) &&
+                (cpu_out = malloc(sizeof(float) * percept_tensor_numel(&co))))
+                memcpy(cpu_out, co.data, sizeof(float) * percept_tensor_numel(&co));
             percept_net_free(cpu);
-            percept_st_free(st);
             percept_set_device("cuda");
         }
-        char peer[64] = "—", ratio[32] = "—", mode_best[32] = "";
-        if (pytorch && !write_f32(outp, out.data, nout)) {
-            char cmd[512];
-            snprintf(cmd, sizeof cmd, "'%s' '%s/pytorch-gpu-forward.py' '%s' %d %d '%s'", python,
-                     BENCH_DIR, weights, side, runs, outp);
-            FILE *p = popen(cmd, "r");
-            char line[256], mode[32];
-            double best = 0, pms, diff;
-            while (p && fgets(line, sizeof line, p)) {
-                fprintf(stderr, "pytorch %d²: %s", side, line);
-                if (sscanf(line, "%31s %lf %lf", mode, &pms, &diff) == 3 && (!best || pms < best)) {
-                    best = pms;
-                    snprintf(mode_best, sizeof mode_best, "%s", mode);
+        /* PyTorch's best mode, once per size, checked against percept's fp32 output */
+        char peer[64] = "—", mode_best[32] = "";
+        double best = 0;
+        for (int m = 0; m < 3; m++) {
+            setenv("PERCEPT_CUDA_PRECISION", precisions[m], 1); /* read at the first pass */
+            PerceptNet *gpu = percept_net_from_safetensors(st, arch);
+            if (!gpu || percept_net_forward(gpu, &in, &out)) { /* plans, picks algorithms */
+                fprintf(stderr, "gpu-forward: %d² %s: %s\n", side, precisions[m], percept_error());
+                return 1;
+            }
+            unsetenv("PERCEPT_CUDA_PRECISION");
+            double *t = malloc(sizeof(double) * runs);
+            for (int r = 0; r < runs; r++) {
+                double t0 = now();
+                percept_net_forward(gpu, &in, &out);
+                t[r] = (now() - t0) * 1e3;
+            }
+            qsort(t, runs, sizeof *t, cmp_double);
+            double ms = t[runs / 2], gflop = net_gflops(gpu);
+            size_t nout = percept_tensor_numel(&out);
+            char check[96] = "";
+            if (cpu_out)
+                snprintf(check, sizeof check, "vs CPU: %.2g relative",
+                         rel_diff(cpu_out, out.data, nout));
+            if (m == 0 && pytorch && !write_f32(outp, out.data, nout)) {
+                char cmd[512];
+                snprintf(cmd, sizeof cmd, "'%s' '%s/pytorch-gpu-forward.py' '%s' %d %d '%s'",
+                         python, BENCH_DIR, weights, side, runs, outp);
+                FILE *p = popen(cmd, "r");
+                char line[256], mode[32];
+                double pms, diff;
+                while (p && fgets(line, sizeof line, p)) {
+                    fprintf(stderr, "pytorch %d²: %s", side, line);
+                    if (sscanf(line, "%31s %lf %lf", mode, &pms, &diff) == 3 &&
+                        (!best || pms < best)) {
+                        best = pms;
+                        snprintf(mode_best, sizeof mode_best, "%s", mode);
+                    }
                 }
+                if (p)
+                    pclose(p);
+                if (best > 0)
+                    snprintf(peer, sizeof peer, "%.2f (%s)", best, mode_best);
             }
-            if (p)
-                pclose(p);
-            if (best > 0) {
-                snprintf(peer, sizeof peer, "%.2f (%s)", best, mode_best);
+            char ratio[32] = "—", goal[16] = "—";
+            if (best > 0)
                 snprintf(ratio, sizeof ratio, "%.2f", ms / best);
-            }
+            if (goal_ms(side) > 0)
+                snprintf(goal, sizeof goal, "%.1f", goal_ms(side));
+            printf("| johnson | %d² | %s | %.1f | %.2f | %.1f | %s | %s | %s | %s |\n", side,
+                   precisions[m], gflop, ms, gflop / ms, peer, ratio, goal, check);
+            fflush(stdout);
+            free(t);
+            percept_net_free(gpu);
         }
-        char goal[16] = "—";
-        if (goal_ms(side) > 0)
-            snprintf(goal, sizeof goal, "%.1f", goal_ms(side));
-        printf("| johnson | %d² | %.1f | %.2f | %.1f | %s | %s | %s | %s |\n", side, gflop, ms,
-               gflop / ms, peer, ratio, goal, check);
-        fflush(stdout);
-        free(t);
+        free(cpu_out);
         free(x);
     }
+    percept_st_free(st);
     percept_net_free(net);
     free(arch);
     unlink(weights);

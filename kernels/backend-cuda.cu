@@ -2,22 +2,34 @@
  * the CPU backend. Memory is CUDA managed memory, so the graph's host-side work (copying
  * inputs in, initialising and loading parameters, reading results) is unchanged and any op
  * without a GPU kernel yet runs on its CPU twin, correctly, after a synchronisation.
- * Convolutions go to cuDNN (strict FP32 unless PERCEPT_CUDA_TF32=1); the elementwise ops,
- * channel affine maps, concatenation, instance and batch norm, pooling, upsampling, pixel
- * shuffle and reflection padding are kernels of ours (elementwise.cu, combine.cu, norm.cu,
- * pool.cu, resample.cu), each tested against its CPU twin by tests/test-cuda-parity.c;
- * linear, reshape, dropout, binary and reparam are still the CPU's. The work of a pass runs
- * in order on the default stream, unsynchronised: the device is waited for before an op
- * runs on its CPU twin, at a copy to the host, and when the graph asks (backend.sync: the
- * end of a pass, gradients it adds up on the host). */
+ * Convolutions go to cuDNN; the elementwise ops, channel affine maps, concatenation,
+ * instance and batch norm, pooling, upsampling, pixel shuffle and reflection padding are
+ * kernels of ours (elementwise.cu, combine.cu, norm.cu, pool.cu, resample.cu), each tested
+ * against its CPU twin by tests/test-cuda-parity.c; linear, reshape, dropout, binary and
+ * reparam are still the CPU's. The work of a pass runs in order on the default stream,
+ * unsynchronised: the device is waited for before an op runs on its CPU twin, at a copy to
+ * the host, and when the graph asks (backend.sync: the end of a pass, gradients it adds up
+ * on the host).
+ *
+ * PERCEPT_CUDA_PRECISION, read when a network first runs here: fp32 (the default: strict
+ * FP32 convolutions, FMA math), tf32 (convolutions on TF32 tensor cores), or fp16: inference
+ * (a pass without gradients) in half precision — activations and weights stored as __half,
+ * convolutions on fp16 tensor cores with float accumulation, our kernels computing in float
+ * (kernels-half.h) — and training as tf32. An fp16 pass keeps its activations in a half
+ * twin of the plan's float arena, at the same offsets (so the plan's buffer reuse holds);
+ * the network input is converted as it is read, and the output, the one activation the host
+ * reads after such a pass, converted back to float. */
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <type_traits>
+
 extern "C" {
 #include "graph.h"
 }
+#include "kernels-half.h"
 #include "kernels.h"
 
 static const PerceptCoreApi *core;
@@ -74,12 +86,19 @@ typedef struct {
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     int padded;                      /* reflection: the input is padded by a kernel first */
+    int half;                        /* descriptors for fp16 tensors (inference) */
 } Conv;
+
+typedef enum { PRECISION_FP32, PRECISION_TF32, PRECISION_FP16 } Precision;
 
 typedef struct {
     Conv *conv;                      /* one per node */
     float **consts;                  /* per node: channel_affine's scale, shift; or NULL */
+    __half **weights16;              /* per node: a convolution's weights in half, or NULL */
     int n_nodes;
+    Precision precision;
+    __half *half;                    /* fp16 inference: the activations, at the plan's offsets */
+    size_t half_count;
     void *workspace;
     size_t workspace_bytes;
     float *buf;                      /* reflection-padded input, or its gradient */
@@ -121,9 +140,12 @@ static void cuda_net_free(PerceptNet *net)
     for (int i = 0; i < st->n_nodes; i++) {
         conv_destroy(&st->conv[i]);
         cudaFree(st->consts[i]);
+        cudaFree(st->weights16[i]);
     }
     free(st->conv);
     free(st->consts);
+    free(st->weights16);
+    cudaFree(st->half);
     cudaFree(st->workspace);
     cudaFree(st->buf);
     cudaFree(st->stage);
@@ -132,23 +154,51 @@ static void cuda_net_free(PerceptNet *net)
     net->backend_state = NULL;
 }
 
+/* PERCEPT_CUDA_PRECISION's value; -1 with a message when it names none */
+static int precision_setting(Precision *p)
+{
+    const char *e = getenv("PERCEPT_CUDA_PRECISION");
+    if (!e || !*e || !strcmp(e, "fp32"))
+        *p = PRECISION_FP32;
+    else if (!strcmp(e, "tf32"))
+        *p = PRECISION_TF32;
+    else if (!strcmp(e, "fp16"))
+        *p = PRECISION_FP16;
+    else
+        return core->fail("PERCEPT_CUDA_PRECISION is '%s', not fp32, tf32 or fp16", e);
+    return 0;
+}
+
 static State *state(PerceptNet *net)
 {
     if (!net->backend_state) {
+        Precision precision = PRECISION_FP32;
+        if (precision_setting(&precision))
+            return NULL;
         State *st = (State *)calloc(1, sizeof *st);
         if (st && (!(st->conv = (Conv *)calloc(net->n_nodes, sizeof(Conv))) ||
-                   !(st->consts = (float **)calloc(net->n_nodes, sizeof(float *))))) {
+                   !(st->consts = (float **)calloc(net->n_nodes, sizeof(float *))) ||
+                   !(st->weights16 = (__half **)calloc(net->n_nodes, sizeof(__half *))))) {
             free(st->conv);
+            free(st->consts);
             free(st);
             st = NULL;
         }
-        if (st)
+        if (st) {
             st->n_nodes = net->n_nodes;
+            st->precision = precision;
+        }
         net->backend_state = st;
+        if (!st)
+            core->fail("out of memory");
     }
-    if (!net->backend_state)
-        core->fail("out of memory");
     return (State *)net->backend_state;
+}
+
+/* Whether this pass runs in half precision: fp16 asked for, and no gradients to keep. */
+static int half_pass(const PerceptNet *net, const State *st)
+{
+    return st->precision == PRECISION_FP16 && !net->plan.grad;
 }
 
 /* A device buffer of at least `floats`, kept and grown. */
@@ -176,9 +226,22 @@ static int grow_workspace(State *st, size_t bytes)
     return 0;
 }
 
-static int set4d(cudnnTensorDescriptor_t d, int n, int c, int h, int w)
+/* fp16 inference's half arena, as large as the plan's float one */
+static int grow_half(State *st, size_t count)
 {
-    CUDNN_OK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w),
+    if (st->half_count >= count)
+        return 0;
+    cudaFree(st->half);
+    st->half = NULL;
+    st->half_count = 0;
+    CUDA_OK(cudaMalloc((void **)&st->half, count * sizeof(__half)), "fp16 activations");
+    st->half_count = count;
+    return 0;
+}
+
+static int set4d(cudnnTensorDescriptor_t d, cudnnDataType_t type, int n, int c, int h, int w)
+{
+    CUDNN_OK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, n, c, h, w),
              "tensor descriptor");
     return 0;
 }
@@ -196,13 +259,14 @@ template <typename Perf> static int fastest_fitting(const Perf *p, int n, size_t
 }
 
 /* Descriptors for a conv2d (transposed: the conv whose backward-data it is) at this input,
- * and the fastest algorithms whose workspace fits. */
-static int conv_prepare(PerceptNet *net, const Node *nd, State *st, Conv **out)
+ * in float or (half) fp16, and the fastest algorithms whose workspace fits: for fp16, only
+ * the ones inference uses. */
+static int conv_prepare(PerceptNet *net, const Node *nd, State *st, int half, Conv **out)
 {
     Conv *c = &st->conv[nd - net->nodes];
     Shape in = core->in_shape(net, nd, 0);
     *out = c;
-    if (c->in.n && !memcmp(&c->in, &in, sizeof in))
+    if (c->in.n && !memcmp(&c->in, &in, sizeof in) && c->half == half)
         return 0;
     conv_destroy(c);
     cudnnHandle_t h = handle();
@@ -214,25 +278,31 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, Conv **out)
     CUDNN_OK(cudnnCreateFilterDescriptor(&c->w), "descriptor");
     CUDNN_OK(cudnnCreateConvolutionDescriptor(&c->conv), "descriptor");
     c->in = in;
+    c->half = half;
+    const cudnnDataType_t type = half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
     const int transposed = nd->op == OP_CONV_TRANSPOSE2D;
     c->padded = !transposed && nd->reflect && nd->pad > 0;
     int pad = c->padded ? 0 : nd->pad;
     /* cuDNN's x is the conv's input: for a transposed conv, its output */
     const Shape big = transposed ? nd->out : in, small = transposed ? in : nd->out;
     int xh = big.h + (c->padded ? 2 * nd->pad : 0), xw = big.w + (c->padded ? 2 * nd->pad : 0);
-    if (set4d(c->x, big.n, big.c, xh, xw) || set4d(c->y, small.n, small.c, small.h, small.w) ||
-        set4d(c->bias, 1, nd->cout, 1, 1))
+    if (set4d(c->x, type, big.n, big.c, xh, xw) ||
+        set4d(c->y, type, small.n, small.c, small.h, small.w) ||
+        set4d(c->bias, CUDNN_DATA_FLOAT, 1, nd->cout, 1, 1))
         return -1;
-    CUDNN_OK(cudnnSetFilter4dDescriptor(c->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, small.c, big.c,
-                                        nd->k, nd->k), "filter descriptor");
+    CUDNN_OK(cudnnSetFilter4dDescriptor(c->w, type, CUDNN_TENSOR_NCHW, small.c, big.c, nd->k,
+                                        nd->k), "filter descriptor");
+    /* float accumulation in every mode */
     CUDNN_OK(cudnnSetConvolution2dDescriptor(c->conv, pad, pad, nd->stride, nd->stride, 1, 1,
                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
              "convolution descriptor");
-    const char *tf32 = getenv("PERCEPT_CUDA_TF32");
-    CUDNN_OK(cudnnSetConvolutionMathType(c->conv, tf32 && !strcmp(tf32, "1") ? CUDNN_DEFAULT_MATH
-                                                                            : CUDNN_FMA_MATH),
+    /* FMA math keeps float convolutions off the TF32 tensor cores; the default allows them */
+    CUDNN_OK(cudnnSetConvolutionMathType(c->conv, half ? CUDNN_TENSOR_OP_MATH
+                                                  : st->precision == PRECISION_FP32
+                                                      ? CUDNN_FMA_MATH
+                                                      : CUDNN_DEFAULT_MATH),
              "math type");
-    int n = 0, fi, di, wi;
+    int n = 0, fi, di, wi = 0;
     size_t need = 0;
     cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
@@ -248,28 +318,79 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, Conv **out)
              "backward-data algorithm");
     if ((di = fastest_fitting(dp, n, &need)) < 0)
         return core->fail("cuDNN: no backward-data algorithm for this convolution");
-    CUDNN_OK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                 h, c->x, c->y, c->conv, c->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp),
-             "backward-filter algorithm");
-    if ((wi = fastest_fitting(wp, n, &need)) < 0)
-        return core->fail("cuDNN: no backward-filter algorithm for this convolution");
+    if (!half) {
+        CUDNN_OK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                     h, c->x, c->y, c->conv, c->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp),
+                 "backward-filter algorithm");
+        if ((wi = fastest_fitting(wp, n, &need)) < 0)
+            return core->fail("cuDNN: no backward-filter algorithm for this convolution");
+        c->bwd_filter = wp[wi].algo;
+    }
     c->fwd = fp[fi].algo;
     c->bwd_data = dp[di].algo;
-    c->bwd_filter = wp[wi].algo;
     return grow_workspace(st, need ? need : 1);
 }
 
-static int conv_forward(PerceptNet *net, const Node *nd)
+/* Where node i's output (INPUT_NODE: the network input) is in a pass on T: the plan's float
+ * arena, or in fp16 inference its half twin at the same offset. */
+template <typename T> static T *at(PerceptNet *net, State *st, int i);
+template <> float *at<float>(PerceptNet *net, State *, int i)
 {
-    State *st = state(net);
+    return core->act(net, i);
+}
+template <> __half *at<__half>(PerceptNet *net, State *st, int i)
+{
+    return st->half + (core->act(net, i) - net->plan.act);
+}
+
+/* The weights cuDNN reads: the parameters themselves, or for fp16 a half copy made at every
+ * pass (they may have changed since the last; a copy costs a fraction of the convolution) */
+static int conv_weights(PerceptNet *net, State *, const Node *nd, const float **out)
+{
+    *out = core->param(net, nd, PARAM_WEIGHT);
+    return 0;
+}
+
+static int conv_weights(PerceptNet *net, State *st, const Node *nd, const __half **out)
+{
+    const size_t n = (size_t)nd->cin * nd->cout * nd->k * nd->k;
+    __half **w16 = &st->weights16[nd - net->nodes];
+    if (!*w16)
+        CUDA_OK(cudaMalloc((void **)w16, n * sizeof(__half)), "fp16 weights");
+    gpu_to_half(*w16, core->param(net, nd, PARAM_WEIGHT), n);
+    *out = *w16;
+    return 0;
+}
+
+/* y += bias over the output's channels */
+static int conv_bias(State *, Conv *c, const Node *nd, const float *b, float *y)
+{
+    const float one = 1;
+    CUDNN_OK(cudnnAddTensor(handle(), &one, c->bias, b, &one,
+                            nd->op == OP_CONV_TRANSPOSE2D ? c->x : c->y, y),
+             "bias");
+    return 0;
+}
+
+static int conv_bias(State *, Conv *, const Node *nd, const float *b, __half *y)
+{
+    gpu_add_bias(y, b, shape_numel(nd->out), nd->cout, nd->out.h * nd->out.w);
+    return 0;
+}
+
+template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, State *st)
+{
     Conv *c;
-    if (!st || conv_prepare(net, nd, st, &c))
+    const int half = sizeof(T) == sizeof(__half);
+    if (conv_prepare(net, nd, st, half, &c))
         return -1;
     const float one = 1, zero = 0;
     cudnnHandle_t h = handle();
-    const float *x = core->act(net, nd->in[0]), *w = core->param(net, nd, PARAM_WEIGHT);
+    const T *x = at<T>(net, st, nd->in[0]), *w = NULL;
     const float *b = core->param(net, nd, PARAM_BIAS);
-    float *out = net->plan.act + nd->out_off;
+    T *out = at<T>(net, st, (int)(nd - net->nodes));
+    if (conv_weights(net, st, nd, &w))
+        return -1;
     if (nd->op == OP_CONV_TRANSPOSE2D) {
         CUDNN_OK(cudnnConvolutionBackwardData(h, &one, c->w, w, c->y, x, c->conv, c->bwd_data,
                                               st->workspace, st->workspace_bytes, &zero, c->x, out),
@@ -277,21 +398,18 @@ static int conv_forward(PerceptNet *net, const Node *nd)
     } else {
         if (c->padded) {
             Shape in = c->in;
-            size_t floats = (size_t)in.n * in.c * (in.h + 2 * nd->pad) * (in.w + 2 * nd->pad);
-            if (grow(&st->buf, &st->buf_floats, floats, "padding buffer"))
+            size_t count = (size_t)in.n * in.c * (in.h + 2 * nd->pad) * (in.w + 2 * nd->pad);
+            if (grow(&st->buf, &st->buf_floats, (count * sizeof(T) + 3) / sizeof(float),
+                     "padding buffer"))
                 return -1;
-            gpu_reflect_pad(st->buf, x, in.n * in.c, in.h, in.w, nd->pad);
-            x = st->buf;
+            gpu_reflect_pad((T *)st->buf, x, in.n * in.c, in.h, in.w, nd->pad);
+            x = (const T *)st->buf;
         }
         CUDNN_OK(cudnnConvolutionForward(h, &one, c->x, x, c->w, w, c->conv, c->fwd, st->workspace,
                                          st->workspace_bytes, &zero, c->y, out),
                  "convolution");
     }
-    if (b)
-        CUDNN_OK(cudnnAddTensor(h, &one, c->bias, b, &one, nd->op == OP_CONV_TRANSPOSE2D ? c->x : c->y,
-                                out),
-                 "bias");
-    return 0;
+    return b ? conv_bias(st, c, nd, b, out) : 0;
 }
 
 /* dx (assigned), dW and db (accumulated, as every backend's parameter gradients are). */
@@ -299,7 +417,7 @@ static int conv_backward(PerceptNet *net, const Node *nd, float *dx)
 {
     State *st = state(net);
     Conv *c;
-    if (!st || conv_prepare(net, nd, st, &c))
+    if (!st || conv_prepare(net, nd, st, 0, &c))
         return -1;
     const float one = 1, zero = 0;
     cudnnHandle_t h = handle();
@@ -444,21 +562,18 @@ static int cuda_sync(PerceptNet *net)
     return 0;
 }
 
-static int cuda_forward(PerceptNet *net, const Node *nd)
+/* A node's forward on the GPU, on float tensors or (fp16 inference) half ones. */
+template <typename T> static int forward_on_gpu(PerceptNet *net, const Node *nd, State *st)
 {
-    if (!on_gpu(nd) || (nd->op == OP_INSTANCE_NORM && net->norm_fixed)) {
-        CUDA_OK(cudaDeviceSynchronize(), "before a CPU op");
-        return core->cpu->forward(net, nd);
-    }
     Shape in = core->in_shape(net, nd, 0);
-    float *out = net->plan.act + nd->out_off;
-    const float *x = core->act(net, nd->in[0]);
+    T *out = at<T>(net, st, (int)(nd - net->nodes));
+    const T *x = at<T>(net, st, nd->in[0]);
     size_t n = shape_numel(nd->out);
     int hw = in.h * in.w;
     switch (nd->op) {
     case OP_CONV2D:
     case OP_CONV_TRANSPOSE2D:
-        if (conv_forward(net, nd))
+        if (conv_forward<T>(net, nd, st))
             return -1;
         break;
     case OP_UPSAMPLE_NEAREST:
@@ -470,13 +585,12 @@ static int cuda_forward(PerceptNet *net, const Node *nd)
     case OP_INSTANCE_NORM: {
         float *saved = net->plan.saved + nd->saved_off;
         gpu_instance_norm(out, saved, saved + in.n * in.c, x, core->param(net, nd, PARAM_WEIGHT),
-                      core->param(net, nd, PARAM_BIAS), in.n, in.c, hw, nd->eps);
+                          core->param(net, nd, PARAM_BIAS), in.n, in.c, hw, nd->eps);
         /* the first image's statistics, kept for percept_net_norm_stats (the saved memory
          * is shared by every node without gradients): copied on the device now, to the host
          * at sync */
-        State *st = state(net);
-        if (!st || grow(&st->stats, &st->stats_floats, net->norm_stats_floats + 1,
-                        "instance-norm statistics"))
+        if (grow(&st->stats, &st->stats_floats, net->norm_stats_floats + 1,
+                 "instance-norm statistics"))
             return -1;
         float *keep = st->stats + nd->stats_off;
         const size_t bytes = sizeof(float) * in.c;
@@ -493,22 +607,24 @@ static int cuda_forward(PerceptNet *net, const Node *nd)
         float *rmean = core->param(net, nd, PARAM_RUNNING_MEAN);
         float *rvar = core->param(net, nd, PARAM_RUNNING_VAR);
         const float *g = core->param(net, nd, PARAM_WEIGHT), *b = core->param(net, nd, PARAM_BIAS);
-        if (net->plan.training)
-            gpu_batch_norm_train(out, saved, saved + in.c, rmean, rvar, x, g, b, in.n, in.c, hw,
-                                 nd->eps, nd->momentum);
-        else
-            gpu_batch_norm_eval(out, saved, saved + in.c, x, rmean, rvar, g, b, in.n, in.c, hw,
-                                nd->eps);
+        if constexpr (std::is_same<T, float>::value) /* training has gradients: never fp16 */
+            if (net->plan.training) {
+                gpu_batch_norm_train(out, saved, saved + in.c, rmean, rvar, x, g, b, in.n, in.c,
+                                     hw, nd->eps, nd->momentum);
+                break;
+            }
+        gpu_batch_norm_eval(out, saved, saved + in.c, x, rmean, rvar, g, b, in.n, in.c, hw,
+                            nd->eps);
         break;
     }
     case OP_ADD:
-        gpu_elementwise(EW_ADD, out, x, core->act(net, nd->in[1]), n, 0, 0);
+        gpu_elementwise(EW_ADD, out, x, at<T>(net, st, nd->in[1]), n, 0, 0);
         break;
     case OP_CONCAT: {
-        const float *ins[NODE_MAX_IN];
+        const T *ins[NODE_MAX_IN];
         int cs[NODE_MAX_IN];
         for (int j = 0; j < nd->n_in; j++)
-            ins[j] = core->act(net, nd->in[j]);
+            ins[j] = at<T>(net, st, nd->in[j]);
         concat_parts(net, nd, cs);
         gpu_concat(out, ins, cs, nd->n_in, in.n, hw);
         break;
@@ -538,9 +654,55 @@ static int cuda_forward(PerceptNet *net, const Node *nd)
         gpu_elementwise(nd->op == OP_RELU ? EW_RELU : nd->op == OP_LEAKY_RELU ? EW_LEAKY_RELU
                     : nd->op == OP_TANH ? EW_TANH : nd->op == OP_SIGMOID ? EW_SIGMOID
                                                            : EW_SCALED_TANH,
-                    out, x, NULL, n, nd->op == OP_LEAKY_RELU ? nd->alpha : nd->scale, nd->shift);
+                    out, x, (const T *)NULL, n, nd->op == OP_LEAKY_RELU ? nd->alpha : nd->scale,
+                    nd->shift);
         break;
     }
+    return finish(nd->name);
+}
+
+/* A node's forward on its CPU twin, after the device's work; in fp16 inference its inputs
+ * are converted to float (in the float arena, at their offsets) first, and its output
+ * back to half after. */
+static int forward_on_cpu(PerceptNet *net, const Node *nd, State *st, int half)
+{
+    const int self = (int)(nd - net->nodes);
+    for (int j = 0; half && j < nd->n_in; j++)
+        if (nd->in[j] != INPUT_NODE) /* the input is float already */
+            gpu_to_float(core->act(net, nd->in[j]), at<__half>(net, st, nd->in[j]),
+                         shape_numel(core->in_shape(net, nd, j)));
+    CUDA_OK(cudaDeviceSynchronize(), "before a CPU op");
+    if (core->cpu->forward(net, nd))
+        return -1;
+    if (half)
+        gpu_to_half(at<__half>(net, st, self), core->act(net, self), shape_numel(nd->out));
+    return half ? finish(nd->name) : 0;
+}
+
+static int cuda_forward(PerceptNet *net, const Node *nd)
+{
+    State *st = state(net);
+    if (!st)
+        return -1;
+    const int half = half_pass(net, st), self = (int)(nd - net->nodes);
+    if (half) {
+        if (grow_half(st, net->plan.act_floats))
+            return -1;
+        /* the network input, converted where this node reads it (it is not changed while
+         * a reader remains) */
+        for (int j = 0; j < nd->n_in; j++)
+            if (nd->in[j] == INPUT_NODE)
+                gpu_to_half(st->half, net->plan.act, shape_numel(net->plan.in));
+    }
+    if (!on_gpu(nd) || (nd->op == OP_INSTANCE_NORM && net->norm_fixed))
+        return forward_on_cpu(net, nd, st, half);
+    if (!half)
+        return forward_on_gpu<float>(net, nd, st);
+    if (forward_on_gpu<__half>(net, nd, st))
+        return -1;
+    /* the output, and any node the host may read after the pass (kept to the end) */
+    if (self == net->output || nd->last_use >= net->n_nodes)
+        gpu_to_float(core->act(net, self), at<__half>(net, st, self), shape_numel(nd->out));
     return finish(nd->name);
 }
 

@@ -9,6 +9,7 @@
 #ifdef PERCEPT_CUDA_EMULATOR
 #include "cuda-emulator.h" /* tests/: the kernels on the host */
 #endif
+#include <cuda_fp16.h>
 
 static const int THREADS = 256; /* every launch; block_sum relies on it */
 
@@ -27,6 +28,13 @@ static inline unsigned blocks(size_t n)
     size_t b = (n + THREADS - 1) / THREADS;
     return (unsigned)(b < 65535u * 64u ? b : 65535u * 64u);
 }
+
+/* Tensors hold float, or __half in fp16 inference (kernels-half.h); the arithmetic is float
+ * either way, so a kernel templated on its element type is the same code for both. */
+__device__ __forceinline__ float load_f(const float *p) { return *p; }
+__device__ __forceinline__ float load_f(const __half *p) { return __half2float(*p); }
+__device__ __forceinline__ void store_f(float *p, float v) { *p = v; }
+__device__ __forceinline__ void store_f(__half *p, float v) { *p = __float2half(v); }
 
 #define FOR_EACH(i, n)                                                                         \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                    \

@@ -1,24 +1,27 @@
-/* Elementwise ops and their gradients: twins of core/layers/activation.c and combine.c. */
+/* Elementwise ops and their gradients: twins of core/layers/activation.c and combine.c; the
+ * conversions between float and half and the bias of fp16 convolutions. */
 #include "common.cuh"
+#include "kernels-half.h"
 #include "kernels.h"
 
-__global__ void ew_forward(int op, float *out, const float *a, const float *b, size_t n, float p,
-                           float q)
+template <typename T>
+__global__ void ew_forward(int op, T *out, const T *a, const T *b, size_t n, float p, float q)
 {
     FOR_EACH(i, n) {
-        float x = a[i];
+        float x = load_f(a + i), y = 0;
         switch (op) {
-        case EW_ADD: out[i] = x + b[i]; break;
-        case EW_RELU: out[i] = x < 0.0f ? 0.0f : x; break;
-        case EW_LEAKY_RELU: out[i] = x > 0.0f ? x : p * x; break;
-        case EW_TANH: out[i] = tanhf(x); break;
-        case EW_SCALED_TANH: out[i] = p * tanhf(x) + q; break;
+        case EW_ADD: y = x + load_f(b + i); break;
+        case EW_RELU: y = x < 0.0f ? 0.0f : x; break;
+        case EW_LEAKY_RELU: y = x > 0.0f ? x : p * x; break;
+        case EW_TANH: y = tanhf(x); break;
+        case EW_SCALED_TANH: y = p * tanhf(x) + q; break;
         case EW_SIGMOID: { /* exp of a non-positive argument only, as the CPU's */
             float e = expf(-fabsf(x));
-            out[i] = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+            y = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
             break;
         }
         }
+        store_f(out + i, y);
     }
 }
 
@@ -40,7 +43,14 @@ __global__ void ew_backward(int op, float *dx, const float *dout, const float *r
 void gpu_elementwise(int op, float *out, const float *a, const float *b, size_t n, float p, float q)
 {
     if (n)
-        LAUNCH(ew_forward, blocks(n), op, out, a, b, n, p, q);
+        LAUNCH(ew_forward<float>, blocks(n), op, out, a, b, n, p, q);
+}
+
+void gpu_elementwise(int op, __half *out, const __half *a, const __half *b, size_t n, float p,
+                     float q)
+{
+    if (n)
+        LAUNCH(ew_forward<__half>, blocks(n), op, out, a, b, n, p, q);
 }
 
 void gpu_elementwise_backward(int op, float *dx, const float *dout, const float *ref, size_t n,
@@ -48,4 +58,42 @@ void gpu_elementwise_backward(int op, float *dx, const float *dout, const float 
 {
     if (n)
         LAUNCH(ew_backward, blocks(n), op, dx, dout, ref, n, p, q);
+}
+
+__global__ void to_half_k(__half *out, const float *in, size_t n)
+{
+    FOR_EACH(i, n)
+        store_f(out + i, in[i]);
+}
+
+__global__ void to_float_k(float *out, const __half *in, size_t n)
+{
+    FOR_EACH(i, n)
+        out[i] = load_f(in + i);
+}
+
+void gpu_to_half(__half *out, const float *in, size_t n)
+{
+    if (n)
+        LAUNCH(to_half_k, blocks(n), out, in, n);
+}
+
+void gpu_to_float(float *out, const __half *in, size_t n)
+{
+    if (n)
+        LAUNCH(to_float_k, blocks(n), out, in, n);
+}
+
+/* the bias added to the convolution's float result before it was rounded would be better;
+ * cuDNN's fp16 output is rounded already, so this rounds twice (well within fp16's error) */
+__global__ void add_bias_k(__half *y, const float *bias, int c, int hw, size_t total)
+{
+    FOR_EACH(i, total)
+        store_f(y + i, load_f(y + i) + bias[i / hw % c]);
+}
+
+void gpu_add_bias(__half *y, const float *bias, size_t total, int c, int hw)
+{
+    if (total)
+        LAUNCH(add_bias_k, blocks(total), y, bias, c, hw, total);
 }

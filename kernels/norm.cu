@@ -6,18 +6,20 @@
  * one block reduces one group, walking its planes in order, so the parameter gradients
  * need no atomics and come out the same on every run. */
 #include "common.cuh"
+#include "kernels-half.h"
 #include "kernels.h"
 
 /* The CPU's group_stats: mean and biased variance of `planes` planes of hw floats spaced
  * `stride` apart, for every thread of the block. */
-__device__ static void group_stats(double *mean, double *var, const float *x, int planes,
+template <typename T>
+__device__ static void group_stats(double *mean, double *var, const T *x, int planes,
                                    size_t stride, int hw)
 {
-    const double pivot = x[0];
+    const double pivot = load_f(x);
     double v[2] = {0, 0};
     for (int p = 0; p < planes; p++)
         for (int i = threadIdx.x; i < hw; i += blockDim.x) {
-            double d = x[(size_t)p * stride + i] - pivot;
+            double d = load_f(x + (size_t)p * stride + i) - pivot;
             v[0] += d;
             v[1] += d * d;
         }
@@ -56,12 +58,13 @@ __device__ static void norm_backward_group(float *dx, double *v, const float *do
 /* ---- instance norm: forward one block per (image, channel) plane, backward one block per
  * channel ---------------------------------------------------------------------------------- */
 
-__global__ void in_forward_k(float *out, float *mean, float *rstd, const float *x,
-                             const float *gamma, const float *beta, int c, int hw, float eps)
+template <typename T>
+__global__ void in_forward_k(T *out, float *mean, float *rstd, const T *x, const float *gamma,
+                             const float *beta, int c, int hw, float eps)
 {
     const int plane = blockIdx.x, ch = plane % c;
-    const float *px = x + (size_t)plane * hw;
-    float *po = out + (size_t)plane * hw;
+    const T *px = x + (size_t)plane * hw;
+    T *po = out + (size_t)plane * hw;
     double m, v;
     group_stats(&m, &v, px, 1, hw, hw);
     const float fm = (float)m, fr = (float)(1.0 / sqrt(v + eps));
@@ -71,14 +74,21 @@ __global__ void in_forward_k(float *out, float *mean, float *rstd, const float *
     }
     const float a = fr * (gamma ? gamma[ch] : 1.0f), b = beta ? beta[ch] : 0.0f;
     for (int i = threadIdx.x; i < hw; i += blockDim.x)
-        po[i] = (px[i] - fm) * a + b;
+        store_f(po + i, (load_f(px + i) - fm) * a + b);
 }
 
 void gpu_instance_norm(float *out, float *mean, float *rstd, const float *x, const float *gamma,
                        const float *beta, int n, int c, int hw, float eps)
 {
     if (n * c > 0)
-        LAUNCH(in_forward_k, n * c, out, mean, rstd, x, gamma, beta, c, hw, eps);
+        LAUNCH(in_forward_k<float>, n * c, out, mean, rstd, x, gamma, beta, c, hw, eps);
+}
+
+void gpu_instance_norm(__half *out, float *mean, float *rstd, const __half *x, const float *gamma,
+                       const float *beta, int n, int c, int hw, float eps)
+{
+    if (n * c > 0)
+        LAUNCH(in_forward_k<__half>, n * c, out, mean, rstd, x, gamma, beta, c, hw, eps);
 }
 
 /* Thread 0 adds a channel's sums (v[0] = Σ dy, v[1] = Σ dy·x̂) to the affine gradients. */
@@ -152,22 +162,24 @@ __global__ void bn_running_stats_k(float *mean, float *rstd, const float *runnin
 }
 
 /* out = (x − mean)·(rstd·gamma) + beta, the CPU's normalise_plane */
-__global__ void bn_apply_k(float *out, const float *x, const float *mean, const float *rstd,
+template <typename T>
+__global__ void bn_apply_k(T *out, const T *x, const float *mean, const float *rstd,
                            const float *gamma, const float *beta, int c, int hw, size_t total)
 {
     FOR_EACH(i, total) {
         const int ch = (int)(i / hw % c);
         const float a = rstd[ch] * (gamma ? gamma[ch] : 1.0f), b = beta ? beta[ch] : 0.0f;
-        out[i] = (x[i] - mean[ch]) * a + b;
+        store_f(out + i, (load_f(x + i) - mean[ch]) * a + b);
     }
 }
 
-static void bn_apply(float *out, const float *x, const float *mean, const float *rstd,
-                     const float *gamma, const float *beta, int n, int c, int hw)
+template <typename T>
+static void bn_apply(T *out, const T *x, const float *mean, const float *rstd, const float *gamma,
+                     const float *beta, int n, int c, int hw)
 {
     size_t total = (size_t)n * c * hw;
     if (total)
-        LAUNCH(bn_apply_k, blocks(total), out, x, mean, rstd, gamma, beta, c, hw, total);
+        LAUNCH(bn_apply_k<T>, blocks(total), out, x, mean, rstd, gamma, beta, c, hw, total);
 }
 
 void gpu_batch_norm_train(float *out, float *mean, float *rstd, float *running_mean,
@@ -181,14 +193,29 @@ void gpu_batch_norm_train(float *out, float *mean, float *rstd, float *running_m
     bn_apply(out, x, mean, rstd, gamma, beta, n, c, hw);
 }
 
-void gpu_batch_norm_eval(float *out, float *mean, float *rstd, const float *x,
-                         const float *running_mean, const float *running_var, const float *gamma,
-                         const float *beta, int n, int c, int hw, float eps)
+template <typename T>
+static void batch_norm_eval(T *out, float *mean, float *rstd, const T *x,
+                            const float *running_mean, const float *running_var,
+                            const float *gamma, const float *beta, int n, int c, int hw, float eps)
 {
     if (c <= 0)
         return;
     LAUNCH(bn_running_stats_k, blocks(c), mean, rstd, running_mean, running_var, c, eps);
     bn_apply(out, x, mean, rstd, gamma, beta, n, c, hw);
+}
+
+void gpu_batch_norm_eval(float *out, float *mean, float *rstd, const float *x,
+                         const float *running_mean, const float *running_var, const float *gamma,
+                         const float *beta, int n, int c, int hw, float eps)
+{
+    batch_norm_eval(out, mean, rstd, x, running_mean, running_var, gamma, beta, n, c, hw, eps);
+}
+
+void gpu_batch_norm_eval(__half *out, float *mean, float *rstd, const __half *x,
+                         const float *running_mean, const float *running_var, const float *gamma,
+                         const float *beta, int n, int c, int hw, float eps)
+{
+    batch_norm_eval(out, mean, rstd, x, running_mean, running_var, gamma, beta, n, c, hw, eps);
 }
 
 __global__ void bn_backward_k(float *dx, float *dgamma, float *dbeta, const float *dout,

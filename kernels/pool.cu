@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "common.cuh"
+#include "kernels-half.h"
 #include "kernels.h"
 
 /* The outputs [*lo, *hi) along an axis whose windows (starting at o·stride − pad, k wide)
@@ -27,12 +28,12 @@ __device__ static size_t output_at(size_t i, const GpuPool &p, int *oy, int *ox)
     return i / ((size_t)p.hout * p.wout);
 }
 
-__global__ void avg_pool_k(float *out, const float *in, GpuPool p, size_t total)
+template <typename T> __global__ void avg_pool_k(T *out, const T *in, GpuPool p, size_t total)
 {
     const float inv = 1.0f / (float)(p.k * p.k); /* floor mode: every window is k × k */
     FOR_EACH(i, total) {
         int oy, ox;
-        const float *src = in + output_at(i, p, &oy, &ox) * p.h * p.w;
+        const T *src = in + output_at(i, p, &oy, &ox) * p.h * p.w;
         float acc = 0;
         for (int ky = 0; ky < p.k; ky++) {
             const int iy = oy * p.stride - p.pad + ky;
@@ -41,10 +42,10 @@ __global__ void avg_pool_k(float *out, const float *in, GpuPool p, size_t total)
             for (int kx = 0; kx < p.k; kx++) {
                 const int ix = ox * p.stride - p.pad + kx;
                 if (ix >= 0 && ix < p.w)
-                    acc += src[(size_t)iy * p.w + ix];
+                    acc += load_f(src + (size_t)iy * p.w + ix);
             }
         }
-        out[i] = acc * inv;
+        store_f(out + i, acc * inv);
     }
 }
 
@@ -67,11 +68,12 @@ __global__ void avg_pool_back_k(float *din, const float *dout, GpuPool p, size_t
     }
 }
 
-__global__ void max_pool_k(float *out, int *argmax, const float *in, GpuPool p, size_t total)
+template <typename T>
+__global__ void max_pool_k(T *out, int *argmax, const T *in, GpuPool p, size_t total)
 {
     FOR_EACH(i, total) {
         int oy, ox;
-        const float *src = in + output_at(i, p, &oy, &ox) * p.h * p.w;
+        const T *src = in + output_at(i, p, &oy, &ox) * p.h * p.w;
         const int y0 = oy * p.stride - p.pad, x0 = ox * p.stride - p.pad;
         const int ya = y0 < 0 ? 0 : y0, yb = y0 + p.k < p.h ? y0 + p.k : p.h;
         const int xa = x0 < 0 ? 0 : x0, xb = x0 + p.k < p.w ? x0 + p.k : p.w;
@@ -79,13 +81,13 @@ __global__ void max_pool_k(float *out, int *argmax, const float *in, GpuPool p, 
         int at = ya * p.w + xa;
         for (int iy = ya; iy < yb; iy++)
             for (int ix = xa; ix < xb; ix++) {
-                const float v = src[(size_t)iy * p.w + ix];
+                const float v = load_f(src + (size_t)iy * p.w + ix);
                 if (v > best || isnan(v)) {
                     best = v;
                     at = iy * p.w + ix;
                 }
             }
-        out[i] = best;
+        store_f(out + i, best);
         argmax[i] = at;
     }
 }
@@ -126,7 +128,13 @@ static size_t inputs(const GpuPool *p)
 void gpu_avg_pool(float *out, const float *in, const GpuPool *p)
 {
     if (outputs(p))
-        LAUNCH(avg_pool_k, blocks(outputs(p)), out, in, *p, outputs(p));
+        LAUNCH(avg_pool_k<float>, blocks(outputs(p)), out, in, *p, outputs(p));
+}
+
+void gpu_avg_pool(__half *out, const __half *in, const GpuPool *p)
+{
+    if (outputs(p))
+        LAUNCH(avg_pool_k<__half>, blocks(outputs(p)), out, in, *p, outputs(p));
 }
 
 void gpu_avg_pool_backward(float *din, const float *dout, const GpuPool *p)
@@ -138,7 +146,13 @@ void gpu_avg_pool_backward(float *din, const float *dout, const GpuPool *p)
 void gpu_max_pool(float *out, int *argmax, const float *in, const GpuPool *p)
 {
     if (outputs(p))
-        LAUNCH(max_pool_k, blocks(outputs(p)), out, argmax, in, *p, outputs(p));
+        LAUNCH(max_pool_k<float>, blocks(outputs(p)), out, argmax, in, *p, outputs(p));
+}
+
+void gpu_max_pool(__half *out, int *argmax, const __half *in, const GpuPool *p)
+{
+    if (outputs(p))
+        LAUNCH(max_pool_k<__half>, blocks(outputs(p)), out, argmax, in, *p, outputs(p));
 }
 
 void gpu_max_pool_backward(float *din, const float *dout, const int *argmax, const GpuPool *p)
@@ -148,15 +162,15 @@ void gpu_max_pool_backward(float *din, const float *dout, const int *argmax, con
 }
 
 /* a block per plane; the CPU sums in double too, so the two agree to the float rounding */
-__global__ void global_avg_pool_k(float *out, const float *in, int hw)
+template <typename T> __global__ void global_avg_pool_k(T *out, const T *in, int hw)
 {
-    const float *src = in + (size_t)blockIdx.x * hw;
+    const T *src = in + (size_t)blockIdx.x * hw;
     double v[1] = {0};
     for (int i = threadIdx.x; i < hw; i += blockDim.x)
-        v[0] += src[i];
+        v[0] += load_f(src + i);
     block_sum<1>(v);
     if (threadIdx.x == 0)
-        out[blockIdx.x] = (float)(v[0] / hw);
+        store_f(out + blockIdx.x, (float)(v[0] / hw));
 }
 
 __global__ void global_avg_pool_back_k(float *din, const float *dout, int hw, size_t total)
@@ -168,7 +182,13 @@ __global__ void global_avg_pool_back_k(float *din, const float *dout, int hw, si
 void gpu_global_avg_pool(float *out, const float *in, int planes, int hw)
 {
     if (planes > 0)
-        LAUNCH(global_avg_pool_k, planes, out, in, hw);
+        LAUNCH(global_avg_pool_k<float>, planes, out, in, hw);
+}
+
+void gpu_global_avg_pool(__half *out, const __half *in, int planes, int hw)
+{
+    if (planes > 0)
+        LAUNCH(global_avg_pool_k<__half>, planes, out, in, hw);
 }
 
 void gpu_global_avg_pool_backward(float *din, const float *dout, int planes, int hw)

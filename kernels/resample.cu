@@ -3,9 +3,11 @@
  * output element of the pass (gathers only: no atomics, the same sums in the same order
  * on every run). */
 #include "common.cuh"
+#include "kernels-half.h"
 #include "kernels.h"
 
-__global__ void upsample_k(float *out, const float *in, size_t total, int h, int w, int f)
+template <typename T>
+__global__ void upsample_k(T *out, const T *in, size_t total, int h, int w, int f)
 {
     const int wo = w * f, ho = h * f;
     FOR_EACH(i, total) {
@@ -30,11 +32,21 @@ __global__ void upsample_back_k(float *din, const float *dout, size_t total, int
     }
 }
 
-void gpu_upsample_nearest(float *out, const float *in, int planes, int h, int w, int f)
+template <typename T> static void upsample(T *out, const T *in, int planes, int h, int w, int f)
 {
     size_t total = (size_t)planes * h * f * w * f;
     if (total)
-        LAUNCH(upsample_k, blocks(total), out, in, total, h, w, f);
+        LAUNCH(upsample_k<T>, blocks(total), out, in, total, h, w, f);
+}
+
+void gpu_upsample_nearest(float *out, const float *in, int planes, int h, int w, int f)
+{
+    upsample(out, in, planes, h, w, f);
+}
+
+void gpu_upsample_nearest(__half *out, const __half *in, int planes, int h, int w, int f)
+{
+    upsample(out, in, planes, h, w, f);
 }
 
 void gpu_upsample_nearest_backward(float *din, const float *dout, int planes, int h, int w, int f)
@@ -46,7 +58,8 @@ void gpu_upsample_nearest_backward(float *din, const float *dout, int planes, in
 
 /* out (n, c, h·r, w·r)[b, ch, y·r+i, x·r+j] = in (n, c·r², h, w)[b, ch·r²+i·r+j, y, x];
  * forward gathers into out, backward gathers into din: the same map read both ways */
-__global__ void shuffle_k(float *out, const float *in, size_t total, int c, int h, int w, int r,
+template <typename T>
+__global__ void shuffle_k(T *out, const T *in, size_t total, int c, int h, int w, int r,
                           int backward)
 {
     const int ho = h * r, wo = w * r;
@@ -61,11 +74,21 @@ __global__ void shuffle_k(float *out, const float *in, size_t total, int c, int 
     }
 }
 
-void gpu_pixel_shuffle(float *out, const float *in, int n, int c, int h, int w, int r)
+template <typename T> static void shuffle(T *out, const T *in, int n, int c, int h, int w, int r)
 {
     size_t total = (size_t)n * c * h * r * w * r;
     if (total)
-        LAUNCH(shuffle_k, blocks(total), out, in, total, c, h, w, r, 0);
+        LAUNCH(shuffle_k<T>, blocks(total), out, in, total, c, h, w, r, 0);
+}
+
+void gpu_pixel_shuffle(float *out, const float *in, int n, int c, int h, int w, int r)
+{
+    shuffle(out, in, n, c, h, w, r);
+}
+
+void gpu_pixel_shuffle(__half *out, const __half *in, int n, int c, int h, int w, int r)
+{
+    shuffle(out, in, n, c, h, w, r);
 }
 
 void gpu_pixel_shuffle_backward(float *din, const float *dout, int n, int c, int h, int w, int r)
@@ -73,7 +96,7 @@ void gpu_pixel_shuffle_backward(float *din, const float *dout, int n, int c, int
     /* a permutation: every element of din is written exactly once */
     size_t total = (size_t)n * c * h * r * w * r;
     if (total)
-        LAUNCH(shuffle_k, blocks(total), din, dout, total, c, h, w, r, 1);
+        LAUNCH(shuffle_k<float>, blocks(total), din, dout, total, c, h, w, r, 1);
 }
 
 /* ReflectionPad2d's source of padded position q - p along an axis of n (p < n) */
@@ -82,7 +105,8 @@ __device__ static int reflect_source(int x, int n)
     return x < 0 ? -x : x >= n ? 2 * n - 2 - x : x;
 }
 
-__global__ void pad_k(float *out, const float *in, size_t total, int h, int w, int p)
+template <typename T>
+__global__ void pad_k(T *out, const T *in, size_t total, int h, int w, int p)
 {
     const int hp = h + 2 * p, wp = w + 2 * p;
     FOR_EACH(i, total) {
@@ -118,11 +142,21 @@ __global__ void pad_back_k(float *din, const float *dpad, size_t total, int h, i
     }
 }
 
-void gpu_reflect_pad(float *out, const float *in, int planes, int h, int w, int p)
+template <typename T> static void pad(T *out, const T *in, int planes, int h, int w, int p)
 {
     size_t total = (size_t)planes * (h + 2 * p) * (w + 2 * p);
     if (total)
-        LAUNCH(pad_k, blocks(total), out, in, total, h, w, p);
+        LAUNCH(pad_k<T>, blocks(total), out, in, total, h, w, p);
+}
+
+void gpu_reflect_pad(float *out, const float *in, int planes, int h, int w, int p)
+{
+    pad(out, in, planes, h, w, p);
+}
+
+void gpu_reflect_pad(__half *out, const __half *in, int planes, int h, int w, int p)
+{
+    pad(out, in, planes, h, w, p);
 }
 
 void gpu_reflect_pad_backward(float *din, const float *dpad, int planes, int h, int w, int p)

@@ -6,6 +6,8 @@
  * with NaN before the compared pass, so an element a kernel forgets to write fails. Norm
  * scales, biases and running statistics are randomised (the same on both sides), and the
  * running statistics are compared after the forward passes too.
+ * fp16 inference (PERCEPT_CUDA_PRECISION=fp16) is checked forward, without gradients, to
+ * 1e-2 (check_fp16).
  * Exits 77 (skipped) when the CUDA backend finds no GPU. Prints one line per case. */
 #include <math.h>
 #include <stdio.h>
@@ -16,7 +18,7 @@
 #include "percept/percept.h"
 #include "norm-vectors.h"
 
-static const double TOLERANCE = 1e-5;
+static const double TOLERANCE = 1e-5, TOLERANCE_FP16 = 1e-2;
 static int failures, cases;
 /* whether check asks for the input's gradient: without it nothing copies a gradient to the
  * host, so the pass's end must synchronise by itself (as in training) */
@@ -202,16 +204,66 @@ static void check(const char *name, const char *arch, int n, int c, int h, int w
     percept_net_free(b);
 }
 
-/* A network of one op after a conv (so the op's input gradient reaches parameters). */
-static void check_op(const char *name, const char *node_json, int cout, int n, int h, int w,
-                     int training)
+/* fp16 inference: the CUDA side's forward without gradients in half precision (its
+ * activations and weights rounded to half, float arithmetic) against the CPU's in float.
+ * Both of the CUDA side's passes count: the first writes fresh device memory (NaN under the
+ * fake runtime), the second a float arena poisoned beyond the input. The error must also
+ * be above zero: a pass that quietly stayed in float would hide a broken fp16 path. */
+static void check_fp16(const char *name, const char *arch, int n, int c, int h, int w)
 {
-    char arch[2048];
-    snprintf(arch, sizeof arch,
+    cases++;
+    setenv("PERCEPT_CUDA_PRECISION", "fp16", 1); /* read at the network's first pass */
+    PerceptNet *a = make("cpu", arch, 0), *b = make("cuda", arch, 0);
+    size_t nin = (size_t)n * c * h * w;
+    float *x = randoms(nin, 17, -1, 1);
+    PerceptTensor in = {n, c, h, w, x}, ya, yb;
+    double worst = 0;
+    int ok = a && b;
+    if (ok) {
+        percept_net_set_grad(a, 0);
+        percept_net_set_grad(b, 0);
+        randomise_norm_vectors(a, b);
+        ok = !percept_net_forward(a, &in, &ya) && !percept_net_forward(b, &in, &yb);
+    }
+    unsetenv("PERCEPT_CUDA_PRECISION");
+    for (int pass = 0; ok && pass < 2; pass++) {
+        if (pass) {
+            poison(b->plan.act + nin, b->plan.act_floats - nin);
+            ok = !percept_net_forward(b, &in, &yb);
+        }
+        double e = ok ? nerr(ya.data, yb.data, percept_tensor_numel(&ya)) : 0;
+        worst = e > worst || isnan(e) ? e : worst;
+    }
+    if (!ok) {
+        printf("FAIL %s: %s\n", name, percept_error());
+        failures++;
+    } else if (!(worst <= TOLERANCE_FP16 && worst > 0)) {
+        printf("FAIL %s: normalised error %.3g (tolerance %.0e%s)\n", name, worst,
+               TOLERANCE_FP16, worst == 0 ? ", and none at all: not run in half precision" : "");
+        failures++;
+    } else {
+        printf("ok   %s: normalised error %.2g\n", name, worst);
+    }
+    free(x);
+    percept_net_free(a);
+    percept_net_free(b);
+}
+
+/* A network of one op after a conv (so the op's input gradient reaches parameters). */
+static void op_arch(char *arch, size_t size, const char *name, const char *node_json, int cout)
+{
+    snprintf(arch, size,
              "{\"format\":1,\"name\":\"%s\",\"nodes\":["
              "{\"name\":\"c\",\"op\":\"conv2d\",\"in\":[\"input\"],\"cin\":3,\"cout\":%d,\"k\":3,\"pad\":1},"
              "%s]}",
              name, cout, node_json);
+}
+
+static void check_op(const char *name, const char *node_json, int cout, int n, int h, int w,
+                     int training)
+{
+    char arch[2048];
+    op_arch(arch, sizeof arch, name, node_json, cout);
     check(name, arch, n, 3, h, w, training);
 }
 
@@ -287,29 +339,47 @@ int main(void)
         check_op_shapes(ops[i].name, ops[i].node, ops[i].cout, 0);
     for (size_t i = 0; i < sizeof training_ops / sizeof training_ops[0]; i++)
         check_op_shapes(training_ops[i].name, training_ops[i].node, training_ops[i].cout, 1);
+    /* fp16 inference: every op but binary (a threshold: half's rounding flips some of its
+     * outputs by 1); dropout, the identity without training, for the CPU fallback */
+    char arch16[2048], name16[160];
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        const int cpu_op = strstr(ops[i].node, "\"binary\"") != NULL;
+        const char *node = cpu_op ? "{\"name\":\"o\",\"op\":\"dropout\"}" : ops[i].node;
+        snprintf(name16, sizeof name16, "fp16 %s", cpu_op ? "dropout (on the CPU)" : ops[i].name);
+        op_arch(arch16, sizeof arch16, name16, node, ops[i].cout);
+        check_fp16(name16, arch16, 2, 3, 17, 23);
+        strcat(name16, " at 1×67×131");
+        check_fp16(name16, arch16, 1, 3, 67, 131);
+    }
     /* whole networks */
     char *arch;
     arch = percept_arch_johnson(&(PerceptJohnsonOpts){16, 2, 1});
     check("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 0);
+    check_fp16("fp16 johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48);
     free(arch);
     arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 16, 2, 0, 0, 0});
     check("sr x4 (16 channels), training mode", arch, 2, 3, 24, 20, 1);
     check("sr x4 (16 channels), eval (batch norm's running statistics)", arch, 2, 3, 24, 20, 0);
+    check_fp16("fp16 sr x4 (16 channels)", arch, 2, 3, 24, 20);
     free(arch);
     arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 24, 2, 0, 0, 0});
     check("sr-shuffle x4", arch, 2, 3, 24, 20, 0);
+    check_fp16("fp16 sr-shuffle x4", arch, 2, 3, 24, 20);
     input_gradient = 0;
     check("sr-shuffle x4, no input gradient", arch, 2, 3, 24, 20, 1);
     input_gradient = 1;
     free(arch);
     arch = percept_arch_restore(&(PerceptRestoreOpts){16, 2, 0, 0, 0, 0, 0});
     check("restore", arch, 1, 3, 40, 36, 0);
+    check_fp16("fp16 restore", arch, 1, 3, 40, 36);
     free(arch);
     arch = percept_arch_vgg16("relu3_3");
     check("vgg16 to relu3_3", arch, 1, 3, 48, 40, 0);
+    check_fp16("fp16 vgg16 to relu3_3", arch, 1, 3, 48, 40);
     free(arch);
     arch = percept_arch_deepsim_discriminator(&(PerceptDiscriminatorOpts){64, 8});
     check("deepsim discriminator (width 8), eval", arch, 2, 3, 64, 64, 0);
+    check_fp16("fp16 deepsim discriminator (width 8)", arch, 2, 3, 64, 64);
     free(arch);
     printf("test-cuda-parity: %d of %d cases agree\n", cases - failures, cases);
     return failures ? 1 : 0;

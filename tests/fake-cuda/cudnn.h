@@ -1,5 +1,5 @@
 /* The part of cuDNN 9's API that kernels/backend-cuda.cu uses, implemented on the host by
- * fake-cuda.cpp: NCHW float tensors and filters, 2-D cross-correlation with padding, stride
+ * fake-cuda.cpp: NCHW float or half tensors and filters (half: float accumulation), 2-D cross-correlation with padding, stride
  * and dilation, computed directly from the definitions (no algorithms, no workspace). Names
  * and meanings as NVIDIA's; nothing else of it is here. */
 #ifndef PERCEPT_FAKE_CUDNN_H
@@ -14,7 +14,7 @@ typedef enum {
     CUDNN_STATUS_NOT_SUPPORTED = 3000,
 } cudnnStatus_t;
 
-typedef enum { CUDNN_DATA_FLOAT = 0 } cudnnDataType_t;
+typedef enum { CUDNN_DATA_FLOAT = 0, CUDNN_DATA_HALF = 2 } cudnnDataType_t;
 typedef enum { CUDNN_TENSOR_NCHW = 0 } cudnnTensorFormat_t;
 typedef enum { CUDNN_CONVOLUTION = 0, CUDNN_CROSS_CORRELATION = 1 } cudnnConvolutionMode_t;
 typedef enum { CUDNN_DEFAULT_MATH = 0, CUDNN_TENSOR_OP_MATH = 1, CUDNN_FMA_MATH = 3 } cudnnMathType_t;

@@ -16,8 +16,11 @@
  *    cuDNN would.
  * The convolutions are the definitions, in double: cross-correlation of x with w (k, c, r, s)
  * with padding, stride and dilation; its gradients with respect to x and w; the bias sum.
+ * Half tensors (x, w and y all half; the accumulation float, CUDNN_DATA_FLOAT) are read
+ * into double and rounded to half once, at the end, as cuDNN's fp16 convolutions do.
  * FAKE_CUDA_LARGEST_MB is the largest allocation it grants (cudaErrorMemoryAllocation for
  * more): a test's way to a GPU whose memory runs out, whatever else is loaded. */
+#include <cuda_fp16.h>
 #include <cudnn.h>
 #include <cuda_runtime.h>
 
@@ -260,6 +263,7 @@ struct FakeCudnnContext {
 struct FakeTensor {
     int n, c, h, w; /* a filter: k, c, r, s */
     bool set;
+    cudnnDataType_t type;
 };
 struct FakeConv {
     int pad_h, pad_w, u, v, dil_h, dil_w;
@@ -297,10 +301,10 @@ cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d)
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format,
                                          cudnnDataType_t type, int n, int c, int h, int w)
 {
-    if (format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT || n < 1 || c < 1 || h < 1 ||
-        w < 1)
+    if (format != CUDNN_TENSOR_NCHW || (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_HALF) ||
+        n < 1 || c < 1 || h < 1 || w < 1)
         return CUDNN_STATUS_BAD_PARAM;
-    *d = {n, c, h, w, true};
+    *d = {n, c, h, w, true, type};
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -353,11 +357,12 @@ cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnM
 
 namespace {
 
-/* x (n, c, h, w), w (k, c, r, s) and y (n, k, oh, ow) agree under conv: cuDNN's
- * BAD_PARAM otherwise */
+/* x (n, c, h, w), w (k, c, r, s) and y (n, k, oh, ow) agree under conv, all of one data
+ * type: cuDNN's BAD_PARAM otherwise */
 bool consistent(const FakeTensor *x, const FakeTensor *w, const FakeConv *cv, const FakeTensor *y)
 {
-    if (!x->set || !w->set || !cv->set || !y->set || x->c != w->c || y->c != w->n || x->n != y->n)
+    if (!x->set || !w->set || !cv->set || !y->set || x->c != w->c || y->c != w->n || x->n != y->n ||
+        x->type != w->type || x->type != y->type)
         return false;
     int oh = (x->h + 2 * cv->pad_h - cv->dil_h * (w->h - 1) - 1) / cv->u + 1;
     int ow = (x->w + 2 * cv->pad_w - cv->dil_w * (w->w - 1) - 1) / cv->v + 1;
@@ -409,11 +414,24 @@ void each_tap(const FakeTensor *x, const FakeTensor *w, const FakeConv *cv, cons
                 }
 }
 
-/* out = a·acc + b·out (b 0: out is not read, as cuDNN) */
-void blend(float *out, const double *acc, size_t n, float a, float b)
+/* element i of a float or half tensor */
+double get(const void *p, size_t i, cudnnDataType_t type)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = (float)(a * acc[i] + (b != 0 ? (double)b * out[i] : 0.0));
+    return type == CUDNN_DATA_HALF ? __half2float(static_cast<const __half *>(p)[i])
+                                   : static_cast<const float *>(p)[i];
+}
+
+/* out = a·acc + b·out (b 0: out is not read, as cuDNN), rounded to out's type once */
+void blend(void *out, const double *acc, size_t n, float a, float b,
+           cudnnDataType_t type = CUDNN_DATA_FLOAT)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = (float)(a * acc[i] + (b != 0 ? (double)b * get(out, i, type) : 0.0));
+        if (type == CUDNN_DATA_HALF)
+            static_cast<__half *>(out)[i] = __float2half(v);
+        else
+            static_cast<float *>(out)[i] = v;
+    }
 }
 
 float value(const void *scalar)
@@ -425,21 +443,22 @@ float value(const void *scalar)
  * reads them at the call): acc[out] += product, out sized `n`, `target` its floats. */
 enum Pass { FORWARD, BACKWARD_DATA, BACKWARD_FILTER };
 void queue_correlation(Pass pass, const FakeTensor *x, const FakeTensor *w, const FakeConv *cv,
-                       const FakeTensor *y, const float *a, const float *b, float *target,
+                       const FakeTensor *y, const void *a, const void *b, void *target,
                        size_t n, const void *alpha, const void *beta)
 {
     emu_enqueue([pass, x = *x, w = *w, cv = *cv, y = *y, a, b, target, n, al = value(alpha),
                  be = value(beta)] {
         Device d;
+        const cudnnDataType_t t = x.type; /* consistent(): the same for all three */
         double *acc = new double[n]();
         each_tap(&x, &w, &cv, &y, [&](size_t xi, size_t wi, size_t yi) {
             switch (pass) {
-            case FORWARD: acc[yi] += (double)a[xi] * b[wi]; break;          /* a x, b w */
-            case BACKWARD_DATA: acc[xi] += (double)a[yi] * b[wi]; break;    /* a dy, b w */
-            case BACKWARD_FILTER: acc[wi] += (double)a[xi] * b[yi]; break;  /* a x, b dy */
+            case FORWARD: acc[yi] += get(a, xi, t) * get(b, wi, t); break;         /* a x, b w */
+            case BACKWARD_DATA: acc[xi] += get(a, yi, t) * get(b, wi, t); break;   /* a dy, b w */
+            case BACKWARD_FILTER: acc[wi] += get(a, xi, t) * get(b, yi, t); break; /* a x, b dy */
             }
         });
-        blend(target, acc, n, al, be);
+        blend(target, acc, n, al, be, t);
         delete[] acc;
     });
 }
@@ -483,9 +502,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha,
 {
     if (!h || !consistent(xd, wd, conv, yd) || workspace_bytes < 4096)
         return CUDNN_STATUS_BAD_PARAM;
-    queue_correlation(FORWARD, xd, wd, conv, yd, static_cast<const float *>(x),
-                      static_cast<const float *>(w), static_cast<float *>(y), count(yd), alpha,
-                      beta);
+    queue_correlation(FORWARD, xd, wd, conv, yd, x, w, y, count(yd), alpha, beta);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -499,9 +516,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha,
 {
     if (!h || !consistent(dxd, wd, conv, dyd) || workspace_bytes < 4096)
         return CUDNN_STATUS_BAD_PARAM;
-    queue_correlation(BACKWARD_DATA, dxd, wd, conv, dyd, static_cast<const float *>(dy),
-                      static_cast<const float *>(w), static_cast<float *>(dx), count(dxd),
-                      alpha, beta);
+    queue_correlation(BACKWARD_DATA, dxd, wd, conv, dyd, dy, w, dx, count(dxd), alpha, beta);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -516,9 +531,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
 {
     if (!h || !consistent(xd, dwd, conv, dyd) || workspace_bytes < 4096)
         return CUDNN_STATUS_BAD_PARAM;
-    queue_correlation(BACKWARD_FILTER, xd, dwd, conv, dyd, static_cast<const float *>(x),
-                      static_cast<const float *>(dy), static_cast<float *>(dw), count(dwd),
-                      alpha, beta);
+    queue_correlation(BACKWARD_FILTER, xd, dwd, conv, dyd, x, dy, dw, count(dwd), alpha, beta);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -528,7 +541,7 @@ cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t h, const void *alpha,
                                            void *db)
 {
     if (!h || !dyd->set || !dbd->set || dbd->n != 1 || dbd->c != dyd->c || dbd->h != 1 ||
-        dbd->w != 1)
+        dbd->w != 1 || dyd->type != CUDNN_DATA_FLOAT || dbd->type != CUDNN_DATA_FLOAT)
         return CUDNN_STATUS_BAD_PARAM;
     emu_enqueue([t = *dyd, g = static_cast<const float *>(dy), out = static_cast<float *>(db),
                  al = value(alpha), be = value(beta)] {
@@ -547,7 +560,8 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void *alpha, cudnnTensorDesc
                              const void *a, const void *beta, cudnnTensorDescriptor_t cd, void *c)
 {
     /* the only broadcast percept uses: a bias (1, c, 1, 1) over (n, c, h, w) */
-    if (!h || !ad->set || !cd->set || ad->n != 1 || ad->c != cd->c || ad->h != 1 || ad->w != 1)
+    if (!h || !ad->set || !cd->set || ad->n != 1 || ad->c != cd->c || ad->h != 1 || ad->w != 1 ||
+        ad->type != CUDNN_DATA_FLOAT || cd->type != CUDNN_DATA_FLOAT)
         return CUDNN_STATUS_BAD_PARAM;
     emu_enqueue([t = *cd, af = static_cast<const float *>(a), cf = static_cast<float *>(c),
                  al = value(alpha), be = value(beta)] {
