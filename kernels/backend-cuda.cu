@@ -6,7 +6,11 @@
  * instance and batch norm, pooling, upsampling, pixel shuffle and reflection padding are
  * kernels of ours (elementwise.cu, combine.cu, norm.cu, pool.cu, resample.cu), each tested
  * against its CPU twin by tests/test-cuda-parity.c; linear, reshape, dropout, binary and
- * reparam are still the CPU's. The work of a pass runs in order on the default stream,
+ * reparam are still the CPU's. Inference fuses as the CPU does (plan.c): a residual add and
+ * a ReLU after a conv or norm are done as that node writes its output (the conv's in one
+ * pass with its bias, gpu_conv_epilogue), an eval batch norm after a conv is folded into
+ * its weights, and an upsampling before a conv is done into a buffer of the conv's own.
+ * The work of a pass runs in order on the default stream,
  * unsynchronised: the device is waited for before an op runs on its CPU twin, at a copy to
  * the host, and when the graph asks (backend.sync: the end of a pass, gradients it adds up
  * on the host).
@@ -95,6 +99,7 @@ typedef struct {
     Conv *conv;                      /* one per node */
     float **consts;                  /* per node: channel_affine's scale, shift; or NULL */
     __half **weights16;              /* per node: a convolution's weights in half, or NULL */
+    float **folded;                  /* per node: weights and bias with a batch norm folded in */
     int n_nodes;
     Precision precision;
     __half *half;                    /* fp16 inference: the activations, at the plan's offsets */
@@ -103,6 +108,8 @@ typedef struct {
     size_t workspace_bytes;
     float *buf;                      /* reflection-padded input, or its gradient */
     size_t buf_floats;
+    float *up;                       /* a convolution's input upsampled (in_up) */
+    size_t up_floats;
     float *stage;                    /* an input gradient bound for host memory */
     size_t stage_floats;
     float *stats;                    /* the pass's instance-norm statistics (device) */
@@ -141,11 +148,14 @@ static void cuda_net_free(PerceptNet *net)
         conv_destroy(&st->conv[i]);
         cudaFree(st->consts[i]);
         cudaFree(st->weights16[i]);
+        cudaFree(st->folded[i]);
     }
     free(st->conv);
     free(st->consts);
     free(st->weights16);
+    free(st->folded);
     cudaFree(st->half);
+    cudaFree(st->up);
     cudaFree(st->workspace);
     cudaFree(st->buf);
     cudaFree(st->stage);
@@ -178,9 +188,11 @@ static State *state(PerceptNet *net)
         State *st = (State *)calloc(1, sizeof *st);
         if (st && (!(st->conv = (Conv *)calloc(net->n_nodes, sizeof(Conv))) ||
                    !(st->consts = (float **)calloc(net->n_nodes, sizeof(float *))) ||
-                   !(st->weights16 = (__half **)calloc(net->n_nodes, sizeof(__half *))))) {
+                   !(st->weights16 = (__half **)calloc(net->n_nodes, sizeof(__half *))) ||
+                   !(st->folded = (float **)calloc(net->n_nodes, sizeof(float *))))) {
             free(st->conv);
             free(st->consts);
+            free(st->weights16);
             free(st);
             st = NULL;
         }
@@ -343,64 +355,90 @@ template <> __half *at<__half>(PerceptNet *net, State *st, int i)
     return st->half + (core->act(net, i) - net->plan.act);
 }
 
-/* The weights cuDNN reads: the parameters themselves, or for fp16 a half copy made at every
- * pass (they may have changed since the last; a copy costs a fraction of the convolution) */
-static int conv_weights(PerceptNet *net, State *, const Node *nd, const float **out)
+/* The weights cuDNN reads: the given ones, or for fp16 a half copy made at every pass (they
+ * may have changed since the last; a copy costs a fraction of the convolution) */
+static int weights_as(PerceptNet *, State *, const Node *, const float *w, size_t,
+                      const float **out)
 {
-    *out = core->param(net, nd, PARAM_WEIGHT);
+    *out = w;
     return 0;
 }
 
-static int conv_weights(PerceptNet *net, State *st, const Node *nd, const __half **out)
+static int weights_as(PerceptNet *net, State *st, const Node *nd, const float *w, size_t n,
+                      const __half **out)
 {
-    const size_t n = (size_t)nd->cin * nd->cout * nd->k * nd->k;
     __half **w16 = &st->weights16[nd - net->nodes];
     if (!*w16)
         CUDA_OK(cudaMalloc((void **)w16, n * sizeof(__half)), "fp16 weights");
-    gpu_to_half(*w16, core->param(net, nd, PARAM_WEIGHT), n);
+    gpu_to_half(*w16, w, n);
     *out = *w16;
     return 0;
 }
 
-/* y += bias over the output's channels */
-static int conv_bias(State *, Conv *c, const Node *nd, const float *b, float *y)
+/* A convolution's weights and bias: its parameters, or, with an eval batch norm folded in
+ * (ep_bn), the folded ones, made at every pass as the weights in half are. */
+template <typename T>
+static int conv_operands(PerceptNet *net, State *st, const Node *nd, const T **w, const float **b)
 {
-    const float one = 1;
-    CUDNN_OK(cudnnAddTensor(handle(), &one, c->bias, b, &one,
-                            nd->op == OP_CONV_TRANSPOSE2D ? c->x : c->y, y),
-             "bias");
-    return 0;
+    const float *wf = core->param(net, nd, PARAM_WEIGHT);
+    const size_t n = (size_t)nd->cin * nd->cout * nd->k * nd->k;
+    *b = core->param(net, nd, PARAM_BIAS);
+    if (nd->ep_bn >= 0) {
+        const Node *bn = &net->nodes[nd->ep_bn];
+        float **f = &st->folded[nd - net->nodes];
+        if (!*f)
+            CUDA_OK(cudaMalloc((void **)f, (n + nd->cout) * sizeof(float)), "folded batch norm");
+        gpu_fold_batch_norm(*f, *f + n, wf, *b, core->param(net, bn, PARAM_RUNNING_MEAN),
+                            core->param(net, bn, PARAM_RUNNING_VAR),
+                            core->param(net, bn, PARAM_WEIGHT), core->param(net, bn, PARAM_BIAS),
+                            nd->cout, n / nd->cout, bn->eps);
+        wf = *f;
+        *b = *f + n;
+    }
+    return weights_as(net, st, nd, wf, n, w);
 }
 
-static int conv_bias(State *, Conv *, const Node *nd, const float *b, __half *y)
+/* floats holding count elements of T */
+template <typename T> static size_t floats_for(size_t count)
 {
-    gpu_add_bias(y, b, shape_numel(nd->out), nd->cout, nd->out.h * nd->out.w);
-    return 0;
+    return (count * sizeof(T) + sizeof(float) - 1) / sizeof(float);
+}
+
+/* The inference epilogue's operand (plan.c: ep_add), or NULL */
+template <typename T> static const T *epilogue_add(PerceptNet *net, State *st, const Node *nd)
+{
+    return nd->ep_add == NO_NODE ? NULL : at<T>(net, st, nd->ep_add);
 }
 
 template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, State *st)
 {
     Conv *c;
-    const int half = sizeof(T) == sizeof(__half);
-    if (conv_prepare(net, nd, st, half, &c))
+    if (conv_prepare(net, nd, st, sizeof(T) == sizeof(__half), &c))
         return -1;
     const float one = 1, zero = 0;
     cudnnHandle_t h = handle();
     const T *x = at<T>(net, st, nd->in[0]), *w = NULL;
-    const float *b = core->param(net, nd, PARAM_BIAS);
+    const float *b = NULL;
     T *out = at<T>(net, st, (int)(nd - net->nodes));
-    if (conv_weights(net, st, nd, &w))
+    if (conv_operands(net, st, nd, &w, &b))
         return -1;
     if (nd->op == OP_CONV_TRANSPOSE2D) {
         CUDNN_OK(cudnnConvolutionBackwardData(h, &one, c->w, w, c->y, x, c->conv, c->bwd_data,
                                               st->workspace, st->workspace_bytes, &zero, c->x, out),
                  "transposed convolution");
     } else {
+        Shape in = c->in;
+        if (nd->in_up) { /* the upsampling folded into this conv (plan.c), done here */
+            const Node *up = &net->nodes[nd->in[0]];
+            if (grow(&st->up, &st->up_floats, floats_for<T>(shape_numel(in)), "upsampling buffer"))
+                return -1;
+            gpu_upsample_nearest((T *)st->up, at<T>(net, st, up->in[0]), in.n * in.c,
+                                 in.h / nd->in_up, in.w / nd->in_up, nd->in_up);
+            x = (const T *)st->up;
+        }
         if (c->padded) {
-            Shape in = c->in;
             size_t count = (size_t)in.n * in.c * (in.h + 2 * nd->pad) * (in.w + 2 * nd->pad);
-            if (grow(&st->buf, &st->buf_floats, (count * sizeof(T) + 3) / sizeof(float),
-                     "padding buffer"))
+            if (grow(&st->buf, &st->buf_floats, floats_for<T>(count), "padding buffer"))
                 return -1;
             gpu_reflect_pad((T *)st->buf, x, in.n * in.c, in.h, in.w, nd->pad);
             x = (const T *)st->buf;
@@ -409,7 +447,11 @@ template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, S
                                          st->workspace_bytes, &zero, c->y, out),
                  "convolution");
     }
-    return b ? conv_bias(st, c, nd, b, out) : 0;
+    const T *add = epilogue_add<T>(net, st, nd);
+    if (b || add || nd->ep_relu)
+        gpu_conv_epilogue(out, b, add, nd->ep_relu, shape_numel(nd->out), nd->out.c,
+                          nd->out.h * nd->out.w);
+    return 0;
 }
 
 /* dx (assigned), dW and db (accumulated, as every backend's parameter gradients are). */
@@ -585,7 +627,8 @@ template <typename T> static int forward_on_gpu(PerceptNet *net, const Node *nd,
     case OP_INSTANCE_NORM: {
         float *saved = net->plan.saved + nd->saved_off;
         gpu_instance_norm(out, saved, saved + in.n * in.c, x, core->param(net, nd, PARAM_WEIGHT),
-                          core->param(net, nd, PARAM_BIAS), in.n, in.c, hw, nd->eps);
+                          core->param(net, nd, PARAM_BIAS), in.n, in.c, hw, nd->eps,
+                          epilogue_add<T>(net, st, nd), nd->ep_relu);
         /* the first image's statistics, kept for percept_net_norm_stats (the saved memory
          * is shared by every node without gradients): copied on the device now, to the host
          * at sync */
@@ -614,7 +657,7 @@ template <typename T> static int forward_on_gpu(PerceptNet *net, const Node *nd,
                 break;
             }
         gpu_batch_norm_eval(out, saved, saved + in.c, x, rmean, rvar, g, b, in.n, in.c, hw,
-                            nd->eps);
+                            nd->eps, epilogue_add<T>(net, st, nd), nd->ep_relu);
         break;
     }
     case OP_ADD:
@@ -671,6 +714,9 @@ static int forward_on_cpu(PerceptNet *net, const Node *nd, State *st, int half)
         if (nd->in[j] != INPUT_NODE) /* the input is float already */
             gpu_to_float(core->act(net, nd->in[j]), at<__half>(net, st, nd->in[j]),
                          shape_numel(core->in_shape(net, nd, j)));
+    if (half && nd->ep_add >= 0) /* an epilogue's operand has the output's shape */
+        gpu_to_float(core->act(net, nd->ep_add), at<__half>(net, st, nd->ep_add),
+                     shape_numel(nd->out));
     CUDA_OK(cudaDeviceSynchronize(), "before a CPU op");
     if (core->cpu->forward(net, nd))
         return -1;
@@ -679,8 +725,20 @@ static int forward_on_cpu(PerceptNet *net, const Node *nd, State *st, int half)
     return half ? finish(nd->name) : 0;
 }
 
+/* Whether nd reads the network input: as an input, its epilogue's operand, or the input of
+ * the upsampling folded into it. */
+static int reads_input(const PerceptNet *net, const Node *nd)
+{
+    for (int j = 0; j < nd->n_in; j++)
+        if (nd->in[j] == INPUT_NODE)
+            return 1;
+    return nd->ep_add == INPUT_NODE || (nd->in_up && net->nodes[nd->in[0]].in[0] == INPUT_NODE);
+}
+
 static int cuda_forward(PerceptNet *net, const Node *nd)
 {
+    if (nd->fused_into >= 0)
+        return 0; /* computed by the node it is fused into (plan.c) */
     State *st = state(net);
     if (!st)
         return -1;
@@ -688,11 +746,10 @@ static int cuda_forward(PerceptNet *net, const Node *nd)
     if (half) {
         if (grow_half(st, net->plan.act_floats))
             return -1;
-        /* the network input, converted where this node reads it (it is not changed while
-         * a reader remains) */
-        for (int j = 0; j < nd->n_in; j++)
-            if (nd->in[j] == INPUT_NODE)
-                gpu_to_half(st->half, net->plan.act, shape_numel(net->plan.in));
+        /* the network input, converted where a node reads it (it is not changed while a
+         * reader remains) */
+        if (reads_input(net, nd))
+            gpu_to_half(st->half, net->plan.act, shape_numel(net->plan.in));
     }
     if (!on_gpu(nd) || (nd->op == OP_INSTANCE_NORM && net->norm_fixed))
         return forward_on_cpu(net, nd, st, half);
@@ -885,5 +942,6 @@ percept_plugin_backend(const PerceptCoreApi *api)
     backend.backward = cuda_backward;
     backend.net_free = cuda_net_free;
     backend.sync = cuda_sync;
+    backend.fuses_epilogues = 1;
     return &backend;
 }

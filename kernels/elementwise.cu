@@ -84,16 +84,34 @@ void gpu_to_float(float *out, const __half *in, size_t n)
         LAUNCH(to_float_k, blocks(n), out, in, n);
 }
 
-/* the bias added to the convolution's float result before it was rounded would be better;
- * cuDNN's fp16 output is rounded already, so this rounds twice (well within fp16's error) */
-__global__ void add_bias_k(__half *y, const float *bias, int c, int hw, size_t total)
+/* A convolution's output made final, in one pass over it: + bias[ch], + add, then ReLU (each
+ * optional) — the CPU's bias and its inference epilogue (epilogue_apply), in that order. */
+template <typename T>
+__global__ void conv_epilogue_k(T *y, const float *bias, const T *add, int relu, int c, int hw,
+                                size_t total)
 {
-    FOR_EACH(i, total)
-        store_f(y + i, load_f(y + i) + bias[i / hw % c]);
+    FOR_EACH(i, total) {
+        float v = load_f(y + i);
+        if (bias)
+            v += bias[i / hw % c];
+        if (add)
+            v += load_f(add + i);
+        if (relu)
+            v = v < 0.0f ? 0.0f : v; /* NaN passes, as relu_forward */
+        store_f(y + i, v);
+    }
 }
 
-void gpu_add_bias(__half *y, const float *bias, size_t total, int c, int hw)
+void gpu_conv_epilogue(float *y, const float *bias, const float *add, int relu, size_t total,
+                       int c, int hw)
 {
     if (total)
-        LAUNCH(add_bias_k, blocks(total), y, bias, c, hw, total);
+        LAUNCH(conv_epilogue_k<float>, blocks(total), y, bias, add, relu, c, hw, total);
+}
+
+void gpu_conv_epilogue(__half *y, const float *bias, const __half *add, int relu, size_t total,
+                       int c, int hw)
+{
+    if (total)
+        LAUNCH(conv_epilogue_k<__half>, blocks(total), y, bias, add, relu, c, hw, total);
 }

@@ -13,8 +13,8 @@
 
 void gpu_to_half(__half *out, const float *in, size_t n);
 void gpu_to_float(float *out, const __half *in, size_t n);
-/* y (n, c, hw) += bias[ch] */
-void gpu_add_bias(__half *y, const float *bias, size_t total, int c, int hw);
+void gpu_conv_epilogue(__half *y, const float *bias, const __half *add, int relu, size_t total,
+                       int c, int hw);
 
 void gpu_elementwise(int op, __half *out, const __half *a, const __half *b, size_t n, float p,
                      float q);
@@ -28,9 +28,11 @@ void gpu_avg_pool(__half *out, const __half *in, const GpuPool *p);
 void gpu_max_pool(__half *out, int *argmax, const __half *in, const GpuPool *p);
 void gpu_global_avg_pool(__half *out, const __half *in, int planes, int hw);
 void gpu_instance_norm(__half *out, float *mean, float *rstd, const __half *x, const float *gamma,
-                       const float *beta, int n, int c, int hw, float eps);
+                       const float *beta, int n, int c, int hw, float eps, const __half *add,
+                       int relu);
 void gpu_batch_norm_eval(__half *out, float *mean, float *rstd, const __half *x,
                          const float *running_mean, const float *running_var, const float *gamma,
-                         const float *beta, int n, int c, int hw, float eps);
+                         const float *beta, int n, int c, int hw, float eps, const __half *add,
+                         int relu);
 
 #endif

@@ -17,6 +17,11 @@ void gpu_elementwise(int op, float *out, const float *a, const float *b, size_t 
 void gpu_elementwise_backward(int op, float *dx, const float *dout, const float *ref, size_t n,
                               float p, float q);
 
+/* A convolution's output (cuDNN's, (n, c, hw)) made final in one pass: + bias[ch] (or NULL),
+ * + add (or NULL), then ReLU if relu: the bias and the inference epilogue (plan.c) */
+void gpu_conv_epilogue(float *y, const float *bias, const float *add, int relu, size_t total,
+                       int c, int hw);
+
 /* channel concatenation: inputs k (n, cs[k], hw) -> out (n, Σ cs, hw); a NULL dins[k]
  * is skipped */
 void gpu_concat(float *out, const float *const *ins, const int *cs, int count, int n, int hw);
@@ -51,9 +56,11 @@ void gpu_max_pool_backward(float *din, const float *dout, const int *argmax, con
 void gpu_global_avg_pool(float *out, const float *in, int planes, int hw);
 void gpu_global_avg_pool_backward(float *din, const float *dout, int planes, int hw);
 
-/* instance norm over (n, c, hw): mean and rstd (n·c) saved; gamma, beta (c) or NULL */
+/* instance norm over (n, c, hw): mean and rstd (n·c) saved; gamma, beta (c) or NULL; then
+ * the inference epilogue: + add (or NULL), ReLU if relu */
 void gpu_instance_norm(float *out, float *mean, float *rstd, const float *x, const float *gamma,
-                       const float *beta, int n, int c, int hw, float eps);
+                       const float *beta, int n, int c, int hw, float eps, const float *add,
+                       int relu);
 /* dx assigned (or NULL), dgamma and dbeta accumulated (or NULL) */
 void gpu_instance_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
                                 const float *x, const float *mean, const float *rstd,
@@ -67,7 +74,14 @@ void gpu_batch_norm_train(float *out, float *mean, float *rstd, float *running_m
                           const float *beta, int n, int c, int hw, float eps, float momentum);
 void gpu_batch_norm_eval(float *out, float *mean, float *rstd, const float *x,
                          const float *running_mean, const float *running_var, const float *gamma,
-                         const float *beta, int n, int c, int hw, float eps);
+                         const float *beta, int n, int c, int hw, float eps, const float *add,
+                         int relu);
+/* An eval batch norm folded into the convolution before it (plan.c's ep_bn), as the CPU's
+ * fold_batch_norm: wf = w·a, bf = (b − mean)·a + beta, a = gamma / √(var + eps) per output
+ * channel (per: the weights of one); b, gamma, beta may be NULL */
+void gpu_fold_batch_norm(float *wf, float *bf, const float *w, const float *b, const float *mean,
+                         const float *var, const float *gamma, const float *beta, int cout,
+                         size_t per, float eps);
 /* dx assigned (or NULL), dgamma and dbeta accumulated (or NULL); training: through the
  * batch statistics the forward saved; eval: through the fixed running ones */
 void gpu_batch_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,

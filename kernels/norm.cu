@@ -58,12 +58,20 @@ __device__ static void norm_backward_group(float *dx, double *v, const float *do
 /* ---- instance norm: forward one block per (image, channel) plane, backward one block per
  * channel ---------------------------------------------------------------------------------- */
 
+/* the inference epilogue (plan.c) of a normalised value v at i: + add[i], then ReLU */
+template <typename T> __device__ static float epilogue(float v, const T *add, size_t i, int relu)
+{
+    if (add)
+        v += load_f(add + i);
+    return relu && v < 0.0f ? 0.0f : v;
+}
+
 template <typename T>
 __global__ void in_forward_k(T *out, float *mean, float *rstd, const T *x, const float *gamma,
-                             const float *beta, int c, int hw, float eps)
+                             const float *beta, int c, int hw, float eps, const T *add, int relu)
 {
     const int plane = blockIdx.x, ch = plane % c;
-    const T *px = x + (size_t)plane * hw;
+    const T *px = x + (size_t)plane * hw, *pa = add ? add + (size_t)plane * hw : NULL;
     T *po = out + (size_t)plane * hw;
     double m, v;
     group_stats(&m, &v, px, 1, hw, hw);
@@ -74,21 +82,25 @@ __global__ void in_forward_k(T *out, float *mean, float *rstd, const T *x, const
     }
     const float a = fr * (gamma ? gamma[ch] : 1.0f), b = beta ? beta[ch] : 0.0f;
     for (int i = threadIdx.x; i < hw; i += blockDim.x)
-        store_f(po + i, (load_f(px + i) - fm) * a + b);
+        store_f(po + i, epilogue((load_f(px + i) - fm) * a + b, pa, i, relu));
 }
 
 void gpu_instance_norm(float *out, float *mean, float *rstd, const float *x, const float *gamma,
-                       const float *beta, int n, int c, int hw, float eps)
+                       const float *beta, int n, int c, int hw, float eps, const float *add,
+                       int relu)
 {
     if (n * c > 0)
-        LAUNCH(in_forward_k<float>, n * c, out, mean, rstd, x, gamma, beta, c, hw, eps);
+        LAUNCH(in_forward_k<float>, n * c, out, mean, rstd, x, gamma, beta, c, hw, eps, add,
+               relu);
 }
 
 void gpu_instance_norm(__half *out, float *mean, float *rstd, const __half *x, const float *gamma,
-                       const float *beta, int n, int c, int hw, float eps)
+                       const float *beta, int n, int c, int hw, float eps, const __half *add,
+                       int relu)
 {
     if (n * c > 0)
-        LAUNCH(in_forward_k<__half>, n * c, out, mean, rstd, x, gamma, beta, c, hw, eps);
+        LAUNCH(in_forward_k<__half>, n * c, out, mean, rstd, x, gamma, beta, c, hw, eps, add,
+               relu);
 }
 
 /* Thread 0 adds a channel's sums (v[0] = Σ dy, v[1] = Σ dy·x̂) to the affine gradients. */
@@ -164,22 +176,24 @@ __global__ void bn_running_stats_k(float *mean, float *rstd, const float *runnin
 /* out = (x − mean)·(rstd·gamma) + beta, the CPU's normalise_plane */
 template <typename T>
 __global__ void bn_apply_k(T *out, const T *x, const float *mean, const float *rstd,
-                           const float *gamma, const float *beta, int c, int hw, size_t total)
+                           const float *gamma, const float *beta, int c, int hw, size_t total,
+                           const T *add, int relu)
 {
     FOR_EACH(i, total) {
         const int ch = (int)(i / hw % c);
         const float a = rstd[ch] * (gamma ? gamma[ch] : 1.0f), b = beta ? beta[ch] : 0.0f;
-        store_f(out + i, (load_f(x + i) - mean[ch]) * a + b);
+        store_f(out + i, epilogue((load_f(x + i) - mean[ch]) * a + b, add, i, relu));
     }
 }
 
 template <typename T>
 static void bn_apply(T *out, const T *x, const float *mean, const float *rstd, const float *gamma,
-                     const float *beta, int n, int c, int hw)
+                     const float *beta, int n, int c, int hw, const T *add = NULL, int relu = 0)
 {
     size_t total = (size_t)n * c * hw;
     if (total)
-        LAUNCH(bn_apply_k<T>, blocks(total), out, x, mean, rstd, gamma, beta, c, hw, total);
+        LAUNCH(bn_apply_k<T>, blocks(total), out, x, mean, rstd, gamma, beta, c, hw, total, add,
+               relu);
 }
 
 void gpu_batch_norm_train(float *out, float *mean, float *rstd, float *running_mean,
@@ -196,26 +210,53 @@ void gpu_batch_norm_train(float *out, float *mean, float *rstd, float *running_m
 template <typename T>
 static void batch_norm_eval(T *out, float *mean, float *rstd, const T *x,
                             const float *running_mean, const float *running_var,
-                            const float *gamma, const float *beta, int n, int c, int hw, float eps)
+                            const float *gamma, const float *beta, int n, int c, int hw, float eps,
+                            const T *add, int relu)
 {
     if (c <= 0)
         return;
     LAUNCH(bn_running_stats_k, blocks(c), mean, rstd, running_mean, running_var, c, eps);
-    bn_apply(out, x, mean, rstd, gamma, beta, n, c, hw);
+    bn_apply(out, x, mean, rstd, gamma, beta, n, c, hw, add, relu);
 }
 
 void gpu_batch_norm_eval(float *out, float *mean, float *rstd, const float *x,
                          const float *running_mean, const float *running_var, const float *gamma,
-                         const float *beta, int n, int c, int hw, float eps)
+                         const float *beta, int n, int c, int hw, float eps, const float *add,
+                         int relu)
 {
-    batch_norm_eval(out, mean, rstd, x, running_mean, running_var, gamma, beta, n, c, hw, eps);
+    batch_norm_eval(out, mean, rstd, x, running_mean, running_var, gamma, beta, n, c, hw, eps,
+                    add, relu);
 }
 
 void gpu_batch_norm_eval(__half *out, float *mean, float *rstd, const __half *x,
                          const float *running_mean, const float *running_var, const float *gamma,
-                         const float *beta, int n, int c, int hw, float eps)
+                         const float *beta, int n, int c, int hw, float eps, const __half *add,
+                         int relu)
 {
-    batch_norm_eval(out, mean, rstd, x, running_mean, running_var, gamma, beta, n, c, hw, eps);
+    batch_norm_eval(out, mean, rstd, x, running_mean, running_var, gamma, beta, n, c, hw, eps,
+                    add, relu);
+}
+
+__global__ void fold_bn_k(float *wf, float *bf, const float *w, const float *b, const float *mean,
+                          const float *var, const float *gamma, const float *beta, size_t per,
+                          size_t total, float eps)
+{
+    FOR_EACH(i, total) {
+        const size_t c = i / per;
+        const double a = (gamma ? gamma[c] : 1.0) / sqrt((double)var[c] + eps);
+        wf[i] = (float)(w[i] * a);
+        if (i % per == 0)
+            bf[c] = (float)(((b ? b[c] : 0.0) - mean[c]) * a + (beta ? beta[c] : 0.0));
+    }
+}
+
+void gpu_fold_batch_norm(float *wf, float *bf, const float *w, const float *b, const float *mean,
+                         const float *var, const float *gamma, const float *beta, int cout,
+                         size_t per, float eps)
+{
+    const size_t total = (size_t)cout * per;
+    if (total)
+        LAUNCH(fold_bn_k, blocks(total), wf, bf, w, b, mean, var, gamma, beta, per, total, eps);
 }
 
 __global__ void bn_backward_k(float *dx, float *dgamma, float *dbeta, const float *dout,

@@ -75,6 +75,39 @@ static void check_elementwise(size_t n)
     free(a); free(b); free(cpu); free(out); free(dx);
 }
 
+/* A convolution's bias and inference epilogue (+ add, ReLU) against the CPU's, and an eval
+ * batch norm folded into its weights against the definition. */
+static void check_conv_epilogue(int c, int hw)
+{
+    const size_t total = (size_t)2 * c * hw;
+    float *y = buffer(total, 70, -2, 2), *add = buffer(total, 71, -1, 1), *bias = buffer(c, 72, -1, 1);
+    float *cpu = malloc(sizeof(float) * total), *out = poisoned(total);
+    for (int with = 0; with < 2; with++) { /* bias and add, or ReLU alone */
+        for (size_t i = 0; i < total; i++)
+            cpu[i] = y[i] + (with ? bias[i / hw % c] : 0.0f);
+        epilogue_apply(cpu, with ? add : NULL, 1, total);
+        memcpy(out, y, sizeof(float) * total);
+        gpu_conv_epilogue(out, with ? bias : NULL, with ? add : NULL, 1, total, c, hw);
+        same(with ? "conv epilogue: bias, add, relu" : "conv epilogue: relu", out, cpu, total, 0);
+    }
+    const int per = 3 * 3 * 3;
+    float *w = buffer((size_t)c * per, 73, -1, 1), *mean = buffer(c, 74, -1, 1);
+    float *var = buffer(c, 75, 0.5f, 2), *gamma = buffer(c, 76, 0.5f, 1.5f), *beta = buffer(c, 77, -1, 1);
+    float *wf = poisoned((size_t)c * per), *bf = poisoned(c), *wref = malloc(sizeof(float) * c * per);
+    float *bref = malloc(sizeof(float) * c);
+    for (int o = 0; o < c; o++) {
+        double a = gamma[o] / sqrt((double)var[o] + 1e-5f);
+        for (int j = 0; j < per; j++)
+            wref[o * per + j] = (float)(w[o * per + j] * a);
+        bref[o] = (float)((bias[o] - mean[o]) * a + beta[o]);
+    }
+    gpu_fold_batch_norm(wf, bf, w, bias, mean, var, gamma, beta, c, per, 1e-5f);
+    same("batch norm folded into conv weights", wf, wref, (size_t)c * per, 0);
+    same("batch norm folded into conv bias", bf, bref, c, 0);
+    free(y); free(add); free(bias); free(cpu); free(out); free(w); free(mean); free(var);
+    free(gamma); free(beta); free(wf); free(bf); free(wref); free(bref);
+}
+
 static void check_combine(void)
 {
     const int n = 2, hw = 37, cs[3] = {3, 1, 5}, total = 9;
@@ -243,7 +276,7 @@ static void check_norms(int n, int c, int hw, int affine)
     const char *kind = affine ? "affine" : "plain";
 
     instance_norm_forward(ref, mean_cpu, rstd_cpu, x, gamma, beta, n, c, hw, eps, NULL);
-    gpu_instance_norm(y, mean, rstd, x, gamma, beta, n, c, hw, eps);
+    gpu_instance_norm(y, mean, rstd, x, gamma, beta, n, c, hw, eps, NULL, 0);
     snprintf(what, sizeof what, "instance norm %s %dx%dx%d", kind, n, c, hw);
     same(what, y, ref, m, 1e-5);
     same("instance norm mean", mean, mean_cpu, n * c, 1e-6);
@@ -287,7 +320,7 @@ static void check_norms(int n, int c, int hw, int affine)
     for (size_t i = 0; i < m; i++)
         y[i] = dx[i] = NAN;
     batch_norm_forward_eval(ref, x, rm_cpu, rv_cpu, gamma, beta, n, c, hw, eps, NULL);
-    gpu_batch_norm_eval(y, mean, rstd, x, rm_cpu, rv_cpu, gamma, beta, n, c, hw, eps);
+    gpu_batch_norm_eval(y, mean, rstd, x, rm_cpu, rv_cpu, gamma, beta, n, c, hw, eps, NULL, 0);
     snprintf(what, sizeof what, "batch norm eval %s", kind);
     same(what, y, ref, m, 1e-5);
     double sg[64] = {0}, sb[64] = {0};
@@ -311,6 +344,21 @@ static void check_norms(int n, int c, int hw, int affine)
         same("batch norm eval dgamma", g_gpu, g_cpu, c, 1e-4);
         same("batch norm eval dbeta", b_gpu, b_cpu, c, 1e-4);
     }
+
+    /* with the inference epilogue (plan.c): + add (here dy), then ReLU */
+    const Epilogue ep = {dy, 1};
+    for (size_t i = 0; i < m; i++)
+        y[i] = NAN;
+    instance_norm_forward(ref, mean_cpu, rstd_cpu, x, gamma, beta, n, c, hw, eps, &ep);
+    gpu_instance_norm(y, mean, rstd, x, gamma, beta, n, c, hw, eps, dy, 1);
+    snprintf(what, sizeof what, "instance norm %s + add + relu", kind);
+    same(what, y, ref, m, 1e-5);
+    for (size_t i = 0; i < m; i++)
+        y[i] = NAN;
+    batch_norm_forward_eval(ref, x, rm_cpu, rv_cpu, gamma, beta, n, c, hw, eps, &ep);
+    gpu_batch_norm_eval(y, mean, rstd, x, rm_cpu, rv_cpu, gamma, beta, n, c, hw, eps, dy, 1);
+    snprintf(what, sizeof what, "batch norm eval %s + add + relu", kind);
+    same(what, y, ref, m, 1e-5);
     free(x); free(dy); free(gamma); free(beta); free(ref); free(y); free(dref); free(dx);
     free(mean_cpu); free(rstd_cpu); free(mean); free(rstd);
 }
@@ -320,6 +368,8 @@ int main(void)
     check_elementwise(1000);
     check_elementwise(3 * 256 * 7 + 13); /* several blocks, a partial last one */
     check_combine();
+    check_conv_epilogue(5, 37);
+    check_conv_epilogue(3, 300); /* several blocks */
     check_resample(2, 8, 5, 7, 2);
     check_resample(1, 9, 4, 3, 3);
     check_reflect_pad(3, 5, 7, 1);

@@ -6,8 +6,8 @@
  * with NaN before the compared pass, so an element a kernel forgets to write fails. Norm
  * scales, biases and running statistics are randomised (the same on both sides), and the
  * running statistics are compared after the forward passes too.
- * fp16 inference (PERCEPT_CUDA_PRECISION=fp16) is checked forward, without gradients, to
- * 1e-2 (check_fp16).
+ * Inference (no gradients: the plan fuses) is checked forward in fp32 and in fp16
+ * (PERCEPT_CUDA_PRECISION=fp16), to 1e-2 for fp16 (check_inference).
  * Exits 77 (skipped) when the CUDA backend finds no GPU. Prints one line per case. */
 #include <math.h>
 #include <stdio.h>
@@ -204,21 +204,26 @@ static void check(const char *name, const char *arch, int n, int c, int h, int w
     percept_net_free(b);
 }
 
-/* fp16 inference: the CUDA side's forward without gradients in half precision (its
- * activations and weights rounded to half, float arithmetic) against the CPU's in float.
+/* Inference: the forward pass without gradients, where the plan fuses (plan.c: adds and
+ * ReLUs into the conv or norm before them, eval batch norms into conv weights, upsamplings
+ * into a conv's input) — in strict FP32 to 1e-5, or in fp16 (PERCEPT_CUDA_PRECISION) to 1e-2
+ * and above zero (a pass that quietly stayed in float would hide a broken fp16 path).
  * Both of the CUDA side's passes count: the first writes fresh device memory (NaN under the
- * fake runtime), the second a float arena poisoned beyond the input. The error must also
- * be above zero: a pass that quietly stayed in float would hide a broken fp16 path. */
-static void check_fp16(const char *name, const char *arch, int n, int c, int h, int w)
+ * fake runtime), the second a float arena poisoned beyond the input. fusions: how many
+ * nodes the CUDA plan must have folded into others (a check that fusion ran). */
+static void check_inference(const char *name, const char *arch, int n, int c, int h, int w,
+                            const char *precision, int fusions)
 {
     cases++;
-    setenv("PERCEPT_CUDA_PRECISION", "fp16", 1); /* read at the network's first pass */
+    const int half = !strcmp(precision, "fp16");
+    const double tolerance = half ? TOLERANCE_FP16 : TOLERANCE;
+    setenv("PERCEPT_CUDA_PRECISION", precision, 1); /* read at the network's first pass */
     PerceptNet *a = make("cpu", arch, 0), *b = make("cuda", arch, 0);
     size_t nin = (size_t)n * c * h * w;
     float *x = randoms(nin, 17, -1, 1);
     PerceptTensor in = {n, c, h, w, x}, ya, yb;
     double worst = 0;
-    int ok = a && b;
+    int ok = a && b, fused = 0;
     if (ok) {
         percept_net_set_grad(a, 0);
         percept_net_set_grad(b, 0);
@@ -234,19 +239,38 @@ static void check_fp16(const char *name, const char *arch, int n, int c, int h, 
         double e = ok ? nerr(ya.data, yb.data, percept_tensor_numel(&ya)) : 0;
         worst = e > worst || isnan(e) ? e : worst;
     }
+    for (int i = 0; ok && i < b->n_nodes; i++)
+        fused += b->nodes[i].fused_into >= 0;
     if (!ok) {
         printf("FAIL %s: %s\n", name, percept_error());
         failures++;
-    } else if (!(worst <= TOLERANCE_FP16 && worst > 0)) {
-        printf("FAIL %s: normalised error %.3g (tolerance %.0e%s)\n", name, worst,
-               TOLERANCE_FP16, worst == 0 ? ", and none at all: not run in half precision" : "");
+    } else if (!(worst <= tolerance && (worst > 0 || !half))) {
+        printf("FAIL %s: normalised error %.3g (tolerance %.0e%s)\n", name, worst, tolerance,
+               worst == 0 ? ", and none at all: not run in half precision" : "");
+        failures++;
+    } else if (fused < fusions) {
+        printf("FAIL %s: %d node%s fused, expected %d\n", name, fused, fused == 1 ? "" : "s",
+               fusions);
         failures++;
     } else {
-        printf("ok   %s: normalised error %.2g\n", name, worst);
+        printf("ok   %s: normalised error %.2g, %d node%s fused\n", name, worst, fused,
+               fused == 1 ? "" : "s");
     }
     free(x);
     percept_net_free(a);
     percept_net_free(b);
+}
+
+/* check_inference in both precisions, the case's name prefixed with the precision */
+static void check_inference_both(const char *name, const char *arch, int n, int c, int h, int w,
+                                 int fusions)
+{
+    static const char *const precisions[] = {"fp32", "fp16"};
+    for (int i = 0; i < 2; i++) {
+        char full[200];
+        snprintf(full, sizeof full, "%s inference, %s", precisions[i], name);
+        check_inference(full, arch, n, c, h, w, precisions[i], fusions);
+    }
 }
 
 /* A network of one op after a conv (so the op's input gradient reaches parameters). */
@@ -339,47 +363,67 @@ int main(void)
         check_op_shapes(ops[i].name, ops[i].node, ops[i].cout, 0);
     for (size_t i = 0; i < sizeof training_ops / sizeof training_ops[0]; i++)
         check_op_shapes(training_ops[i].name, training_ops[i].node, training_ops[i].cout, 1);
-    /* fp16 inference: every op but binary (a threshold: half's rounding flips some of its
-     * outputs by 1); dropout, the identity without training, for the CPU fallback */
-    char arch16[2048], name16[160];
+    /* inference, fp32 and fp16: every op but binary (a threshold: half's rounding flips
+     * some of its outputs by 1); dropout, the identity without training, for the CPU
+     * fallback. A ReLU straight after the conv is fused into it. */
+    char arch1[2048], name1[160];
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         const int cpu_op = strstr(ops[i].node, "\"binary\"") != NULL;
         const char *node = cpu_op ? "{\"name\":\"o\",\"op\":\"dropout\"}" : ops[i].node;
-        snprintf(name16, sizeof name16, "fp16 %s", cpu_op ? "dropout (on the CPU)" : ops[i].name);
-        op_arch(arch16, sizeof arch16, name16, node, ops[i].cout);
-        check_fp16(name16, arch16, 2, 3, 17, 23);
-        strcat(name16, " at 1×67×131");
-        check_fp16(name16, arch16, 1, 3, 67, 131);
+        const int fusions = !strcmp(ops[i].name, "relu");
+        op_arch(arch1, sizeof arch1, ops[i].name, node, ops[i].cout);
+        snprintf(name1, sizeof name1, "%s", cpu_op ? "dropout (on the CPU)" : ops[i].name);
+        check_inference_both(name1, arch1, 2, 3, 17, 23, fusions);
+        char wide[200];
+        snprintf(wide, sizeof wide, "fp16 inference, %s at 1×67×131", name1);
+        check_inference(wide, arch1, 1, 3, 67, 131, "fp16", fusions);
+    }
+    /* each fusion of the inference plan (plan.c) */
+    static const struct { const char *name, *node; int cout, fusions; } fused[] = {
+        {"conv, batch norm, relu: the norm folded into the conv's weights, the relu its epilogue",
+         "{\"name\":\"b\",\"op\":\"batch_norm\",\"c\":6},{\"name\":\"o\",\"op\":\"relu\"}", 6, 2},
+        {"upsampling into a reflect-padded conv: folded into its input",
+         "{\"name\":\"u\",\"op\":\"upsample_nearest\",\"factor\":2},{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":5,\"k\":3,\"pad\":1,\"pad_mode\":\"reflect\"}", 4, 1},
+        {"conv + the network input: an epilogue operand that is the input",
+         "{\"name\":\"o\",\"op\":\"add\",\"in\":[\"c\",\"input\"]}", 3, 1},
+        {"instance norm, + conv, relu: both its epilogue",
+         "{\"name\":\"n\",\"op\":\"instance_norm\",\"c\":5},{\"name\":\"a\",\"op\":\"add\",\"in\":[\"n\",\"c\"]},{\"name\":\"o\",\"op\":\"relu\"}", 5, 2},
+        {"relu, batch norm, + conv: a batch norm's epilogue",
+         "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"b\",\"op\":\"batch_norm\",\"c\":6},{\"name\":\"o\",\"op\":\"add\",\"in\":[\"b\",\"c\"]}", 6, 1},
+    };
+    for (size_t i = 0; i < sizeof fused / sizeof fused[0]; i++) {
+        op_arch(arch1, sizeof arch1, fused[i].name, fused[i].node, fused[i].cout);
+        check_inference_both(fused[i].name, arch1, 2, 3, 17, 23, fused[i].fusions);
     }
     /* whole networks */
     char *arch;
     arch = percept_arch_johnson(&(PerceptJohnsonOpts){16, 2, 1});
     check("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 0);
-    check_fp16("fp16 johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48);
+    check_inference_both("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 1);
     free(arch);
     arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 16, 2, 0, 0, 0});
     check("sr x4 (16 channels), training mode", arch, 2, 3, 24, 20, 1);
     check("sr x4 (16 channels), eval (batch norm's running statistics)", arch, 2, 3, 24, 20, 0);
-    check_fp16("fp16 sr x4 (16 channels)", arch, 2, 3, 24, 20);
+    check_inference_both("sr x4 (16 channels)", arch, 2, 3, 24, 20, 1);
     free(arch);
     arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 4, 24, 2, 0, 0, 0});
     check("sr-shuffle x4", arch, 2, 3, 24, 20, 0);
-    check_fp16("fp16 sr-shuffle x4", arch, 2, 3, 24, 20);
+    check_inference_both("sr-shuffle x4", arch, 2, 3, 24, 20, 1);
     input_gradient = 0;
     check("sr-shuffle x4, no input gradient", arch, 2, 3, 24, 20, 1);
     input_gradient = 1;
     free(arch);
     arch = percept_arch_restore(&(PerceptRestoreOpts){16, 2, 0, 0, 0, 0, 0});
     check("restore", arch, 1, 3, 40, 36, 0);
-    check_fp16("fp16 restore", arch, 1, 3, 40, 36);
+    check_inference_both("restore", arch, 1, 3, 40, 36, 1);
     free(arch);
     arch = percept_arch_vgg16("relu3_3");
     check("vgg16 to relu3_3", arch, 1, 3, 48, 40, 0);
-    check_fp16("fp16 vgg16 to relu3_3", arch, 1, 3, 48, 40);
+    check_inference_both("vgg16 to relu3_3", arch, 1, 3, 48, 40, 1);
     free(arch);
     arch = percept_arch_deepsim_discriminator(&(PerceptDiscriminatorOpts){64, 8});
     check("deepsim discriminator (width 8), eval", arch, 2, 3, 64, 64, 0);
-    check_fp16("fp16 deepsim discriminator (width 8)", arch, 2, 3, 64, 64);
+    check_inference_both("deepsim discriminator (width 8)", arch, 2, 3, 64, 64, 0);
     free(arch);
     printf("test-cuda-parity: %d of %d cases agree\n", cases - failures, cases);
     return failures ? 1 : 0;

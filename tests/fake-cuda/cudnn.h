@@ -105,7 +105,5 @@ cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t h, const void *alpha,
                                            cudnnTensorDescriptor_t dyd, const void *dy,
                                            const void *beta, cudnnTensorDescriptor_t dbd,
                                            void *db);
-cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void *alpha, cudnnTensorDescriptor_t ad,
-                             const void *a, const void *beta, cudnnTensorDescriptor_t cd, void *c);
 
 #endif

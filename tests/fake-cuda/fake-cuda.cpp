@@ -555,20 +555,3 @@ cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t h, const void *alpha,
     });
     return CUDNN_STATUS_SUCCESS;
 }
-
-cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void *alpha, cudnnTensorDescriptor_t ad,
-                             const void *a, const void *beta, cudnnTensorDescriptor_t cd, void *c)
-{
-    /* the only broadcast percept uses: a bias (1, c, 1, 1) over (n, c, h, w) */
-    if (!h || !ad->set || !cd->set || ad->n != 1 || ad->c != cd->c || ad->h != 1 || ad->w != 1 ||
-        ad->type != CUDNN_DATA_FLOAT || cd->type != CUDNN_DATA_FLOAT)
-        return CUDNN_STATUS_BAD_PARAM;
-    emu_enqueue([t = *cd, af = static_cast<const float *>(a), cf = static_cast<float *>(c),
-                 al = value(alpha), be = value(beta)] {
-        Device d;
-        size_t plane = (size_t)t.h * t.w;
-        for (size_t i = 0; i < count(&t); i++)
-            cf[i] = al * af[i / plane % t.c] + be * cf[i];
-    });
-    return CUDNN_STATUS_SUCCESS;
-}
