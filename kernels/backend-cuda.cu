@@ -91,9 +91,22 @@ typedef struct {
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     int padded;                      /* reflection: the input is padded by a kernel first */
     int half;                        /* descriptors for fp16 tensors (inference) */
+    size_t workspace;                /* bytes its algorithms need */
 } Conv;
 
 typedef enum { PRECISION_FP32, PRECISION_TF32, PRECISION_FP16 } Precision;
+
+/* What a captured pass depends on beyond its kernels' arguments' values: if any of it
+ * changes, its graph is stale. */
+typedef struct {
+    const float *act, *saved, *params, *buffers;
+    Shape in;
+    int half, norm_fixed;
+} PassKey;
+
+/* how this pass runs: each node's work issued (direct), issued into a graph being captured,
+ * or nothing issued per node because the graph of an earlier pass is replayed at sync */
+enum { PASS_DIRECT, PASS_CAPTURE, PASS_REPLAY };
 
 typedef struct {
     Conv *conv;                      /* one per node */
@@ -115,15 +128,24 @@ typedef struct {
     float *stats;                    /* the pass's instance-norm statistics (device) */
     size_t stats_floats;
     int stats_pending;               /* to be copied to the host's (net->norm_stats) at sync */
+    cudaStream_t stream;             /* the network's work, in order */
+    /* CUDA graphs: the last inference pass's key, the graph of a pass and its key, whether
+     * it copies statistics, this pass's way of running; graphs off after a failed capture */
+    PassKey last, graph_key;
+    cudaGraphExec_t graph;
+    int graph_stats, pass, graphs_failed;
 } State;
 
 static const size_t WORKSPACE_MAX = (size_t)512 << 20; /* per network */
 
-static cudnnHandle_t handle(void)
+/* The calling thread's cuDNN handle, its work going to the network's stream. */
+static cudnnHandle_t handle(const State *st)
 {
     static thread_local cudnnHandle_t h;
     if (!h && cudnnCreate(&h) != CUDNN_STATUS_SUCCESS)
         h = NULL;
+    if (h && cudnnSetStream(h, st->stream) != CUDNN_STATUS_SUCCESS)
+        return NULL;
     return h;
 }
 
@@ -138,6 +160,8 @@ static void conv_destroy(Conv *c)
     cudnnDestroyConvolutionDescriptor(c->conv);
     memset(c, 0, sizeof *c);
 }
+
+static void abandon_capture(State *st); /* CUDA graphs, below */
 
 static void cuda_net_free(PerceptNet *net)
 {
@@ -154,6 +178,11 @@ static void cuda_net_free(PerceptNet *net)
     free(st->consts);
     free(st->weights16);
     free(st->folded);
+    abandon_capture(st);
+    if (st->graph)
+        cudaGraphExecDestroy(st->graph);
+    if (st->stream)
+        cudaStreamDestroy(st->stream);
     cudaFree(st->half);
     cudaFree(st->up);
     cudaFree(st->workspace);
@@ -195,6 +224,17 @@ static State *state(PerceptNet *net)
             free(st->weights16);
             free(st);
             st = NULL;
+        }
+        /* a blocking stream: the legacy stream's copies (cudaMemcpy) wait for its work */
+        if (st && cudaStreamCreateWithFlags(&st->stream, cudaStreamDefault) != cudaSuccess) {
+            cudaGetLastError();
+            free(st->conv);
+            free(st->consts);
+            free(st->weights16);
+            free(st->folded);
+            free(st);
+            core->fail("CUDA: cannot create a stream");
+            return NULL;
         }
         if (st) {
             st->n_nodes = net->n_nodes;
@@ -279,9 +319,9 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, int half, Co
     Shape in = core->in_shape(net, nd, 0);
     *out = c;
     if (c->in.n && !memcmp(&c->in, &in, sizeof in) && c->half == half)
-        return 0;
+        return grow_workspace(st, c->workspace); /* a failed growth is not remembered */
     conv_destroy(c);
-    cudnnHandle_t h = handle();
+    cudnnHandle_t h = handle(st);
     if (!h)
         return core->fail("cuDNN: cannot create a handle");
     CUDNN_OK(cudnnCreateTensorDescriptor(&c->x), "descriptor");
@@ -340,7 +380,8 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, int half, Co
     }
     c->fwd = fp[fi].algo;
     c->bwd_data = dp[di].algo;
-    return grow_workspace(st, need ? need : 1);
+    c->workspace = need ? need : 1;
+    return grow_workspace(st, c->workspace);
 }
 
 /* Where node i's output (INPUT_NODE: the network input) is in a pass on T: the plan's float
@@ -416,7 +457,7 @@ template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, S
     if (conv_prepare(net, nd, st, sizeof(T) == sizeof(__half), &c))
         return -1;
     const float one = 1, zero = 0;
-    cudnnHandle_t h = handle();
+    cudnnHandle_t h = handle(st);
     const T *x = at<T>(net, st, nd->in[0]), *w = NULL;
     const float *b = NULL;
     T *out = at<T>(net, st, (int)(nd - net->nodes));
@@ -462,7 +503,7 @@ static int conv_backward(PerceptNet *net, const Node *nd, float *dx)
     if (!st || conv_prepare(net, nd, st, 0, &c))
         return -1;
     const float one = 1, zero = 0;
-    cudnnHandle_t h = handle();
+    cudnnHandle_t h = handle(st);
     const float *x = core->act(net, nd->in[0]), *w = core->param(net, nd, PARAM_WEIGHT);
     float *dw = core->param_grad(net, nd, PARAM_WEIGHT), *db = core->param_grad(net, nd, PARAM_BIAS);
     const float *dout = net->plan.grads + nd->grad_off;
@@ -589,12 +630,133 @@ static int finish(const char *what)
     return 0;
 }
 
+/* ---- CUDA graphs: same-size inference passes replayed ------------------------------------
+ * The second pass in a row with the same key (plan, parameters, precision) is captured —
+ * the first has settled every buffer, descriptor and constant, so nothing in it allocates or
+ * synchronises — and later passes with that key replay it: one launch at sync instead of a
+ * few per node. Only inference passes with every node on the GPU (a CPU twin synchronises,
+ * which a capture forbids); PERCEPT_CUDA_GRAPHS=0 turns it off. */
+
+static PassKey pass_key(const PerceptNet *net, const State *st)
+{
+    PassKey k;
+    memset(&k, 0, sizeof k); /* compared with memcmp, padding included */
+    k.act = net->plan.act;
+    k.saved = net->plan.saved;
+    k.params = net->params_data;
+    k.buffers = net->buffers_data;
+    k.in = net->plan.in;
+    k.half = half_pass(net, st);
+    k.norm_fixed = net->norm_fixed;
+    return k;
+}
+
+static int graphable(const PerceptNet *net, const State *st)
+{
+    const char *off = getenv("PERCEPT_CUDA_GRAPHS");
+    if (net->plan.grad || st->graphs_failed || (off && !strcmp(off, "0")))
+        return 0;
+    for (int i = 0; i < net->n_nodes; i++) {
+        const Node *nd = &net->nodes[i];
+        if (nd->fused_into < 0 && (!on_gpu(nd) || (nd->op == OP_INSTANCE_NORM && net->norm_fixed)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether nd is the first node a pass runs (those before it are fused into later ones). */
+static int first_of_pass(const PerceptNet *net, const Node *nd)
+{
+    for (const Node *q = net->nodes; q < nd; q++)
+        if (q->fused_into < 0)
+            return 0;
+    return 1;
+}
+
+static void end_capture(State *st, cudaGraph_t *g)
+{
+    *g = NULL;
+    if (cudaStreamEndCapture(st->stream, g) != cudaSuccess)
+        cudaGetLastError();
+}
+
+/* A capture given up (a node failed, the network is freed): until it ends, the thread's
+ * other CUDA calls would fail too. */
+static void abandon_capture(State *st)
+{
+    if (st->pass != PASS_CAPTURE)
+        return;
+    cudaGraph_t g;
+    end_capture(st, &g);
+    if (g)
+        cudaGraphDestroy(g);
+    st->pass = PASS_DIRECT;
+}
+
+/* At a pass's first node: how this pass runs. */
+static void begin_pass(PerceptNet *net, State *st)
+{
+    abandon_capture(st); /* one whose pass never reached sync */
+    const PassKey k = pass_key(net, st);
+    const int again = !memcmp(&k, &st->last, sizeof k);
+    st->last = k;
+    st->pass = PASS_DIRECT;
+    if (!graphable(net, st))
+        return;
+    if (st->graph && !memcmp(&k, &st->graph_key, sizeof k)) {
+        st->pass = PASS_REPLAY;
+        return;
+    }
+    if (st->graph)
+        cudaGraphExecDestroy(st->graph);
+    st->graph = NULL;
+    if (!again)
+        return;
+    if (cudaStreamBeginCapture(st->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    st->pass = PASS_CAPTURE;
+    st->graph_key = k;
+}
+
+/* At sync: a captured pass becomes a graph, and a captured or replayed pass is launched. A
+ * capture that fails loses its pass (its work was recorded, not run): an error, and this
+ * network runs without graphs from then on. */
+static int end_pass(State *st)
+{
+    const int pass = st->pass;
+    st->pass = PASS_DIRECT;
+    if (pass == PASS_CAPTURE) {
+        cudaGraph_t g;
+        end_capture(st, &g);
+        cudaError_t e = g ? cudaGraphInstantiate(&st->graph, g, 0) : cudaErrorUnknown;
+        if (g)
+            cudaGraphDestroy(g);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            st->graph = NULL;
+            st->graphs_failed = 1;
+            return core->fail("CUDA graph capture failed (%s); graphs are off for this network",
+                              cudaGetErrorString(e));
+        }
+        st->graph_stats = st->stats_pending;
+    }
+    if (pass != PASS_DIRECT) {
+        CUDA_OK(cudaGraphLaunch(st->graph, st->stream), "CUDA graph launch");
+        st->stats_pending = st->graph_stats;
+    }
+    return 0;
+}
+
 /* Waits for the device; the first image's instance-norm statistics of the pass go to
  * their host copy (percept_net_norm_stats). */
 static int cuda_sync(PerceptNet *net)
 {
-    CUDA_OK(cudaDeviceSynchronize(), "CUDA");
     State *st = (State *)net->backend_state;
+    if (st && end_pass(st))
+        return -1;
+    CUDA_OK(cudaDeviceSynchronize(), "CUDA");
     if (st && st->stats_pending) {
         CUDA_OK(cudaMemcpy(net->norm_stats, st->stats, sizeof(float) * net->norm_stats_floats,
                            cudaMemcpyDeviceToHost),
@@ -637,9 +799,11 @@ template <typename T> static int forward_on_gpu(PerceptNet *net, const Node *nd,
             return -1;
         float *keep = st->stats + nd->stats_off;
         const size_t bytes = sizeof(float) * in.c;
-        CUDA_OK(cudaMemcpyAsync(keep, saved, bytes, cudaMemcpyDeviceToDevice, 0), "statistics");
+        CUDA_OK(cudaMemcpyAsync(keep, saved, bytes, cudaMemcpyDeviceToDevice, st->stream),
+                "statistics");
         CUDA_OK(cudaMemcpyAsync(keep + in.c, saved + (size_t)in.n * in.c, bytes,
-                                cudaMemcpyDeviceToDevice, 0), "statistics");
+                                cudaMemcpyDeviceToDevice, st->stream),
+                "statistics");
         st->stats_pending = 1;
         break;
     }
@@ -735,13 +899,8 @@ static int reads_input(const PerceptNet *net, const Node *nd)
     return nd->ep_add == INPUT_NODE || (nd->in_up && net->nodes[nd->in[0]].in[0] == INPUT_NODE);
 }
 
-static int cuda_forward(PerceptNet *net, const Node *nd)
+static int forward_node(PerceptNet *net, const Node *nd, State *st)
 {
-    if (nd->fused_into >= 0)
-        return 0; /* computed by the node it is fused into (plan.c) */
-    State *st = state(net);
-    if (!st)
-        return -1;
     const int half = half_pass(net, st), self = (int)(nd - net->nodes);
     if (half) {
         if (grow_half(st, net->plan.act_floats))
@@ -761,6 +920,32 @@ static int cuda_forward(PerceptNet *net, const Node *nd)
     if (self == net->output || nd->last_use >= net->n_nodes)
         gpu_to_float(core->act(net, self), at<__half>(net, st, self), shape_numel(nd->out));
     return finish(nd->name);
+}
+
+static int cuda_forward(PerceptNet *net, const Node *nd)
+{
+    if (nd->fused_into >= 0)
+        return 0; /* computed by the node it is fused into (plan.c) */
+    State *st = state(net);
+    if (!st)
+        return -1;
+    if (first_of_pass(net, nd))
+        begin_pass(net, st);
+    if (st->pass == PASS_REPLAY)
+        return 0; /* the graph runs at sync */
+    gpu_set_stream(st->stream);
+    if (!forward_node(net, nd, st))
+        return 0;
+    if (st->pass != PASS_CAPTURE)
+        return -1;
+    /* failed while capturing (a call the capture forbids?): the pass's work so far was
+     * recorded, not run, so it runs again, directly, and this network stops using graphs */
+    abandon_capture(st);
+    st->graphs_failed = 1;
+    for (const Node *q = net->nodes; q <= nd; q++)
+        if (q->fused_into < 0 && forward_node(net, q, st))
+            return -1;
+    return 0;
 }
 
 /* May the device write there? (An input's gradient can be the caller's host buffer.) */
@@ -882,6 +1067,7 @@ static int cuda_backward(PerceptNet *net, const Node *nd, float *const *din)
     State *st = state(net);
     if (!st)
         return -1;
+    gpu_set_stream(st->stream);
     float *targets[NODE_MAX_IN];
     int staged = -1;
     for (int j = 0; j < nd->n_in; j++) {

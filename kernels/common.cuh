@@ -13,13 +13,15 @@
 
 static const int THREADS = 256; /* every launch; block_sum relies on it */
 
-/* kernel<<<grid, THREADS>>>(args…), spelled so that the host emulator (tests/cuda-emulator.h)
- * can run the same kernels: tests/test-cuda-emulated.c checks them against their CPU twins
- * on machines without a GPU. */
+/* kernel<<<grid, THREADS, 0, the calling thread's stream>>>(args…) (gpu_set_stream: the
+ * backend's, per network), spelled so that the host emulator (tests/cuda-emulator.h) can run
+ * the same kernels: tests/test-cuda-emulated.c checks them against their CPU twins on
+ * machines without a GPU. The emulator has one queue for every stream. */
 #ifdef PERCEPT_CUDA_EMULATOR
 #define LAUNCH(kernel, grid, ...) emu_launch_args((grid), THREADS, kernel, __VA_ARGS__)
 #else
-#define LAUNCH(kernel, grid, ...) kernel<<<(grid), THREADS>>>(__VA_ARGS__)
+extern thread_local cudaStream_t gpu_stream; /* elementwise.cu */
+#define LAUNCH(kernel, grid, ...) kernel<<<(grid), THREADS, 0, gpu_stream>>>(__VA_ARGS__)
 #endif
 
 /* Blocks for n elements, one per thread, capped: the kernels' loops stride beyond. */

@@ -4,6 +4,19 @@
 #include "kernels-half.h"
 #include "kernels.h"
 
+#ifndef PERCEPT_CUDA_EMULATOR
+thread_local cudaStream_t gpu_stream;
+#endif
+
+void gpu_set_stream(void *stream)
+{
+#ifndef PERCEPT_CUDA_EMULATOR
+    gpu_stream = (cudaStream_t)stream;
+#else
+    (void)stream; /* the emulator's one queue */
+#endif
+}
+
 template <typename T>
 __global__ void ew_forward(int op, T *out, const T *a, const T *b, size_t n, float p, float q)
 {

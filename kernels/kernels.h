@@ -1,11 +1,15 @@
 /* Our CUDA kernels (elementwise.cu, combine.cu, norm.cu, pool.cu, resample.cu): each has a
  * CPU twin in core/layers/ with the same semantics, which tests/test-cuda-parity.c compares
- * it with. All pointers are device-accessible; launches are asynchronous on the default
- * stream. Gradients of activations are assigned, those of parameters accumulated. */
+ * it with. All pointers are device-accessible; launches are asynchronous, on the stream of
+ * gpu_set_stream. Gradients of activations are assigned, those of parameters accumulated. */
 #ifndef PERCEPT_KERNELS_H
 #define PERCEPT_KERNELS_H
 
 #include <stddef.h>
+
+/* The stream (a cudaStream_t; 0: the legacy default stream) the calling thread's launches
+ * go to from now on. */
+void gpu_set_stream(void *stream);
 
 enum { EW_ADD, EW_RELU, EW_LEAKY_RELU, EW_TANH, EW_SCALED_TANH, EW_SIGMOID };
 

@@ -108,8 +108,14 @@ void run_launch(unsigned grid, unsigned block, const std::function<void()> &body
 
 } // namespace
 
+std::vector<std::function<void()>> *emu_capture;
+
 void emu_enqueue(std::function<void()> work)
 {
+    if (emu_capture) {
+        emu_capture->push_back(std::move(work));
+        return;
+    }
     if (!emu_deferred) {
         work();
         return;

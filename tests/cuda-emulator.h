@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include <functional>
+#include <vector>
 
 struct EmuDim3 {
     unsigned x, y, z;
@@ -60,6 +61,10 @@ extern bool emu_deferred;
 void emu_enqueue(std::function<void()> work);
 void emu_flush();
 bool emu_pending();
+
+/* Stream capture (the fake runtime's CUDA graphs): while set, work is appended there instead
+ * of being queued or run. */
+extern std::vector<std::function<void()>> *emu_capture;
 
 /* Launches counted since the program started (tests check that a kernel ran at all). */
 extern size_t emu_launches;

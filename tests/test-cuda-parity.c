@@ -9,6 +9,7 @@
  * Inference (no gradients: the plan fuses) is checked forward in fp32 and in fp16
  * (PERCEPT_CUDA_PRECISION=fp16), to 1e-2 for fp16 (check_inference).
  * Exits 77 (skipped) when the CUDA backend finds no GPU. Prints one line per case. */
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,71 @@ static void check_inference_both(const char *name, const char *arch, int n, int 
     }
 }
 
+/* CUDA graphs: inference passes of one size, the second captured and the later ones
+ * replayed, each against the CPU on its own input; the weights changed before the last (a
+ * replay must read them anew, and fp16 convert them anew). Under the fake runtime the
+ * graph launches are counted (its fake_cuda_graph_launches): capture and two replays, then
+ * none once PERCEPT_CUDA_GRAPHS=0. */
+static void check_graphs(const char *name, const char *arch, int n, int c, int h, int w,
+                         const char *precision)
+{
+    cases++;
+    void *module = getenv("PERCEPT_CUDA_LIBRARY")
+                       ? dlopen(getenv("PERCEPT_CUDA_LIBRARY"), RTLD_NOW | RTLD_NOLOAD)
+                       : NULL;
+    unsigned long *launches = module ? dlsym(module, "fake_cuda_graph_launches") : NULL;
+    const unsigned long before = launches ? *launches : 0;
+    const double tolerance = strcmp(precision, "fp16") ? TOLERANCE : TOLERANCE_FP16;
+    setenv("PERCEPT_CUDA_PRECISION", precision, 1);
+    PerceptNet *a = make("cpu", arch, 0), *b = make("cuda", arch, 0);
+    const size_t nin = (size_t)n * c * h * w;
+    double worst = 0;
+    int ok = a && b, pass = 0;
+    if (ok) {
+        percept_net_set_grad(a, 0);
+        percept_net_set_grad(b, 0);
+        randomise_norm_vectors(a, b);
+    }
+    for (; ok && pass < 6; pass++) {
+        if (pass == 3) { /* new weights, the same on both sides */
+            size_t np;
+            float *pa = percept_net_params(a, &np), *pb = percept_net_params(b, &np);
+            for (size_t i = 0; i < np; i++)
+                pa[i] = pb[i] = pa[i] * -0.75f;
+        }
+        if (pass == 4 && launches && *launches - before != 3) {
+            printf("FAIL %s: %lu graph launches in 4 passes, expected 3\n", name,
+                   *launches - before);
+            ok = -1;
+            break;
+        }
+        if (pass == 4)
+            setenv("PERCEPT_CUDA_GRAPHS", "0", 1);
+        float *x = randoms(nin, 100 + pass, -1, 1);
+        PerceptTensor in = {n, c, h, w, x}, ya, yb;
+        ok = !percept_net_forward(a, &in, &ya) && !percept_net_forward(b, &in, &yb);
+        double e = ok ? nerr(ya.data, yb.data, percept_tensor_numel(&ya)) : 0;
+        worst = e > worst || isnan(e) ? e : worst;
+        free(x);
+    }
+    unsetenv("PERCEPT_CUDA_PRECISION");
+    unsetenv("PERCEPT_CUDA_GRAPHS");
+    if (ok == 1 && launches && *launches - before != 3) {
+        printf("FAIL %s: graph launches with PERCEPT_CUDA_GRAPHS=0\n", name);
+        ok = -1;
+    }
+    if (ok == 0)
+        printf("FAIL %s: %s\n", name, percept_error());
+    else if (ok == 1 && !(worst <= tolerance))
+        printf("FAIL %s: normalised error %.3g (tolerance %.0e)\n", name, worst, tolerance);
+    else if (ok == 1)
+        printf("ok   %s: worst normalised error %.2g over 6 passes%s\n", name, worst,
+               launches ? ", 3 of them graph launches" : "");
+    failures += ok != 1 || !(worst <= tolerance);
+    percept_net_free(a);
+    percept_net_free(b);
+}
+
 /* A network of one op after a conv (so the op's input gradient reaches parameters). */
 static void op_arch(char *arch, size_t size, const char *name, const char *node_json, int cout)
 {
@@ -400,6 +466,8 @@ int main(void)
     arch = percept_arch_johnson(&(PerceptJohnsonOpts){16, 2, 1});
     check("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 0);
     check_inference_both("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 1);
+    check_graphs("CUDA graphs, fp32: johnson", arch, 1, 3, 32, 24, "fp32");
+    check_graphs("CUDA graphs, fp16: johnson", arch, 1, 3, 32, 24, "fp16");
     free(arch);
     arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 16, 2, 0, 0, 0});
     check("sr x4 (16 channels), training mode", arch, 2, 3, 24, 20, 1);

@@ -13,6 +13,9 @@ typedef enum {
     cudaErrorInvalidValue = 1,
     cudaErrorMemoryAllocation = 2,
     cudaErrorNoDevice = 100,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorUnknown = 999,
 } cudaError_t;
 
 typedef enum {
@@ -40,7 +43,20 @@ enum cudaDeviceAttr { cudaDevAttrManagedMemory = 83 };
 
 #define cudaMemAttachGlobal 0x01
 
-typedef struct FakeStream *cudaStream_t; /* 0: the default stream, the only one here */
+/* Streams share one queue here (work runs in the order it was issued, whatever its stream),
+ * so only capture tells them apart: while a stream captures, work is recorded into its graph
+ * instead of run, and the calls a capturing stream forbids (they synchronise, or allocate)
+ * fail with cudaErrorStreamCaptureUnsupported and spoil the capture, as on a GPU. */
+typedef struct FakeStream *cudaStream_t; /* 0: the legacy default stream */
+typedef struct FakeGraph *cudaGraph_t;
+typedef struct FakeGraph *cudaGraphExec_t;
+#define cudaStreamDefault 0x00
+#define cudaStreamNonBlocking 0x01
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2,
+};
 
 cudaError_t cudaGetDeviceCount(int *count);
 cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device);
@@ -52,6 +68,15 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream);
 cudaError_t cudaDeviceSynchronize(void);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 cudaError_t cudaGetLastError(void);
 cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void *p);
 const char *cudaGetErrorString(cudaError_t e);

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "cuda_runtime.h"
+
 typedef enum {
     CUDNN_STATUS_SUCCESS = 0,
     CUDNN_STATUS_NOT_INITIALIZED = 1001,
@@ -49,6 +51,7 @@ typedef struct FakeConv *cudnnConvolutionDescriptor_t;
 
 const char *cudnnGetErrorString(cudnnStatus_t s);
 cudnnStatus_t cudnnCreate(cudnnHandle_t *h);
+cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t stream);
 cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d);
 cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d);
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format,

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <vector>
 
 namespace {
 
@@ -42,6 +43,19 @@ struct Allocation {
 };
 std::map<char *, Allocation> allocations; /* by start */
 int device_depth; /* > 0 while "the device" runs */
+
+/* stream capture: the stream capturing (one at a time here), and whether a call a capture
+ * forbids has spoiled it */
+cudaStream_t capturing;
+bool capture_spoiled;
+
+/* a call a capturing stream forbids: it fails, and the capture with it */
+bool forbidden_in_capture()
+{
+    if (capturing)
+        capture_spoiled = true;
+    return capturing != NULL;
+}
 
 size_t largest()
 {
@@ -164,11 +178,15 @@ cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int dev
 
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
+    if (forbidden_in_capture())
+        return cudaErrorStreamCaptureUnsupported;
     return allocate(p, bytes, false);
 }
 
 cudaError_t cudaMallocManaged(void **p, size_t bytes, unsigned flags)
 {
+    if (forbidden_in_capture())
+        return cudaErrorStreamCaptureUnsupported;
     return flags == cudaMemAttachGlobal ? allocate(p, bytes, true) : cudaErrorInvalidValue;
 }
 
@@ -176,6 +194,8 @@ cudaError_t cudaFree(void *p)
 {
     if (!p)
         return cudaSuccess;
+    if (forbidden_in_capture())
+        return cudaErrorStreamCaptureUnsupported;
     emu_flush(); /* as cudaFree: it waits for the device */
     auto it = allocations.find(static_cast<char *>(p));
     if (it == allocations.end())
@@ -191,6 +211,8 @@ cudaError_t cudaMemset(void *p, int value, size_t bytes)
     const Allocation *a = find(p, &start);
     if (!a || static_cast<char *>(p) + bytes > start + a->bytes)
         return cudaErrorInvalidValue;
+    if (forbidden_in_capture()) /* on the legacy stream */
+        return cudaErrorStreamCaptureUnsupported;
     emu_enqueue([p, value, bytes] {
         Device d;
         memset(p, value, bytes);
@@ -205,6 +227,8 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
     if ((kind == cudaMemcpyHostToDevice && (!dst_dev || src_dev)) ||
         (kind == cudaMemcpyDeviceToHost && (dst_dev || !src_dev)))
         return cudaErrorInvalidValue;
+    if (forbidden_in_capture())
+        return cudaErrorStreamCaptureUnsupported;
     emu_flush(); /* the copy waits for the work before it, and the host for the copy */
     Device d;
     memmove(dst, src, bytes);
@@ -215,9 +239,11 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream)
 {
-    if (stream || (kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault) ||
-        !find(dst, NULL) || !find(src, NULL))
+    if ((kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault) || !find(dst, NULL) ||
+        !find(src, NULL))
         return cudaErrorInvalidValue;
+    if (capturing && stream != capturing && forbidden_in_capture()) /* another stream's */
+        return cudaErrorStreamCaptureUnsupported;
     emu_enqueue([dst, src, bytes] {
         Device d;
         memmove(dst, src, bytes);
@@ -227,7 +253,97 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
 
 cudaError_t cudaDeviceSynchronize(void)
 {
+    if (forbidden_in_capture())
+        return cudaErrorStreamCaptureUnsupported;
     emu_flush();
+    return cudaSuccess;
+}
+
+struct FakeStream {
+    unsigned flags;
+};
+struct FakeGraph {
+    std::vector<std::function<void()>> work;
+};
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags)
+{
+    if (flags & ~1u)
+        return cudaErrorInvalidValue;
+    *stream = new FakeStream{flags};
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream)
+{
+    if (!stream || stream == capturing)
+        return cudaErrorInvalidValue;
+    delete stream;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode)
+{
+    (void)mode;
+    if (!stream || capturing) /* the legacy stream cannot be captured */
+        return cudaErrorInvalidValue;
+    capturing = stream;
+    capture_spoiled = false;
+    emu_capture = new std::vector<std::function<void()>>();
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
+{
+    if (!stream || stream != capturing)
+        return cudaErrorInvalidValue;
+    FakeGraph *g = new FakeGraph{std::move(*emu_capture)};
+    delete emu_capture;
+    emu_capture = NULL;
+    capturing = NULL;
+    if (capture_spoiled) {
+        delete g;
+        *graph = NULL;
+        return cudaErrorStreamCaptureInvalidated;
+    }
+    *graph = g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags)
+{
+    if (!graph || flags)
+        return cudaErrorInvalidValue;
+    *exec = new FakeGraph(*graph);
+    return cudaSuccess;
+}
+
+/* graphs launched so far: test-cuda-parity reads it (dlsym) to see that replays happened */
+extern "C" __attribute__((visibility("default"))) unsigned long fake_cuda_graph_launches;
+unsigned long fake_cuda_graph_launches;
+
+/* the graph's work queued again, with the arguments it was captured with */
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
+{
+    (void)stream;
+    if (!exec || capturing)
+        return cudaErrorInvalidValue;
+    fake_cuda_graph_launches++;
+    for (const auto &w : exec->work)
+        emu_enqueue(w);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
+{
+    delete exec;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph)
+{
+    delete graph;
     return cudaSuccess;
 }
 
@@ -251,6 +367,8 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaSuccess: return "no error";
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     default: return "unknown error";
     }
 }
@@ -284,6 +402,12 @@ cudnnStatus_t cudnnCreate(cudnnHandle_t *h)
 {
     *h = new FakeCudnnContext();
     return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t stream)
+{
+    (void)stream; /* one queue for every stream */
+    return h ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
 }
 
 cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d)
