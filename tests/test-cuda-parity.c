@@ -440,9 +440,12 @@ int main(void)
         op_arch(arch1, sizeof arch1, ops[i].name, node, ops[i].cout);
         snprintf(name1, sizeof name1, "%s", cpu_op ? "dropout (on the CPU)" : ops[i].name);
         check_inference_both(name1, arch1, 2, 3, 17, 23, fusions);
-        char wide[200];
-        snprintf(wide, sizeof wide, "fp16 inference, %s at 1×67×131", name1);
-        check_inference(wide, arch1, 1, 3, 67, 131, "fp16", fusions);
+        /* planes wider than a block, for the kernels that reduce over them */
+        if (strstr(name1, "norm") || strstr(name1, "global")) {
+            char wide[200];
+            snprintf(wide, sizeof wide, "fp16 inference, %s at 1×67×131", name1);
+            check_inference(wide, arch1, 1, 3, 67, 131, "fp16", fusions);
+        }
     }
     /* each fusion of the inference plan (plan.c) */
     static const struct { const char *name, *node; int cout, fusions; } fused[] = {
@@ -466,8 +469,8 @@ int main(void)
     arch = percept_arch_johnson(&(PerceptJohnsonOpts){16, 2, 1});
     check("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 0);
     check_inference_both("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 1);
-    check_graphs("CUDA graphs, fp32: johnson", arch, 1, 3, 32, 24, "fp32");
-    check_graphs("CUDA graphs, fp16: johnson", arch, 1, 3, 32, 24, "fp16");
+    check_graphs("CUDA graphs, fp32: johnson", arch, 1, 3, 16, 20, "fp32");
+    check_graphs("CUDA graphs, fp16: johnson", arch, 1, 3, 16, 20, "fp16");
     free(arch);
     arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 16, 2, 0, 0, 0});
     check("sr x4 (16 channels), training mode", arch, 2, 3, 24, 20, 1);
