@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "say-once.h"
 
 #ifndef PERCEPT_PRESET_DIR
 #define PERCEPT_PRESET_DIR "/usr/local/share/percept/presets"
@@ -168,9 +169,7 @@ static PerceptModel *model_load(const char *path, const char *device, GStatBuf *
             g_free(m->device);
             m->device = g_strdup("cpu");
             static gsize said = 0;
-            if (g_once_init_enter(&said))
-                g_once_init_leave(&said, (g_message("percept: %s: %s; running on the CPU", path,
-                                                    why), 1));
+            percept_say_once(&said, "percept: %s: %s; running on the CPU", path, why);
         }
         g_free(why);
     }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "op-support.h"
+#include "say-once.h"
 
 static void state_free(gpointer data)
 {
@@ -36,21 +37,28 @@ static void warn_once(GeglOperation *op, PerceptOpState *state, char *why)
 }
 
 /* The model on the device asked for; device=cuda that cannot be had says why, once, and
- * the CPU runs the model (a file error is the same on every device: it is reported). */
+ * the CPU runs the model (a file error is the same on every device: it is reported). A
+ * model on the GPU says so, once. */
 static PerceptModel *acquire_on_device(const char *name, int device, char **error)
 {
-    if (device != PERCEPT_DEVICE_CUDA)
-        return percept_model_acquire_on(name, device == PERCEPT_DEVICE_CPU ? "cpu" : NULL, error);
-    PerceptModel *m = percept_model_acquire_on(name, "cuda", error);
-    const char *why = m ? NULL : strstr(*error, "device cuda: ");
-    if (!why)
-        return m;
-    static gsize said = 0;
-    if (g_once_init_enter(&said))
-        g_once_init_leave(&said, (g_message("percept: device=cuda: %s; running on the CPU",
-                                            why + strlen("device cuda: ")), 1));
-    g_clear_pointer(error, g_free);
-    return percept_model_acquire_on(name, "cpu", error);
+    PerceptModel *m;
+    if (device != PERCEPT_DEVICE_CUDA) {
+        m = percept_model_acquire_on(name, device == PERCEPT_DEVICE_CPU ? "cpu" : NULL, error);
+    } else {
+        m = percept_model_acquire_on(name, "cuda", error);
+        const char *why = m ? NULL : strstr(*error, "device cuda: ");
+        if (why) {
+            static gsize said = 0;
+            percept_say_once(&said, "percept: device=cuda: %s; running on the CPU",
+                             why + strlen("device cuda: "));
+            g_clear_pointer(error, g_free);
+            m = percept_model_acquire_on(name, "cpu", error);
+        }
+    }
+    static gsize on_gpu = 0;
+    if (m && m->net && !strcmp(percept_net_device(m->net), "cuda"))
+        percept_say_once(&on_gpu, "percept: running on the GPU (CUDA)");
+    return m;
 }
 
 void percept_op_load(GeglOperation *op, PerceptOpState *state, const char *name,

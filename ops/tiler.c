@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "say-once.h"
 #include "tiler.h"
 
 static int round_up(int v, int a)
@@ -239,8 +240,7 @@ gboolean percept_tiler_run(const PerceptTiler *t, GeglBuffer *input, const GeglR
         return FALSE;
     }
     static gsize said = 0;
-    if (g_once_init_enter(&said))
-        g_once_init_leave(&said, (g_message("percept: %s; running on the CPU", *error), 1));
+    percept_say_once(&said, "percept: %s; running on the CPU", *error);
     g_clear_pointer(error, g_free);
     PerceptTiler on_cpu = *t;
     on_cpu.model = cpu;

@@ -582,12 +582,16 @@ int main(int argc, char **argv)
 
     if (getenv("PERCEPT_TEST_OPS_GPU")) {
         /* the operations on the CUDA backend (PERCEPT_DEVICE=cuda; in CI the host-emulated
-         * one, slow, so a few cases): tiles, statistics, self-ensemble, running out */
+         * one, slow, so a few cases): tiles, statistics, self-ensemble, running out; the
+         * GPU is named once */
+        messages = g_string_new(NULL);
+        g_log_set_default_handler(keep_message, NULL);
         check_exact_tiling(rec, "percept:reconstruct", 48, 40, FALSE, 1e-5);
         check_exact_tiling(sty, "percept:stylize", 64, 48, FALSE, 1.0 / 255);
         check_exact_tiling(shuffle, "percept:upscale", 33, 20, TRUE, 1e-5);
-        messages = g_string_new(NULL);
-        g_log_set_default_handler(keep_message, NULL);
+        const char *gpu = strstr(messages->str, "running on the GPU (CUDA)");
+        CHECK(gpu && !strstr(gpu + 1, "running on the GPU"),
+              "the operations said once that they ran on the GPU (messages: '%s')", messages->str);
         check_gpu_out_of_memory(rec);
         goto done;
     }
