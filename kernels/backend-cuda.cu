@@ -3,10 +3,11 @@
  * inputs in, initialising and loading parameters, reading results) is unchanged and any op
  * without a GPU kernel yet runs on its CPU twin, correctly, after a synchronisation.
  * Convolutions go to cuDNN; the elementwise ops, channel affine maps, concatenation,
- * instance and batch norm, pooling, upsampling, pixel shuffle and reflection padding are
- * kernels of ours (elementwise.cu, combine.cu, norm.cu, pool.cu, resample.cu), each tested
- * against its CPU twin by tests/test-cuda-parity.c; linear, reshape, dropout, binary and
- * reparam are still the CPU's. Inference fuses as the CPU does (plan.c): a residual add and
+ * instance and batch norm, pooling, upsampling, pixel shuffle, reflection padding and
+ * linear layers are kernels of ours (elementwise.cu, combine.cu, norm.cu, pool.cu,
+ * resample.cu, linear.cu), each tested against its CPU twin by tests/test-cuda-parity.c;
+ * reshape and eval-mode dropout are copies; binary, reparam and training dropout are still
+ * the CPU's (their masks and noise come from its counter-based generator). Inference fuses as the CPU does (plan.c): a residual add and
  * a ReLU after a conv or norm are done as that node writes its output (the conv's in one
  * pass with its bias, gpu_conv_epilogue), an eval batch norm after a conv is folded into
  * its weights, and an upsampling before a conv is done into a buffer of the conv's own.
@@ -609,17 +610,34 @@ static size_t cuda_saved_floats(const PerceptNet *net, const Node *nd, int grad)
     return core->cpu->saved_floats(net, nd, grad);
 }
 
-static int on_gpu(const Node *nd)
+/* Whether this pass runs nd here, not on its CPU twin: dropout only where it is the
+ * identity (its masks are the CPU's counter-based generator's), never instance norm with
+ * fixed statistics (a tile's pass with the whole image's), nor binary and reparam. */
+static int on_gpu(const PerceptNet *net, const Node *nd)
 {
     switch (nd->op) {
     case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_UPSAMPLE_NEAREST: case OP_PIXEL_SHUFFLE:
-    case OP_INSTANCE_NORM: case OP_BATCH_NORM: case OP_RELU: case OP_LEAKY_RELU: case OP_TANH:
-    case OP_SCALED_TANH: case OP_SIGMOID: case OP_ADD: case OP_CONCAT: case OP_AVG_POOL:
-    case OP_MAX_POOL: case OP_GLOBAL_AVG_POOL: case OP_CHANNEL_AFFINE:
+    case OP_BATCH_NORM: case OP_RELU: case OP_LEAKY_RELU: case OP_TANH: case OP_SCALED_TANH:
+    case OP_SIGMOID: case OP_ADD: case OP_CONCAT: case OP_AVG_POOL: case OP_MAX_POOL:
+    case OP_GLOBAL_AVG_POOL: case OP_CHANNEL_AFFINE: case OP_LINEAR: case OP_RESHAPE:
         return 1;
+    case OP_INSTANCE_NORM:
+        return !net->norm_fixed;
+    case OP_DROPOUT:
+        return !net->plan.training || nd->p <= 0;
     default:
         return 0;
     }
+}
+
+/* dst = src, n elements of T, on the network's stream (a no-op in place) */
+template <typename T>
+static int copy_on_device(State *st, T *dst, const T *src, size_t n, const char *what)
+{
+    if (dst != src)
+        CUDA_OK(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyDeviceToDevice, st->stream),
+                what);
+    return 0;
 }
 
 /* A node's launches were accepted (their work runs on; the graph syncs when it needs the
@@ -658,7 +676,7 @@ static int graphable(const PerceptNet *net, const State *st)
         return 0;
     for (int i = 0; i < net->n_nodes; i++) {
         const Node *nd = &net->nodes[i];
-        if (nd->fused_into < 0 && (!on_gpu(nd) || (nd->op == OP_INSTANCE_NORM && net->norm_fixed)))
+        if (nd->fused_into < 0 && !on_gpu(net, nd))
             return 0;
     }
     return 1;
@@ -857,6 +875,15 @@ template <typename T> static int forward_on_gpu(PerceptNet *net, const Node *nd,
         gpu_channel_affine(out, x, k, k + nd->aff_n, n, nd->aff_n, hw);
         break;
     }
+    case OP_LINEAR:
+        gpu_linear(out, x, core->param(net, nd, PARAM_WEIGHT), core->param(net, nd, PARAM_BIAS),
+                   in.n, nd->cin, nd->cout);
+        break;
+    case OP_RESHAPE:
+    case OP_DROPOUT: /* the identity here (on_gpu) */
+        if (copy_on_device(st, out, x, n, nd->name))
+            return -1;
+        break;
     default:
         gpu_elementwise(nd->op == OP_RELU ? EW_RELU : nd->op == OP_LEAKY_RELU ? EW_LEAKY_RELU
                     : nd->op == OP_TANH ? EW_TANH : nd->op == OP_SIGMOID ? EW_SIGMOID
@@ -910,7 +937,7 @@ static int forward_node(PerceptNet *net, const Node *nd, State *st)
         if (reads_input(net, nd))
             gpu_to_half(st->half, net->plan.act, shape_numel(net->plan.in));
     }
-    if (!on_gpu(nd) || (nd->op == OP_INSTANCE_NORM && net->norm_fixed))
+    if (!on_gpu(net, nd))
         return forward_on_cpu(net, nd, st, half);
     if (!half)
         return forward_on_gpu<float>(net, nd, st);
@@ -993,6 +1020,11 @@ static int gpu_backward(PerceptNet *net, const Node *nd, float *const *din)
                                          hw, nd->eps);
         return 0;
     }
+    case OP_LINEAR:
+        gpu_linear_backward(dx, core->param_grad(net, nd, PARAM_WEIGHT),
+                            core->param_grad(net, nd, PARAM_BIAS), dout, x,
+                            core->param(net, nd, PARAM_WEIGHT), in.n, nd->cin, nd->cout);
+        return 0;
     case OP_ADD:
         for (int j = 0; j < 2; j++)
             if (din[j])
@@ -1044,6 +1076,9 @@ static int gpu_backward(PerceptNet *net, const Node *nd, float *const *din)
     case OP_GLOBAL_AVG_POOL:
         gpu_global_avg_pool_backward(dx, dout, in.n * in.c, hw);
         break;
+    case OP_RESHAPE:
+    case OP_DROPOUT:
+        return copy_on_device((State *)net->backend_state, dx, dout, n, nd->name);
     case OP_CHANNEL_AFFINE: {
         const float *k;
         if (affine_consts(net, nd, &k))
@@ -1059,7 +1094,7 @@ static int gpu_backward(PerceptNet *net, const Node *nd, float *const *din)
 
 static int cuda_backward(PerceptNet *net, const Node *nd, float *const *din)
 {
-    if (!on_gpu(nd)) {
+    if (!on_gpu(net, nd)) {
         CUDA_OK(cudaDeviceSynchronize(), "before a CPU op");
         return core->cpu->backward(net, nd, din);
     }

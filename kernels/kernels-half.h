@@ -18,6 +18,8 @@ void gpu_conv_epilogue(__half *y, const float *bias, const __half *add, int relu
 
 void gpu_elementwise(int op, __half *out, const __half *a, const __half *b, size_t n, float p,
                      float q);
+void gpu_linear(__half *out, const __half *in, const float *w, const float *b, int n, int fin,
+                int fout);
 void gpu_concat(__half *out, const __half *const *ins, const int *cs, int count, int n, int hw);
 void gpu_channel_affine(__half *out, const __half *in, const float *scale, const float *shift,
                         size_t total, int c, int hw);

@@ -1,6 +1,6 @@
-/* Our CUDA kernels (elementwise.cu, combine.cu, norm.cu, pool.cu, resample.cu): each has a
- * CPU twin in core/layers/ with the same semantics, which tests/test-cuda-parity.c compares
- * it with. All pointers are device-accessible; launches are asynchronous, on the stream of
+/* Our CUDA kernels (elementwise.cu, combine.cu, linear.cu, norm.cu, pool.cu, resample.cu):
+ * each has a CPU twin in core/layers/ with the same semantics, which tests/test-cuda-parity.c
+ * compares it with. All pointers are device-accessible; launches are asynchronous, on the stream of
  * gpu_set_stream. Gradients of activations are assigned, those of parameters accumulated. */
 #ifndef PERCEPT_KERNELS_H
 #define PERCEPT_KERNELS_H
@@ -25,6 +25,13 @@ void gpu_elementwise_backward(int op, float *dx, const float *dout, const float 
  * + add (or NULL), then ReLU if relu: the bias and the inference epilogue (plan.c) */
 void gpu_conv_epilogue(float *y, const float *bias, const float *add, int relu, size_t total,
                        int c, int hw);
+
+/* fully connected: in (n, fin), w (fout, fin), b (fout) or NULL, out (n, fout) = in·wᵀ + b;
+ * backward: din assigned, dw and db accumulated (each may be NULL) */
+void gpu_linear(float *out, const float *in, const float *w, const float *b, int n, int fin,
+                int fout);
+void gpu_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                         const float *w, int n, int fin, int fout);
 
 /* channel concatenation: inputs k (n, cs[k], hw) -> out (n, Σ cs, hw); a NULL dins[k]
  * is skipped */

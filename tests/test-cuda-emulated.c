@@ -108,6 +108,29 @@ static void check_conv_epilogue(int c, int hw)
     free(gamma); free(beta); free(wf); free(bf); free(wref); free(bref);
 }
 
+/* A fully connected layer, forward and backward, against the CPU's (an sgemm). */
+static void check_linear(int n, int fin, int fout)
+{
+    float *x = buffer((size_t)n * fin, 80, -1, 1), *w = buffer((size_t)fout * fin, 81, -1, 1);
+    float *b = buffer(fout, 82, -1, 1), *dy = buffer((size_t)n * fout, 83, -1, 1);
+    float *ref = malloc(sizeof(float) * n * fout), *y = poisoned((size_t)n * fout);
+    float *dref = malloc(sizeof(float) * n * fin), *dx = poisoned((size_t)n * fin);
+    float *dw_cpu = buffer((size_t)fout * fin, 84, -1, 1), *dw = malloc(sizeof(float) * fout * fin);
+    float *db_cpu = buffer(fout, 85, -1, 1), *db = malloc(sizeof(float) * fout);
+    memcpy(dw, dw_cpu, sizeof(float) * fout * fin); /* gradients accumulate */
+    memcpy(db, db_cpu, sizeof(float) * fout);
+    linear_forward(ref, x, w, b, n, fin, fout);
+    gpu_linear(y, x, w, b, n, fin, fout);
+    same("linear forward", y, ref, (size_t)n * fout, 1e-5);
+    linear_backward(dref, dw_cpu, db_cpu, dy, x, w, n, fin, fout);
+    gpu_linear_backward(dx, dw, db, dy, x, w, n, fin, fout);
+    same("linear input gradient", dx, dref, (size_t)n * fin, 1e-5);
+    same("linear weight gradient (accumulated)", dw, dw_cpu, (size_t)fout * fin, 1e-5);
+    same("linear bias gradient (accumulated)", db, db_cpu, fout, 1e-5);
+    free(x); free(w); free(b); free(dy); free(ref); free(y); free(dref); free(dx);
+    free(dw_cpu); free(dw); free(db_cpu); free(db);
+}
+
 static void check_combine(void)
 {
     const int n = 2, hw = 37, cs[3] = {3, 1, 5}, total = 9;
@@ -369,6 +392,8 @@ int main(void)
     check_elementwise(3 * 256 * 7 + 13); /* several blocks, a partial last one */
     check_combine();
     check_conv_epilogue(5, 37);
+    check_linear(3, 300, 7);
+    check_linear(2, 17, 600); /* more outputs than a block */
     check_conv_epilogue(3, 300); /* several blocks */
     check_resample(2, 8, 5, 7, 2);
     check_resample(1, 9, 4, 3, 3);

@@ -339,21 +339,30 @@ static void check_graphs(const char *name, const char *arch, int n, int c, int h
     percept_net_free(b);
 }
 
-/* A network of one op after a conv (so the op's input gradient reaches parameters). */
-static void op_arch(char *arch, size_t size, const char *name, const char *node_json, int cout)
+/* A network of one op after a conv (so the op's input gradient reaches parameters), for an
+ * h × w input: FIN in the op's JSON stands for the conv's features per sample, cout·h·w. */
+static void op_arch(char *arch, size_t size, const char *name, const char *node_json, int cout,
+                    int h, int w)
 {
+    char node[1024], fin[16];
+    const char *at = strstr(node_json, "FIN");
+    snprintf(fin, sizeof fin, "%d", cout * h * w);
+    if (at)
+        snprintf(node, sizeof node, "%.*s%s%s", (int)(at - node_json), node_json, fin, at + 3);
+    else
+        snprintf(node, sizeof node, "%s", node_json);
     snprintf(arch, size,
              "{\"format\":1,\"name\":\"%s\",\"nodes\":["
              "{\"name\":\"c\",\"op\":\"conv2d\",\"in\":[\"input\"],\"cin\":3,\"cout\":%d,\"k\":3,\"pad\":1},"
              "%s]}",
-             name, cout, node_json);
+             name, cout, node);
 }
 
 static void check_op(const char *name, const char *node_json, int cout, int n, int h, int w,
                      int training)
 {
     char arch[2048];
-    op_arch(arch, sizeof arch, name, node_json, cout);
+    op_arch(arch, sizeof arch, name, node_json, cout, h, w);
     check(name, arch, n, 3, h, w, training);
 }
 
@@ -419,6 +428,11 @@ int main(void)
         {"batch_norm, eval, no affine", "{\"name\":\"o\",\"op\":\"batch_norm\",\"c\":6,\"affine\":false}", 6},
         /* an op the CUDA backend leaves to the CPU for now: the fallback must agree too */
         {"binary (on the CPU)", "{\"name\":\"o\",\"op\":\"binary\"}", 4},
+        /* the conv's 4 channels flattened per sample (4·h·w features, set by check_op) */
+        {"linear", "{\"name\":\"o\",\"op\":\"linear\",\"fin\":FIN,\"fout\":7}", 4},
+        {"linear, no bias", "{\"name\":\"o\",\"op\":\"linear\",\"fin\":FIN,\"fout\":3,\"bias\":false}", 4},
+        {"reshape", "{\"name\":\"o\",\"op\":\"reshape\",\"c\":FIN,\"h\":1,\"w\":1}", 4},
+        {"dropout (the identity in eval)", "{\"name\":\"o\",\"op\":\"dropout\"}", 4},
     };
     /* and in training mode (batch norm: batch statistics, running statistics updated) */
     static const struct { const char *name, *node; int cout; } training_ops[] = {
@@ -430,20 +444,21 @@ int main(void)
     for (size_t i = 0; i < sizeof training_ops / sizeof training_ops[0]; i++)
         check_op_shapes(training_ops[i].name, training_ops[i].node, training_ops[i].cout, 1);
     /* inference, fp32 and fp16: every op but binary (a threshold: half's rounding flips
-     * some of its outputs by 1); dropout, the identity without training, for the CPU
+     * some of its outputs by 1); reparam, a copy of the means without training, for the CPU
      * fallback. A ReLU straight after the conv is fused into it. */
     char arch1[2048], name1[160];
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         const int cpu_op = strstr(ops[i].node, "\"binary\"") != NULL;
-        const char *node = cpu_op ? "{\"name\":\"o\",\"op\":\"dropout\"}" : ops[i].node;
+        const char *node = cpu_op ? "{\"name\":\"o\",\"op\":\"reparam\"}" : ops[i].node;
         const int fusions = !strcmp(ops[i].name, "relu");
-        op_arch(arch1, sizeof arch1, ops[i].name, node, ops[i].cout);
-        snprintf(name1, sizeof name1, "%s", cpu_op ? "dropout (on the CPU)" : ops[i].name);
+        op_arch(arch1, sizeof arch1, ops[i].name, node, ops[i].cout, 17, 23);
+        snprintf(name1, sizeof name1, "%s", cpu_op ? "reparam (on the CPU)" : ops[i].name);
         check_inference_both(name1, arch1, 2, 3, 17, 23, fusions);
         /* planes wider than a block, for the kernels that reduce over them */
         if (strstr(name1, "norm") || strstr(name1, "global")) {
             char wide[200];
             snprintf(wide, sizeof wide, "fp16 inference, %s at 1×67×131", name1);
+            op_arch(arch1, sizeof arch1, ops[i].name, node, ops[i].cout, 67, 131);
             check_inference(wide, arch1, 1, 3, 67, 131, "fp16", fusions);
         }
     }
@@ -461,7 +476,7 @@ int main(void)
          "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"b\",\"op\":\"batch_norm\",\"c\":6},{\"name\":\"o\",\"op\":\"add\",\"in\":[\"b\",\"c\"]}", 6, 1},
     };
     for (size_t i = 0; i < sizeof fused / sizeof fused[0]; i++) {
-        op_arch(arch1, sizeof arch1, fused[i].name, fused[i].node, fused[i].cout);
+        op_arch(arch1, sizeof arch1, fused[i].name, fused[i].node, fused[i].cout, 17, 23);
         check_inference_both(fused[i].name, arch1, 2, 3, 17, 23, fused[i].fusions);
     }
     /* whole networks */
