@@ -3,7 +3,8 @@
  * CUDA backend, against PyTorch on the same GPU, weights and input in its best mode
  * (bench/pytorch-gpu-forward.py: fp32, tf32, fp16 channels-last, and that as a CUDA graph).
  * Each size runs in each of the backend's precisions (PERCEPT_CUDA_PRECISION: fp32, tf32,
- * fp16), every output checked against the CPU backend's at the first size.
+ * fp16), and fp16 again without CUDA graphs (PERCEPT_CUDA_GRAPHS=0) for what they save;
+ * every output checked against the CPU backend's at the first size.
  *
  *   bench/gpu-forward [--sizes 512,1024,2048] [--runs N] [--no-pytorch]   (Markdown to stdout)
  *
@@ -86,7 +87,8 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *python = getenv("PERCEPT_PYTHON") ? getenv("PERCEPT_PYTHON") : "python3";
-    static const char *const precisions[] = {"fp32", "tf32", "fp16"};
+    static const char *const precisions[] = {"fp32", "tf32", "fp16", "fp16"};
+    static const char *const labels[] = {"fp32", "tf32", "fp16", "fp16, no graphs"};
     PerceptSafetensors *st = percept_st_read(weights);
     if (!st) {
         fprintf(stderr, "gpu-forward: %s\n", percept_error());
@@ -117,11 +119,12 @@ int main(int argc, char **argv)
         /* PyTorch's best mode, once per size, checked against percept's fp32 output */
         char peer[64] = "—", mode_best[32] = "";
         double best = 0;
-        for (int m = 0; m < 3; m++) {
+        for (int m = 0; m < 4; m++) {
             setenv("PERCEPT_CUDA_PRECISION", precisions[m], 1); /* read at the first pass */
+            setenv("PERCEPT_CUDA_GRAPHS", m == 3 ? "0" : "1", 1); /* read at every pass */
             PerceptNet *gpu = percept_net_from_safetensors(st, arch);
             if (!gpu || percept_net_forward(gpu, &in, &out)) { /* plans, picks algorithms */
-                fprintf(stderr, "gpu-forward: %d² %s: %s\n", side, precisions[m], percept_error());
+                fprintf(stderr, "gpu-forward: %d² %s: %s\n", side, labels[m], percept_error());
                 return 1;
             }
             unsetenv("PERCEPT_CUDA_PRECISION");
@@ -164,11 +167,12 @@ int main(int argc, char **argv)
             if (goal_ms(side) > 0)
                 snprintf(goal, sizeof goal, "%.1f", goal_ms(side));
             printf("| johnson | %d² | %s | %.1f | %.2f | %.1f | %s | %s | %s | %s |\n", side,
-                   precisions[m], gflop, ms, gflop / ms, peer, ratio, goal, check);
+                   labels[m], gflop, ms, gflop / ms, peer, ratio, goal, check);
             fflush(stdout);
             free(t);
             percept_net_free(gpu);
         }
+        unsetenv("PERCEPT_CUDA_GRAPHS");
         free(cpu_out);
         free(x);
     }
