@@ -212,25 +212,35 @@ static void check(const char *name, const char *arch, int n, int c, int h, int w
  * Both of the CUDA side's passes count: the first writes fresh device memory (NaN under the
  * fake runtime), the second a float arena poisoned beyond the input. fusions: how many
  * nodes the CUDA plan must have folded into others (a check that fusion ran). */
+/* The CPU network and the CUDA one, without gradients, the CUDA one at a precision: it reads
+ * PERCEPT_CUDA_PRECISION at its first pass, so the caller unsets it after that. */
+static int inference_pair(const char *arch, const char *precision, PerceptNet **a,
+                          PerceptNet **b)
+{
+    setenv("PERCEPT_CUDA_PRECISION", precision, 1);
+    *a = make("cpu", arch, 0);
+    *b = make("cuda", arch, 0);
+    if (!*a || !*b)
+        return 0;
+    percept_net_set_grad(*a, 0);
+    percept_net_set_grad(*b, 0);
+    randomise_norm_vectors(*a, *b);
+    return 1;
+}
+
 static void check_inference(const char *name, const char *arch, int n, int c, int h, int w,
                             const char *precision, int fusions)
 {
     cases++;
     const int half = !strcmp(precision, "fp16");
     const double tolerance = half ? TOLERANCE_FP16 : TOLERANCE;
-    setenv("PERCEPT_CUDA_PRECISION", precision, 1); /* read at the network's first pass */
-    PerceptNet *a = make("cpu", arch, 0), *b = make("cuda", arch, 0);
+    PerceptNet *a, *b;
+    int ok = inference_pair(arch, precision, &a, &b), fused = 0;
     size_t nin = (size_t)n * c * h * w;
     float *x = randoms(nin, 17, -1, 1);
     PerceptTensor in = {n, c, h, w, x}, ya, yb;
     double worst = 0;
-    int ok = a && b, fused = 0;
-    if (ok) {
-        percept_net_set_grad(a, 0);
-        percept_net_set_grad(b, 0);
-        randomise_norm_vectors(a, b);
-        ok = !percept_net_forward(a, &in, &ya) && !percept_net_forward(b, &in, &yb);
-    }
+    ok = ok && !percept_net_forward(a, &in, &ya) && !percept_net_forward(b, &in, &yb);
     unsetenv("PERCEPT_CUDA_PRECISION");
     for (int pass = 0; ok && pass < 2; pass++) {
         if (pass) {
@@ -289,17 +299,11 @@ static void check_graphs(const char *name, const char *arch, int n, int c, int h
     unsigned long *launches = module ? dlsym(module, "fake_cuda_graph_launches") : NULL;
     const unsigned long before = launches ? *launches : 0;
     const double tolerance = strcmp(precision, "fp16") ? TOLERANCE : TOLERANCE_FP16;
-    setenv("PERCEPT_CUDA_PRECISION", precision, 1);
-    PerceptNet *a = make("cpu", arch, 0), *b = make("cuda", arch, 0);
+    PerceptNet *a, *b;
+    int ok = inference_pair(arch, precision, &a, &b);
     const size_t nin = (size_t)n * c * h * w;
     double worst = 0;
-    int ok = a && b, pass = 0;
-    if (ok) {
-        percept_net_set_grad(a, 0);
-        percept_net_set_grad(b, 0);
-        randomise_norm_vectors(a, b);
-    }
-    for (; ok && pass < 6; pass++) {
+    for (int pass = 0; ok && pass < 6; pass++) {
         if (pass == 3) { /* new weights, the same on both sides */
             size_t np;
             float *pa = percept_net_params(a, &np), *pb = percept_net_params(b, &np);
