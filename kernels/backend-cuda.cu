@@ -1,20 +1,23 @@
 /* The CUDA backend (libpercept-cuda.so, loaded by core/nets/backend.c): the same table as
  * the CPU backend. Memory is CUDA managed memory, so the graph's host-side work (copying
  * inputs in, initialising and loading parameters, reading results) is unchanged and any op
- * without a GPU kernel yet runs on its CPU twin, correctly, after a synchronisation.
+ * without a GPU kernel runs on its CPU twin, correctly, after a synchronisation.
+ *
  * Convolutions go to cuDNN; the elementwise ops, channel affine maps, concatenation,
  * instance and batch norm, pooling, upsampling, pixel shuffle, reflection padding and
  * linear layers are kernels of ours (elementwise.cu, combine.cu, norm.cu, pool.cu,
  * resample.cu, linear.cu), each tested against its CPU twin by tests/test-cuda-parity.c;
- * reshape and eval-mode dropout are copies; binary, reparam and training dropout are still
- * the CPU's (their masks and noise come from its counter-based generator). Inference fuses as the CPU does (plan.c): a residual add and
- * a ReLU after a conv or norm are done as that node writes its output (the conv's in one
- * pass with its bias, gpu_conv_epilogue), an eval batch norm after a conv is folded into
- * its weights, and an upsampling before a conv is done into a buffer of the conv's own.
- * The work of a pass runs in order on the default stream,
- * unsynchronised: the device is waited for before an op runs on its CPU twin, at a copy to
- * the host, and when the graph asks (backend.sync: the end of a pass, gradients it adds up
- * on the host).
+ * reshape and eval-mode dropout are copies; binary, reparam and training dropout stay the
+ * CPU's (their masks and noise come from its counter-based generator). Inference fuses as
+ * the CPU does (plan.c): a residual add and a ReLU after a conv or norm are applied as that
+ * node writes its output (the conv's in one pass with its bias, gpu_conv_epilogue), an eval
+ * batch norm after a conv is folded into its weights, and an upsampling before a conv is
+ * done into a buffer of the conv's own.
+ *
+ * Each network's work runs in order on a stream of its own, unsynchronised: the device is
+ * waited for before an op runs on its CPU twin, at a copy to the host, and when the graph
+ * asks (backend.sync: the end of a pass, gradients it adds up on the host). Same-size
+ * inference passes are replayed as CUDA graphs (below).
  *
  * PERCEPT_CUDA_PRECISION, read when a network first runs here: fp32 (the default: strict
  * FP32 convolutions, FMA math), tf32 (convolutions on TF32 tensor cores), or fp16: inference
@@ -97,12 +100,14 @@ typedef struct {
 
 typedef enum { PRECISION_FP32, PRECISION_TF32, PRECISION_FP16 } Precision;
 
-/* What a captured pass depends on beyond its kernels' arguments' values: if any of it
- * changes, its graph is stale. */
+/* What a captured pass depends on beyond the values its kernels read — the memory it was
+ * captured with (the plan's arenas, the parameters, the backend's own buffers, which a pass
+ * of another kind may have grown since), the input's shape, its kind: if any of it changes,
+ * its graph is stale. */
 typedef struct {
-    const float *act, *saved, *params, *buffers;
+    const void *act, *saved, *params, *buffers, *workspace, *buf, *up, *half, *stats;
     Shape in;
-    int half, norm_fixed;
+    int half_pass, norm_fixed;
 } PassKey;
 
 /* how this pass runs: each node's work issued (direct), issued into a graph being captured,
@@ -130,7 +135,7 @@ typedef struct {
     size_t stats_floats;
     int stats_pending;               /* to be copied to the host's (net->norm_stats) at sync */
     cudaStream_t stream;             /* the network's work, in order */
-    /* CUDA graphs: the last inference pass's key, the graph of a pass and its key, whether
+    /* CUDA graphs: the key as the last pass ended, the graph of a pass and its key, whether
      * it copies statistics, this pass's way of running; graphs off after a failed capture */
     PassKey last, graph_key;
     cudaGraphExec_t graph;
@@ -216,34 +221,29 @@ static State *state(PerceptNet *net)
         if (precision_setting(&precision))
             return NULL;
         State *st = (State *)calloc(1, sizeof *st);
-        if (st && (!(st->conv = (Conv *)calloc(net->n_nodes, sizeof(Conv))) ||
-                   !(st->consts = (float **)calloc(net->n_nodes, sizeof(float *))) ||
-                   !(st->weights16 = (__half **)calloc(net->n_nodes, sizeof(__half *))) ||
-                   !(st->folded = (float **)calloc(net->n_nodes, sizeof(float *))))) {
-            free(st->conv);
-            free(st->consts);
-            free(st->weights16);
-            free(st);
-            st = NULL;
-        }
+        const int n = net->n_nodes;
+        int ok = st && (st->conv = (Conv *)calloc(n, sizeof(Conv))) &&
+                 (st->consts = (float **)calloc(n, sizeof(float *))) &&
+                 (st->weights16 = (__half **)calloc(n, sizeof(__half *))) &&
+                 (st->folded = (float **)calloc(n, sizeof(float *)));
         /* a blocking stream: the legacy stream's copies (cudaMemcpy) wait for its work */
-        if (st && cudaStreamCreateWithFlags(&st->stream, cudaStreamDefault) != cudaSuccess) {
+        const int streamed =
+            ok && cudaStreamCreateWithFlags(&st->stream, cudaStreamDefault) == cudaSuccess;
+        if (!streamed) {
             cudaGetLastError();
-            free(st->conv);
-            free(st->consts);
-            free(st->weights16);
-            free(st->folded);
-            free(st);
-            core->fail("CUDA: cannot create a stream");
+            if (st) {
+                free(st->conv);
+                free(st->consts);
+                free(st->weights16);
+                free(st->folded);
+                free(st);
+            }
+            core->fail(ok ? "CUDA: cannot create a stream" : "out of memory");
             return NULL;
         }
-        if (st) {
-            st->n_nodes = net->n_nodes;
-            st->precision = precision;
-        }
+        st->n_nodes = n;
+        st->precision = precision;
         net->backend_state = st;
-        if (!st)
-            core->fail("out of memory");
     }
     return (State *)net->backend_state;
 }
@@ -663,8 +663,13 @@ static PassKey pass_key(const PerceptNet *net, const State *st)
     k.saved = net->plan.saved;
     k.params = net->params_data;
     k.buffers = net->buffers_data;
+    k.workspace = st->workspace;
+    k.buf = st->buf;
+    k.up = st->up;
+    k.half = st->half;
+    k.stats = st->stats;
     k.in = net->plan.in;
-    k.half = half_pass(net, st);
+    k.half_pass = half_pass(net, st);
     k.norm_fixed = net->norm_fixed;
     return k;
 }
@@ -716,8 +721,7 @@ static void begin_pass(PerceptNet *net, State *st)
 {
     abandon_capture(st); /* one whose pass never reached sync */
     const PassKey k = pass_key(net, st);
-    const int again = !memcmp(&k, &st->last, sizeof k);
-    st->last = k;
+    const int again = !memcmp(&k, &st->last, sizeof k); /* as the last pass ended */
     st->pass = PASS_DIRECT;
     if (!graphable(net, st))
         return;
@@ -774,6 +778,8 @@ static int cuda_sync(PerceptNet *net)
     State *st = (State *)net->backend_state;
     if (st && end_pass(st))
         return -1;
+    if (st)
+        st->last = pass_key(net, st); /* with what the pass grew */
     CUDA_OK(cudaDeviceSynchronize(), "CUDA");
     if (st && st->stats_pending) {
         CUDA_OK(cudaMemcpy(net->norm_stats, st->stats, sizeof(float) * net->norm_stats_floats,
