@@ -123,7 +123,7 @@ typedef struct {
     Precision precision;
     __half *half;                    /* fp16 inference: the activations, at the plan's offsets */
     size_t half_count;
-    void *workspace;
+    char *workspace;
     size_t workspace_bytes;
     float *buf;                      /* reflection-padded input, or its gradient */
     size_t buf_floats;
@@ -254,41 +254,16 @@ static int half_pass(const PerceptNet *net, const State *st)
     return st->precision == PRECISION_FP16 && !net->plan.grad;
 }
 
-/* A device buffer of at least `floats`, kept and grown. */
-static int grow(float **p, size_t *have, size_t floats, const char *what)
+/* A device buffer of at least count elements, kept and grown (have: its elements). */
+template <typename T> static int grow(T **p, size_t *have, size_t count, const char *what)
 {
-    if (*have >= floats)
+    if (*have >= count)
         return 0;
     cudaFree(*p);
     *p = NULL;
     *have = 0;
-    CUDA_OK(cudaMalloc((void **)p, floats * sizeof(float)), what);
-    *have = floats;
-    return 0;
-}
-
-static int grow_workspace(State *st, size_t bytes)
-{
-    if (st->workspace_bytes >= bytes)
-        return 0;
-    cudaFree(st->workspace);
-    st->workspace = NULL;
-    st->workspace_bytes = 0;
-    CUDA_OK(cudaMalloc(&st->workspace, bytes), "cuDNN workspace");
-    st->workspace_bytes = bytes;
-    return 0;
-}
-
-/* fp16 inference's half arena, as large as the plan's float one */
-static int grow_half(State *st, size_t count)
-{
-    if (st->half_count >= count)
-        return 0;
-    cudaFree(st->half);
-    st->half = NULL;
-    st->half_count = 0;
-    CUDA_OK(cudaMalloc((void **)&st->half, count * sizeof(__half)), "fp16 activations");
-    st->half_count = count;
+    CUDA_OK(cudaMalloc((void **)p, count * sizeof(T)), what);
+    *have = count;
     return 0;
 }
 
@@ -319,8 +294,9 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, int half, Co
     Conv *c = &st->conv[nd - net->nodes];
     Shape in = core->in_shape(net, nd, 0);
     *out = c;
+    /* made before: the workspace is grown again, as a growth that failed is not remembered */
     if (c->in.n && !memcmp(&c->in, &in, sizeof in) && c->half == half)
-        return grow_workspace(st, c->workspace); /* a failed growth is not remembered */
+        return grow(&st->workspace, &st->workspace_bytes, c->workspace, "cuDNN workspace");
     conv_destroy(c);
     cudnnHandle_t h = handle(st);
     if (!h)
@@ -382,7 +358,7 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, int half, Co
     c->fwd = fp[fi].algo;
     c->bwd_data = dp[di].algo;
     c->workspace = need ? need : 1;
-    return grow_workspace(st, c->workspace);
+    return grow(&st->workspace, &st->workspace_bytes, c->workspace, "cuDNN workspace");
 }
 
 /* Where node i's output (INPUT_NODE: the network input) is in a pass on T: the plan's float
@@ -936,7 +912,7 @@ static int forward_node(PerceptNet *net, const Node *nd, State *st)
 {
     const int half = half_pass(net, st), self = (int)(nd - net->nodes);
     if (half) {
-        if (grow_half(st, net->plan.act_floats))
+        if (grow(&st->half, &st->half_count, net->plan.act_floats, "fp16 activations"))
             return -1;
         /* the network input, converted where a node reads it (it is not changed while a
          * reader remains) */
