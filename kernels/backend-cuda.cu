@@ -14,7 +14,7 @@
  * batch norm after a conv is folded into its weights, and an upsampling before a conv is
  * done into a buffer of the conv's own.
  *
- * Each network's work runs in order on a stream of its own, unsynchronised: the device is
+ * Each network's work runs in order on a stream of its own (non-blocking), unsynchronised: the device is
  * waited for before an op runs on its CPU twin, at a copy to the host, and when the graph
  * asks (backend.sync: the end of a pass, gradients it adds up on the host). Same-size
  * inference passes are replayed as CUDA graphs (below).
@@ -226,9 +226,10 @@ static State *state(PerceptNet *net)
                  (st->consts = (float **)calloc(n, sizeof(float *))) &&
                  (st->weights16 = (__half **)calloc(n, sizeof(__half *))) &&
                  (st->folded = (float **)calloc(n, sizeof(float *)));
-        /* a blocking stream: the legacy stream's copies (cudaMemcpy) wait for its work */
+        /* non-blocking: the legacy stream's work (another thread's allocations) neither waits
+         * for it nor meets its graph captures; this file orders its own copies with it */
         const int streamed =
-            ok && cudaStreamCreateWithFlags(&st->stream, cudaStreamDefault) == cudaSuccess;
+            ok && cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking) == cudaSuccess;
         if (!streamed) {
             cudaGetLastError();
             if (st) {
@@ -1010,7 +1011,8 @@ static int gpu_backward(PerceptNet *net, const Node *nd, float *const *din)
     case OP_ADD:
         for (int j = 0; j < 2; j++)
             if (din[j])
-                CUDA_OK(cudaMemcpy(din[j], dout, n * sizeof(float), cudaMemcpyDefault), "add");
+                if (copy_on_device((State *)net->backend_state, din[j], dout, n, "add"))
+                    return -1;
         return 0;
     case OP_CONCAT: {
         int cs[NODE_MAX_IN];
@@ -1101,6 +1103,8 @@ static int cuda_backward(PerceptNet *net, const Node *nd, float *const *din)
     }
     if (gpu_backward(net, nd, targets) || finish(nd->name))
         return -1;
+    if (staged >= 0)
+        CUDA_OK(cudaStreamSynchronize(st->stream), "before copying a gradient to the host");
     if (staged >= 0)
         CUDA_OK(cudaMemcpy(din[staged], st->stage,
                            shape_numel(core->in_shape(net, nd, staged)) * sizeof(float),
