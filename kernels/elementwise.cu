@@ -1,5 +1,5 @@
 /* Elementwise ops and their gradients: twins of core/layers/activation.c and combine.c; the
- * conversions between float and half and the bias of fp16 convolutions. */
+ * conversions between float and half; a convolution's bias and inference epilogue. */
 #include "common.cuh"
 #include "kernels-half.h"
 #include "kernels.h"

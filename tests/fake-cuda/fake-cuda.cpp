@@ -286,10 +286,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
 cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 {
     (void)stream;
-    if (forbidden_in_capture())
-        return cudaErrorStreamCaptureUnsupported;
-    emu_flush();
-    return cudaSuccess;
+    return cudaDeviceSynchronize();
 }
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode)
