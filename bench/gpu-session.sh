@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One device call does a GPU session's first work: build percept on the GPU machine (no GEGL,
 # no package registry: cJSON, GLib and pkgconf come from tools/device/debs through
-# tools/device/env.sh), run the CUDA backend's parity test (tests/test-cuda-parity.c) and the
-# GPU forward benchmark (bench/gpu-forward.c), and leave logs under $OUT. With FULL=1 also
+# tools/device/env.sh), run the CUDA backend's parity test (tests/test-cuda-parity.c), the
+# GPU forward benchmark (bench/gpu-forward.c) and the training-step benchmark
+# (bench/train-step.c --device cuda), and leave logs under $OUT. With FULL=1 also
 # the whole suite and the CPU benchmark against PyTorch 2.11 there — minutes of device time
 # the training call (bench/gpu-train.sh) may need more: the suite's emulated CUDA tests run
 # in every build without a GPU anyway.
@@ -24,6 +25,12 @@ PERCEPT_PYTHON="$(command -v python3)" timeout 300 build-gpu/bench/gpu-forward \
     > "$OUT/gpu-forward.md" 2> "$OUT/gpu-forward.log"
 echo "gpu-forward rc=$?"
 cat "$OUT/gpu-forward.md"; tail -5 "$OUT/gpu-forward.log"
+# issue 5's training step (Johnson + VGG-16 to relu4_3, batch 4 × 256²), both sides in TF32
+PERCEPT_CUDA_PRECISION=tf32 PERCEPT_PYTHON="$(command -v python3)" timeout 240 \
+    build-gpu/bench/train-step --device cuda --steps 10 \
+    > "$OUT/gpu-train-step.md" 2> "$OUT/gpu-train-step.log"
+echo "gpu-train-step rc=$?"
+cat "$OUT/gpu-train-step.md"; tail -5 "$OUT/gpu-train-step.log"
 if [ "${FULL:-0}" = 1 ]; then
     meson test -C build-gpu --print-errorlogs > "$OUT/test.log" 2>&1
     echo "tests rc=$?"

@@ -30,23 +30,31 @@ def gram(f):
 
 def main():
     d, case, losses, batch, in_side, out_side, threads, steps = sys.argv[1:9]
+    device = sys.argv[9] if len(sys.argv) > 9 else "cpu"
+    gpu = device == "cuda"
+    if gpu:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     batch, in_side, out_side = int(batch), int(in_side), int(out_side)
     threads, steps = int(threads), int(steps)
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
     d = Path(d)
     params, meta = read_safetensors(d / f"{case}.safetensors")
+    params = {k: v.to(device) for k, v in params.items()}
     arch = json.loads(meta["percept.arch"])
     trainable = [p for k, p in params.items() if "running_" not in k]
     for p in trainable:
         p.requires_grad_(True)
     vgg, vmeta = read_safetensors(d / "vgg16-relu4_3.safetensors")
+    vgg = {k: v.to(device) for k, v in vgg.items()}
     vgg_arch = json.loads(vmeta["percept.arch"])
     # the feature loss's own VGG (relu2_2) must be the same weights for one pass to serve
     feat_vgg, _ = read_safetensors(d / "vgg16-relu2_2.safetensors")
-    assert all(torch.equal(feat_vgg[k], vgg[k]) for k in feat_vgg), "VGG weights differ"
+    assert all(torch.equal(feat_vgg[k], vgg[k].cpu()) for k in feat_vgg), "VGG weights differ"
 
-    load = lambda name, shape: torch.from_numpy(np.fromfile(d / name, dtype=np.float32)).reshape(shape)
+    load = lambda name, shape: torch.from_numpy(np.fromfile(d / name, dtype=np.float32)).reshape(shape).to(device)
     x = load(f"{case}.in.f32", (batch, 3, in_side, in_side))
     target = load(f"{case}.target.f32", (batch, 3, out_side, out_side))
     style = load("style.f32", (1, 3, 128, 128))
@@ -87,13 +95,17 @@ def main():
                 raise ValueError(kind)
         total.backward()
         opt.step()
-        return float(total)
+        return total
 
-    first = step()  # also the warm-up
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+    first = float(step())  # also the warm-up
+    step()
     times = []
     for _ in range(steps):
+        sync()
         t = time.perf_counter()
         step()
+        sync()
         times.append(time.perf_counter() - t)
     print(f"{statistics.median(times) * 1e3:.3f} {first:.9g}")
 

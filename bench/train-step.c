@@ -7,8 +7,13 @@
  * and the same step in PyTorch (bench/pytorch-train-step.py: same architecture, initial
  * weights, loss-network weights, data, Adam and threads), whose first-step loss must match
  * ours (it checks that the two compute the same thing). Median of the timed steps.
+ * --device cuda (issue 5's benchmark): on the GPU, johnson-128 becomes johnson-256 (batch 4
+ * of 256², the issue's case), the batches, the losses' gradient and Adam's moments stay in
+ * GPU memory (percept_buffer_new), and PyTorch runs there in TF32; run it with
+ * PERCEPT_CUDA_PRECISION=tf32 for the same arithmetic.
  *
- *   train-step [--threads N] [--steps K] [--no-pytorch] [--quick]   (Markdown to stdout) */
+ *   train-step [--threads N] [--steps K] [--device cpu|cuda] [--no-pytorch] [--quick]
+ *   (Markdown to stdout) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +100,8 @@ static int step(PerceptNet *net, PerceptAdam *adam, Losses *l, const PerceptTens
     if (percept_net_backward(net, grad, NULL))
         return -1;
     size_t count;
-    percept_adam_step(adam, percept_net_params(net, &count), percept_net_grads(net, &count));
+    if (percept_adam_step(adam, percept_net_params(net, &count), percept_net_grads(net, &count)))
+        return -1;
     percept_net_zero_grads(net);
     return 0;
 }
@@ -124,7 +130,7 @@ typedef struct {
 
 static int run_percept(const Case *c, const char *dir, int steps, Result *r)
 {
-    char *arch = !strcmp(c->name, "johnson-128")
+    char *arch = !strncmp(c->name, "johnson", 7)
                      ? percept_arch_johnson(&(PerceptJohnsonOpts){32, 5, 0})
                      : percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 64, 4, 0, 0, 0});
     PerceptNet *net = arch ? percept_net_from_arch(arch, 7) : NULL;
@@ -135,9 +141,10 @@ static int run_percept(const Case *c, const char *dir, int steps, Result *r)
     snprintf(path, sizeof path, "%s/%s.safetensors", dir, c->name);
     size_t in_n = (size_t)c->batch * 3 * c->in_side * c->in_side;
     size_t out_n = (size_t)c->batch * 3 * c->out_side * c->out_side;
-    float *in = malloc(sizeof(float) * in_n), *target = malloc(sizeof(float) * out_n);
+    /* where the network runs (the GPU's memory with --device cuda), as a trainer keeps them */
+    float *in = percept_buffer_new(in_n), *target = percept_buffer_new(out_n);
     float *style = malloc(sizeof(float) * 3 * 128 * 128);
-    float *grad = malloc(sizeof(float) * out_n);
+    float *grad = percept_buffer_new(out_n);
     PerceptAdam adam = {0};
     Losses l = {0};
     size_t count;
@@ -182,20 +189,20 @@ static int run_percept(const Case *c, const char *dir, int steps, Result *r)
     losses_free(&l);
     percept_adam_free(&adam);
     percept_net_free(net);
-    free(in);
-    free(target);
+    percept_buffer_free(in);
+    percept_buffer_free(target);
     free(style);
-    free(grad);
+    percept_buffer_free(grad);
     return rc;
 }
 
 static int run_pytorch(const char *python, const Case *c, const char *dir, int threads,
-                       int steps, Result *r)
+                       int steps, const char *device, Result *r)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' '%s/pytorch-train-step.py' '%s' %s '%s' %d %d %d %d %d",
+    snprintf(cmd, sizeof cmd, "'%s' '%s/pytorch-train-step.py' '%s' %s '%s' %d %d %d %d %d %s",
              python, BENCH_DIR, dir, c->name, c->losses, c->batch, c->in_side, c->out_side,
-             threads, steps);
+             threads, steps, device);
     FILE *p = popen(cmd, "r");
     if (!p)
         return percept_fail("cannot run %s", python);
@@ -207,9 +214,12 @@ static int run_pytorch(const char *python, const Case *c, const char *dir, int t
 int main(int argc, char **argv)
 {
     int threads = 2, steps = 5, pytorch = 1, quick = 0;
+    const char *device = "cpu";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
+            device = argv[++i];
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-pytorch"))
@@ -217,7 +227,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else {
-            fprintf(stderr, "usage: train-step [--threads N] [--steps K] [--no-pytorch] [--quick]\n");
+            fprintf(stderr, "usage: train-step [--threads N] [--steps K] [--device cpu|cuda] "
+                            "[--no-pytorch] [--quick]\n");
             return 2;
         }
     }
@@ -228,12 +239,21 @@ int main(int argc, char **argv)
 #ifdef _OPENMP
     omp_set_num_threads(threads);
 #endif
+    const int gpu = !strcmp(device, "cuda");
+    if (percept_set_device(device)) {
+        fprintf(stderr, "train-step: %s\n", percept_error());
+        return 1;
+    }
     const char *python = getenv("PERCEPT_PYTHON") ? getenv("PERCEPT_PYTHON") : "/usr/bin/python3";
     Case cases[] = {
         {"johnson-128", "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2,relu3_3,relu4_3=5;tv=1e-6",
          4, 128, 128},
         {"sr-x4-288", "feat:vgg16:relu2_2=1", 4, 72, 288},
     };
+    if (gpu) { /* issue 5's case */
+        cases[0].name = "johnson-256";
+        cases[0].in_side = cases[0].out_side = 256;
+    }
     if (quick) { /* a smoke test of the tool itself */
         cases[0].batch = cases[1].batch = 1;
         cases[0].in_side = cases[0].out_side = 32;
@@ -251,7 +271,7 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < sizeof cases / sizeof *cases && !rc; k++) {
         Result ours, theirs = {0};
         rc = run_percept(&cases[k], dir, steps, &ours) ||
-             (pytorch && run_pytorch(python, &cases[k], dir, threads, steps, &theirs));
+             (pytorch && run_pytorch(python, &cases[k], dir, threads, steps, device, &theirs));
         if (rc)
             break;
         if (pytorch)

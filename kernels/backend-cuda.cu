@@ -34,21 +34,12 @@
 
 #include <type_traits>
 
-extern "C" {
-#include "graph.h"
-}
 #include "kernels-half.h"
 #include "kernels.h"
+#include "plugin.h"
 
-static const PerceptCoreApi *core;
+const PerceptCoreApi *core;
 
-#define CUDA_OK(call, what)                                                                    \
-    do {                                                                                       \
-        cudaError_t e_ = (call);                                                               \
-        if (e_ != cudaSuccess)                                                                 \
-            return (e_ == cudaErrorMemoryAllocation ? core->fail_oom : core->fail)(           \
-                "%s: %s", what, cudaGetErrorString(e_));                                       \
-    } while (0)
 #define CUDNN_OK(call, what)                                                                   \
     do {                                                                                       \
         cudnnStatus_t s_ = (call);                                                             \
@@ -97,8 +88,6 @@ typedef struct {
     int half;                        /* descriptors for fp16 tensors (inference) */
     size_t workspace;                /* bytes its algorithms need */
 } Conv;
-
-typedef enum { PRECISION_FP32, PRECISION_TF32, PRECISION_FP16 } Precision;
 
 /* What a captured pass depends on beyond the values its kernels read — the memory it was
  * captured with (the plan's arenas, the parameters, the backend's own buffers, which a pass
@@ -199,8 +188,7 @@ static void cuda_net_free(PerceptNet *net)
     net->backend_state = NULL;
 }
 
-/* PERCEPT_CUDA_PRECISION's value; -1 with a message when it names none */
-static int precision_setting(Precision *p)
+int precision_setting(Precision *p)
 {
     const char *e = getenv("PERCEPT_CUDA_PRECISION");
     if (!e || !*e || !strcmp(e, "fp32"))
@@ -1113,6 +1101,23 @@ static int cuda_backward(PerceptNet *net, const Node *nd, float *const *din)
     return 0;
 }
 
+/* The graph's whole-buffer work (graph.c: move) on the network's stream */
+static int cuda_copy(PerceptNet *net, float *dst, const float *src, size_t n)
+{
+    State *st = state(net);
+    return !st || copy_on_device(st, dst, src, n, "copy") ? -1 : 0;
+}
+
+static int cuda_accumulate(PerceptNet *net, float *dst, const float *src, size_t n)
+{
+    State *st = state(net);
+    if (!st)
+        return -1;
+    gpu_set_stream(st->stream);
+    gpu_elementwise(EW_ADD, dst, dst, src, n, 0, 0);
+    return finish("gradient sum");
+}
+
 static PerceptBackend backend;
 
 extern "C" __attribute__((visibility("default"))) const PerceptBackend *
@@ -1150,5 +1155,9 @@ percept_plugin_backend(const PerceptCoreApi *api)
     backend.net_free = cuda_net_free;
     backend.sync = cuda_sync;
     backend.fuses_epilogues = 1;
+    backend.owns = device_writable;
+    backend.copy = cuda_copy;
+    backend.accumulate = cuda_accumulate;
+    backend.math = &cuda_math;
     return &backend;
 }

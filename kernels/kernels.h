@@ -103,4 +103,24 @@ void gpu_batch_norm_backward_eval(float *dx, float *dgamma, float *dbeta, const 
                                   const float *running_var, const float *gamma, int n, int c,
                                   int hw, float eps);
 
+/* ---- losses and Adam (loss.cu) -----------------------------------------------------------
+ * A loss's sum goes to partial, gpu_reduce_blocks(n) doubles (one per block), which
+ * gpu_sum_partials adds, in a fixed order, into *out; gradients are assigned (or NULL). */
+unsigned gpu_reduce_blocks(size_t n);
+void gpu_sum_partials(double *out, const double *partial, unsigned count);
+/* Σ (x − t)² and grad = 2 (x − t) / n; Σ |x − t| and grad = sign(x − t) / n */
+void gpu_mse(double *partial, float *grad, const float *x, const float *t, size_t n);
+void gpu_l1(double *partial, float *grad, const float *x, const float *t, size_t n);
+/* total variation over planes of h × w (unscaled sum), grad scaled by scale */
+void gpu_tv(double *partial, float *grad, const float *x, int planes, int h, int w, float scale);
+void gpu_count_nonfinite(double *partial, const float *x, size_t n);
+/* n Gram matrices of cc elements: g −= target (target: one, or n when per_image), Σ g² */
+void gpu_gram_difference(double *partial, float *g, const float *target, int n, size_t cc,
+                         int per_image);
+/* y = a·x (assign) or y += a·x */
+void gpu_axpy(float *y, float a, const float *x, size_t n, int assign);
+/* one Adam step with the host's scalars (core/nets/math.c) */
+typedef struct { float b1, b2, eps, step_size, bc2_sqrt, keep; int decay; } GpuAdam;
+void gpu_adam(float *p, float *m, float *v, const float *g, size_t n, GpuAdam c);
+
 #endif

@@ -7,6 +7,7 @@ extern "C" {
 #include "combine.cu"
 #include "elementwise.cu"
 #include "linear.cu"
+#include "loss.cu"
 #include "norm.cu"
 #include "pool.cu"
 #include "resample.cu"

@@ -5,6 +5,7 @@
  * kernels on a GPU, through the backend; this one runs everywhere. The GPU's own rounding
  * (fused multiply-adds, its libm) is not emulated: tolerances are float rounding's. */
 #include "check.h"
+#include "graph.h"
 #include "kernels.h"
 #include "layers.h"
 
@@ -386,6 +387,103 @@ static void check_norms(int n, int c, int hw, int affine)
     free(mean_cpu); free(rstd_cpu); free(mean); free(rstd);
 }
 
+/* A reduction's total: the kernel has written partial sums for n elements */
+static double reduced(double *partial, size_t n)
+{
+    gpu_sum_partials(partial + 1024, partial, gpu_reduce_blocks(n));
+    return partial[1024];
+}
+
+/* The losses' kernels (loss.cu) against percept_loss_mse, _l1, _tv and the style loss's
+ * Gram difference; the sums in double, so within 1e-12 of the CPU's */
+static void check_loss_kernels(int planes, int h, int w)
+{
+    const size_t n = (size_t)planes * h * w;
+    float *x = buffer(n, 51, -1, 2), *t = buffer(n, 52, 0, 1), *cpu = malloc(sizeof(float) * n);
+    float *grad = poisoned(n);
+    double *partial = malloc(sizeof(double) * 1025), v;
+    char what[64];
+    v = percept_loss_mse(x, t, n, cpu);
+    gpu_mse(partial, grad, x, t, n);
+    CHECK(fabs(reduced(partial, n) / n - v) <= 1e-12 * v, "mse (%zu): %.17g, the CPU's %.17g", n,
+          reduced(partial, n) / n, v);
+    snprintf(what, sizeof what, "mse gradient (%zu)", n);
+    same(what, grad, cpu, n, 0);
+    v = percept_loss_l1(x, t, n, cpu);
+    gpu_l1(partial, grad, x, t, n);
+    CHECK(fabs(reduced(partial, n) / n - v) <= 1e-12 * v, "l1 (%zu)", n);
+    snprintf(what, sizeof what, "l1 gradient (%zu)", n);
+    same(what, grad, cpu, n, 0);
+    /* tv: planes as 2 images of planes/2 channels (scale 1/2) */
+    v = percept_loss_tv(&(PerceptTensor){2, planes / 2, h, w, x}, cpu);
+    for (size_t i = 0; i < n; i++)
+        grad[i] = NAN;
+    gpu_tv(partial, grad, x, planes / 2 * 2, h, w, 0.5f);
+    CHECK(fabs(reduced(partial, n) * 0.5 - v) <= 1e-12 * v, "tv (%d×%d×%d): %.17g, the CPU's %.17g",
+          planes, h, w, reduced(partial, n) * 0.5, v);
+    snprintf(what, sizeof what, "tv gradient (%d×%d×%d)", planes, h, w);
+    same(what, grad, cpu, (size_t)planes / 2 * 2 * h * w, 0);
+    /* non-finite values counted wherever they are */
+    x[0] = NAN;
+    x[n - 1] = INFINITY;
+    x[n / 2] = -INFINITY;
+    gpu_count_nonfinite(partial, x, n);
+    CHECK(reduced(partial, n) == 3, "non-finite values counted: %g of 3", reduced(partial, n));
+    /* n/cc Gram matrices of cc elements minus one target (and minus one each) */
+    const size_t cc = 49;
+    const int count = (int)(n / cc);
+    for (int per_image = 0; per_image < 2; per_image++) {
+        float *g = buffer(count * cc, 53, 0, 1), *d = malloc(sizeof(float) * count * cc);
+        double sum = 0;
+        for (size_t i = 0; i < count * cc; i++) {
+            d[i] = g[i] - t[per_image ? i : i % cc];
+            sum += (double)d[i] * d[i];
+        }
+        gpu_gram_difference(partial, g, t, count, cc, per_image);
+        CHECK(fabs(reduced(partial, count * cc) - sum) <= 1e-12 * sum, "Gram difference sum");
+        same(per_image ? "Gram differences, per image" : "Gram differences", g, d, count * cc, 0);
+        free(g);
+        free(d);
+    }
+    free(x); free(t); free(cpu); free(grad); free(partial);
+}
+
+/* y = a·x and y += a·x; Adam's step against the host's (percept_adam_step on host memory) */
+static void check_vector_kernels(size_t n)
+{
+    float *x = buffer(n, 61, -1, 1), *y = buffer(n, 62, -1, 1), *cpu = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) {
+        volatile float product = 0.3f * x[i]; /* rounded, as the kernel's: no multiply-add */
+        cpu[i] = y[i] + product;
+    }
+    gpu_axpy(y, 0.3f, x, n, 0);
+    same("y += a·x", y, cpu, n, 0);
+    for (size_t i = 0; i < n; i++) {
+        cpu[i] = -2.5f * x[i];
+        y[i] = NAN;
+    }
+    gpu_axpy(y, -2.5f, x, n, 1);
+    same("y = a·x", y, cpu, n, 0);
+    PerceptAdam a;
+    float *p = buffer(n, 63, -1, 1), *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float));
+    CHECK(!percept_adam_init(&a, n, (PerceptAdamConfig){1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f}),
+          "Adam: %s", percept_error());
+    memcpy(cpu, p, sizeof(float) * n);
+    for (int step = 0; step < 3; step++) {
+        float *g = buffer(n, 64 + step, -1, 1);
+        const AdamScalars s = adam_scalars(&a);
+        gpu_adam(p, m, v, g, n,
+                 (GpuAdam){s.b1, s.b2, s.eps, s.step_size, s.bc2_sqrt, s.keep, s.decay});
+        CHECK(!percept_adam_step(&a, cpu, g), "Adam: %s", percept_error());
+        free(g);
+    }
+    same("Adam, 3 steps: parameters", p, cpu, n, 0);
+    same("Adam, 3 steps: m", m, a.m, n, 0);
+    same("Adam, 3 steps: v", v, a.v, n, 0);
+    percept_adam_free(&a);
+    free(x); free(y); free(cpu); free(p); free(m); free(v);
+}
+
 int main(void)
 {
     check_elementwise(1000);
@@ -409,6 +507,10 @@ int main(void)
     check_norms(2, 5, 37, 1);
     check_norms(3, 4, 600, 0); /* planes wider than a block */
     check_norms(2, 3, 1, 1);   /* one pixel per plane: instance norm's variance is zero */
+    check_loss_kernels(4, 7, 9);
+    check_loss_kernels(6, 67, 131); /* many blocks: the partial sums */
+    check_vector_kernels(1000);
+    check_vector_kernels(3 * 256 * 7 + 13);
     CHECK(emu_launches > 50, "the kernels ran (%zu launches)", emu_launches);
     return check_done("test-cuda-emulated");
 }

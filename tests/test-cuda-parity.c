@@ -381,8 +381,238 @@ static void check_op_shapes(const char *name, const char *node_json, int cout, i
     check_op(more, node_json, cout, 3, 5, 7, training);
 }
 
-int main(void)
+/* ---- the losses' and Adam's arithmetic (core/nets/math.c) on both sides ----------------- */
+
+/* Whether p is GPU memory, which the losses' arithmetic then uses */
+static int on_gpu(const void *p)
 {
+    const PerceptBackend *b = backend_cuda_loaded();
+    return b && b->owns(p);
+}
+
+/* n floats of x in memory of the backend new networks get */
+static float *copy_to_device(const float *x, size_t n)
+{
+    float *p = percept_buffer_new(n);
+    if (p)
+        memcpy(p, x, sizeof(float) * n);
+    return p;
+}
+
+/* The losses of specs ("spec=weight;…") made on the current device: the style losses
+ * compare with style, the others (but tv) with target. */
+static int make_losses(const char *specs, const PerceptTensor *target, const PerceptTensor *style,
+                       PerceptLoss **l, double *w)
+{
+    char buf[512], *save = NULL;
+    int count = 0;
+    snprintf(buf, sizeof buf, "%s", specs);
+    for (char *it = strtok_r(buf, ";", &save); it; it = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(it, '=');
+        *eq = 0;
+        w[count] = atof(eq + 1);
+        if (!(l[count] = percept_loss_new(it)))
+            return -1;
+        const int is_style = !strncmp(it, "style", 5), is_tv = !strcmp(it, "tv");
+        if (!is_tv && percept_loss_set_target(l[count], is_style ? style : target))
+            return -1;
+        count++;
+    }
+    return count;
+}
+
+static void free_losses(PerceptLoss **l, int count)
+{
+    for (int i = 0; i < count; i++)
+        percept_loss_free(l[i]);
+}
+
+/* knife_edges summed over the loss networks of both sides */
+static int loss_knife_edges(PerceptLoss **la, PerceptLoss **lb, int count)
+{
+    int edges = 0;
+    for (int i = 0; i < count; i++) {
+        PerceptNet *a = loss_network(la[i]), *b = loss_network(lb[i]);
+        edges += a && b && a->plan.valid && b->plan.valid ? knife_edges(a, b) : 0;
+    }
+    return edges;
+}
+
+/* values[i] of both sides, relative to the CPU's */
+static double value_error(const double *a, const double *b, int count)
+{
+    double worst = 0;
+    for (int i = 0; i < count; i++) {
+        const double e = fabs(b[i] - a[i]) / (fabs(a[i]) > 1e-30 ? fabs(a[i]) : 1e-30);
+        worst = e > worst || isnan(e) ? e : worst;
+    }
+    return worst;
+}
+
+/* Losses on an image in GPU memory: values and the gradient with respect to the image (into
+ * a GPU buffer poisoned first) against the CPU's, and the arithmetic must have run there. */
+static void check_losses(const char *name, const char *specs, int n, int h, int w)
+{
+    cases++;
+    const size_t nx = (size_t)n * 3 * h * w;
+    float *x = NULL, *t = randoms(nx, 22, 0, 1);
+    /* a style image unlike x (darker, less contrast): two noise images alike would have
+     * nearly equal Gram matrices, whose difference is then mostly the sides' rounding */
+    float *s = randoms((size_t)3 * 18 * 22, 23, 0.1f, 0.4f), *ga = malloc(sizeof(float) * nx);
+    PerceptTensor target = {n, 3, h, w, t}, style = {1, 3, 18, 22, s};
+    PerceptLoss *la[8] = {0}, *lb[8] = {0};
+    double wa[8], wb[8], va[8] = {0}, vb[8] = {0}, vc[8] = {0};
+    int ca = -1, cb = -1, rc = -1;
+    float *xb = NULL, *gb = NULL;
+    if (!percept_set_device("cpu"))
+        ca = make_losses(specs, &target, &style, la, wa);
+    if (ca > 0 && !percept_set_device("cuda"))
+        cb = make_losses(specs, &target, &style, lb, wb);
+    /* an image on which the loss networks' ReLUs and max pools decide clearly (check) */
+    for (int draw = 0; cb == ca && draw < 4; draw++) {
+        free(x);
+        percept_buffer_free(xb);
+        percept_buffer_free(gb);
+        x = randoms(nx, 21 + 1000 * draw, 0, 1);
+        if (!(xb = copy_to_device(x, nx)) || !(gb = percept_buffer_new(nx)))
+            break;
+        poison(gb, nx);
+        PerceptTensor in_a = {n, 3, h, w, x}, in_b = {n, 3, h, w, xb};
+        rc = percept_losses_eval(la, wa, ca, &in_a, va, ga) ||
+             percept_losses_eval(lb, wb, cb, &in_b, vb, gb) ||
+             percept_losses_eval(lb, wb, cb, &in_b, vc, NULL); /* values only */
+        if (rc || !loss_knife_edges(la, lb, ca))
+            break;
+    }
+    if (rc) {
+        printf("FAIL %s: %s\n", name, percept_error());
+        failures++;
+    } else {
+        const double ev = value_error(va, vb, ca), eg = nerr(ga, gb, nx);
+        const double ev2 = value_error(va, vc, ca);
+        const int gpu = on_gpu(xb) && on_gpu(gb) && MATH_FOR(xb, gb) == backend_cuda_loaded()->math;
+        const int ok = ev <= TOLERANCE && ev2 <= TOLERANCE && eg <= TOLERANCE && gpu;
+        printf("%s %s: values %.2g (without gradient %.2g), image gradient %.2g%s\n",
+               ok ? "ok  " : "FAIL", name, ev, ev2, eg, gpu ? "" : ", not on the GPU");
+        failures += !ok;
+    }
+    free_losses(la, ca);
+    free_losses(lb, cb);
+    percept_buffer_free(xb);
+    percept_buffer_free(gb);
+    free(x);
+    free(t);
+    free(s);
+    free(ga);
+    percept_set_device("cuda");
+}
+
+/* Three Adam steps with weight decay on parameters and moments in GPU memory, against the
+ * host's: the same formula with the same roundings (no fused multiply-adds). */
+static void check_adam(void)
+{
+    cases++;
+    const size_t n = 4099;
+    const PerceptAdamConfig cfg = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f};
+    PerceptAdam a = {0}, b = {0};
+    float *pa = randoms(n, 31, -1, 1), *pb = copy_to_device(pa, n), *gb = percept_buffer_new(n);
+    int rc = !pb || !gb || percept_set_device("cpu") || percept_adam_init(&a, n, cfg) ||
+             percept_set_device("cuda") || percept_adam_init(&b, n, cfg);
+    for (int step = 0; step < 3 && !rc; step++) {
+        float *g = randoms(n, 32 + step, -1, 1);
+        memcpy(gb, g, sizeof(float) * n);
+        rc = percept_adam_step(&a, pa, g) || percept_adam_step(&b, pb, gb);
+        free(g);
+    }
+    if (rc) {
+        printf("FAIL Adam: %s\n", percept_error());
+        failures++;
+    } else {
+        const double e = nerr(pa, pb, n), em = nerr(a.m, b.m, n), ev = nerr(a.v, b.v, n);
+        const int gpu = on_gpu(b.m) && on_gpu(pb);
+        const int ok = e <= TOLERANCE && em <= TOLERANCE && ev <= TOLERANCE && gpu &&
+                       a.step == 3 && b.step == 3;
+        printf("%s Adam, 3 steps with weight decay: parameters %.2g, m %.2g, v %.2g%s\n",
+               ok ? "ok  " : "FAIL", e, em, ev, gpu ? "" : ", not on the GPU");
+        failures += !ok;
+    }
+    percept_adam_free(&a);
+    percept_adam_free(&b);
+    free(pa);
+    percept_buffer_free(pb);
+    percept_buffer_free(gb);
+}
+
+/* One training step of Johnson's style network, as the trainer takes it: the network's
+ * output goes to the loss network without leaving the GPU, the losses' gradient comes back
+ * into a GPU buffer, backward, Adam. The loss values, the image gradient and the parameter
+ * gradients against the CPU's. */
+static void check_training_step(const char *arch, int n, int h, int w)
+{
+    cases++;
+    const char *specs = "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2=5;tv=0.001";
+    const size_t nx = (size_t)n * 3 * h * w;
+    float *x = randoms(nx, 41, 0, 1), *s = randoms((size_t)3 * 20 * 18, 42, 0.1f, 0.4f);
+    PerceptTensor in = {n, 3, h, w, x}, style = {1, 3, 20, 18, s}, ya = {0}, yb = {0};
+    PerceptNet *na = make("cpu", arch, 1), *nb = make("cuda", arch, 1);
+    PerceptLoss *la[4] = {0}, *lb[4] = {0};
+    double wa[4], wb[4], va[4] = {0}, vb[4] = {0};
+    float *ga = malloc(sizeof(float) * nx), *gb = percept_buffer_new(nx);
+    PerceptAdam adam = {0};
+    int ca = -1, cb = -1, rc = !na || !nb || !ga || !gb;
+    rc = rc || percept_set_device("cpu") || (ca = make_losses(specs, &in, &style, la, wa)) < 0 ||
+         percept_set_device("cuda") || (cb = make_losses(specs, &in, &style, lb, wb)) < 0;
+    /* an input on which every ReLU and max pool, the generator's and the loss network's,
+     * decides clearly (check; the loss network's see the two generators' outputs, which
+     * differ by rounding, so edges are likelier there and a small image keeps its units
+     * few); the content target is the input, as in stylisation */
+    for (int draw = 0; !rc && draw < 12; draw++) {
+        for (size_t i = 0; i < nx; i++)
+            x[i] = percept_rng_uniform(41 + 1000 * draw, i);
+        poison(gb, nx);
+        rc = percept_loss_set_target(la[0], &in) || percept_loss_set_target(lb[0], &in) ||
+             percept_net_forward(na, &in, &ya) || percept_net_forward(nb, &in, &yb) ||
+             percept_losses_eval(la, wa, ca, &ya, va, ga) ||
+             percept_losses_eval(lb, wb, cb, &yb, vb, gb);
+        if (rc || (!knife_edges(na, nb) && !loss_knife_edges(la, lb, ca)))
+            break;
+    }
+    size_t count = 0;
+    rc = rc || percept_net_backward(na, ga, NULL) || percept_net_backward(nb, gb, NULL) ||
+         (percept_net_params(nb, &count),
+          percept_adam_init(&adam, count, (PerceptAdamConfig){1e-3f, 0.9f, 0.999f, 1e-8f, 0})) ||
+         percept_adam_step(&adam, percept_net_params(nb, &count), percept_net_grads(nb, &count));
+    if (rc) {
+        printf("FAIL training step: %s\n", percept_error());
+        failures++;
+    } else {
+        size_t pc;
+        const float *pga = percept_net_grads(na, &pc), *pgb = percept_net_grads(nb, &pc);
+        const double ev = value_error(va, vb, ca), eg = nerr(ga, gb, nx), ep = nerr(pga, pgb, pc);
+        const int gpu = on_gpu(yb.data) && on_gpu(gb) && on_gpu(adam.m) &&
+                        MATH_FOR(yb.data, gb) == backend_cuda_loaded()->math;
+        const int ok = ev <= TOLERANCE && eg <= TOLERANCE && ep <= TOLERANCE && gpu;
+        printf("%s training step (johnson, feat + style + tv, Adam): values %.2g, image gradient "
+               "%.2g, parameter gradients %.2g%s\n", ok ? "ok  " : "FAIL", ev, eg, ep,
+               gpu ? "" : ", not on the GPU");
+        failures += !ok;
+    }
+    percept_adam_free(&adam);
+    free_losses(la, ca);
+    free_losses(lb, cb);
+    percept_net_free(na);
+    percept_net_free(nb);
+    percept_buffer_free(gb);
+    free(ga);
+    free(x);
+    free(s);
+    percept_set_device("cuda");
+}
+
+/* --losses: only the losses, Adam and the training step */
+int main(int argc, char **argv)
+{
+    const int all = !(argc > 1 && !strcmp(argv[1], "--losses"));
     if (percept_set_device("cuda")) {
         const char *e = percept_error();
         if (strstr(e, "no usable GPU") || strstr(e, "no GPU found")) {
@@ -443,15 +673,15 @@ int main(void)
         {"batch_norm, training", "{\"name\":\"o\",\"op\":\"batch_norm\",\"c\":6}", 6},
         {"batch_norm, training, no affine, momentum 0.3", "{\"name\":\"o\",\"op\":\"batch_norm\",\"c\":6,\"affine\":false,\"momentum\":0.3}", 6},
     };
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0] && all; i++)
         check_op_shapes(ops[i].name, ops[i].node, ops[i].cout, 0);
-    for (size_t i = 0; i < sizeof training_ops / sizeof training_ops[0]; i++)
+    for (size_t i = 0; i < sizeof training_ops / sizeof training_ops[0] && all; i++)
         check_op_shapes(training_ops[i].name, training_ops[i].node, training_ops[i].cout, 1);
     /* inference, fp32 and fp16: every op but binary (a threshold: half's rounding flips
      * some of its outputs by 1); reparam, a copy of the means without training, for the CPU
      * fallback. A ReLU straight after the conv is fused into it. */
     char arch1[2048], name1[160];
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0] && all; i++) {
         const int cpu_op = strstr(ops[i].node, "\"binary\"") != NULL;
         const char *node = cpu_op ? "{\"name\":\"o\",\"op\":\"reparam\"}" : ops[i].node;
         const int fusions = !strcmp(ops[i].name, "relu");
@@ -479,12 +709,14 @@ int main(void)
         {"relu, batch norm, + conv: a batch norm's epilogue",
          "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"b\",\"op\":\"batch_norm\",\"c\":6},{\"name\":\"o\",\"op\":\"add\",\"in\":[\"b\",\"c\"]}", 6, 1},
     };
-    for (size_t i = 0; i < sizeof fused / sizeof fused[0]; i++) {
+    for (size_t i = 0; i < sizeof fused / sizeof fused[0] && all; i++) {
         op_arch(arch1, sizeof arch1, fused[i].name, fused[i].node, fused[i].cout, 17, 23);
         check_inference_both(fused[i].name, arch1, 2, 3, 17, 23, fused[i].fusions);
     }
     /* whole networks */
     char *arch;
+    if (!all)
+        goto losses;
     arch = percept_arch_johnson(&(PerceptJohnsonOpts){16, 2, 1});
     check("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 0);
     check_inference_both("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 1);
@@ -514,6 +746,19 @@ int main(void)
     arch = percept_arch_deepsim_discriminator(&(PerceptDiscriminatorOpts){64, 8});
     check("deepsim discriminator (width 8), eval", arch, 2, 3, 64, 64, 0);
     check_inference_both("deepsim discriminator (width 8)", arch, 2, 3, 64, 64, 0);
+    free(arch);
+losses: /* the losses and Adam where the networks are */
+    check_losses("mse", "mse=1", 2, 17, 23);
+    check_losses("l1", "l1=1", 2, 17, 23);
+    check_losses("tv", "tv=1", 2, 17, 23);
+    check_losses("mse + l1 + tv, weighted", "mse=0.5;l1=2;tv=0.01", 2, 9, 11);
+    check_losses("feat relu2_2", "feat:vgg16:relu2_2=1", 2, 24, 20);
+    check_losses("style relu1_2,relu2_2,relu3_3 (a style image of another size)",
+                 "style:vgg16:relu1_2,relu2_2,relu3_3=1", 2, 24, 20);
+    check_losses("feat + style sharing one pass, + tv", "feat:vgg16:relu2_2=1;style:vgg16:relu1_2,relu2_2=3;tv=0.001", 1, 20, 28);
+    check_adam();
+    arch = percept_arch_johnson(&(PerceptJohnsonOpts){16, 2, 1});
+    check_training_step(arch, 1, 20, 16);
     free(arch);
     printf("test-cuda-parity: %d of %d cases agree\n", cases - failures, cases);
     return failures ? 1 : 0;

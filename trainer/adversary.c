@@ -91,8 +91,9 @@ int adversary_step(Adversary *a, const PerceptTensor *fake, const PerceptTensor 
         if (percept_net_backward(a->net, a->dlogits, NULL))
             return -1;
         size_t count;
-        percept_adam_step(&a->adam, percept_net_params(a->net, &count),
-                          percept_net_grads(a->net, &count));
+        if (percept_adam_step(&a->adam, percept_net_params(a->net, &count),
+                              percept_net_grads(a->net, &count)))
+            return -1;
         percept_net_zero_grads(a->net);
         a->updates++;
     }

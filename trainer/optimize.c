@@ -58,7 +58,8 @@ static int optimise(Objective *obj, const PerceptTensor *content, const Options 
         rc = objective_eval(obj, x, content, terms, &total, grad);
         if (rc)
             break;
-        percept_adam_step(&adam, x->data, grad);
+        if ((rc = percept_adam_step(&adam, x->data, grad)))
+            break;
         for (size_t i = 0; i < n; i++) /* projection onto the image range */
             x->data[i] = fminf(fmaxf(x->data[i], 0.0f), 1.0f);
         if (log && (it % o->every == 0 || it == last)) {

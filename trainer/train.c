@@ -324,7 +324,8 @@ static int train_step(Trainer *t, double *terms, double *total)
     float *params = percept_net_params(t->net, &count);
     if (percept_loss_finite(percept_net_grads(t->net, &count), count, "a weight's gradient"))
         return percept_fail_prefix("step %d: ", t->step + 1);
-    percept_adam_step(&t->adam, params, percept_net_grads(t->net, &count));
+    if (percept_adam_step(&t->adam, params, percept_net_grads(t->net, &count)))
+        return percept_fail_prefix("step %d: ", t->step + 1);
     percept_net_zero_grads(t->net);
     return 0;
 }
@@ -550,7 +551,7 @@ static int run(Trainer *t, int resume)
     size_t hr_n = 3 * (size_t)r->crop * r->crop * r->batch;
     t->hr = malloc(sizeof(float) * hr_n);
     t->lr = malloc(sizeof(float) * hr_n);
-    t->grad = malloc(sizeof(float) * hr_n);
+    t->grad = percept_buffer_new(hr_n); /* where the network runs: the losses write it there */
     if (!t->hr || !t->lr || !t->grad)
         return percept_fail("out of memory for batches");
     percept_net_set_training(t->net, 1);
@@ -621,7 +622,7 @@ static void trainer_free(Trainer *t)
         fclose(t->csv);
     free(t->hr);
     free(t->lr);
-    free(t->grad);
+    percept_buffer_free(t->grad);
     g_free(t->ckpt);
     g_free(t->adam_path);
     g_free(t->csv_path);

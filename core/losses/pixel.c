@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "percept/percept.h"
+#include "graph.h"
 
 double percept_loss_mse(const float *x, const float *target, size_t n, float *grad)
 {
@@ -67,7 +68,12 @@ double percept_loss_tv(const PerceptTensor *x, float *grad)
 
 int percept_loss_finite(const float *x, size_t n, const char *what)
 {
-    for (size_t i = 0; i < n; i++)
+    /* counted where x is (a GPU network's output or gradients stay there), then, only if
+     * something is wrong, found on the host to name it */
+    size_t bad = 0;
+    if (MATH_FOR(x)->count_nonfinite(x, n, &bad))
+        return percept_fail_prefix("checking the %s: ", what);
+    for (size_t i = 0; bad && i < n; i++)
         if (!isfinite(x[i]))
             return percept_fail("%s contains %s at index %zu", what, isnan(x[i]) ? "NaN" : "Inf",
                                 i);

@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "percept/percept.h"
+#include "graph.h"
 
 #define MAX_LAYERS 13    /* every ReLU of VGG-16 */
 #define LOSS_GROUP_MAX 8 /* losses sharing one network pass */
+#define MAX_NODES (2 * MAX_LAYERS) /* distinct layers a group's losses read */
 
 /* kinds up to KIND_SWD compare with a target image of the same shape */
 typedef enum {
@@ -21,7 +23,7 @@ struct PerceptLoss {
     PerceptNet *net;
     int n_layers;
     char layers[MAX_LAYERS][24];    /* node names, "features.8" */
-    float *target[MAX_LAYERS];      /* image, features or Gram matrices per layer */
+    Buffer target[MAX_LAYERS];      /* image, features or Gram matrices per layer */
     PerceptTensor target_shape[MAX_LAYERS];
     int has_target;
     PerceptMmdConfig mmd;
@@ -30,6 +32,11 @@ struct PerceptLoss {
     char spec[1024];                /* as given: errors name it */
     char net_spec[1024];            /* feat, style: losses with equal specs share one pass */
     int depth;                      /* feat, style: index of the deepest layer used */
+    /* working memory, kept between evaluations (where the networks are: math.c) */
+    Buffer layer_grad[MAX_NODES];   /* a group's owner: the gradient at each layer read */
+    Buffer grad, gram;              /* one layer's gradient and Gram matrices */
+    Buffer part;                    /* the first of the losses evaluated together: a group's
+                                     * gradient with respect to the image */
 };
 
 void percept_loss_free(PerceptLoss *loss)
@@ -37,13 +44,18 @@ void percept_loss_free(PerceptLoss *loss)
     if (!loss)
         return;
     for (int i = 0; i < MAX_LAYERS; i++)
-        free(loss->target[i]);
+        buffer_free(&loss->target[i]);
+    for (int i = 0; i < MAX_NODES; i++)
+        buffer_free(&loss->layer_grad[i]);
+    buffer_free(&loss->grad);
+    buffer_free(&loss->gram);
+    buffer_free(&loss->part);
     percept_net_free(loss->net);
     free(loss);
 }
 
 /* NET: vgg16, vgg16#SEED or vgg16@FILE */
-static PerceptNet *loss_network(const char *net_spec, const char *deepest)
+static PerceptNet *make_network(const char *net_spec, const char *deepest)
 {
     char *arch = NULL;
     PerceptNet *net = NULL;
@@ -228,7 +240,7 @@ PerceptLoss *percept_loss_new(const char *spec)
     snprintf(loss->net_spec, sizeof loss->net_spec, "%.*s", (int)(last - first - 1), first + 1);
     if (parse_layers(loss, last + 1, loss->kind == KIND_FEAT ? 1 : MAX_LAYERS, deepest,
                      sizeof deepest) ||
-        !(loss->net = loss_network(loss->net_spec, deepest))) {
+        !(loss->net = make_network(loss->net_spec, deepest))) {
         percept_fail_prefix("loss '%s': ", spec);
         goto fail;
     }
@@ -238,6 +250,11 @@ fail:
     return NULL;
 }
 
+PerceptNet *loss_network(const PerceptLoss *loss)
+{
+    return loss->net;
+}
+
 static int shape_matches(const PerceptTensor *a, const PerceptTensor *b)
 {
     return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w;
@@ -245,12 +262,10 @@ static int shape_matches(const PerceptTensor *a, const PerceptTensor *b)
 
 static int keep(PerceptLoss *loss, int i, const float *data, PerceptTensor shape, size_t n)
 {
-    free(loss->target[i]);
-    loss->target[i] = malloc(sizeof(float) * (n ? n : 1));
-    if (!loss->target[i])
-        return percept_fail("out of memory for the loss target");
-    memcpy(loss->target[i], data, sizeof(float) * n);
-    shape.data = loss->target[i];
+    float *dst = buffer_reserve(&loss->target[i], n);
+    if (!dst || MATH_FOR(dst, data)->copy(dst, data, n))
+        return percept_fail_prefix("the loss target: ");
+    shape.data = dst;
     loss->target_shape[i] = shape;
     return 0;
 }
@@ -293,14 +308,10 @@ int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *t)
                 return -1;
         } else {
             /* the style image's Gram (its first image): compared with every image later */
-            float *g = malloc(sizeof(float) * (size_t)f.n * f.c * f.c);
-            if (!g)
-                return percept_fail("out of memory for Gram matrices");
-            percept_gram(g, &f);
-            int rc = keep(loss, i, g, (PerceptTensor){1, 1, f.c, f.c, NULL}, (size_t)f.c * f.c);
-            free(g);
-            if (rc)
-                return -1;
+            float *g = buffer_reserve(&loss->gram, (size_t)f.n * f.c * f.c);
+            if (!g || MATH_FOR(g, f.data)->gram(g, &f) ||
+                keep(loss, i, g, (PerceptTensor){1, 1, f.c, f.c, NULL}, (size_t)f.c * f.c))
+                return percept_fail_prefix("Gram matrices: ");
         }
     }
     loss->has_target = 1;
@@ -321,7 +332,6 @@ static int network_losses_eval(PerceptLoss *const *members, const double *weight
     PerceptTensor out;
     if (percept_net_forward(owner->net, x, &out))
         return -1;
-    enum { MAX_NODES = 2 * MAX_LAYERS };
     const char *names[MAX_NODES];
     float *grads[MAX_NODES] = {0};
     int nodes = 0, rc = 0;
@@ -332,38 +342,41 @@ static int network_losses_eval(PerceptLoss *const *members, const double *weight
             PerceptTensor f;
             percept_net_node_output(owner->net, loss->layers[i], &f);
             size_t nf = percept_tensor_numel(&f);
-            int k = 0;
+            int k = 0, first = 0;
             while (k < nodes && strcmp(names[k], loss->layers[i]))
                 k++;
-            if (grad && k == nodes && nodes < MAX_NODES) {
+            if (grad && k == nodes) {
                 names[k] = loss->layers[i];
-                if (!(grads[k] = calloc(nf, sizeof(float)))) {
-                    rc = percept_fail("out of memory for feature gradients");
+                if (!(grads[k] = buffer_reserve(&owner->layer_grad[k], nf))) {
+                    rc = percept_fail_prefix("feature gradients: ");
                     break;
                 }
                 nodes++;
+                first = 1;
             }
-            float *g = grad ? malloc(sizeof(float) * nf) : NULL;
-            if (grad && !g) {
-                rc = percept_fail("out of memory for feature gradients");
-                break;
-            }
-            if (loss->kind == KIND_STYLE)
-                values[m] += percept_loss_style(&f, loss->target[i], 0, g);
+            float *g = grad ? buffer_reserve(&owner->grad, nf) : NULL;
+            float *scratch = loss->kind == KIND_STYLE
+                                 ? buffer_reserve(&owner->gram, (size_t)f.n * f.c * f.c) : NULL;
+            const float *t = loss->target[i].p;
+            const BackendMath *math = MATH_FOR(f.data, t, g, scratch);
+            double v = 0;
+            if ((grad && !g) || (loss->kind == KIND_STYLE && !scratch))
+                rc = percept_fail_prefix("feature gradients: ");
+            else if (loss->kind == KIND_STYLE)
+                rc = math->style(&f, t, 0, g, scratch, &v);
             else if (shape_matches(&f, &loss->target_shape[i]))
-                values[m] += percept_loss_mse(f.data, loss->target[i], nf, g);
+                rc = math->mse(f.data, t, nf, g, &v);
             else
                 rc = percept_fail("image does not match the content target's size");
-            for (size_t j = 0; g && !rc && j < nf; j++)
-                grads[k][j] += (float)weights[m] * g[j];
-            free(g);
+            values[m] += v;
+            /* the layer's gradient: Σ over the losses reading it of weight × theirs */
+            if (!rc && g)
+                rc = MATH_FOR(grads[k], g)->axpy(grads[k], (float)weights[m], g, nf, first);
         }
     }
     if (!rc && grad)
         rc = percept_net_backward_from(owner->net, names, (const float *const *)grads, nodes,
                                        grad);
-    for (int k = 0; k < nodes; k++)
-        free(grads[k]);
     return rc;
 }
 
@@ -384,10 +397,11 @@ static int check_eval(const PerceptLoss *loss, const PerceptTensor *x)
 static int image_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, float *grad)
 {
     size_t n = percept_tensor_numel(x);
+    const float *t = loss->target[0].p;
     switch (loss->kind) {
-    case KIND_MSE: *value = percept_loss_mse(x->data, loss->target[0], n, grad); return 0;
-    case KIND_L1: *value = percept_loss_l1(x->data, loss->target[0], n, grad); return 0;
-    case KIND_TV: *value = percept_loss_tv(x, grad); return 0;
+    case KIND_MSE: return MATH_FOR(x->data, t, grad)->mse(x->data, t, n, grad, value);
+    case KIND_L1: return MATH_FOR(x->data, t, grad)->l1(x->data, t, n, grad, value);
+    case KIND_TV: return MATH_FOR(x->data, grad)->tv(x, grad, value);
     case KIND_MMD:
         return percept_mmd(x, &loss->target_shape[0], &loss->mmd, value, grad);
     case KIND_MMD_PLUS:
@@ -395,7 +409,7 @@ static int image_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *va
     case KIND_SWD:
         return percept_swd_loss(x, &loss->target_shape[0], &loss->swd, value, grad);
     case KIND_STYLE_MMD:
-        return percept_mmd_to_embedding(x, loss->target[0], &loss->mmd, loss->levels, value, grad);
+        return percept_mmd_to_embedding(x, t, &loss->mmd, loss->levels, value, grad);
     case KIND_MS_SSIM: {
         double ms;
         if (percept_ms_ssim(x, &loss->target_shape[0], &ms, grad))
@@ -437,10 +451,11 @@ int percept_losses_eval(PerceptLoss *const *losses, const double *weights, int c
     for (int i = 0; i < count; i++)
         if (check_eval(losses[i], x))
             return percept_fail_prefix("loss '%s': ", losses[i]->spec);
-    float *part = grad ? malloc(sizeof(float) * (n ? n : 1)) : NULL;
+    /* each group's gradient goes to part, then, weighted, into grad (the first assigned) */
+    float *part = grad && count ? buffer_reserve(&losses[0]->part, n) : NULL;
     char *done = calloc(count ? count : 1, 1);
-    int rc = (grad && !part) || !done ? percept_fail("out of memory") : 0;
-    if (grad)
+    int rc = (grad && count && !part) || !done ? percept_fail("out of memory") : 0, first = 1;
+    if (grad && !count)
         memset(grad, 0, sizeof(float) * n);
     for (int i = 0; i < count && !rc; i++) {
         if (done[i])
@@ -466,12 +481,13 @@ int percept_losses_eval(PerceptLoss *const *losses, const double *weights, int c
             for (int k = 0; k < m; k++)
                 values[index[k]] = v[k];
         }
+        if (!rc && grad) {
+            rc = MATH_FOR(grad, part)->axpy(grad, (float)scale, part, n, first);
+            first = 0;
+        }
         if (rc)
             percept_fail_prefix("loss '%s': ", spec);
-        for (size_t k = 0; grad && !rc && k < n; k++)
-            grad[k] += (float)scale * part[k];
     }
-    free(part);
     free(done);
     return rc;
 }

@@ -143,3 +143,11 @@ int percept_set_device(const char *device)
     pthread_mutex_unlock(&lock);
     return 0;
 }
+
+const PerceptBackend *backend_cuda_loaded(void)
+{
+    pthread_mutex_lock(&lock);
+    const PerceptBackend *be = cuda_backend;
+    pthread_mutex_unlock(&lock);
+    return be;
+}

@@ -703,8 +703,11 @@ float *percept_net_grads(PerceptNet *net, size_t *count)
 
 void percept_net_zero_grads(PerceptNet *net)
 {
-    if (net->grads_data)
-        memset(net->grads_data, 0, net->params_floats * sizeof(float));
+    float *g = net->grads_data;
+    /* where they are (on a GPU: no trip to the host); a device that fails here fails the
+     * next pass too, with its message, so the host's memset is only a fallback */
+    if (g && MATH_FOR(g)->zero(g, net->params_floats))
+        memset(g, 0, net->params_floats * sizeof(float));
 }
 
 static Param *param_by_name(PerceptNet *net, const char *name)
@@ -817,11 +820,39 @@ static int backend_sync(PerceptNet *net)
     return 0;
 }
 
+static void accumulate(float *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] += src[i];
+}
+
+/* dst = src (add: dst += src), n floats, as part of the network's work: on its device when
+ * both are its memory (a loss network's input from a generator's output, a gradient that
+ * fans out), else on the host — after the device's work when a pass is under way (wait;
+ * between passes nothing is queued, and a sync there would end a pass not begun). */
+static int move(PerceptNet *net, float *dst, const float *src, size_t n, int add, int wait)
+{
+    const PerceptBackend *b = net->backend;
+    if (b->owns && b->owns(dst) && b->owns(src)) {
+        if ((add ? b->accumulate : b->copy)(net, dst, src, n))
+            return percept_fail_prefix("%s: ", b->name);
+        return 0;
+    }
+    if (wait && backend_sync(net))
+        return -1;
+    if (add)
+        accumulate(dst, src, n);
+    else
+        memcpy(dst, src, n * sizeof(float));
+    return 0;
+}
+
 int percept_net_forward(PerceptNet *net, const PerceptTensor *in, PerceptTensor *out)
 {
     if (prepare(net, in))
         return -1;
-    memcpy(net->plan.act, in->data, percept_tensor_numel(in) * sizeof(float));
+    if (move(net, net->plan.act, in->data, percept_tensor_numel(in), 0, 0))
+        return -1;
     for (int i = 0; i < net->n_nodes; i++)
         if (net->backend->forward(net, &net->nodes[i]))
             return percept_fail_prefix("%s: node '%s': ", net->backend->name, net->nodes[i].name);
@@ -861,12 +892,6 @@ int percept_net_node_output(PerceptNet *net, const char *name, PerceptTensor *ou
     return 0;
 }
 
-static void accumulate(float *dst, const float *src, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        dst[i] += src[i];
-}
-
 int percept_net_backward_from(PerceptNet *net, const char *const *names,
                               const float *const *grads, int count, float *din)
 {
@@ -886,10 +911,8 @@ int percept_net_backward_from(PerceptNet *net, const char *const *names,
             return percept_fail("backward: unknown node '%s'", names[k]);
         float *g = pl->grads + net->nodes[i].grad_off;
         size_t n = shape_numel(net->nodes[i].out);
-        if (net->has_grad[i])
-            accumulate(g, grads[k], n);
-        else
-            memcpy(g, grads[k], n * sizeof(float));
+        if (move(net, g, grads[k], n, net->has_grad[i], 0))
+            return -1;
         net->has_grad[i] = 1;
     }
     for (int i = net->n_nodes - 1; i >= 0; i--) {
@@ -922,23 +945,23 @@ int percept_net_backward_from(PerceptNet *net, const char *const *names,
         }
         if (net->backend->backward(net, nd, targets))
             return percept_fail_prefix("%s: backward of node '%s': ", net->backend->name, nd->name);
-        if (tmp_used && backend_sync(net)) /* the host adds tmp's gradients below */
-            return -1;
         for (int j = 0; j < nd->n_in; j++) {
             int src = nd->in[j];
             float *dst = src == INPUT_NODE ? din : pl->grads + net->nodes[src].grad_off;
             size_t n = shape_numel(net_in_shape(net, nd, j));
             if (how[j] == VIA_TMP) {
-                accumulate(dst, pl->tmp, n);
+                if (move(net, dst, pl->tmp, n, 1, 1))
+                    return -1;
             } else if (how[j] == RERUN) {
                 /* Only add and concat read several inputs and they have no parameters, so
                  * running one again for a single input accumulates nothing twice. */
                 float *only[NODE_MAX_IN] = {0};
                 only[j] = pl->tmp;
-                if (net->backend->backward(net, nd, only) || backend_sync(net))
+                if (net->backend->backward(net, nd, only))
                     return percept_fail_prefix("%s: backward of node '%s': ", net->backend->name,
                                                nd->name);
-                accumulate(dst, pl->tmp, n);
+                if (move(net, dst, pl->tmp, n, 1, 1))
+                    return -1;
             }
         }
     }

@@ -89,6 +89,39 @@ typedef struct {
     size_t act_cap, saved_cap, work_cap, grads_cap, tmp_cap;
 } Plan;
 
+/* An Adam step's constants (adam.c), the same for the host's step and a backend's */
+typedef struct {
+    float b1, b2, eps, step_size, bc2_sqrt, keep;
+    int decay;                       /* weight decay: params *= keep first */
+} AdamScalars;
+/* adam.c: those of a's next step */
+AdamScalars adam_scalars(const PerceptAdam *a);
+
+/* The losses' and the optimiser's arithmetic on whole buffers (core/losses/spec.c,
+ * core/optim/adam.c), as the public functions named beside each compute it on the host. Each
+ * is done when it returns (a value, or memory the host or any network may use next); every
+ * pointer given is the table's backend's memory (math_for chooses the table). 0, or -1 with
+ * a message. */
+typedef struct {
+    int (*copy)(float *dst, const float *src, size_t n);
+    int (*zero)(float *p, size_t n);
+    /* y = a·x (assign) or y += a·x */
+    int (*axpy)(float *y, float a, const float *x, size_t n, int assign);
+    /* how many of x's n values are NaN or infinite */
+    int (*count_nonfinite)(const float *x, size_t n, size_t *count);
+    /* percept_loss_mse, percept_loss_l1, percept_loss_tv: grad assigned (or NULL) */
+    int (*mse)(const float *x, const float *t, size_t n, float *grad, double *value);
+    int (*l1)(const float *x, const float *t, size_t n, float *grad, double *value);
+    int (*tv)(const PerceptTensor *x, float *grad, double *value);
+    /* percept_gram; percept_loss_style with scratch for f's n Gram matrices (n·c·c floats) */
+    int (*gram)(float *g, const PerceptTensor *f);
+    int (*style)(const PerceptTensor *f, const float *target_gram, int per_image, float *grad,
+                 float *scratch, double *value);
+    /* one Adam step over n parameters with moments m and v (percept_adam_step) */
+    int (*adam)(const AdamScalars *s, float *params, const float *grads, float *m, float *v,
+                size_t n);
+} BackendMath;
+
 /* The operations a backend provides. The CPU backend (backend-cpu.c) is the reference;
  * the CUDA backend implements the same table. Memory returned by alloc belongs to the
  * backend; the graph only does pointer arithmetic on it. */
@@ -114,6 +147,14 @@ struct PerceptBackend {
     int (*sync)(PerceptNet *net);
     /* whether forward honours the nodes' fused_into, ep_add, ep_relu, ep_bn and in_up */
     int fuses_epilogues;
+    /* NULL in the CPU backend (the host computes on plain memory); else: whether p is this
+     * backend's memory, which its own arithmetic can reach */
+    int (*owns)(const void *p);
+    /* dst = src and dst += src (n floats, both owned) as part of the network's work, like a
+     * node's forward: done by sync */
+    int (*copy)(PerceptNet *net, float *dst, const float *src, size_t n);
+    int (*accumulate)(PerceptNet *net, float *dst, const float *src, size_t n);
+    const BackendMath *math;
 };
 
 extern const PerceptBackend percept_backend_cpu;
@@ -168,6 +209,27 @@ struct PerceptNet {
     size_t memory_limit;             /* bytes a plan may take; 0: no limit */
     int *has_grad;                   /* per node, during backward */
 };
+
+/* math.c: the arithmetic for buffers ptrs[0..n) (NULL entries ignored): the loaded CUDA
+ * backend's when it owns them all, else the host's (which reads managed memory too). */
+const BackendMath *math_for(const void *const *ptrs, int n);
+#define MATH_FOR(...)                                                                          \
+    math_for((const void *const[]){__VA_ARGS__},                                               \
+             (int)(sizeof((const void *[]){__VA_ARGS__}) / sizeof(void *)))
+/* A buffer kept and grown (never shrunk) in the memory of the backend new networks get, so
+ * that the losses' arithmetic can run where the networks do. */
+typedef struct {
+    float *p;
+    size_t floats;
+    const PerceptBackend *backend;
+} Buffer;
+/* p with room for floats (contents not kept when it grows); NULL with a message */
+float *buffer_reserve(Buffer *b, size_t floats);
+void buffer_free(Buffer *b);
+/* spec.c: a feat or style loss's network (its features of the last image it saw), else NULL */
+PerceptNet *loss_network(const PerceptLoss *loss);
+/* backend.c: the CUDA backend if it has been loaded, else NULL (nothing is loaded) */
+const PerceptBackend *backend_cuda_loaded(void);
 
 /* Pointers into the plan for a node's inputs/outputs and its parameters. */
 float *net_act(PerceptNet *net, int node_index); /* INPUT_NODE: the input copy */

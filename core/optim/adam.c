@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "percept/percept.h"
+#include "graph.h"
 
 int percept_adam_init(PerceptAdam *a, size_t count, PerceptAdamConfig cfg)
 {
@@ -20,8 +21,8 @@ int percept_adam_init(PerceptAdam *a, size_t count, PerceptAdamConfig cfg)
         !(cfg.weight_decay >= 0 && isfinite(cfg.weight_decay)))
         return percept_fail("Adam: invalid settings (lr %g, betas %g/%g, eps %g, decay %g)",
                             cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
-    a->m = calloc(count ? count : 1, sizeof(float));
-    a->v = calloc(count ? count : 1, sizeof(float));
+    a->m = percept_buffer_new(count ? count : 1);
+    a->v = percept_buffer_new(count ? count : 1);
     if (!a->m || !a->v) {
         percept_adam_free(a);
         return percept_fail("Adam: out of memory for %zu parameters", count);
@@ -33,32 +34,35 @@ int percept_adam_init(PerceptAdam *a, size_t count, PerceptAdamConfig cfg)
 
 void percept_adam_free(PerceptAdam *a)
 {
-    free(a->m);
-    free(a->v);
+    percept_buffer_free(a->m);
+    percept_buffer_free(a->v);
     a->m = a->v = NULL;
 }
 
-void percept_adam_step(PerceptAdam *a, float *params, const float *grads)
+AdamScalars adam_scalars(const PerceptAdam *a)
 {
     const PerceptAdamConfig c = a->cfg;
+    /* in double, then rounded once, as PyTorch computes them in Python */
+    const double t = (double)(a->step + 1);
+    return (AdamScalars){
+        .b1 = c.beta1,
+        .b2 = c.beta2,
+        .eps = c.eps,
+        .step_size = (float)(c.lr / (1.0 - pow(c.beta1, t))),
+        .bc2_sqrt = (float)sqrt(1.0 - pow(c.beta2, t)),
+        .keep = (float)(1.0 - (double)c.lr * c.weight_decay),
+        .decay = c.weight_decay > 0,
+    };
+}
+
+int percept_adam_step(PerceptAdam *a, float *params, const float *grads)
+{
+    const AdamScalars s = adam_scalars(a);
+    /* where the parameters are: on the GPU for a network there (math.c) */
+    if (MATH_FOR(params, grads, a->m, a->v)->adam(&s, params, grads, a->m, a->v, a->count))
+        return percept_fail_prefix("Adam: ");
     a->step++;
-    /* scalars in double, then rounded once, as PyTorch computes them in Python */
-    const double t = (double)a->step;
-    const float step_size = (float)(c.lr / (1.0 - pow(c.beta1, t)));
-    const float bc2_sqrt = (float)sqrt(1.0 - pow(c.beta2, t));
-    const float keep = (float)(1.0 - (double)c.lr * c.weight_decay);
-    const float b1 = c.beta1, b2 = c.beta2, eps = c.eps;
-    const int decay = c.weight_decay > 0;
-    float *m = a->m, *v = a->v;
-    /* every element on its own: the result cannot depend on the thread count */
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < a->count; i++) {
-        const float g = grads[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * g;
-        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-        float p = decay ? params[i] * keep : params[i];
-        params[i] = p - step_size * (m[i] / (sqrtf(v[i]) / bc2_sqrt + eps));
-    }
+    return 0;
 }
 
 /* ---- checkpoints ------------------------------------------------------------------- */

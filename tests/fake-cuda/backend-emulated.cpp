@@ -5,3 +5,4 @@ extern "C" {
 }
 
 #include "backend-cuda.cu"
+#include "math.cu"

@@ -51,6 +51,7 @@ typedef struct FakeStream *cudaStream_t; /* 0: the legacy default stream */
 typedef struct FakeGraph *cudaGraph_t;
 typedef struct FakeGraph *cudaGraphExec_t;
 #define cudaStreamDefault 0x00
+#define cudaStreamPerThread ((cudaStream_t)0x2) /* the calling thread's default stream */
 #define cudaStreamNonBlocking 0x01
 enum cudaStreamCaptureMode {
     cudaStreamCaptureModeGlobal = 0,
@@ -67,6 +68,7 @@ cudaError_t cudaMemset(void *p, int value, size_t bytes);
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream);
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream);
 cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);

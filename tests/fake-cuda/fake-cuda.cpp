@@ -20,6 +20,7 @@
  * into double and rounded to half once, at the end, as cuDNN's fp16 convolutions do.
  * FAKE_CUDA_LARGEST_MB is the largest allocation it grants (cudaErrorMemoryAllocation for
  * more): a test's way to a GPU whose memory runs out, whatever else is loaded. */
+#include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cudnn.h>
 #include <cuda_runtime.h>
@@ -205,19 +206,31 @@ cudaError_t cudaFree(void *p)
     return cudaSuccess;
 }
 
-cudaError_t cudaMemset(void *p, int value, size_t bytes)
+/* cudaMemset's work: bytes of p set to value, queued (forbidden: the call spoiled a capture) */
+static cudaError_t queue_memset(void *p, int value, size_t bytes, bool forbidden)
 {
     char *start;
     const Allocation *a = find(p, &start);
     if (!a || static_cast<char *>(p) + bytes > start + a->bytes)
         return cudaErrorInvalidValue;
-    if (forbidden_in_capture()) /* on the legacy stream */
+    if (forbidden)
         return cudaErrorStreamCaptureUnsupported;
     emu_enqueue([p, value, bytes] {
         Device d;
         memset(p, value, bytes);
     });
     return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void *p, int value, size_t bytes)
+{
+    return queue_memset(p, value, bytes, forbidden_in_capture()); /* on the legacy stream */
+}
+
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream)
+{
+    /* another stream's work while one captures */
+    return queue_memset(p, value, bytes, capturing && stream != capturing && forbidden_in_capture());
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
@@ -685,4 +698,85 @@ cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t h, const void *alpha,
         delete[] acc;
     });
     return CUDNN_STATUS_SUCCESS;
+}
+
+/* ---- cuBLAS ----------------------------------------------------------------------------- */
+
+struct FakeCublasContext {
+    int unused;
+};
+
+cublasStatus_t cublasCreate(cublasHandle_t *h)
+{
+    *h = new FakeCublasContext();
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t h)
+{
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t stream)
+{
+    (void)stream; /* one queue for every stream */
+    return h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t mode)
+{
+    if (!h)
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    return mode == CUBLAS_DEFAULT_MATH || mode == CUBLAS_TF32_TENSOR_OP_MATH
+               ? CUBLAS_STATUS_SUCCESS
+               : CUBLAS_STATUS_INVALID_VALUE;
+}
+
+const char *cublasGetStatusString(cublasStatus_t s)
+{
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    default: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    }
+}
+
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t transa,
+                                         cublasOperation_t transb, int m, int n, int k,
+                                         const float *alpha, const float *a, int lda,
+                                         long long stride_a, const float *b, int ldb,
+                                         long long stride_b, const float *beta, float *c,
+                                         int ldc, long long stride_c, int batch)
+{
+    if (!h)
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    /* cuBLAS's checks: the leading dimensions hold the stored rows; the matrices are device
+     * memory (a host pointer faults on a GPU; here it is refused) */
+    const int rows_a = transa == CUBLAS_OP_N ? m : k, rows_b = transb == CUBLAS_OP_N ? k : n;
+    if (m < 0 || n < 0 || k < 0 || batch < 0 || lda < (rows_a > 1 ? rows_a : 1) ||
+        ldb < (rows_b > 1 ? rows_b : 1) || ldc < (m > 1 ? m : 1) ||
+        (batch && m && n && (!find(c, NULL) || (k && (!find(a, NULL) || !find(b, NULL))))))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    const float al = *alpha, be = *beta; /* host scalars, read at the call */
+    emu_enqueue([=] {
+        Device d;
+        for (int bi = 0; bi < batch; bi++) {
+            const float *A = a + bi * stride_a, *B = b + bi * stride_b;
+            float *C = c + bi * stride_c;
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < m; i++) {
+                    double s = 0;
+                    for (int p = 0; p < k; p++)
+                        s += (double)(transa == CUBLAS_OP_N ? A[i + (size_t)p * lda]
+                                                            : A[p + (size_t)i * lda]) *
+                             (transb == CUBLAS_OP_N ? B[p + (size_t)j * ldb]
+                                                    : B[j + (size_t)p * ldb]);
+                    float &out = C[i + (size_t)j * ldc];
+                    /* β = 0: C is not read (it may hold NaN) */
+                    out = (float)(al * s + (be != 0 ? (double)be * out : 0.0));
+                }
+        }
+    });
+    return CUBLAS_STATUS_SUCCESS;
 }

@@ -445,6 +445,14 @@ PERCEPT_API int percept_loss_eval(PerceptLoss *loss, const PerceptTensor *x, dou
  * Johnson's content and style losses wants. */
 PERCEPT_API int percept_losses_eval(PerceptLoss *const *losses, const double *weights, int count,
                                     const PerceptTensor *x, double *values, float *grad);
+/* Where the losses compute: mse, l1, tv, feat and style (and Adam, below) run on the GPU when
+ * the image, the gradient and the loss network are all there — x a network's output on the
+ * CUDA backend, grad from percept_buffer_new; the other losses, and any loss given host
+ * memory, on the host. percept_buffer_new: zeroed memory of the backend new networks get
+ * (percept_set_device), which the host may read and write between calls; NULL with a
+ * message. */
+PERCEPT_API float *percept_buffer_new(size_t floats);
+PERCEPT_API void percept_buffer_free(float *p);
 
 /* ---- optimiser ------------------------------------------------------------------------ */
 
@@ -456,12 +464,15 @@ typedef struct {
     PerceptAdamConfig cfg;
     size_t count;
     int64_t step;
-    float *m, *v;
+    float *m, *v;     /* in percept_buffer memory: on the GPU when new networks run there */
 } PerceptAdam;
 
 PERCEPT_API int percept_adam_init(PerceptAdam *a, size_t count, PerceptAdamConfig cfg);
 PERCEPT_API void percept_adam_free(PerceptAdam *a);
-PERCEPT_API void percept_adam_step(PerceptAdam *a, float *params, const float *grads);
+/* One step: on the GPU when params, grads and the moments are all its memory (a network's
+ * percept_net_params and percept_net_grads on the CUDA backend), else on the host. 0, or -1
+ * with a message (a device error). */
+PERCEPT_API int percept_adam_step(PerceptAdam *a, float *params, const float *grads);
 /* State as tensors named prefix.m / prefix.v and the step in metadata, so a checkpoint
  * is an ordinary safetensors file. */
 PERCEPT_API int percept_adam_save(const PerceptAdam *a, const char *path);

@@ -1,0 +1,182 @@
+/* The losses' and Adam's arithmetic on the GPU: twins of percept_loss_mse, percept_loss_l1,
+ * percept_loss_tv, the Gram difference of percept_loss_style (core/losses/pixel.c, gram.c)
+ * and the host's Adam step (core/nets/math.c). The Gram products themselves are cuBLAS's
+ * (math.cu). A loss's value is a sum in double: each block sums its share into partial[its
+ * index], then gpu_sum_partials adds the partials in one block — a fixed order, so a value is
+ * the same on every run (no atomics). */
+#include "common.cuh"
+#include "kernels.h"
+
+/* blocks of a reduction over n elements: each thread strides through several */
+unsigned gpu_reduce_blocks(size_t n)
+{
+    const unsigned b = blocks(n);
+    return b < 1024u ? (b ? b : 1u) : 1024u;
+}
+
+__global__ void sum_partials_k(double *out, const double *partial, unsigned count)
+{
+    double s[1] = {0};
+    for (unsigned i = threadIdx.x; i < count; i += blockDim.x)
+        s[0] += partial[i];
+    block_sum<1>(s);
+    if (threadIdx.x == 0)
+        *out = s[0];
+}
+
+void gpu_sum_partials(double *out, const double *partial, unsigned count)
+{
+    LAUNCH(sum_partials_k, 1, out, partial, count);
+}
+
+/* ---- pixel losses --------------------------------------------------------------------- */
+
+__global__ void mse_k(double *partial, float *grad, const float *x, const float *t, size_t n,
+                      float scale)
+{
+    double s[1] = {0};
+    FOR_EACH(i, n) {
+        const float d = x[i] - t[i];
+        s[0] += (double)d * d;
+        if (grad)
+            grad[i] = scale * d;
+    }
+    block_sum<1>(s);
+    if (threadIdx.x == 0)
+        partial[blockIdx.x] = s[0];
+}
+
+void gpu_mse(double *partial, float *grad, const float *x, const float *t, size_t n)
+{
+    LAUNCH(mse_k, gpu_reduce_blocks(n), partial, grad, x, t, n, 2.0f / (float)n);
+}
+
+__global__ void l1_k(double *partial, float *grad, const float *x, const float *t, size_t n,
+                     float scale)
+{
+    double s[1] = {0};
+    FOR_EACH(i, n) {
+        const float d = x[i] - t[i];
+        s[0] += fabs((double)d);
+        if (grad)
+            grad[i] = d > 0 ? scale : d < 0 ? -scale : 0.0f;
+    }
+    block_sum<1>(s);
+    if (threadIdx.x == 0)
+        partial[blockIdx.x] = s[0];
+}
+
+void gpu_l1(double *partial, float *grad, const float *x, const float *t, size_t n)
+{
+    LAUNCH(l1_k, gpu_reduce_blocks(n), partial, grad, x, t, n, 1.0f / (float)n);
+}
+
+/* Each pixel adds the squared differences to its right and lower neighbours, and its
+ * gradient gathers the four differences it takes part in (the CPU's order). */
+__global__ void tv_k(double *partial, float *grad, const float *x, size_t total, int h, int w,
+                     float scale)
+{
+    double s[1] = {0};
+    FOR_EACH(idx, total) {
+        const int j = (int)(idx % w), i = (int)(idx / w % h);
+        const float *v = x + (idx - (size_t)i * w - j); /* the plane */
+        const float c = v[i * w + j];
+        float acc = 0;
+        if (j + 1 < w) {
+            const float d = v[i * w + j + 1] - c;
+            s[0] += (double)d * d;
+            acc -= 2 * d;
+        }
+        if (j > 0)
+            acc += 2 * (c - v[i * w + j - 1]);
+        if (i + 1 < h) {
+            const float d = v[(i + 1) * w + j] - c;
+            s[0] += (double)d * d;
+            acc -= 2 * d;
+        }
+        if (i > 0)
+            acc += 2 * (c - v[(i - 1) * w + j]);
+        if (grad)
+            grad[idx] = acc * scale;
+    }
+    block_sum<1>(s);
+    if (threadIdx.x == 0)
+        partial[blockIdx.x] = s[0];
+}
+
+void gpu_tv(double *partial, float *grad, const float *x, int planes, int h, int w, float scale)
+{
+    const size_t total = (size_t)planes * h * w;
+    LAUNCH(tv_k, gpu_reduce_blocks(total), partial, grad, x, total, h, w, scale);
+}
+
+__global__ void count_nonfinite_k(double *partial, const float *x, size_t n)
+{
+    double s[1] = {0};
+    FOR_EACH(i, n)
+        s[0] += !isfinite(x[i]);
+    block_sum<1>(s);
+    if (threadIdx.x == 0)
+        partial[blockIdx.x] = s[0];
+}
+
+void gpu_count_nonfinite(double *partial, const float *x, size_t n)
+{
+    LAUNCH(count_nonfinite_k, gpu_reduce_blocks(n), partial, x, n);
+}
+
+/* ---- style: g −= target, and Σ (g − target)² -------------------------------------------- */
+
+__global__ void gram_difference_k(double *partial, float *g, const float *target, size_t total,
+                                  size_t cc, int per_image)
+{
+    double s[1] = {0};
+    FOR_EACH(i, total) {
+        const float d = g[i] - target[per_image ? i : i % cc];
+        g[i] = d;
+        s[0] += (double)d * d;
+    }
+    block_sum<1>(s);
+    if (threadIdx.x == 0)
+        partial[blockIdx.x] = s[0];
+}
+
+void gpu_gram_difference(double *partial, float *g, const float *target, int n, size_t cc,
+                         int per_image)
+{
+    const size_t total = (size_t)n * cc;
+    LAUNCH(gram_difference_k, gpu_reduce_blocks(total), partial, g, target, total, cc, per_image);
+}
+
+/* ---- vectors and Adam ------------------------------------------------------------------- */
+
+__global__ void axpy_k(float *y, float a, const float *x, size_t n, int assign)
+{
+    FOR_EACH(i, n)
+        y[i] = assign ? __fmul_rn(a, x[i]) : y[i] + __fmul_rn(a, x[i]);
+}
+
+void gpu_axpy(float *y, float a, const float *x, size_t n, int assign)
+{
+    if (n)
+        LAUNCH(axpy_k, blocks(n), y, a, x, n, assign);
+}
+
+/* the host's formula (core/nets/math.c), each product rounded before it is added, as there
+ * (no fused multiply-adds: Adam's updates compound, so GPU and CPU runs stay the same) */
+__global__ void adam_k(float *p, float *m, float *v, const float *g, size_t n, GpuAdam c)
+{
+    FOR_EACH(i, n) {
+        const float gi = g[i];
+        m[i] = __fmul_rn(c.b1, m[i]) + __fmul_rn(1.0f - c.b1, gi);
+        v[i] = __fmul_rn(c.b2, v[i]) + __fmul_rn(__fmul_rn(1.0f - c.b2, gi), gi);
+        const float q = c.decay ? __fmul_rn(p[i], c.keep) : p[i];
+        p[i] = q - __fmul_rn(c.step_size, m[i] / (sqrtf(v[i]) / c.bc2_sqrt + c.eps));
+    }
+}
+
+void gpu_adam(float *p, float *m, float *v, const float *g, size_t n, GpuAdam c)
+{
+    if (n)
+        LAUNCH(adam_k, blocks(n), p, m, v, g, n, c);
+}
