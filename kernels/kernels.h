@@ -117,6 +117,17 @@ void gpu_count_nonfinite(double *partial, const float *x, size_t n);
 /* n Gram matrices of cc elements: g −= target (target: one, or n when per_image), Σ g² */
 void gpu_gram_difference(double *partial, float *g, const float *target, int n, size_t cc,
                          int per_image);
+/* SSIM over planes of h × w with a taps × taps window (the outer product of win), C1, C2:
+ * the sum of the valid positions' indices into partial (gpu_reduce_blocks(planes · positions)),
+ * and with grad (or NULL) d mean SSIM / d x, assigned; scratch: gpu_ssim_scratch_floats */
+typedef struct {
+    int planes, h, w, taps;
+    float win[64];
+    double c1, c2;
+} GpuSsim;
+size_t gpu_ssim_scratch_floats(const GpuSsim *d);
+void gpu_ssim(double *partial, float *grad, const float *x, const float *y, const GpuSsim *d,
+              float *scratch);
 /* y = a·x (assign) or y += a·x */
 void gpu_axpy(float *y, float a, const float *x, size_t n, int assign);
 /* one Adam step with the host's scalars (core/nets/math.c) */

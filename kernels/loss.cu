@@ -180,3 +180,131 @@ void gpu_adam(float *p, float *m, float *v, const float *g, size_t n, GpuAdam c)
     if (n)
         LAUNCH(adam_k, blocks(n), p, m, v, g, n, c);
 }
+
+/* ---- SSIM ---------------------------------------------------------------------------------
+ * core/losses/ssim.c's ssim_plane over every plane at once, in four gathers (no atomics):
+ * the five maps (x, y, x², y², xy) filtered along rows ("valid"), then along columns, giving
+ * each position's index and the three coefficient maps of its gradient; the gradient is the
+ * adjoint filter of those, columns then rows. Each filter adds its taps in the CPU's order
+ * (the adjoints': the order the CPU's scatter reaches an element in). */
+
+/* rows: 5 maps of planes × h × wo */
+__global__ void ssim_rows_k(float *rows, const float *x, const float *y, GpuSsim d)
+{
+    const int wo = d.w - d.taps + 1;
+    const size_t total = (size_t)d.planes * d.h * wo;
+    FOR_EACH(i, total) {
+        const size_t line = i / wo; /* plane · h + row */
+        const float *a = x + line * d.w + i % wo, *b = y + line * d.w + i % wo;
+        float s[5] = {0, 0, 0, 0, 0};
+        for (int k = 0; k < d.taps; k++) {
+            const float ak = a[k], bk = b[k], g = d.win[k];
+            s[0] += g * ak;
+            s[1] += g * bk;
+            s[2] += g * (ak * ak);
+            s[3] += g * (bk * bk);
+            s[4] += g * (ak * bk);
+        }
+        for (int j = 0; j < 5; j++)
+            rows[j * total + i] = s[j];
+    }
+}
+
+/* each valid position's index into partial; with coef (3 maps of planes × ho × wo) the
+ * gradient's coefficients, weighted by ws (the plane's share of the mean) */
+__global__ void ssim_map_k(double *partial, float *coef, const float *rows, GpuSsim d, double ws)
+{
+    const int wo = d.w - d.taps + 1, ho = d.h - d.taps + 1;
+    const size_t total = (size_t)d.planes * ho * wo, rows_total = (size_t)d.planes * d.h * wo;
+    double sum[1] = {0};
+    FOR_EACH(i, total) {
+        const size_t p = i / ((size_t)ho * wo);
+        const int r = (int)(i / wo % ho), c = (int)(i % wo);
+        const float *base = rows + (p * d.h + r) * wo + c;
+        float f[5] = {0, 0, 0, 0, 0};
+        for (int k = 0; k < d.taps; k++)
+            for (int j = 0; j < 5; j++)
+                f[j] += d.win[k] * base[j * rows_total + (size_t)k * wo];
+        const double ux = f[0], uy = f[1];
+        const double vx = f[2] - ux * ux, vy = f[3] - uy * uy, vxy = f[4] - ux * uy;
+        const double n1 = 2 * ux * uy + d.c1, n2 = 2 * vxy + d.c2;
+        const double d1 = ux * ux + uy * uy + d.c1, d2 = vx + vy + d.c2;
+        const double cs = n2 / d2, s = n1 / d1 * cs;
+        sum[0] += s;
+        if (coef) {
+            const double d_ux = ws * (2 * uy * n2 / (d1 * d2) - 2 * ux * s / d1);
+            const double d_vx = -(ws * s) / d2;
+            const double d_vxy = (ws * n1 / d1) * 2 / d2;
+            coef[i] = (float)(d_ux - 2 * ux * d_vx - uy * d_vxy);
+            coef[total + i] = (float)d_vx;
+            coef[2 * total + i] = (float)d_vxy;
+        }
+    }
+    block_sum<1>(sum);
+    if (threadIdx.x == 0)
+        partial[blockIdx.x] = sum[0];
+}
+
+/* the column filter's adjoint: cols (3 maps of planes × h × wo) */
+__global__ void ssim_cols_adjoint_k(float *cols, const float *coef, GpuSsim d)
+{
+    const int wo = d.w - d.taps + 1, ho = d.h - d.taps + 1;
+    const size_t total = (size_t)d.planes * d.h * wo, coef_total = (size_t)d.planes * ho * wo;
+    FOR_EACH(i, total) {
+        const size_t p = i / ((size_t)d.h * wo);
+        const int r = (int)(i / wo % d.h), c = (int)(i % wo);
+        float s[3] = {0, 0, 0};
+        for (int k = d.taps - 1; k >= 0; k--) {
+            const int src = r - k;
+            if (src < 0 || src >= ho)
+                continue;
+            for (int j = 0; j < 3; j++)
+                s[j] += d.win[k] * coef[j * coef_total + (p * ho + src) * wo + c];
+        }
+        for (int j = 0; j < 3; j++)
+            cols[j * total + i] = s[j];
+    }
+}
+
+/* the row filter's adjoint, and the gradient: A + 2x·B + y·C */
+__global__ void ssim_grad_k(float *grad, const float *cols, const float *x, const float *y,
+                            GpuSsim d)
+{
+    const int wo = d.w - d.taps + 1;
+    const size_t total = (size_t)d.planes * d.h * d.w, cols_total = (size_t)d.planes * d.h * wo;
+    FOR_EACH(i, total) {
+        const size_t line = i / d.w;
+        const int c = (int)(i % d.w);
+        float s[3] = {0, 0, 0};
+        for (int k = d.taps - 1; k >= 0; k--) {
+            const int src = c - k;
+            if (src < 0 || src >= wo)
+                continue;
+            for (int j = 0; j < 3; j++)
+                s[j] += d.win[k] * cols[j * cols_total + line * wo + src];
+        }
+        grad[i] = s[0] + (2 * x[i] * s[1] + y[i] * s[2]);
+    }
+}
+
+size_t gpu_ssim_scratch_floats(const GpuSsim *d)
+{
+    const size_t wo = d->w - d->taps + 1, ho = d->h - d->taps + 1;
+    return (size_t)d->planes * (8 * d->h * wo + 3 * ho * wo);
+}
+
+void gpu_ssim(double *partial, float *grad, const float *x, const float *y, const GpuSsim *d,
+              float *scratch)
+{
+    const size_t wo = d->w - d->taps + 1, ho = d->h - d->taps + 1;
+    const size_t rows_total = (size_t)d->planes * d->h * wo, m = (size_t)d->planes * ho * wo;
+    float *rows = scratch, *coef = rows + 5 * rows_total, *cols = coef + 3 * m;
+    /* the CPU's weight: (1 / planes) / positions per plane */
+    const double ws = 1.0 / d->planes / (double)(ho * wo);
+    LAUNCH(ssim_rows_k, blocks(rows_total), rows, x, y, *d);
+    LAUNCH(ssim_map_k, gpu_reduce_blocks(m), partial, grad ? coef : (float *)NULL, rows, *d, ws);
+    if (grad) {
+        LAUNCH(ssim_cols_adjoint_k, blocks(rows_total), cols, coef, *d);
+        LAUNCH(ssim_grad_k, blocks((size_t)d->planes * d->h * d->w), grad, cols, x, y, *d);
+    }
+}

@@ -195,6 +195,34 @@ static int math_style(const PerceptTensor *f, const float *target, int per_image
     return 0;
 }
 
+/* percept_ssim: the kernels' working memory is the calling thread's, kept and grown */
+static int math_ssim(const PerceptTensor *x, const PerceptTensor *y, const PerceptSsimConfig *cfg,
+                     const float *window, double *value, float *grad)
+{
+    static thread_local float *scratch;
+    static thread_local size_t have;
+    GpuSsim d = {x->n * x->c, x->h, x->w, cfg->window, {0},
+                 pow(cfg->k1 * cfg->data_range, 2), pow(cfg->k2 * cfg->data_range, 2)};
+    memcpy(d.win, window, sizeof(float) * cfg->window);
+    const size_t need = gpu_ssim_scratch_floats(&d);
+    double *p = partials(), sum = 0;
+    if (!p)
+        return -1;
+    if (need > have) {
+        cudaFree(scratch);
+        scratch = NULL;
+        have = 0;
+        CUDA_OK(cudaMalloc((void **)&scratch, need * sizeof(float)), "SSIM's working memory");
+        have = need;
+    }
+    gpu_ssim(p, grad, x->data, y->data, &d, scratch);
+    const size_t positions = (size_t)d.planes * (d.h - d.taps + 1) * (d.w - d.taps + 1);
+    if (total(p, positions, &sum, "SSIM"))
+        return -1;
+    *value = sum / (double)positions;
+    return 0;
+}
+
 static int math_adam(const AdamScalars *s, float *params, const float *grads, float *m, float *v,
                      size_t n)
 {
@@ -206,5 +234,5 @@ static int math_adam(const AdamScalars *s, float *params, const float *grads, fl
 
 const BackendMath cuda_math = {
     gpu_copy, gpu_zero, math_axpy, math_count_nonfinite, math_mse, math_l1, math_tv, math_gram,
-    math_style, math_adam,
+    math_style, math_ssim, math_adam,
 };

@@ -448,6 +448,32 @@ static void check_loss_kernels(int planes, int h, int w)
     free(x); free(t); free(cpu); free(grad); free(partial);
 }
 
+/* SSIM's kernels against percept_ssim: the index to 10⁻⁶ (its positions' sums in another
+ * order) and the gradient, for Wang's Gaussian window and a uniform one */
+static void check_ssim_kernels(int n, int c, int h, int w, PerceptSsimConfig cfg)
+{
+    const size_t count = (size_t)n * c * h * w;
+    float *x = buffer(count, 71, 0, 1), *y = buffer(count, 72, 0, 1), *cpu = malloc(sizeof(float) * count);
+    float *grad = poisoned(count);
+    double *partial = malloc(sizeof(double) * 1025), v = 0;
+    CHECK(!percept_ssim(&(PerceptTensor){n, c, h, w, x}, &(PerceptTensor){n, c, h, w, y}, &cfg,
+                        &v, cpu),
+          "SSIM: %s", percept_error());
+    GpuSsim d = {n * c, h, w, cfg.window, {0}, pow(cfg.k1 * cfg.data_range, 2),
+                 pow(cfg.k2 * cfg.data_range, 2)};
+    ssim_window(&cfg, d.win);
+    float *scratch = malloc(sizeof(float) * gpu_ssim_scratch_floats(&d));
+    gpu_ssim(partial, grad, x, y, &d, scratch);
+    const double positions = (double)n * c * (h - cfg.window + 1) * (w - cfg.window + 1);
+    const double gv = reduced(partial, (size_t)positions) / positions;
+    CHECK(fabs(gv - v) <= 1e-6 * fabs(v), "SSIM (%d×%d×%d×%d, window %d): %.9g, the CPU's %.9g",
+          n, c, h, w, cfg.window, gv, v);
+    char what[80];
+    snprintf(what, sizeof what, "SSIM gradient (%d×%d×%d×%d, window %d)", n, c, h, w, cfg.window);
+    same(what, grad, cpu, count, 1e-5);
+    free(x); free(y); free(cpu); free(grad); free(partial); free(scratch);
+}
+
 /* y = a·x and y += a·x; Adam's step against the host's (percept_adam_step on host memory) */
 static void check_vector_kernels(size_t n)
 {
@@ -509,6 +535,8 @@ int main(void)
     check_norms(2, 3, 1, 1);   /* one pixel per plane: instance norm's variance is zero */
     check_loss_kernels(4, 7, 9);
     check_loss_kernels(6, 67, 131); /* many blocks: the partial sums */
+    check_ssim_kernels(2, 3, 17, 23, (PerceptSsimConfig)PERCEPT_SSIM_WANG);
+    check_ssim_kernels(1, 2, 40, 70, (PerceptSsimConfig){7, 0, 0.01f, 0.01f, 1}); /* uniform */
     check_vector_kernels(1000);
     check_vector_kernels(3 * 256 * 7 + 13);
     CHECK(emu_launches > 50, "the kernels ran (%zu launches)", emu_launches);

@@ -752,6 +752,8 @@ losses: /* the losses and Adam where the networks are */
     check_losses("l1", "l1=1", 2, 17, 23);
     check_losses("tv", "tv=1", 2, 17, 23);
     check_losses("mse + l1 + tv, weighted", "mse=0.5;l1=2;tv=0.01", 2, 9, 11);
+    check_losses("ssim", "ssim=1", 2, 17, 23);
+    check_losses("l1 + ssim-ridgeway (uniform window)", "l1=1;ssim-ridgeway=0.2", 1, 30, 41);
     check_losses("feat relu2_2", "feat:vgg16:relu2_2=1", 2, 24, 20);
     check_losses("style relu1_2,relu2_2,relu3_3 (a style image of another size)",
                  "style:vgg16:relu1_2,relu2_2,relu3_3=1", 2, 24, 20);

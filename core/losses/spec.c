@@ -424,11 +424,10 @@ static int image_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *va
          * is not given: K1 = K2 = 0.01 here) */
         const PerceptSsimConfig wang = PERCEPT_SSIM_WANG, ridgeway = {11, 0, 0.01f, 0.01f, 1};
         double ssim;
-        if (percept_ssim(x, &loss->target_shape[0], loss->kind == KIND_SSIM ? &wang : &ridgeway,
-                         &ssim, grad))
+        if (ssim_where(x, &loss->target_shape[0], loss->kind == KIND_SSIM ? &wang : &ridgeway,
+                       &ssim, grad) ||
+            (grad && MATH_FOR(grad)->axpy(grad, -1.0f, grad, n, 1)))
             return -1;
-        for (size_t i = 0; grad && i < n; i++)
-            grad[i] = -grad[i];
         *value = 1.0 - ssim;
         return 0;
     }

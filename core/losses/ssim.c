@@ -15,25 +15,31 @@
 #include <string.h>
 
 #include "percept/percept.h"
+#include "graph.h"
 
-#define MAX_TAPS 64
+#define MAX_TAPS SSIM_MAX_TAPS
 
 typedef struct {
     int taps;
     float w[MAX_TAPS]; /* 1-D weights; the window is their outer product */
 } Window;
 
+void ssim_window(const PerceptSsimConfig *cfg, float *w)
+{
+    double sum = 0, r = (cfg->window - 1) / 2.0;
+    for (int i = 0; i < cfg->window; i++) {
+        double v = cfg->sigma > 0 ? exp(-(i - r) * (i - r) / (2.0 * cfg->sigma * cfg->sigma)) : 1.0;
+        w[i] = (float)v;
+        sum += v;
+    }
+    for (int i = 0; i < cfg->window; i++)
+        w[i] = (float)(w[i] / sum);
+}
+
 static void make_window(Window *win, const PerceptSsimConfig *cfg)
 {
     win->taps = cfg->window;
-    double sum = 0, r = (cfg->window - 1) / 2.0;
-    for (int i = 0; i < win->taps; i++) {
-        double v = cfg->sigma > 0 ? exp(-(i - r) * (i - r) / (2.0 * cfg->sigma * cfg->sigma)) : 1.0;
-        win->w[i] = (float)v;
-        sum += v;
-    }
-    for (int i = 0; i < win->taps; i++)
-        win->w[i] = (float)(win->w[i] / sum);
+    ssim_window(cfg, win->w);
 }
 
 /* out (ho×wo) = valid separable filter of in (h×w); tmp holds h×wo */
@@ -141,12 +147,9 @@ static int check_pair(const PerceptTensor *x, const PerceptTensor *y, const char
     return 0;
 }
 
-int percept_ssim(const PerceptTensor *x, const PerceptTensor *y, const PerceptSsimConfig *cfg,
-                 double *value, float *grad)
+static int check_ssim(const PerceptTensor *x, const PerceptTensor *y,
+                      const PerceptSsimConfig *cfg)
 {
-    const PerceptSsimConfig def = PERCEPT_SSIM_WANG;
-    if (!cfg)
-        cfg = &def;
     if (check_pair(x, y, "SSIM"))
         return -1;
     if (cfg->window < 1 || cfg->window > MAX_TAPS || !(cfg->data_range > 0))
@@ -154,6 +157,27 @@ int percept_ssim(const PerceptTensor *x, const PerceptTensor *y, const PerceptSs
     if (x->h < cfg->window || x->w < cfg->window)
         return percept_fail("SSIM: a %d×%d image is smaller than the %d×%d window", x->w, x->h,
                             cfg->window, cfg->window);
+    return 0;
+}
+
+int ssim_where(const PerceptTensor *x, const PerceptTensor *y, const PerceptSsimConfig *cfg,
+               double *value, float *grad)
+{
+    float w[MAX_TAPS];
+    if (check_ssim(x, y, cfg))
+        return -1;
+    ssim_window(cfg, w);
+    return MATH_FOR(x->data, y->data, grad)->ssim(x, y, cfg, w, value, grad);
+}
+
+int percept_ssim(const PerceptTensor *x, const PerceptTensor *y, const PerceptSsimConfig *cfg,
+                 double *value, float *grad)
+{
+    const PerceptSsimConfig def = PERCEPT_SSIM_WANG;
+    if (!cfg)
+        cfg = &def;
+    if (check_ssim(x, y, cfg))
+        return -1;
     Window g;
     make_window(&g, cfg);
     const size_t hw = (size_t)x->h * x->w;

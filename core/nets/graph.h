@@ -117,6 +117,9 @@ typedef struct {
     int (*gram)(float *g, const PerceptTensor *f);
     int (*style)(const PerceptTensor *f, const float *target_gram, int per_image, float *grad,
                  float *scratch, double *value);
+    /* percept_ssim (cfg checked; window: its cfg->window 1-D weights, ssim_window) */
+    int (*ssim)(const PerceptTensor *x, const PerceptTensor *y, const PerceptSsimConfig *cfg,
+                const float *window, double *value, float *grad);
     /* one Adam step over n parameters with moments m and v (percept_adam_step) */
     int (*adam)(const AdamScalars *s, float *params, const float *grads, float *m, float *v,
                 size_t n);
@@ -226,6 +229,13 @@ typedef struct {
 /* p with room for floats (contents not kept when it grows); NULL with a message */
 float *buffer_reserve(Buffer *b, size_t floats);
 void buffer_free(Buffer *b);
+/* ssim.c: the 1-D weights of cfg's window (cfg->window of them, at most SSIM_MAX_TAPS;
+ * the 2-D window is their outer product) */
+#define SSIM_MAX_TAPS 64
+void ssim_window(const PerceptSsimConfig *cfg, float *w);
+/* percept_ssim where x, y and grad are (math_for) */
+int ssim_where(const PerceptTensor *x, const PerceptTensor *y, const PerceptSsimConfig *cfg,
+               double *value, float *grad);
 /* spec.c: a feat or style loss's network (its features of the last image it saw), else NULL */
 PerceptNet *loss_network(const PerceptLoss *loss);
 /* backend.c: the CUDA backend if it has been loaded, else NULL (nothing is loaded) */

@@ -75,6 +75,13 @@ static int host_style(const PerceptTensor *f, const float *target, int per_image
     return isnan(*value) && percept_error_is_out_of_memory() ? -1 : 0;
 }
 
+static int host_ssim(const PerceptTensor *x, const PerceptTensor *y, const PerceptSsimConfig *cfg,
+                     const float *window, double *value, float *grad)
+{
+    (void)window; /* percept_ssim makes its own */
+    return percept_ssim(x, y, cfg, value, grad);
+}
+
 static int host_adam(const AdamScalars *s, float *params, const float *grads, float *m, float *v,
                      size_t n);
 
@@ -88,6 +95,7 @@ static const BackendMath host_math = {
     .tv = host_tv,
     .gram = host_gram,
     .style = host_style,
+    .ssim = host_ssim,
     .adam = host_adam,
 };
 
