@@ -18,15 +18,15 @@ meson setup build-gpu -Dcuda=enabled -Dgegl=disabled -Dgimp=disabled --buildtype
     > "$OUT/setup.log" 2>&1 || { tail -20 "$OUT/setup.log"; exit 1; }
 ninja -C build-gpu > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 export PERCEPT_CUDA_LIBRARY="$PWD/build-gpu/kernels/libpercept-cuda.so"
-timeout 300 build-gpu/tests/test-cuda-parity > "$OUT/cuda-parity.txt" 2>&1
+timeout 150 build-gpu/tests/test-cuda-parity > "$OUT/cuda-parity.txt" 2>&1
 echo "parity rc=$?"
 grep -E "^FAIL|cases agree|skipped" "$OUT/cuda-parity.txt" | head -40
-PERCEPT_PYTHON="$(command -v python3)" timeout 300 build-gpu/bench/gpu-forward \
+PERCEPT_PYTHON="$(command -v python3)" timeout 240 build-gpu/bench/gpu-forward \
     > "$OUT/gpu-forward.md" 2> "$OUT/gpu-forward.log"
 echo "gpu-forward rc=$?"
 cat "$OUT/gpu-forward.md"; tail -5 "$OUT/gpu-forward.log"
 # issue 5's training step (Johnson + VGG-16 to relu4_3, batch 4 × 256²), both sides in TF32
-PERCEPT_CUDA_PRECISION=tf32 PERCEPT_PYTHON="$(command -v python3)" timeout 240 \
+PERCEPT_CUDA_PRECISION=tf32 PERCEPT_PYTHON="$(command -v python3)" timeout 150 \
     build-gpu/bench/train-step --device cuda --steps 10 \
     > "$OUT/gpu-train-step.md" 2> "$OUT/gpu-train-step.log"
 echo "gpu-train-step rc=$?"

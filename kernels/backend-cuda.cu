@@ -94,7 +94,7 @@ typedef struct {
  * of another kind may have grown since), the input's shape, its kind: if any of it changes,
  * its graph is stale. */
 typedef struct {
-    const void *act, *saved, *params, *buffers, *workspace, *buf, *up, *half, *stats;
+    const void *act, *saved, *params, *buffers, *workspace, *buf, *up, *half, *stats, *fixed;
     Shape in;
     int half_pass, norm_fixed;
 } PassKey;
@@ -122,6 +122,8 @@ typedef struct {
     size_t stage_floats;
     float *stats;                    /* the pass's instance-norm statistics (device) */
     size_t stats_floats;
+    float *fixed;                    /* the fixed ones (percept_net_fix_norm_stats), uploaded */
+    size_t fixed_floats;
     int stats_pending;               /* to be copied to the host's (net->norm_stats) at sync */
     cudaStream_t stream;             /* the network's work, in order */
     /* CUDA graphs: the key as the last pass ended, the graph of a pass and its key, whether
@@ -184,6 +186,7 @@ static void cuda_net_free(PerceptNet *net)
     cudaFree(st->buf);
     cudaFree(st->stage);
     cudaFree(st->stats);
+    cudaFree(st->fixed);
     free(st);
     net->backend_state = NULL;
 }
@@ -576,8 +579,7 @@ static size_t cuda_saved_floats(const PerceptNet *net, const Node *nd, int grad)
 }
 
 /* Whether this pass runs nd here, not on its CPU twin: dropout only where it is the
- * identity (its masks are the CPU's counter-based generator's), never instance norm with
- * fixed statistics (a tile's pass with the whole image's), nor binary and reparam. */
+ * identity (its masks are the CPU's counter-based generator's), nor binary and reparam. */
 static int on_gpu(const PerceptNet *net, const Node *nd)
 {
     switch (nd->op) {
@@ -585,9 +587,8 @@ static int on_gpu(const PerceptNet *net, const Node *nd)
     case OP_BATCH_NORM: case OP_RELU: case OP_LEAKY_RELU: case OP_TANH: case OP_SCALED_TANH:
     case OP_SIGMOID: case OP_ADD: case OP_CONCAT: case OP_AVG_POOL: case OP_MAX_POOL:
     case OP_GLOBAL_AVG_POOL: case OP_CHANNEL_AFFINE: case OP_LINEAR: case OP_RESHAPE:
-        return 1;
     case OP_INSTANCE_NORM:
-        return !net->norm_fixed;
+        return 1;
     case OP_DROPOUT:
         return !net->plan.training || nd->p <= 0;
     default:
@@ -633,6 +634,7 @@ static PassKey pass_key(const PerceptNet *net, const State *st)
     k.up = st->up;
     k.half = st->half;
     k.stats = st->stats;
+    k.fixed = st->fixed;
     k.in = net->plan.in;
     k.half_pass = half_pass(net, st);
     k.norm_fixed = net->norm_fixed;
@@ -776,6 +778,13 @@ template <typename T> static int forward_on_gpu(PerceptNet *net, const Node *nd,
         gpu_pixel_shuffle(out, x, in.n, nd->out.c, in.h, in.w, nd->factor);
         break;
     case OP_INSTANCE_NORM: {
+        if (net->norm_fixed) { /* the statistics uploaded as the pass began */
+            const float *mean = st->fixed + nd->stats_off;
+            gpu_instance_norm_fixed(out, x, mean, mean + in.c, core->param(net, nd, PARAM_WEIGHT),
+                                    core->param(net, nd, PARAM_BIAS), in.n, in.c, hw,
+                                    epilogue_add<T>(net, st, nd), nd->ep_relu);
+            break;
+        }
         float *saved = net->plan.saved + nd->saved_off;
         gpu_instance_norm(out, saved, saved + in.n * in.c, x, core->param(net, nd, PARAM_WEIGHT),
                           core->param(net, nd, PARAM_BIAS), in.n, in.c, hw, nd->eps,
@@ -920,6 +929,19 @@ static int forward_node(PerceptNet *net, const Node *nd, State *st)
     return finish(nd->name);
 }
 
+/* Fixed instance-norm statistics to the device, on the stream, before a pass (not part of
+ * a captured graph: the host may fix others between passes, which a replay then reads) */
+static int upload_fixed_stats(PerceptNet *net, State *st)
+{
+    if (grow(&st->fixed, &st->fixed_floats, net->norm_stats_floats + 1,
+             "fixed instance-norm statistics"))
+        return -1;
+    CUDA_OK(cudaMemcpyAsync(st->fixed, net->norm_stats, sizeof(float) * net->norm_stats_floats,
+                            cudaMemcpyHostToDevice, st->stream),
+            "fixed instance-norm statistics");
+    return 0;
+}
+
 static int cuda_forward(PerceptNet *net, const Node *nd)
 {
     if (nd->fused_into >= 0)
@@ -927,8 +949,11 @@ static int cuda_forward(PerceptNet *net, const Node *nd)
     State *st = state(net);
     if (!st)
         return -1;
-    if (first_of_pass(net, nd))
+    if (first_of_pass(net, nd)) {
+        if (net->norm_fixed && upload_fixed_stats(net, st))
+            return -1;
         begin_pass(net, st);
+    }
     if (st->pass == PASS_REPLAY)
         return 0; /* the graph runs at sync */
     gpu_set_stream(st->stream);
@@ -947,7 +972,7 @@ static int cuda_forward(PerceptNet *net, const Node *nd)
 }
 
 /* May the device write there? (An input's gradient can be the caller's host buffer.) */
-static int device_writable(const void *p)
+int device_writable(const void *p)
 {
     cudaPointerAttributes a;
     if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
@@ -1101,11 +1126,17 @@ static int cuda_backward(PerceptNet *net, const Node *nd, float *const *din)
     return 0;
 }
 
-/* The graph's whole-buffer work (graph.c: move) on the network's stream */
+/* The graph's whole-buffer work (graph.c: move) on the network's stream; a copy from host
+ * memory is a DMA upload (the pages do not migrate one fault at a time) */
 static int cuda_copy(PerceptNet *net, float *dst, const float *src, size_t n)
 {
     State *st = state(net);
-    return !st || copy_on_device(st, dst, src, n, "copy") ? -1 : 0;
+    if (!st)
+        return -1;
+    if (dst != src)
+        CUDA_OK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDefault, st->stream),
+                "copy");
+    return 0;
 }
 
 static int cuda_accumulate(PerceptNet *net, float *dst, const float *src, size_t n)

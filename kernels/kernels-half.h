@@ -32,6 +32,9 @@ void gpu_global_avg_pool(__half *out, const __half *in, int planes, int hw);
 void gpu_instance_norm(__half *out, float *mean, float *rstd, const __half *x, const float *gamma,
                        const float *beta, int n, int c, int hw, float eps, const __half *add,
                        int relu);
+void gpu_instance_norm_fixed(__half *out, const __half *x, const float *mean, const float *rstd,
+                             const float *gamma, const float *beta, int n, int c, int hw,
+                             const __half *add, int relu);
 void gpu_batch_norm_eval(__half *out, float *mean, float *rstd, const __half *x,
                          const float *running_mean, const float *running_var, const float *gamma,
                          const float *beta, int n, int c, int hw, float eps, const __half *add,

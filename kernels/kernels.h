@@ -77,6 +77,13 @@ void gpu_instance_norm_backward(float *dx, float *dgamma, float *dbeta, const fl
                                 const float *x, const float *mean, const float *rstd,
                                 const float *gamma, int n, int c, int hw);
 
+/* instance norm with fixed statistics (percept_net_fix_norm_stats: the whole image's, for
+ * every tile): mean and rstd per channel, the same for every image, then the epilogue —
+ * the CPU's instance_norm_apply */
+void gpu_instance_norm_fixed(float *out, const float *x, const float *mean, const float *rstd,
+                             const float *gamma, const float *beta, int n, int c, int hw,
+                             const float *add, int relu);
+
 /* batch norm over (n, c, hw): mean and rstd (c) saved, the CPU's layout. Training: batch
  * statistics, running_mean and running_var (or NULL) updated with the momentum; eval: the
  * running statistics (mean and rstd still written, as the normalisation's input). */

@@ -78,11 +78,17 @@ static cublasHandle_t blas(void)
     return h;
 }
 
+/* either side may be host memory: a download to it waits for the stream, then copies */
 static int gpu_copy(float *dst, const float *src, size_t n)
 {
-    if (dst != src)
-        CUDA_OK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream),
-                "CUDA copy");
+    if (dst == src || !n)
+        return 0;
+    if (!device_writable(dst)) {
+        CUDA_OK(cudaStreamSynchronize(stream), "CUDA copy");
+        CUDA_OK(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDefault), "CUDA copy");
+        return 0;
+    }
+    CUDA_OK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDefault, stream), "CUDA copy");
     return done("CUDA copy");
 }
 

@@ -23,6 +23,9 @@ typedef enum { PRECISION_FP32, PRECISION_TF32, PRECISION_FP16 } Precision;
 /* PERCEPT_CUDA_PRECISION's value; -1 with a message when it names none */
 int precision_setting(Precision *p);
 
+/* backend-cuda.cu: whether p is device or managed memory (the backend's owns) */
+int device_writable(const void *p);
+
 /* math.cu: the losses' and Adam's arithmetic (graph.h: BackendMath) */
 extern const BackendMath cuda_math;
 

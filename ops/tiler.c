@@ -46,15 +46,20 @@ static void read_planar(GeglBuffer *input, const Babl *format, const GeglRectang
 }
 
 /* Forward of a planar image; *out points into the network's memory, or into `ensemble`
- * when that is given: the self-ensemble of the 8 orientations. *oom says whether a failure
- * was memory running out. */
+ * when that is given: the self-ensemble of the 8 orientations. A GPU network's output is
+ * downloaded into `host` (one transfer: reading it in place would migrate its pages to the
+ * host one fault at a time). *oom says whether a failure was memory running out. */
 static gboolean forward(PerceptModel *m, float *planar, int pw, int ph, float *ensemble,
-                        PerceptTensor *out, gboolean *oom, char **error)
+                        float *host, PerceptTensor *out, gboolean *oom, char **error)
 {
     PerceptTensor in = {1, 3, ph, pw, planar};
     if ((ensemble ? percept_net_forward_ensemble(m->net, &in, ensemble, out)
-                  : percept_net_forward(m->net, &in, out)) == 0)
+                  : percept_net_forward(m->net, &in, out)) == 0 &&
+        (ensemble || !host || percept_copy(host, out->data, percept_tensor_numel(out)) == 0)) {
+        if (!ensemble && host)
+            out->data = host;
         return TRUE;
+    }
     *oom = percept_error_is_out_of_memory();
     *error = g_strdup_printf("%s: %s", m->path, percept_error());
     return FALSE;
@@ -84,7 +89,7 @@ static gboolean take_statistics(const PerceptTiler *t, GeglBuffer *input,
             *error = g_strdup_printf("out of memory for a %dx%d statistics pass", w, h);
         else {
             read_planar(input, t->format, &r, scale, pw, ph, planar, rgb);
-            ok = forward(m, planar, pw, ph, NULL, &out, oom, error) &&
+            ok = forward(m, planar, pw, ph, NULL, NULL, &out, oom, error) &&
                  percept_net_fix_norm_stats(m->net, percept_net_norm_stats(m->net)) == 0;
         }
         g_free(planar);
@@ -154,9 +159,12 @@ static gboolean run_tiles(const PerceptTiler *t, GeglBuffer *input, const GeglRe
     float *planar = g_try_malloc(sizeof(float) * 3 * (size_t)most * most);
     float *rgb = g_try_malloc(sizeof(float) * 3 * (size_t)most * most);
     float *core = g_try_malloc(sizeof(float) * 3 * (size_t)side * side * s * s);
-    float *ensemble = t->self_ensemble ? g_try_malloc(sizeof(float) * 3 * (size_t)most * most * s * s)
-                                       : NULL;
-    gboolean ok = planar && rgb && core && (ensemble || !t->self_ensemble);
+    const size_t out_floats = 3 * (size_t)most * most * s * s;
+    const gboolean gpu = strcmp(percept_net_device(m->net), "cpu") != 0;
+    float *ensemble = t->self_ensemble ? g_try_malloc(sizeof(float) * out_floats) : NULL;
+    float *host = gpu && !t->self_ensemble ? g_try_malloc(sizeof(float) * out_floats) : NULL;
+    gboolean ok = planar && rgb && core && (ensemble || !t->self_ensemble) &&
+                  (host || !gpu || t->self_ensemble);
     if (!ok)
         *error = g_strdup_printf("out of memory for %dx%d tiles", side, side);
     for (int ty = 0; ok && ty < rows; ty++)
@@ -170,7 +178,7 @@ static gboolean run_tiles(const PerceptTiler *t, GeglBuffer *input, const GeglRe
                                MIN(pw, image->width - ax), MIN(ph, image->height - ay)};
             read_planar(input, t->format, &r, 1.0, pw, ph, planar, rgb);
             PerceptTensor out;
-            if (!(ok = forward(m, planar, pw, ph, ensemble, &out, oom, error)))
+            if (!(ok = forward(m, planar, pw, ph, ensemble, host, &out, oom, error)))
                 break;
             /* keep this tile's own pixels, interleaved as GEGL stores them, in 0..1 */
             int ow = (cx1 - cx0) * s, oh = (cy1 - cy0) * s;
@@ -191,6 +199,7 @@ static gboolean run_tiles(const PerceptTiler *t, GeglBuffer *input, const GeglRe
     g_free(rgb);
     g_free(core);
     g_free(ensemble);
+    g_free(host);
     return ok;
 }
 

@@ -284,6 +284,15 @@ static void check_inference_both(const char *name, const char *arch, int n, int 
     }
 }
 
+/* One of the fake runtime's counters (tests/fake-cuda), or NULL on a real GPU */
+static unsigned long *fake_counter(const char *name)
+{
+    void *module = getenv("PERCEPT_CUDA_LIBRARY")
+                       ? dlopen(getenv("PERCEPT_CUDA_LIBRARY"), RTLD_NOW | RTLD_NOLOAD)
+                       : NULL;
+    return module ? dlsym(module, name) : NULL;
+}
+
 /* CUDA graphs: inference passes of one size, the second captured and the later ones
  * replayed, each against the CPU on its own input; the weights changed before the last (a
  * replay must read them anew, and fp16 convert them anew). Under the fake runtime the
@@ -293,10 +302,7 @@ static void check_graphs(const char *name, const char *arch, int n, int c, int h
                          const char *precision)
 {
     cases++;
-    void *module = getenv("PERCEPT_CUDA_LIBRARY")
-                       ? dlopen(getenv("PERCEPT_CUDA_LIBRARY"), RTLD_NOW | RTLD_NOLOAD)
-                       : NULL;
-    unsigned long *launches = module ? dlsym(module, "fake_cuda_graph_launches") : NULL;
+    unsigned long *launches = fake_counter("fake_cuda_graph_launches");
     const unsigned long before = launches ? *launches : 0;
     const double tolerance = strcmp(precision, "fp16") ? TOLERANCE : TOLERANCE_FP16;
     PerceptNet *a, *b;
@@ -379,6 +385,68 @@ static void check_op_shapes(const char *name, const char *node_json, int cout, i
     check_op(more, node_json, cout, 1, 67, 131, training);
     snprintf(more, sizeof more, "%s at 3×5×7", name);
     check_op(more, node_json, cout, 3, 5, 7, training);
+}
+
+/* Instance norm with fixed statistics (the ops' tiles of a style network, with the whole
+ * image's): six passes on new inputs against the CPU's — the second captured as a CUDA
+ * graph, the others replayed — the statistics fixed anew before the fourth (a replay must
+ * read them anew); after the first pass the host touches GPU memory not once (the fake
+ * runtime's count: the statistics go up by a copy, the output comes down by one). */
+static void check_fixed_stats(const char *name, const char *arch, int n, int h, int w,
+                              const char *precision)
+{
+    cases++;
+    const double tolerance = strcmp(precision, "fp16") ? TOLERANCE : TOLERANCE_FP16;
+    unsigned long *touches = fake_counter("fake_cuda_host_touches"), before = 0;
+    unsigned long *launches = fake_counter("fake_cuda_graph_launches");
+    const unsigned long launched = launches ? *launches : 0;
+    PerceptNet *a, *b;
+    int ok = inference_pair(arch, precision, &a, &b);
+    const size_t nin = (size_t)n * 3 * h * w;
+    size_t ns = ok ? percept_net_norm_stats_floats(a) : 0;
+    float *stats = malloc(sizeof(float) * (ns ? ns : 1));
+    double worst = 0;
+    for (int pass = 0; ok && pass < 6; pass++) {
+        if (pass == 0 || pass == 3) { /* statistics of another image, from the CPU */
+            float *s = randoms(nin, 300 + pass, 0, 2);
+            PerceptTensor t = {n, 3, h, w, s}, y;
+            percept_net_fix_norm_stats(a, NULL);
+            ok = !percept_net_forward(a, &t, &y);
+            memcpy(stats, percept_net_norm_stats(a), sizeof(float) * ns);
+            ok = ok && !percept_net_fix_norm_stats(a, stats) && !percept_net_fix_norm_stats(b, stats);
+            free(s);
+        }
+        float *x = randoms(nin, 200 + pass, -1, 1), *got = NULL;
+        PerceptTensor in = {n, 3, h, w, x}, ya, yb;
+        if (pass == 1 && touches)
+            before = *touches;
+        /* the GPU's output read as the ops read it: downloaded */
+        ok = ok && !percept_net_forward(a, &in, &ya) && !percept_net_forward(b, &in, &yb) &&
+             (got = malloc(sizeof(float) * percept_tensor_numel(&yb))) &&
+             !percept_copy(got, yb.data, percept_tensor_numel(&yb));
+        double e = ok ? nerr(ya.data, got, percept_tensor_numel(&ya)) : 0;
+        worst = e > worst || isnan(e) ? e : worst;
+        free(x);
+        free(got);
+    }
+    unsetenv("PERCEPT_CUDA_PRECISION");
+    const unsigned long touched = touches ? *touches - before : 0;
+    const unsigned long graphs = launches ? *launches - launched : 0;
+    if (!ok) {
+        printf("FAIL %s: %s\n", name, percept_error());
+        failures++;
+    } else if (!(worst <= tolerance) || touched || (launches && graphs != 5)) {
+        printf("FAIL %s: normalised error %.3g (tolerance %.0e), %lu host touches, %lu graph "
+               "launches (5 expected)\n", name, worst, tolerance, touched, graphs);
+        failures++;
+    } else {
+        printf("ok   %s: normalised error %.2g%s\n", name, worst,
+               touches ? ", the last 5 passes as a CUDA graph, no host touches after the first"
+                       : "");
+    }
+    free(stats);
+    percept_net_free(a);
+    percept_net_free(b);
 }
 
 /* ---- the losses' and Adam's arithmetic (core/nets/math.c) on both sides ----------------- */
@@ -546,7 +614,10 @@ static void check_adam(void)
 /* One training step of Johnson's style network, as the trainer takes it: the network's
  * output goes to the loss network without leaving the GPU, the losses' gradient comes back
  * into a GPU buffer, backward, Adam. The loss values, the image gradient and the parameter
- * gradients against the CPU's. */
+ * gradients against the CPU's. Then another step, from a batch in host memory (as the
+ * trainer's) and from one in GPU memory, during which, under the fake runtime, the host must
+ * not touch GPU memory at all (on a GPU each touch would migrate pages:
+ * fake_cuda_host_touches; the batch goes up as a copy). */
 static void check_training_step(const char *arch, int n, int h, int w)
 {
     cases++;
@@ -582,21 +653,45 @@ static void check_training_step(const char *arch, int n, int h, int w)
          (percept_net_params(nb, &count),
           percept_adam_init(&adam, count, (PerceptAdamConfig){1e-3f, 0.9f, 0.999f, 1e-8f, 0})) ||
          percept_adam_step(&adam, percept_net_params(nb, &count), percept_net_grads(nb, &count));
-    if (rc) {
+    size_t pc;
+    double ev = 0, eg = 0, ep = 0, v2[4];
+    int gpu = 0;
+    float *xg = rc ? NULL : copy_to_device(x, nx);
+    unsigned long *touches = fake_counter("fake_cuda_host_touches"), touched = 0;
+    if (xg) {
+        ev = value_error(va, vb, ca);
+        eg = nerr(ga, gb, nx);
+        const float *pga = percept_net_grads(na, &pc), *pgb = percept_net_grads(nb, &pc);
+        ep = nerr(pga, pgb, pc);
+        gpu = on_gpu(yb.data) && on_gpu(gb) && on_gpu(adam.m) &&
+              MATH_FOR(yb.data, gb) == backend_cuda_loaded()->math;
+        const unsigned long before = touches ? *touches : 0;
+        for (int k = 0; k < 2 && !rc; k++) {
+            PerceptTensor batch = {n, 3, h, w, k ? xg : x};
+            percept_net_zero_grads(nb);
+            rc = percept_loss_set_target(lb[0], &batch) || percept_net_forward(nb, &batch, &yb) ||
+                 percept_losses_eval(lb, wb, cb, &yb, v2, gb) ||
+                 percept_net_backward(nb, gb, NULL) ||
+                 percept_adam_step(&adam, percept_net_params(nb, &count),
+                                   percept_net_grads(nb, &count));
+        }
+        touched = touches ? *touches - before : 0;
+    }
+    if (rc || !xg) {
         printf("FAIL training step: %s\n", percept_error());
         failures++;
     } else {
-        size_t pc;
-        const float *pga = percept_net_grads(na, &pc), *pgb = percept_net_grads(nb, &pc);
-        const double ev = value_error(va, vb, ca), eg = nerr(ga, gb, nx), ep = nerr(pga, pgb, pc);
-        const int gpu = on_gpu(yb.data) && on_gpu(gb) && on_gpu(adam.m) &&
-                        MATH_FOR(yb.data, gb) == backend_cuda_loaded()->math;
-        const int ok = ev <= TOLERANCE && eg <= TOLERANCE && ep <= TOLERANCE && gpu;
+        const int ok = ev <= TOLERANCE && eg <= TOLERANCE && ep <= TOLERANCE && gpu && !touched;
+        char counted[80] = "";
+        if (touches)
+            snprintf(counted, sizeof counted, "; the next two touched GPU memory from the host "
+                     "%lu times", touched);
         printf("%s training step (johnson, feat + style + tv, Adam): values %.2g, image gradient "
-               "%.2g, parameter gradients %.2g%s\n", ok ? "ok  " : "FAIL", ev, eg, ep,
-               gpu ? "" : ", not on the GPU");
+               "%.2g, parameter gradients %.2g%s%s\n", ok ? "ok  " : "FAIL", ev, eg, ep,
+               gpu ? "" : ", not on the GPU", counted);
         failures += !ok;
     }
+    percept_buffer_free(xg);
     percept_adam_free(&adam);
     free_losses(la, ca);
     free_losses(lb, cb);
@@ -722,6 +817,8 @@ int main(int argc, char **argv)
     check_inference_both("johnson (base 16, 2 blocks), 2×3×64×48", arch, 2, 3, 64, 48, 1);
     check_graphs("CUDA graphs, fp32: johnson", arch, 1, 3, 16, 20, "fp32");
     check_graphs("CUDA graphs, fp16: johnson", arch, 1, 3, 16, 20, "fp16");
+    check_fixed_stats("fixed instance-norm statistics, fp32: johnson", arch, 1, 24, 20, "fp32");
+    check_fixed_stats("fixed instance-norm statistics, fp16: johnson", arch, 1, 24, 20, "fp16");
     free(arch);
     arch = percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_JOHNSON, 4, 16, 2, 0, 0, 0});
     check("sr x4 (16 channels), training mode", arch, 2, 3, 24, 20, 1);

@@ -263,7 +263,7 @@ static int shape_matches(const PerceptTensor *a, const PerceptTensor *b)
 static int keep(PerceptLoss *loss, int i, const float *data, PerceptTensor shape, size_t n)
 {
     float *dst = buffer_reserve(&loss->target[i], n);
-    if (!dst || MATH_FOR(dst, data)->copy(dst, data, n))
+    if (!dst || MATH_FOR(dst)->copy(dst, data, n)) /* data: the host's, or where dst is */
         return percept_fail_prefix("the loss target: ");
     shape.data = dst;
     loss->target_shape[i] = shape;

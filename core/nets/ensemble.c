@@ -57,9 +57,15 @@ int percept_net_forward_ensemble(PerceptNet *net, const PerceptTensor *in, float
         return percept_fail("self-ensemble: %s's output does not turn with its input "
                             "(%d×%d gives %d×%d, %d×%d gives %d×%d)",
                             percept_net_name(net), in->w, in->h, ow, oh, in->h, in->w, tw, th);
+    /* a GPU network's outputs are downloaded, each in one transfer (percept_copy) */
+    const int gpu = strcmp(percept_net_device(net), "cpu") != 0;
     float *turned = malloc(sizeof(float) * percept_tensor_numel(in));
-    if (!turned)
+    float *host = gpu ? malloc(sizeof(float) * (size_t)in->n * oc * oh * ow) : NULL;
+    if (!turned || (gpu && !host)) {
+        free(turned);
+        free(host);
         return percept_fail("out of memory");
+    }
     *out = (PerceptTensor){in->n, oc, oh, ow, dst};
     memset(dst, 0, sizeof(float) * percept_tensor_numel(out));
     /* the four orientations of each shape in a row: a network plans once per input size */
@@ -69,10 +75,13 @@ int percept_net_forward_ensemble(PerceptNet *net, const PerceptTensor *in, float
         if (o)
             turn(turned, in, o);
         rc = percept_net_forward(net, o ? &x : in, &y);
+        if (!rc && host && !(rc = percept_copy(host, y.data, percept_tensor_numel(&y))))
+            y.data = host;
         if (!rc)
             add_turned_back(dst, ow, &y, o);
     }
     free(turned);
+    free(host);
     for (size_t k = 0, n = percept_tensor_numel(out); k < n && !rc; k++)
         dst[k] *= 0.125f;
     return rc;

@@ -826,14 +826,15 @@ static void accumulate(float *dst, const float *src, size_t n)
         dst[i] += src[i];
 }
 
-/* dst = src (add: dst += src), n floats, as part of the network's work: on its device when
- * both are its memory (a loss network's input from a generator's output, a gradient that
- * fans out), else on the host — after the device's work when a pass is under way (wait;
- * between passes nothing is queued, and a sync there would end a pass not begun). */
+/* dst = src (add: dst += src), n floats, as part of the network's work: by its device when
+ * dst is its memory and src is too or is copied from the host (a batch uploaded, a loss
+ * network's input from a generator's output, a gradient that fans out), else by the host —
+ * after the device's work when a pass is under way (wait; between passes nothing is queued,
+ * and a sync there would end a pass not begun). */
 static int move(PerceptNet *net, float *dst, const float *src, size_t n, int add, int wait)
 {
     const PerceptBackend *b = net->backend;
-    if (b->owns && b->owns(dst) && b->owns(src)) {
+    if (b->owns && b->owns(dst) && (!add || b->owns(src))) {
         if ((add ? b->accumulate : b->copy)(net, dst, src, n))
             return percept_fail_prefix("%s: ", b->name);
         return 0;

@@ -103,7 +103,7 @@ AdamScalars adam_scalars(const PerceptAdam *a);
  * pointer given is the table's backend's memory (math_for chooses the table). 0, or -1 with
  * a message. */
 typedef struct {
-    int (*copy)(float *dst, const float *src, size_t n);
+    int (*copy)(float *dst, const float *src, size_t n); /* either may be host memory */
     int (*zero)(float *p, size_t n);
     /* y = a·x (assign) or y += a·x */
     int (*axpy)(float *y, float a, const float *x, size_t n, int assign);
@@ -153,8 +153,9 @@ struct PerceptBackend {
     /* NULL in the CPU backend (the host computes on plain memory); else: whether p is this
      * backend's memory, which its own arithmetic can reach */
     int (*owns)(const void *p);
-    /* dst = src and dst += src (n floats, both owned) as part of the network's work, like a
-     * node's forward: done by sync */
+    /* dst = src and dst += src (n floats, dst owned; src owned, or for copy host memory,
+     * which the caller may reuse at once) as part of the network's work, like a node's
+     * forward: done by sync */
     int (*copy)(PerceptNet *net, float *dst, const float *src, size_t n);
     int (*accumulate)(PerceptNet *net, float *dst, const float *src, size_t n);
     const BackendMath *math;

@@ -154,6 +154,14 @@ void percept_buffer_free(float *p)
         percept_backend_cpu.release(p);
 }
 
+int percept_copy(float *dst, const float *src, size_t n)
+{
+    const PerceptBackend *gpu = backend_cuda_loaded();
+    if (gpu && gpu->math && (gpu->owns(dst) || gpu->owns(src)))
+        return gpu->math->copy(dst, src, n) ? percept_fail_prefix("copy: ") : 0;
+    return host_copy(dst, src, n);
+}
+
 /* ---- Adam on the host ------------------------------------------------------------------- */
 
 static int host_adam(const AdamScalars *s, float *params, const float *grads, float *m, float *v,

@@ -9,7 +9,9 @@
  *    cudaMemcpy, cudaFree) runs them;
  *  - memory from cudaMalloc is device memory: the host cannot touch it (PROT_NONE) except
  *    while "the device" runs; managed memory the host cannot touch while work is queued (on
- *    a GPU: a race with the kernels). Either access is reported as what it would be;
+ *    a GPU: a race with the kernels). Either access is reported as what it would be; a
+ *    host access to idle managed memory is allowed and counted (fake_cuda_host_touches: on
+ *    a GPU its pages would migrate);
  *  - new allocations hold NaN, not zeros (cudaMalloc does not clear);
  *  - cuDNN checks that the tensor, filter and convolution descriptors agree (the output size
  *    the convolution gives, the channel counts) and fails with CUDNN_STATUS_BAD_PARAM where
@@ -41,6 +43,7 @@ struct Allocation {
     size_t bytes, mapped;
     bool managed;
     int prot;
+    bool touched; /* managed: the host has used it since the device last did anything */
 };
 std::map<char *, Allocation> allocations; /* by start */
 int device_depth; /* > 0 while "the device" runs */
@@ -65,11 +68,16 @@ size_t largest()
 }
 
 /* What the host may touch now: everything while the device runs; otherwise no device
- * memory, and managed memory only when no work is queued. */
+ * memory, and managed memory only when no work is queued — and then only after a fault has
+ * counted the touch (on a GPU, the pages migrate to the host): fake_cuda_host_touches
+ * counts, per allocation, the spells between the device's activities in which the host
+ * used it, so a test can see that work which should stay on the GPU does. */
 void update_protection()
 {
     for (auto &a : allocations) {
-        int prot = device_depth > 0 || (a.second.managed && !emu_pending())
+        if (device_depth > 0 || emu_pending())
+            a.second.touched = false;
+        int prot = device_depth > 0 || (a.second.managed && a.second.touched && !emu_pending())
                        ? PROT_READ | PROT_WRITE
                        : PROT_NONE;
         if (prot != a.second.prot) {
@@ -96,12 +104,27 @@ struct Device { /* "the device" runs for the lifetime of one of these */
     ~Device() { device_end(); }
 };
 
+} // namespace
+
+/* host uses of managed memory (update_protection); test-cuda-parity reads it (dlsym) */
+extern "C" __attribute__((visibility("default"))) unsigned long fake_cuda_host_touches;
+unsigned long fake_cuda_host_touches;
+
+namespace {
+
 /* A host access to device memory: what a GPU program would fault on. */
 void on_fault(int sig, siginfo_t *info, void *)
 {
     char *at = static_cast<char *>(info->si_addr);
     for (auto &a : allocations)
         if (at >= a.first && at < a.first + a.second.mapped) {
+            if (a.second.managed && !emu_pending() && device_depth == 0) {
+                fake_cuda_host_touches++; /* allowed: counted, then open until the device runs */
+                a.second.touched = true;
+                a.second.prot = PROT_READ | PROT_WRITE;
+                mprotect(a.first, a.second.mapped, a.second.prot);
+                return;
+            }
             if (a.second.managed)
                 fprintf(stderr, "fake CUDA: the host touched managed memory (%zu bytes at %p, "
                                 "address %p) while the device had work queued: a race on a "
@@ -141,7 +164,7 @@ cudaError_t allocate(void **p, size_t bytes, bool managed)
         return cudaErrorMemoryAllocation;
     memset(m, 0xff, bytes); /* NaN: device memory is not cleared */
     allocations[static_cast<char *>(m)] = {bytes, mapped ? mapped : page, managed,
-                                           PROT_READ | PROT_WRITE};
+                                           PROT_READ | PROT_WRITE, false};
     update_protection();
     *p = m;
     return cudaSuccess;
@@ -248,15 +271,29 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
     return cudaSuccess;
 }
 
-/* Between device allocations only (pageable host memory would make it synchronous). */
+/* Into device memory, from device memory or (host to device, or cudaMemcpyDefault) from
+ * pageable host memory, which is staged at the call, as CUDA does: the caller may reuse it at
+ * once. A host destination would make it synchronous: not supported here. */
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream)
 {
-    if ((kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault) || !find(dst, NULL) ||
-        !find(src, NULL))
+    const bool from_device = find(src, NULL) != NULL;
+    if (!find(dst, NULL) || (kind == cudaMemcpyDeviceToDevice && !from_device) ||
+        (kind == cudaMemcpyHostToDevice && from_device) ||
+        (kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyHostToDevice &&
+         kind != cudaMemcpyDefault))
         return cudaErrorInvalidValue;
-    if (capturing && stream != capturing && forbidden_in_capture()) /* another stream's */
-        return cudaErrorStreamCaptureUnsupported;
+    if (capturing && (stream != capturing || !from_device) && forbidden_in_capture())
+        return cudaErrorStreamCaptureUnsupported; /* another stream's, or pageable memory */
+    if (!from_device) {
+        std::vector<char> staged(static_cast<const char *>(src),
+                                 static_cast<const char *>(src) + bytes);
+        emu_enqueue([dst, staged] {
+            Device d;
+            memcpy(dst, staged.data(), staged.size());
+        });
+        return cudaSuccess;
+    }
     emu_enqueue([dst, src, bytes] {
         Device d;
         memmove(dst, src, bytes);

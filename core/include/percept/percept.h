@@ -453,6 +453,11 @@ PERCEPT_API int percept_losses_eval(PerceptLoss *const *losses, const double *we
  * message. */
 PERCEPT_API float *percept_buffer_new(size_t floats);
 PERCEPT_API void percept_buffer_free(float *p);
+/* dst = src, n floats, between any of percept's memories (host memory, percept_buffer_new's,
+ * a network's output): a DMA transfer when either side is GPU memory — reading a GPU
+ * network's output this way is far faster than touching it from the host, whose pages then
+ * migrate one fault at a time. 0, or -1 with a message. */
+PERCEPT_API int percept_copy(float *dst, const float *src, size_t n);
 
 /* ---- optimiser ------------------------------------------------------------------------ */
 
