@@ -3,6 +3,7 @@
  * it), the whole-image pass equals the network run directly, alpha, greyscale, 16-bit,
  * 1×1 and 7×5 images, strength, preserve-colors, style-scale, progress, a missing and a
  * corrupt model, and a model replaced on disk. */
+#include <dlfcn.h>
 #include <gegl.h>
 #include <glib/gstdio.h>
 #include <unistd.h>
@@ -162,6 +163,15 @@ static float *direct(const char *model, GeglBuffer *input, gboolean ensemble, in
 
 /* Tiles of several sizes give what the whole image gives, which is what the network (or its
  * self-ensemble) gives run directly. */
+/* A counter of the host-emulated GPU's runtime (tests/fake-cuda), or NULL */
+static unsigned long *fake_cuda_counter(const char *name)
+{
+    const char *module = getenv("PERCEPT_DEVICE") && !strcmp(getenv("PERCEPT_DEVICE"), "cuda")
+                             ? getenv("PERCEPT_CUDA_LIBRARY") : NULL;
+    void *h = module ? dlopen(module, RTLD_NOW | RTLD_NOLOAD) : NULL;
+    return h ? dlsym(h, name) : NULL;
+}
+
 static void check_exact_tiling(const char *model, const char *operation, int w, int h,
                                gboolean ensemble, double tol)
 {
@@ -175,6 +185,10 @@ static void check_exact_tiling(const char *model, const char *operation, int w, 
     CHECK(p.calls >= 1 && p.last == 1.0, "%s: progress reported (%d calls, last %g)",
           operation, p.calls, p.last);
     const int sides[] = {8, 12, 20, 32};
+    /* on the emulated GPU: whether the tiles' passes touch GPU memory from the host (each
+     * touch would migrate pages on a GPU; tiles go up and come down as copies) */
+    unsigned long *touches = fake_cuda_counter("fake_cuda_host_touches");
+    const unsigned long before = touches ? *touches : 0;
     for (size_t i = 0; i < G_N_ELEMENTS(sides); i++) {
         float *tiled = run_op(in, &tiled_r, NULL, operation, "model", model, "tile-size",
                               sides[i], self_ensemble, TRUE, NULL);
@@ -185,6 +199,8 @@ static void check_exact_tiling(const char *model, const char *operation, int w, 
               operation, w, h, ensemble ? " self-ensemble" : "", sides[i], d, tol);
         g_free(tiled);
     }
+    CHECK(!touches || *touches == before, "%s on the GPU: its tiles touched GPU memory from the "
+          "host %lu times", operation, touches ? *touches - before : 0);
     int dw, dh;
     if (w % 4 == 0 && h % 4 == 0) {
         float *ref = direct(model, in, ensemble, &dw, &dh);
