@@ -4,9 +4,14 @@
  * (bench/pytorch-gpu-forward.py: fp32, tf32, fp16 channels-last, and that as a CUDA graph).
  * Each size runs in each of the backend's precisions (PERCEPT_CUDA_PRECISION: fp32, tf32,
  * fp16), and fp16 again without CUDA graphs (PERCEPT_CUDA_GRAPHS=0) for what they save;
- * every output checked against the CPU backend's at the first size.
+ * every output checked against the CPU backend's at the first size. The input is in GPU
+ * memory, as PyTorch's is (the ops upload each tile: a copy, not counted here). With
+ * --ceilings (bench/gpu-ceilings.py's line) each time is set against the least time its
+ * FLOPs and its memory traffic (flops.h: each node's inputs and output once) take at the
+ * GPU's measured matmul and copy rates.
  *
- *   bench/gpu-forward [--sizes 512,1024,2048] [--runs N] [--no-pytorch]   (Markdown to stdout)
+ *   bench/gpu-forward [--sizes 512,1024,2048] [--runs N] [--no-pytorch] [--ceilings SPEC]
+ *   (Markdown to stdout)
  *
  * Exits 77 when the CUDA backend finds no GPU. */
 #include <math.h>
@@ -53,6 +58,7 @@ static double rel_diff(const float *a, const float *b, size_t n)
 int main(int argc, char **argv)
 {
     int sizes[8] = {512, 1024, 2048}, n_sizes = 3, runs = 20, pytorch = 1;
+    const char *ceilings = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
             n_sizes = 0;
@@ -62,8 +68,11 @@ int main(int argc, char **argv)
             runs = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--no-pytorch")) {
             pytorch = 0;
+        } else if (!strcmp(argv[i], "--ceilings") && i + 1 < argc) {
+            ceilings = argv[++i];
         } else {
-            fprintf(stderr, "usage: gpu-forward [--sizes 512,1024,2048] [--runs N] [--no-pytorch]\n");
+            fprintf(stderr, "usage: gpu-forward [--sizes 512,1024,2048] [--runs N] [--no-pytorch] "
+                            "[--ceilings SPEC]\n");
             return 2;
         }
     }
@@ -94,9 +103,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "gpu-forward: %s\n", percept_error());
         return 1;
     }
+    if (*ceilings)
+        printf("Ceilings (bench/gpu-ceilings.py): %s — TFLOP/s of matrix products, GB/s of "
+               "copies. **floor ms**: the FLOPs at the precision's rate or the traffic at the "
+               "copy rate, whichever is longer; **of floor**: floor ÷ percept's time.\n\n",
+               ceilings);
     printf("| network | input | precision | GFLOP | percept ms (median of %d) | TFLOP/s "
-           "| PyTorch best ms (mode) | percept / PyTorch | goal ms | check |\n"
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---|\n",
+           "| floor ms | of floor | PyTorch best ms (mode) | percept / PyTorch | goal ms | "
+           "check |\n"
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
            runs);
     for (int s = 0; s < n_sizes; s++) {
         const int side = sizes[s];
@@ -105,7 +120,11 @@ int main(int argc, char **argv)
         if (!x)
             return 1;
         fill_input(x, n);
-        PerceptTensor in = {1, 3, side, side, x}, out;
+        float *xg = percept_buffer_new(n); /* on the GPU, as PyTorch's input */
+        if (!xg)
+            return 1;
+        memcpy(xg, x, sizeof(float) * n);
+        PerceptTensor in = {1, 3, side, side, x}, in_gpu = {1, 3, side, side, xg}, out;
         if (s == 0) { /* the CPU backend's answer, once */
             percept_set_device("cpu");
             PerceptNet *cpu = percept_net_from_safetensors(st, arch);
@@ -123,7 +142,7 @@ int main(int argc, char **argv)
             setenv("PERCEPT_CUDA_PRECISION", precisions[m], 1); /* read at the first pass */
             setenv("PERCEPT_CUDA_GRAPHS", m == 3 ? "0" : "1", 1); /* read at every pass */
             PerceptNet *gpu = percept_net_from_safetensors(st, arch);
-            if (!gpu || percept_net_forward(gpu, &in, &out)) { /* plans, picks algorithms */
+            if (!gpu || percept_net_forward(gpu, &in_gpu, &out)) { /* plans, picks algorithms */
                 fprintf(stderr, "gpu-forward: %d² %s: %s\n", side, labels[m], percept_error());
                 return 1;
             }
@@ -131,7 +150,7 @@ int main(int argc, char **argv)
             double *t = malloc(sizeof(double) * runs);
             for (int r = 0; r < runs; r++) {
                 double t0 = now();
-                percept_net_forward(gpu, &in, &out);
+                percept_net_forward(gpu, &in_gpu, &out);
                 t[r] = (now() - t0) * 1e3;
             }
             qsort(t, runs, sizeof *t, cmp_double);
@@ -166,8 +185,16 @@ int main(int argc, char **argv)
                 snprintf(ratio, sizeof ratio, "%.2f", ms / best);
             if (goal_ms(side) > 0)
                 snprintf(goal, sizeof goal, "%.1f", goal_ms(side));
-            printf("| johnson | %d² | %s | %.1f | %.2f | %.1f | %s | %s | %s | %s |\n", side,
-                   labels[m], gflop, ms, gflop / ms, peer, ratio, goal, check);
+            const int half = !strcmp(precisions[m], "fp16");
+            const double fl = floor_ms(gflop, net_traffic_bytes(gpu, half ? 2 : 4),
+                                       ceiling(ceilings, precisions[m]), ceiling(ceilings, "copy"));
+            char floor_s[16] = "—", of[16] = "—";
+            if (fl > 0) {
+                snprintf(floor_s, sizeof floor_s, "%.3f", fl);
+                snprintf(of, sizeof of, "%.0f%%", 100 * fl / ms);
+            }
+            printf("| johnson | %d² | %s | %.1f | %.2f | %.1f | %s | %s | %s | %s | %s | %s |\n",
+                   side, labels[m], gflop, ms, gflop / ms, floor_s, of, peer, ratio, goal, check);
             fflush(stdout);
             free(t);
             percept_net_free(gpu);
@@ -175,6 +202,7 @@ int main(int argc, char **argv)
         unsetenv("PERCEPT_CUDA_GRAPHS");
         free(cpu_out);
         free(x);
+        percept_buffer_free(xg);
     }
     percept_st_free(st);
     percept_net_free(net);

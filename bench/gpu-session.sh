@@ -21,13 +21,16 @@ export PERCEPT_CUDA_LIBRARY="$PWD/build-gpu/kernels/libpercept-cuda.so"
 timeout 150 build-gpu/tests/test-cuda-parity > "$OUT/cuda-parity.txt" 2>&1
 echo "parity rc=$?"
 grep -E "^FAIL|cases agree|skipped" "$OUT/cuda-parity.txt" | head -40
+# what any kernel could at most reach there: matrix products and a copy, by PyTorch
+CEILINGS=$(timeout 60 python3 bench/gpu-ceilings.py 2> "$OUT/ceilings.log" | tail -1)
+echo "ceilings: $CEILINGS" | tee "$OUT/ceilings.txt"
 PERCEPT_PYTHON="$(command -v python3)" timeout 240 build-gpu/bench/gpu-forward \
-    > "$OUT/gpu-forward.md" 2> "$OUT/gpu-forward.log"
+    --ceilings "$CEILINGS" > "$OUT/gpu-forward.md" 2> "$OUT/gpu-forward.log"
 echo "gpu-forward rc=$?"
 cat "$OUT/gpu-forward.md"; tail -5 "$OUT/gpu-forward.log"
 # issue 5's training step (Johnson + VGG-16 to relu4_3, batch 4 × 256²), both sides in TF32
 PERCEPT_CUDA_PRECISION=tf32 PERCEPT_PYTHON="$(command -v python3)" timeout 150 \
-    build-gpu/bench/train-step --device cuda --steps 10 \
+    build-gpu/bench/train-step --device cuda --steps 10 --ceilings "$CEILINGS" \
     > "$OUT/gpu-train-step.md" 2> "$OUT/gpu-train-step.log"
 echo "gpu-train-step rc=$?"
 cat "$OUT/gpu-train-step.md"; tail -5 "$OUT/gpu-train-step.log"

@@ -74,12 +74,15 @@ def main():
     with torch.no_grad():
         style_f = features(style)
         style_gram = {l: gram(f)[0] for l, f in style_f.items()}
-        target_f = features(target)
 
     opt = torch.optim.Adam(trainable, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
     def step():
         opt.zero_grad()
+        # the content target's features every step, as training on new batches needs them
+        # (and percept computes them)
+        with torch.no_grad():
+            target_f = features(target)
         y = run_arch(arch, params, x, True)
         f = features(y)
         total = 0

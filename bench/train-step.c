@@ -14,13 +14,16 @@
  *
  *   train-step [--threads N] [--steps K] [--device cpu|cuda] [--no-pytorch] [--quick]
  *   (Markdown to stdout) */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "graph.h"
 #include "percept/percept.h"
+#include "flops.h"
 #include "timing.h"
 
 #ifdef _OPENMP
@@ -54,6 +57,7 @@ typedef struct {
     double weight[4];
     int target[4]; /* compares with the batch's target (style: with the style image, set
                     * once; tv: with nothing) */
+    char spec[4][128];
 } Losses;
 
 static int losses_init(Losses *l, const char *text, const PerceptTensor *style)
@@ -66,6 +70,7 @@ static int losses_init(Losses *l, const char *text, const PerceptTensor *style)
         l->weight[l->n] = atof(eq + 1);
         int is_style = !strncmp(item, "style:", 6);
         l->target[l->n] = !is_style && strcmp(item, "tv");
+        snprintf(l->spec[l->n], sizeof l->spec[0], "%s", item);
         if (!(l->loss[l->n] = percept_loss_new(item))) {
             free(copy);
             return -1;
@@ -125,8 +130,42 @@ static int save_vgg(const char *dir, const char *layer)
 }
 
 typedef struct {
-    double ms, first_loss;
+    double ms, first_loss, gflop;
 } Result;
+
+/* A step's FLOPs, approximately (after a step, with every network planned): the network's
+ * convolutions forward and twice backward (input and weight gradients); the loss network
+ * that serves the losses (the deepest: the most FLOPs) forward and once backward (input
+ * gradients only); each loss network with a new target every step forward once more; the
+ * Gram matrices of the style layers and their gradients, 2·n·c²·hw each. */
+static double step_gflops(PerceptNet *net, Losses *l)
+{
+    double g = 3 * net_gflops(net), owner = 0, gram = 0;
+    for (int i = 0; i < l->n; i++) {
+        PerceptNet *ln = loss_network(l->loss[i]);
+        if (!ln)
+            continue;
+        owner = fmax(owner, net_gflops(ln));
+        if (l->target[i])
+            g += net_gflops(ln);
+        const char *layers = strncmp(l->spec[i], "style:", 6) ? NULL : strrchr(l->spec[i], ':');
+        char buf[128], name[32];
+        snprintf(buf, sizeof buf, "%s", layers ? layers + 1 : "");
+        for (char *save = NULL, *t = strtok_r(buf, ",", &save); layers && t;
+             t = strtok_r(NULL, ",", &save)) {
+            PerceptTensor f;
+            snprintf(name, sizeof name, "features.%d", percept_vgg16_layer_index(t));
+            PerceptNet *served = ln; /* the owner's features: find the deepest */
+            for (int j = 0; j < l->n; j++)
+                if (loss_network(l->loss[j]) &&
+                    net_gflops(loss_network(l->loss[j])) > net_gflops(served))
+                    served = loss_network(l->loss[j]);
+            if (!percept_net_node_output(served, name, &f))
+                gram += 4.0 * f.n * f.c * f.c * f.h * f.w / 1e9;
+        }
+    }
+    return g + 2 * owner + gram;
+}
 
 static int run_percept(const Case *c, const char *dir, int steps, Result *r)
 {
@@ -184,6 +223,7 @@ static int run_percept(const Case *c, const char *dir, int steps, Result *r)
     if (!rc) {
         qsort(times, steps, sizeof(double), cmp_double);
         r->ms = times[steps / 2] * 1e3;
+        r->gflop = step_gflops(net, &l);
     }
     free(times);
     losses_free(&l);
@@ -214,7 +254,7 @@ static int run_pytorch(const char *python, const Case *c, const char *dir, int t
 int main(int argc, char **argv)
 {
     int threads = 2, steps = 5, pytorch = 1, quick = 0;
-    const char *device = "cpu";
+    const char *device = "cpu", *ceilings = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -224,11 +264,13 @@ int main(int argc, char **argv)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-pytorch"))
             pytorch = 0;
+        else if (!strcmp(argv[i], "--ceilings") && i + 1 < argc)
+            ceilings = argv[++i];
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else {
             fprintf(stderr, "usage: train-step [--threads N] [--steps K] [--device cpu|cuda] "
-                            "[--no-pytorch] [--quick]\n");
+                            "[--no-pytorch] [--quick] [--ceilings SPEC]\n");
             return 2;
         }
     }
@@ -265,8 +307,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "train-step: %s\n", percept_error());
         return 1;
     }
-    printf("| case | percept ms/step | PyTorch ms/step | percept / PyTorch | first-step loss, percept | PyTorch |\n");
-    printf("|---|---:|---:|---:|---:|---:|\n");
+    /* the rate a step's FLOPs could at most run at (--ceilings, bench/gpu-ceilings.py): TF32
+     * on the GPU, as both sides run there */
+    const double rate = ceiling(ceilings, "tf32");
+    if (rate > 0)
+        printf("Ceilings (bench/gpu-ceilings.py): %s. **floor ms**: the step's FLOPs at the "
+               "TF32 matrix-product rate.\n\n", ceilings);
+    printf("| case | ≈ GFLOP/step | percept ms/step | TFLOP/s | floor ms | PyTorch ms/step | "
+           "percept / PyTorch | first-step loss, percept | PyTorch |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     int rc = 0;
     for (size_t k = 0; k < sizeof cases / sizeof *cases && !rc; k++) {
         Result ours, theirs = {0};
@@ -274,13 +323,16 @@ int main(int argc, char **argv)
              (pytorch && run_pytorch(python, &cases[k], dir, threads, steps, device, &theirs));
         if (rc)
             break;
-        if (pytorch)
-            printf("| %s (batch %d, %d² → %d²) | %.1f | %.1f | %.2f | %.6g | %.6g |\n",
-                   cases[k].name, cases[k].batch, cases[k].in_side, cases[k].out_side, ours.ms,
-                   theirs.ms, ours.ms / theirs.ms, ours.first_loss, theirs.first_loss);
-        else
-            printf("| %s (batch %d, %d² → %d²) | %.1f | | | %.6g | |\n", cases[k].name,
-                   cases[k].batch, cases[k].in_side, cases[k].out_side, ours.ms, ours.first_loss);
+        char fl[16] = "—", peer[64] = "| | |", peer_loss[32] = "";
+        if (rate > 0)
+            snprintf(fl, sizeof fl, "%.2f", ours.gflop / rate);
+        if (pytorch) {
+            snprintf(peer, sizeof peer, "| %.1f | %.2f |", theirs.ms, ours.ms / theirs.ms);
+            snprintf(peer_loss, sizeof peer_loss, "%.6g", theirs.first_loss);
+        }
+        printf("| %s (batch %d, %d² → %d²) | %.0f | %.1f | %.2f | %s %s %.6g | %s |\n",
+               cases[k].name, cases[k].batch, cases[k].in_side, cases[k].out_side, ours.gflop,
+               ours.ms, ours.gflop / ours.ms, fl, peer, ours.first_loss, peer_loss);
         fflush(stdout);
     }
     char rm[600];
