@@ -912,7 +912,7 @@ int percept_net_backward_from(PerceptNet *net, const char *const *names,
             return percept_fail("backward: unknown node '%s'", names[k]);
         float *g = pl->grads + net->nodes[i].grad_off;
         size_t n = shape_numel(net->nodes[i].out);
-        if (move(net, g, grads[k], n, net->has_grad[i], 0))
+        if (move(net, g, grads[k], n, net->has_grad[i], net->has_grad[i]))
             return -1;
         net->has_grad[i] = 1;
     }
