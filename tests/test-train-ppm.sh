@@ -40,13 +40,16 @@ expect eval 0 "\| bicubic \| [0-9.]+ \|" -- "$percept" eval "$out" "$tmp/photos"
 expect eval-self-ensemble 0 '"percept self-ensemble": \{"psnr_y": [0-9.]+' -- "$percept" eval "$out" "$tmp/photos" --self-ensemble --json
 
 # the same training on the CUDA backend: the host-emulated one (tests/fake-cuda) where it was
-# built, the second argument; the trainer says where it runs, and the losses agree
+# built, the second argument; the trainer says where it runs, the losses agree, and its steps
+# keep to the GPU: the fake runtime's count of the host's touches of GPU memory (each would
+# migrate pages on a GPU) is the same for 4 steps as for 8 — setting up and saving only
 if [ -n "${2:-}" ]; then
     train_on() {
-        PERCEPT_DEVICE=$1 PERCEPT_CUDA_LIBRARY="$2" "$percept" train upscale --data "$tmp/photos" \
-            --out "$tmp/$1.safetensors" --channels 8 --blocks 1 --steps 4 --batch 2 --crop 32 \
-            --val-fraction 0 2>&1
+        FAKE_CUDA_REPORT=1 PERCEPT_DEVICE=$1 PERCEPT_CUDA_LIBRARY="$2" "$percept" train upscale \
+            --data "$tmp/photos" --out "$tmp/$1.safetensors" --channels 8 --blocks 1 \
+            --steps "${3:-4}" --batch 2 --crop 32 --val-fraction 0 --losses "l1=1;ssim=0.2" 2>&1
     }
+    touches() { sed -n 's/^fake CUDA: the host touched GPU memory \([0-9]*\) times$/\1/p'; }
     last_loss() { tr '\r' '\n' | sed -n 's/^step 4\/4 .* loss \([0-9.]*\).*/\1/p'; }
     cpu_log=$(train_on cpu "$2") gpu_log=$(train_on cuda "$2")
     expect cpu-says-so 0 "parameters on the CPU" -- echo "$cpu_log"
@@ -54,6 +57,10 @@ if [ -n "${2:-}" ]; then
     expect gpu-same-losses 0 "^same [0-9]" -- awk -v a="$(echo "$cpu_log" | last_loss)" \
         -v b="$(echo "$gpu_log" | last_loss)" \
         'BEGIN { d = a - b; if (d < 0) d = -d; print (a > 0 && d <= 1e-4 * a ? "same " : "differ ") a " " b }'
+    longer_log=$(train_on cuda "$2" 8)
+    expect gpu-steps-stay-on-gpu 0 "^touches [0-9]+ [0-9]+ same" -- awk \
+        -v a="$(echo "$gpu_log" | touches)" -v b="$(echo "$longer_log" | touches)" \
+        'BEGIN { print "touches " a " " b " " (a != "" && a == b ? "same" : "differ") }'
 fi
 
 echo "test-train-ppm: $pass passed, $fail failed"

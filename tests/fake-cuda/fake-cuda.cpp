@@ -110,6 +110,15 @@ struct Device { /* "the device" runs for the lifetime of one of these */
 extern "C" __attribute__((visibility("default"))) unsigned long fake_cuda_host_touches;
 unsigned long fake_cuda_host_touches;
 
+/* FAKE_CUDA_REPORT=1: the count on stderr as the process ends (for programs, not tests) */
+__attribute__((destructor)) static void report_touches(void)
+{
+    const char *e = getenv("FAKE_CUDA_REPORT");
+    if (e && *e == '1')
+        fprintf(stderr, "fake CUDA: the host touched GPU memory %lu times\n",
+                fake_cuda_host_touches);
+}
+
 namespace {
 
 /* A host access to device memory: what a GPU program would fault on. */
