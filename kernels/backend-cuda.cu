@@ -1,7 +1,10 @@
 /* The CUDA backend (libpercept-cuda.so, loaded by core/nets/backend.c): the same table as
- * the CPU backend. Memory is CUDA managed memory, so the graph's host-side work (copying
- * inputs in, initialising and loading parameters, reading results) is unchanged and any op
- * without a GPU kernel runs on its CPU twin, correctly, after a synchronisation.
+ * the CPU backend. Memory is CUDA managed memory, so the graph's host-side work
+ * (initialising and loading parameters) is unchanged and any op without a GPU kernel runs
+ * on its CPU twin, correctly, after a synchronisation; inputs go up and gradients move by
+ * copies on the network's stream (cuda_copy, cuda_accumulate), and the losses and Adam have
+ * their own arithmetic here (math.cu), so a training step or a tile need not touch GPU
+ * memory from the host.
  *
  * Convolutions go to cuDNN; the elementwise ops, channel affine maps, concatenation,
  * instance and batch norm, pooling, upsampling, pixel shuffle, reflection padding and
