@@ -1,7 +1,8 @@
 /* Adam (Kingma & Ba) with PyTorch's semantics: bias-corrected moments, eps added after the
- * square root of v̂; weight decay decoupled (AdamW: p *= 1 − lr·wd) when set. The state is
- * an ordinary safetensors file: tensors adam.m and adam.v, the step and settings as
- * metadata. */
+ * square root of v̂; weight decay decoupled (AdamW: p *= 1 − lr·wd) when set. The step's
+ * arithmetic is where the parameters are (core/nets/math.c: the host's, or the GPU's twin in
+ * kernels/loss.cu). The state is an ordinary safetensors file: tensors adam.m and adam.v,
+ * the step and settings as metadata. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
