@@ -661,8 +661,43 @@ static void check_fusion(void)
     percept_net_free(net);
 }
 
+/* percept_buffer_new gives zeroed memory of the default backend (the CPU here) and
+ * percept_copy copies between it and plain memory; a network's input from such a buffer
+ * gives the same output as from plain memory */
+static void check_buffers(void)
+{
+    const size_t n = 2 * 8 * 6; /* mixed_arch takes 2 channels */
+    float *b = percept_buffer_new(n), *host = malloc(sizeof(float) * n);
+    int zero = b != NULL;
+    for (size_t i = 0; b && i < n; i++)
+        zero &= b[i] == 0.0f;
+    CHECK(b && host && zero, "percept_buffer_new: zeroed memory (%s)", b ? "" : percept_error());
+    fill_uniform(host, n, 5, -1, 1);
+    CHECK(b && percept_copy(b, host, n) == 0 && !memcmp(b, host, sizeof(float) * n) &&
+              percept_copy(host, host, n) == 0 && percept_copy(b, host, 0) == 0,
+          "percept_copy between plain memory and a buffer");
+    PerceptNet *net = percept_net_from_arch(mixed_arch, 3);
+    PerceptTensor xb = {1, 2, 8, 6, b}, xh = {1, 2, 8, 6, host}, y;
+    float *first = NULL;
+    if (net && b && !percept_net_forward(net, &xh, &y) &&
+        (first = malloc(sizeof(float) * percept_tensor_numel(&y)))) {
+        memcpy(first, y.data, sizeof(float) * percept_tensor_numel(&y));
+        CHECK(!percept_net_forward(net, &xb, &y) &&
+                  !memcmp(first, y.data, sizeof(float) * percept_tensor_numel(&y)),
+              "a network's input from a buffer: the same output");
+    } else {
+        CHECK(0, "forward from plain memory: %s", percept_error());
+    }
+    free(first);
+    percept_net_free(net);
+    percept_buffer_free(b);
+    percept_buffer_free(NULL);
+    free(host);
+}
+
 int main(void)
 {
+    check_buffers();
     check_init_gain();
     check_tiling_support();
     check_net_gradients(mixed_arch, 2, 2, 8, 6, 1);
