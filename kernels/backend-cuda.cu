@@ -588,7 +588,7 @@ static int on_gpu(const PerceptNet *net, const Node *nd)
     switch (nd->op) {
     case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_UPSAMPLE_NEAREST: case OP_PIXEL_SHUFFLE:
     case OP_BATCH_NORM: case OP_RELU: case OP_LEAKY_RELU: case OP_TANH: case OP_SCALED_TANH:
-    case OP_SIGMOID: case OP_ADD: case OP_CONCAT: case OP_AVG_POOL: case OP_MAX_POOL:
+    case OP_SIGMOID: case OP_COS: case OP_ADD: case OP_CONCAT: case OP_AVG_POOL: case OP_MAX_POOL:
     case OP_GLOBAL_AVG_POOL: case OP_CHANNEL_AFFINE: case OP_LINEAR: case OP_RESHAPE:
     case OP_INSTANCE_NORM:
         return 1;
@@ -870,7 +870,7 @@ template <typename T> static int forward_on_gpu(PerceptNet *net, const Node *nd,
     default:
         gpu_elementwise(nd->op == OP_RELU ? EW_RELU : nd->op == OP_LEAKY_RELU ? EW_LEAKY_RELU
                     : nd->op == OP_TANH ? EW_TANH : nd->op == OP_SIGMOID ? EW_SIGMOID
-                                                           : EW_SCALED_TANH,
+                    : nd->op == OP_COS ? EW_COS : EW_SCALED_TANH,
                     out, x, (const T *)NULL, n, nd->op == OP_LEAKY_RELU ? nd->alpha : nd->scale,
                     nd->shift);
         break;
@@ -1062,6 +1062,9 @@ static int gpu_backward(PerceptNet *net, const Node *nd, float *const *din)
         break;
     case OP_SIGMOID:
         gpu_elementwise_backward(EW_SIGMOID, dx, dout, out, n, 0, 0);
+        break;
+    case OP_COS:
+        gpu_elementwise_backward(EW_COS, dx, dout, x, n, nd->scale, 0);
         break;
     case OP_AVG_POOL: {
         GpuPool p = pool_of(net, nd);

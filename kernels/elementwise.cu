@@ -33,6 +33,7 @@ __global__ void ew_forward(int op, T *out, const T *a, const T *b, size_t n, flo
             y = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
             break;
         }
+        case EW_COS: y = p * cosf(x); break;
         }
         store_f(out + i, y);
     }
@@ -49,6 +50,7 @@ __global__ void ew_backward(int op, float *dx, const float *dout, const float *r
         case EW_TANH: dx[i] = d * (1.0f - r * r); break;
         case EW_SCALED_TANH: t = (r - q) / p; dx[i] = d * p * (1.0f - t * t); break;
         case EW_SIGMOID: dx[i] = d * r * (1.0f - r); break;
+        case EW_COS: dx[i] = d * (-p * sinf(r)); break;
         }
     }
 }

@@ -11,13 +11,14 @@
  * go to from now on. */
 void gpu_set_stream(void *stream);
 
-enum { EW_ADD, EW_RELU, EW_LEAKY_RELU, EW_TANH, EW_SCALED_TANH, EW_SIGMOID };
+enum { EW_ADD, EW_RELU, EW_LEAKY_RELU, EW_TANH, EW_SCALED_TANH, EW_SIGMOID, EW_COS };
 
-/* out = op(a) (EW_ADD: a + b); p: LeakyReLU's α or the scaled tanh's scale, q its shift */
+/* out = op(a) (EW_ADD: a + b); p: LeakyReLU's α, the scaled tanh's or cos's scale, q the
+ * scaled tanh's shift */
 void gpu_elementwise(int op, float *out, const float *a, const float *b, size_t n, float p,
                      float q);
-/* dx = dout · op'(ref): ref is the op's input for ReLU and LeakyReLU, its output for the
- * tanh and sigmoid family */
+/* dx = dout · op'(ref): ref is the op's input for ReLU, LeakyReLU and cos, its output for
+ * the tanh and sigmoid family */
 void gpu_elementwise_backward(int op, float *dx, const float *dout, const float *ref, size_t n,
                               float p, float q);
 

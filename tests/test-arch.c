@@ -15,7 +15,7 @@ static const char *const known_ops[] = {
     "conv2d", "conv_transpose2d", "upsample_nearest", "pixel_shuffle", "instance_norm",
     "batch_norm", "relu", "tanh", "sigmoid", "leaky_relu", "scaled_tanh", "add", "concat",
     "avg_pool", "max_pool", "global_avg_pool", "linear", "reshape", "channel_affine",
-    "dropout", "binary", "reparam"};
+    "dropout", "binary", "reparam", "cos"};
 
 typedef struct {
     cJSON *root;                  /* parsed JSON (freed by graph_free) */

@@ -42,15 +42,16 @@ static void check_elementwise(size_t n)
     float *out = poisoned(n), *dx = poisoned(n);
     char what[64];
     static const char *const names[] = {"add", "relu", "leaky_relu", "tanh", "scaled_tanh",
-                                        "sigmoid"};
-    for (int op = EW_ADD; op <= EW_SIGMOID; op++) {
-        const float p = op == EW_LEAKY_RELU ? 0.2f : 150.0f, q = 127.5f;
+                                        "sigmoid", "cos"};
+    for (int op = EW_ADD; op <= EW_COS; op++) {
+        const float p = op == EW_LEAKY_RELU ? 0.2f : op == EW_COS ? 0.0625f : 150.0f, q = 127.5f;
         switch (op) {
         case EW_ADD: add_forward(cpu, a, b, n); break;
         case EW_RELU: relu_forward(cpu, a, n); break;
         case EW_LEAKY_RELU: leaky_relu_forward(cpu, a, n, p); break;
         case EW_TANH: tanh_forward(cpu, a, n); break;
         case EW_SCALED_TANH: scaled_tanh_forward(cpu, a, n, p, q); break;
+        case EW_COS: cos_forward(cpu, a, n, p); break;
         default: sigmoid_forward(cpu, a, n); break;
         }
         gpu_elementwise(op, out, a, b, n, p, q);
@@ -58,13 +59,14 @@ static void check_elementwise(size_t n)
         same(what, out, cpu, n, op == EW_SCALED_TANH ? 1e-6 * p : 1e-6); /* p·tanh + q cancels */
         if (op == EW_ADD)
             continue;
-        /* the reference the backward reads: the input for ReLUs, the output otherwise */
-        const float *ref = op == EW_RELU || op == EW_LEAKY_RELU ? a : out;
+        /* the reference the backward reads: the input for ReLUs and cos, else the output */
+        const float *ref = op == EW_RELU || op == EW_LEAKY_RELU || op == EW_COS ? a : out;
         switch (op) {
         case EW_RELU: relu_backward(cpu, b, ref, n); break;
         case EW_LEAKY_RELU: leaky_relu_backward(cpu, b, ref, n, p); break;
         case EW_TANH: tanh_backward(cpu, b, ref, n); break;
         case EW_SCALED_TANH: scaled_tanh_backward(cpu, b, ref, n, p, q); break;
+        case EW_COS: cos_backward(cpu, b, ref, n, p); break;
         default: sigmoid_backward(cpu, b, ref, n); break;
         }
         for (size_t i = 0; i < n; i++)

@@ -724,6 +724,7 @@ int main(int argc, char **argv)
         {"tanh", "{\"name\":\"o\",\"op\":\"tanh\"}", 5},
         {"scaled_tanh", "{\"name\":\"o\",\"op\":\"scaled_tanh\",\"scale\":150,\"shift\":127.5}", 5},
         {"sigmoid", "{\"name\":\"o\",\"op\":\"sigmoid\"}", 5},
+        {"cos", "{\"name\":\"o\",\"op\":\"cos\",\"scale\":0.0625}", 5},
         {"add", "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"o\",\"op\":\"add\",\"in\":[\"c\",\"r\"]}", 5},
         {"upsample_nearest", "{\"name\":\"o\",\"op\":\"upsample_nearest\",\"factor\":2}", 5},
         {"pixel_shuffle", "{\"name\":\"o\",\"op\":\"pixel_shuffle\",\"r\":2}", 12},

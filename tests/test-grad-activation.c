@@ -4,15 +4,16 @@
 #include "check.h"
 #include "layers.h"
 
-typedef enum { RELU, LEAKY_RELU, TANH, SCALED_TANH, SIGMOID, KINDS } Kind;
+typedef enum { RELU, LEAKY_RELU, TANH, SCALED_TANH, SIGMOID, COS, KINDS } Kind;
 
 typedef struct {
     Kind kind;
-    float alpha, scale, shift; /* leaky slope; scaled tanh's out = scale·tanh + shift */
+    float alpha, scale, shift; /* leaky slope; scaled tanh's out = scale·tanh + shift; cos's
+                                * out = scale·cos */
 } Act;
 
 static const char *const kind_names[KINDS] = {"relu", "leaky_relu", "tanh", "scaled_tanh",
-                                              "sigmoid"};
+                                              "sigmoid", "cos"};
 
 static void act_forward(const Act *a, float *out, const float *in, size_t n)
 {
@@ -21,11 +22,12 @@ static void act_forward(const Act *a, float *out, const float *in, size_t n)
     case LEAKY_RELU: leaky_relu_forward(out, in, n, a->alpha); break;
     case TANH: tanh_forward(out, in, n); break;
     case SCALED_TANH: scaled_tanh_forward(out, in, n, a->scale, a->shift); break;
+    case COS: cos_forward(out, in, n, a->scale); break;
     default: sigmoid_forward(out, in, n); break;
     }
 }
 
-/* The ReLUs read the input, the others their own output (as the layers.h contract says). */
+/* The ReLUs and cos read the input, the others their own output (as layers.h says). */
 static void act_backward(const Act *a, float *din, const float *dout, const float *in,
                          const float *out, size_t n)
 {
@@ -34,6 +36,7 @@ static void act_backward(const Act *a, float *din, const float *dout, const floa
     case LEAKY_RELU: leaky_relu_backward(din, dout, in, n, a->alpha); break;
     case TANH: tanh_backward(din, dout, out, n); break;
     case SCALED_TANH: scaled_tanh_backward(din, dout, out, n, a->scale, a->shift); break;
+    case COS: cos_backward(din, dout, in, n, a->scale); break;
     default: sigmoid_backward(din, dout, out, n); break;
     }
 }
@@ -48,6 +51,7 @@ static double ref_value(const Act *a, double x, double *deriv)
     case SCALED_TANH:
         *deriv = a->scale * (1 - tanh(x) * tanh(x));
         return a->scale * tanh(x) + a->shift;
+    case COS: *deriv = -a->scale * sin(x); return a->scale * cos(x);
     default: {
         double s = 1 / (1 + exp(-x));
         *deriv = s * (1 - s);
@@ -205,6 +209,8 @@ int main(void)
         {TANH, 0, 0, 0},         {SCALED_TANH, 0, 1.5f, -0.25f},
         {SCALED_TANH, 0, 150, 127.5f}, /* Johnson's 0..255 output layer */
         {SIGMOID, 0, 0, 0},
+        {COS, 0, 0.0625f, 0}, /* √(2/512): the MMD style loss's random features */
+        {COS, 0, -2, 0},
     };
     /* the last shape is large enough for the kernels to use threads */
     static const int shapes[][4] = {{1, 1, 5, 7}, {2, 3, 5, 7}, {3, 4, 3, 5}, {2, 4, 67, 71}};

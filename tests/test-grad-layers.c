@@ -92,6 +92,7 @@ static void check_gradients(void)
     check_op("lrelu", "{\"name\":\"a\",\"op\":\"leaky_relu\",\"alpha\":0.3}", 2, 2, 4, 5, 0, INPUT_AWAY_FROM_ZERO);
     check_op("tanh", "{\"name\":\"a\",\"op\":\"tanh\"}", 2, 2, 4, 5, 0, INPUT_UNIFORM);
     check_op("stanh", "{\"name\":\"a\",\"op\":\"scaled_tanh\",\"scale\":1.5,\"shift\":-0.25}", 2, 2, 4, 5, 0, INPUT_UNIFORM);
+    check_op("cos", "{\"name\":\"a\",\"op\":\"cos\",\"scale\":-0.75}", 2, 2, 4, 5, 0, INPUT_UNIFORM);
     check_op("sigmoid", "{\"name\":\"a\",\"op\":\"sigmoid\"}", 2, 2, 4, 5, 0, INPUT_UNIFORM);
     check_op("add", "{\"name\":\"t\",\"op\":\"tanh\"},{\"name\":\"a\",\"op\":\"add\",\"in\":[\"t\",\"input\"]}", 2, 2, 3, 4, 0, INPUT_UNIFORM);
     /* residual add: one source read twice, two computed branches, a skip over a conv block */

@@ -52,6 +52,8 @@ def run_arch(arch, params, x, training, want=None):
             y = nd.get("scale", 0.5) * torch.tanh(a) + nd.get("shift", 0.5)
         elif op == "sigmoid":
             y = torch.sigmoid(a)
+        elif op == "cos":
+            y = nd.get("scale", 1.0) * torch.cos(a)
         elif op == "add":
             y = ins[0] + ins[1]
         elif op == "concat":

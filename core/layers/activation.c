@@ -116,3 +116,17 @@ void sigmoid_backward(float *din, const float *dout, const float *out, size_t n)
     for (size_t i = 0; i < n; i++)
         din[i] = dout[i] * out[i] * (1.0f - out[i]);
 }
+
+void cos_forward(float *out, const float *in, size_t n, float scale)
+{
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++)
+        out[i] = scale * cosf(in[i]);
+}
+
+void cos_backward(float *din, const float *dout, const float *in, size_t n, float scale)
+{
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++)
+        din[i] = dout[i] * (-scale * sinf(in[i]));
+}

@@ -123,6 +123,9 @@ void scaled_tanh_backward(float *din, const float *dout, const float *out, size_
                           float scale, float shift);
 void sigmoid_forward(float *out, const float *in, size_t n);
 void sigmoid_backward(float *din, const float *dout, const float *out, size_t n);
+/* random Fourier features (the MMD style loss): out = scale * cos(in) */
+void cos_forward(float *out, const float *in, size_t n, float scale);
+void cos_backward(float *din, const float *dout, const float *in, size_t n, float scale);
 
 /* ---- resampling and pooling (resample.c) ------------------------------- */
 

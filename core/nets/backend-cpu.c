@@ -240,6 +240,9 @@ static int cpu_forward(PerceptNet *net, const Node *nd)
     case OP_SIGMOID:
         sigmoid_forward(out, x, n);
         break;
+    case OP_COS:
+        cos_forward(out, x, n, nd->scale);
+        break;
     case OP_ADD:
         add_forward(out, x, in_of(net, nd, 1), n);
         break;
@@ -404,6 +407,9 @@ static int cpu_backward(PerceptNet *net, const Node *nd, float *const *din)
         break;
     case OP_SIGMOID:
         sigmoid_backward(dx, dout, out, n);
+        break;
+    case OP_COS:
+        cos_backward(dx, dout, x, n, nd->scale);
         break;
     case OP_AVG_POOL: {
         PoolShape s = pool_shape(net, nd);

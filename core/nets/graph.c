@@ -11,7 +11,7 @@
 const char *const op_names[OP_COUNT] = {
     "conv2d", "conv_transpose2d", "upsample_nearest", "pixel_shuffle",
     "instance_norm", "batch_norm",
-    "relu", "leaky_relu", "tanh", "scaled_tanh", "sigmoid",
+    "relu", "leaky_relu", "tanh", "scaled_tanh", "sigmoid", "cos",
     "add", "concat", "avg_pool", "max_pool", "global_avg_pool",
     "linear", "reshape", "channel_affine", "dropout", "binary", "reparam",
 };
@@ -301,6 +301,8 @@ static int parse_attrs(Node *nd, const cJSON *o)
     case OP_SCALED_TANH:
         return attr_float(o, "scale", 0.5f, -1e6, 1e6, nd, &nd->scale) ||
                attr_float(o, "shift", 0.5f, -1e6, 1e6, nd, &nd->shift);
+    case OP_COS:
+        return attr_float(o, "scale", 1.0f, -1e6, 1e6, nd, &nd->scale);
     case OP_AVG_POOL:
     case OP_MAX_POOL:
         return attr_int(o, "k", 0, 1, 1, 1024, nd, &nd->k) ||
