@@ -6,11 +6,16 @@
  * The work goes to the calling thread's default stream (cudaStreamPerThread) and is waited
  * for before returning: the host reads a loss's value, and the next network pass — on its
  * own stream, which waits for no other — reads the gradients, so each call must be done.
- * (Between such calls the networks' passes end synchronised too: the order is the host's.) */
+ * (Between such calls the networks' passes end synchronised too: the order is the host's.)
+ * The calls share one reduction buffer, SSIM's working memory and a cuBLAS handle, so they
+ * take turns (a lock; thread-local copies would do too, but LeakSanitizer cannot scan a
+ * module's dynamic TLS reliably, and training runs on one thread). */
 #include <cublas_v2.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <mutex>
 
 #include "kernels.h"
 #include "plugin.h"
@@ -23,6 +28,8 @@
     } while (0)
 
 static const cudaStream_t stream = cudaStreamPerThread;
+static std::mutex turn; /* every call holds it: the memory and handle below are shared */
+#define TAKE_TURN std::lock_guard<std::mutex> held_(turn)
 
 /* A call's work issued on the stream: waits for it */
 static int done(const char *what)
@@ -32,11 +39,11 @@ static int done(const char *what)
     return 0;
 }
 
-/* The calling thread's reduction memory: gpu_reduce_blocks' partial sums (at most 1024),
- * then the total. Its kernels go to this file's stream from here on. */
+/* The reduction memory: gpu_reduce_blocks' partial sums (at most 1024), then the total.
+ * The calling thread's kernels go to this file's stream from here on. */
 static double *partials(void)
 {
-    static thread_local double *p;
+    static double *p;
     if (!p && cudaMalloc((void **)&p, 1025 * sizeof(double)) != cudaSuccess) {
         cudaGetLastError();
         core->fail_oom("CUDA: out of memory for a reduction");
@@ -56,11 +63,11 @@ static int total(double *p, size_t n, double *value, const char *what)
     return 0;
 }
 
-/* The calling thread's cuBLAS handle on this file's stream: strict FP32 products unless
+/* The cuBLAS handle, on the calling thread's stream: strict FP32 products unless
  * PERCEPT_CUDA_PRECISION asks for tf32 or fp16 (then TF32 tensor cores, as the convs') */
 static cublasHandle_t blas(void)
 {
-    static thread_local cublasHandle_t h;
+    static cublasHandle_t h;
     Precision precision = PRECISION_FP32;
     if (precision_setting(&precision))
         return NULL;
@@ -81,6 +88,7 @@ static cublasHandle_t blas(void)
 /* either side may be host memory: a download to it waits for the stream, then copies */
 static int gpu_copy(float *dst, const float *src, size_t n)
 {
+    TAKE_TURN;
     if (dst == src || !n)
         return 0;
     if (!device_writable(dst)) {
@@ -94,12 +102,14 @@ static int gpu_copy(float *dst, const float *src, size_t n)
 
 static int gpu_zero(float *p, size_t n)
 {
+    TAKE_TURN;
     CUDA_OK(cudaMemsetAsync(p, 0, n * sizeof(float), stream), "CUDA memset");
     return done("CUDA memset");
 }
 
 static int math_axpy(float *y, float a, const float *x, size_t n, int assign)
 {
+    TAKE_TURN;
     gpu_set_stream(stream);
     gpu_axpy(y, a, x, n, assign);
     return done("gradient sum");
@@ -107,6 +117,7 @@ static int math_axpy(float *y, float a, const float *x, size_t n, int assign)
 
 static int math_count_nonfinite(const float *x, size_t n, size_t *count)
 {
+    TAKE_TURN;
     double *p = partials(), c = 0;
     if (!p)
         return -1;
@@ -122,6 +133,7 @@ static int pixel_loss(void (*kernel)(double *, float *, const float *, const flo
                       const float *x, const float *t, size_t n, float *grad, double *value,
                       const char *what)
 {
+    TAKE_TURN;
     double *p = partials(), sum = 0;
     if (!p)
         return -1;
@@ -144,6 +156,7 @@ static int math_l1(const float *x, const float *t, size_t n, float *grad, double
 
 static int math_tv(const PerceptTensor *x, float *grad, double *value)
 {
+    TAKE_TURN;
     double *p = partials(), sum = 0;
     const float scale = 1.0f / (float)x->n;
     if (!p)
@@ -173,6 +186,7 @@ static int gram_issue(float *g, const PerceptTensor *f)
 
 static int math_gram(float *g, const PerceptTensor *f)
 {
+    TAKE_TURN;
     return gram_issue(g, f) || done("Gram matrices") ? -1 : 0;
 }
 
@@ -181,6 +195,7 @@ static int math_gram(float *g, const PerceptTensor *f)
 static int math_style(const PerceptTensor *f, const float *target, int per_image, float *grad,
                       float *scratch, double *value)
 {
+    TAKE_TURN;
     double *p = partials(), sum = 0;
     cublasHandle_t h = blas();
     if (!p || !h || gram_issue(scratch, f))
@@ -201,12 +216,13 @@ static int math_style(const PerceptTensor *f, const float *target, int per_image
     return 0;
 }
 
-/* percept_ssim: the kernels' working memory is the calling thread's, kept and grown */
+/* percept_ssim: the kernels' working memory kept and grown */
 static int math_ssim(const PerceptTensor *x, const PerceptTensor *y, const PerceptSsimConfig *cfg,
                      const float *window, double *value, float *grad)
 {
-    static thread_local float *scratch;
-    static thread_local size_t have;
+    TAKE_TURN;
+    static float *scratch;
+    static size_t have;
     GpuSsim d = {x->n * x->c, x->h, x->w, cfg->window, {0},
                  pow(cfg->k1 * cfg->data_range, 2), pow(cfg->k2 * cfg->data_range, 2)};
     memcpy(d.win, window, sizeof(float) * cfg->window);
@@ -232,6 +248,7 @@ static int math_ssim(const PerceptTensor *x, const PerceptTensor *y, const Perce
 static int math_adam(const AdamScalars *s, float *params, const float *grads, float *m, float *v,
                      size_t n)
 {
+    TAKE_TURN;
     gpu_set_stream(stream);
     gpu_adam(params, m, v, grads, n,
              GpuAdam{s->b1, s->b2, s->eps, s->step_size, s->bc2_sqrt, s->keep, s->decay});

@@ -403,6 +403,23 @@ static void check_style_mmd(void)
     CHECK(l && percept_loss_set_target(l, &st) == 0 && percept_loss_eval(l, &c.x, &w, NULL) == 0 &&
           fabs(w - c.value[0]) <= 1e-5 * fabs(w), "style-mmd spec %g vs %g: %s", w, c.value[0],
           percept_error());
+    /* the spec computes with a network (mmd.c, so that it runs where networks run): the
+     * function's value and gradient, and a small image on the levels it fills */
+    float gs[N];
+    double vs = -1, vf = -1;
+    size_t worst = 0;
+    CHECK(l && percept_loss_eval(l, &c.x, &vs, gs) == 0 &&
+              percept_mmd_to_embedding(&c.x, e, &cfg, 3, &vf, grad) == 0 &&
+              fabs(vs - vf) <= 1e-5 * vf && max_tol_ratio(gs, grad, N, 1e-8, 1e-3, &worst) <= 1,
+          "style-mmd spec's gradient: %g vs %g, element %zu %g vs %g (%s)", vs, vf, worst,
+          gs[worst], grad[worst], percept_error());
+    PerceptTensor small_x = {1, 3, 11, 30, x};
+    CHECK(l && percept_loss_eval(l, &small_x, &vs, NULL) == 0 &&
+              percept_mmd_to_embedding(&small_x, e, &cfg, 3, &vf, NULL) == 0 &&
+              fabs(vs - vf) <= 1e-5 * vf,
+          "style-mmd spec, small image: %g vs %g (%s)", vs, vf, percept_error());
+    CHECK(l && percept_loss_eval(l, &tiny, &vs, NULL) != 0 && strstr(percept_error(), "patch"),
+          "style-mmd spec, an image without a patch: %s", percept_error());
     percept_loss_free(l);
     CHECK(!percept_loss_new("style-mmd:levels9") && strstr(percept_error(), "levels1"),
           "levels9: %s", percept_error());

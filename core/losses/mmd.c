@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
+#include "arch-build.h"
+#include "graph.h"
 #include "layers.h"
 #include "percept/percept.h"
 
@@ -24,6 +28,25 @@ typedef struct {
     PoolShape pool;
     float *w, *b;
 } Rff;
+
+/* The random features' projection for C channels: w (D, C, P, P), b (D) */
+static void rff_fill(const PerceptMmdConfig *cfg, int C, float *w_all, float *b)
+{
+    const int P = cfg->patch, D = cfg->features, taps = P * P;
+    for (int d = 0; d < D; d++) {
+        b[d] = 2.0f * (float)M_PI * percept_rng_uniform(cfg->seed ^ 0xb1a5ull, (uint64_t)d);
+        for (int c = 0; c < C; c++) {
+            float *w = w_all + ((size_t)d * C + c) * taps;
+            double mean = 0;
+            for (int t = 0; t < taps; t++) {
+                w[t] = percept_rng_normal(cfg->seed, ((uint64_t)d * C + c) * taps + t) / cfg->sigma;
+                mean += w[t];
+            }
+            for (int t = 0; cfg->channel_norm && t < taps; t++)
+                w[t] -= (float)(mean / taps);
+        }
+    }
+}
 
 static int rff_init(Rff *r, const PerceptMmdConfig *cfg, const PerceptTensor *x)
 {
@@ -40,20 +63,7 @@ static int rff_init(Rff *r, const PerceptMmdConfig *cfg, const PerceptTensor *x)
     r->b = malloc(sizeof(float) * D);
     if (!r->w || !r->b)
         return percept_fail("MMD: out of memory for %d random features", D);
-    const int taps = P * P;
-    for (int d = 0; d < D; d++) {
-        r->b[d] = 2.0f * (float)M_PI * percept_rng_uniform(cfg->seed ^ 0xb1a5ull, (uint64_t)d);
-        for (int c = 0; c < C; c++) {
-            float *w = r->w + ((size_t)d * C + c) * taps;
-            double mean = 0;
-            for (int t = 0; t < taps; t++) {
-                w[t] = percept_rng_normal(cfg->seed, ((uint64_t)d * C + c) * taps + t) / cfg->sigma;
-                mean += w[t];
-            }
-            for (int t = 0; cfg->channel_norm && t < taps; t++)
-                w[t] -= (float)(mean / taps);
-        }
-    }
+    rff_fill(cfg, C, r->w, r->b);
     return 0;
 }
 
@@ -380,3 +390,74 @@ int percept_mmd_to_embedding(const PerceptTensor *x, const float *embedding,
     *value = total;
     return rc;
 }
+
+/* ---- the style loss as a network -------------------------------------------------------
+ * percept_mmd_to_embedding's means, computed by a network so that they run where networks
+ * run (the GPU): per level k, the input average-pooled k times (pool<k>), the random
+ * projection (rff<k>: a P×P convolution with the level's weights), scale·cos (cos<k>) and
+ * the mean over positions (mean<k>), the levels' means concatenated into (n, levels·D, 1, 1). */
+int mmd_style_levels(const PerceptTensor *x, const PerceptMmdConfig *cfg, int levels)
+{
+    if (too_small(x, cfg, 1))
+        return -1;
+    return fitting_levels(x, cfg, levels);
+}
+
+PerceptNet *mmd_style_network(const PerceptMmdConfig *cfg, int levels, int channels,
+                              const char *device)
+{
+    ArchBuilder ab;
+    char name[32], prev[32] = "input", arch_name[64];
+    const int D = cfg->features;
+    snprintf(arch_name, sizeof arch_name, "style-mmd-%d-levels", levels);
+    if (ab_init(&ab, arch_name, channels))
+        return NULL;
+    cJSON *concat_in = cJSON_CreateArray();
+    for (int k = 0; k < levels; k++) {
+        if (k) {
+            snprintf(name, sizeof name, "pool%d", k);
+            ab_int(&ab, ab_node(&ab, name, "avg_pool", prev), "k", 2);
+            snprintf(prev, sizeof prev, "%s", name);
+        }
+        snprintf(name, sizeof name, "rff%d", k);
+        ab_conv(&ab, name, prev, channels, D, cfg->patch, 1, 0, 0);
+        snprintf(name, sizeof name, "cos%d", k);
+        ab_num(&ab, ab_node(&ab, name, "cos", NULL), "scale", sqrt(2.0 / D));
+        snprintf(name, sizeof name, "mean%d", k);
+        ab_node(&ab, name, "global_avg_pool", NULL);
+        if (!concat_in || !cJSON_AddItemToArray(concat_in, cJSON_CreateString(name)))
+            ab.failed = 1;
+    }
+    if (levels > 1) {
+        cJSON *c = ab_node(&ab, "embedding", "concat", NULL);
+        if (c && concat_in) {
+            cJSON_DeleteItemFromObject(c, "in");
+            cJSON_AddItemToObject(c, "in", concat_in);
+            concat_in = NULL;
+        }
+    }
+    cJSON_Delete(concat_in);
+    char *arch = ab_finish(&ab, NULL);
+    PerceptNet *net = arch ? net_from_arch_on(arch, 1, device) : NULL;
+    free(arch);
+    for (int k = 0; net && k < levels; k++) {
+        size_t nw = 0, nb = 0;
+        snprintf(name, sizeof name, "rff%d.weight", k);
+        float *w = percept_net_param(net, name, &nw);
+        snprintf(name, sizeof name, "rff%d.bias", k);
+        float *b = percept_net_param(net, name, &nb);
+        if (!w || !b || nw != (size_t)D * channels * cfg->patch * cfg->patch || nb != (size_t)D) {
+            percept_fail("MMD style: the network's random projections are missing");
+            percept_net_free(net);
+            return NULL;
+        }
+        const PerceptMmdConfig c = level_config(cfg, k);
+        rff_fill(&c, channels, w, b);
+    }
+    if (net) {
+        percept_net_set_grad(net, 1);
+        percept_net_set_frozen(net, 1); /* gradients flow to the image only */
+    }
+    return net;
+}
+

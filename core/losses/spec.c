@@ -37,6 +37,12 @@ struct PerceptLoss {
     Buffer grad, gram;              /* one layer's gradient and Gram matrices */
     Buffer part;                    /* the first of the losses evaluated together: a group's
                                      * gradient with respect to the image */
+    /* style-mmd: its networks by the number of levels an image has room for, and the
+     * embedding repeated for each image of a batch (for tiled_n images of tiled_levels) */
+    PerceptNet *mmd_net[8];
+    char mmd_device[8];             /* theirs: the default device when the loss was made */
+    Buffer tiled;
+    int tiled_n, tiled_levels;
 };
 
 void percept_loss_free(PerceptLoss *loss)
@@ -50,6 +56,9 @@ void percept_loss_free(PerceptLoss *loss)
     buffer_free(&loss->grad);
     buffer_free(&loss->gram);
     buffer_free(&loss->part);
+    buffer_free(&loss->tiled);
+    for (int i = 0; i < 8; i++)
+        percept_net_free(loss->mmd_net[i]);
     percept_net_free(loss->net);
     free(loss);
 }
@@ -215,6 +224,14 @@ PerceptLoss *percept_loss_new(const char *spec)
             percept_fail_prefix("loss '%s': ", spec);
             goto fail;
         }
+        if (loss->kind == KIND_STYLE_MMD) { /* its networks run where networks made now do */
+            const PerceptBackend *b = backend_for_device(NULL);
+            if (!b) {
+                percept_fail_prefix("loss '%s': ", spec);
+                goto fail;
+            }
+            snprintf(loss->mmd_device, sizeof loss->mmd_device, "%s", b->name);
+        }
         return loss;
     }
     if (loss->kind == KIND_SWD) {
@@ -275,6 +292,7 @@ int percept_loss_set_target(PerceptLoss *loss, const PerceptTensor *t)
     if (percept_loss_finite(t->data, percept_tensor_numel(t), "loss target"))
         return -1;
     loss->has_target = 0;
+    loss->tiled_n = 0;
     if (loss->kind == KIND_TV)
         return percept_fail("the tv loss takes no target");
     if (loss->kind <= KIND_SWD) {
@@ -393,6 +411,38 @@ static int check_eval(const PerceptLoss *loss, const PerceptTensor *x)
     return 0;
 }
 
+/* style-mmd: the image's patch embedding by its network (mmd.c), against the style
+ * image's, repeated for each image; value Σ ‖means − embedding‖² / n over the levels the
+ * image has room for, and its gradient through the network */
+static int style_mmd_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, float *grad)
+{
+    const int levels = mmd_style_levels(x, &loss->mmd, loss->levels);
+    if (levels < 1)
+        return -1;
+    PerceptNet **net = &loss->mmd_net[levels - 1];
+    if (!*net && !(*net = mmd_style_network(&loss->mmd, levels, x->c, loss->mmd_device)))
+        return -1;
+    PerceptTensor out;
+    if (percept_net_forward(*net, x, &out))
+        return -1;
+    const size_t per = (size_t)levels * loss->mmd.features, n = per * x->n;
+    float *t = buffer_reserve(&loss->tiled, n), *g = grad ? buffer_reserve(&loss->grad, n) : NULL;
+    if (!t || (grad && !g))
+        return percept_fail_prefix("MMD style: ");
+    for (int b = 0; (loss->tiled_n != x->n || loss->tiled_levels != levels) && b < x->n; b++)
+        if (MATH_FOR(t)->copy(t + (size_t)b * per, loss->target[0].p, per))
+            return percept_fail_prefix("MMD style: ");
+    loss->tiled_n = x->n;
+    loss->tiled_levels = levels;
+    /* the mean squared difference over all n·per values, times per: Σ / n */
+    double mse;
+    const BackendMath *math = MATH_FOR(out.data, t, g);
+    if (math->mse(out.data, t, n, g, &mse) || (g && math->axpy(g, (float)per, g, n, 1)))
+        return percept_fail_prefix("MMD style: ");
+    *value = mse * (double)per;
+    return g ? percept_net_backward(*net, g, grad) : 0;
+}
+
 /* A loss without a network: value and, with grad non-NULL, its gradient. */
 static int image_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *value, float *grad)
 {
@@ -409,7 +459,7 @@ static int image_loss_eval(PerceptLoss *loss, const PerceptTensor *x, double *va
     case KIND_SWD:
         return percept_swd_loss(x, &loss->target_shape[0], &loss->swd, value, grad);
     case KIND_STYLE_MMD:
-        return percept_mmd_to_embedding(x, t, &loss->mmd, loss->levels, value, grad);
+        return style_mmd_eval(loss, x, value, grad);
     case KIND_MS_SSIM: {
         double ms;
         if (percept_ms_ssim(x, &loss->target_shape[0], &ms, grad))

@@ -481,7 +481,12 @@ static int net_alloc_params(PerceptNet *net)
 
 PerceptNet *percept_net_from_arch(const char *arch_json, uint64_t seed)
 {
-    PerceptNet *net = net_parse(arch_json, NULL);
+    return net_from_arch_on(arch_json, seed, NULL);
+}
+
+PerceptNet *net_from_arch_on(const char *arch_json, uint64_t seed, const char *device)
+{
+    PerceptNet *net = net_parse(arch_json, device);
     if (!net)
         return NULL;
     if (net_alloc_params(net)) {

@@ -237,6 +237,12 @@ void ssim_window(const PerceptSsimConfig *cfg, float *w);
 /* percept_ssim where x, y and grad are (math_for) */
 int ssim_where(const PerceptTensor *x, const PerceptTensor *y, const PerceptSsimConfig *cfg,
                double *value, float *grad);
+/* mmd.c: how many of a style-mmd loss's levels x has room for (-1 with a message when not
+ * even one), and the network that gives an image's patch embedding over that many levels
+ * (percept_patch_embedding's, (n, levels·features, 1, 1)), on the named device */
+int mmd_style_levels(const PerceptTensor *x, const PerceptMmdConfig *cfg, int levels);
+PerceptNet *mmd_style_network(const PerceptMmdConfig *cfg, int levels, int channels,
+                              const char *device);
 /* spec.c: a feat or style loss's network (its features of the last image it saw), else NULL */
 PerceptNet *loss_network(const PerceptLoss *loss);
 /* backend.c: the CUDA backend if it has been loaded, else NULL (nothing is loaded) */
@@ -247,6 +253,9 @@ float *net_act(PerceptNet *net, int node_index); /* INPUT_NODE: the input copy *
 float *net_param(PerceptNet *net, const Node *node, ParamSlot slot);      /* NULL if none */
 float *net_param_grad(PerceptNet *net, const Node *node, ParamSlot slot); /* NULL if none */
 Shape net_in_shape(const PerceptNet *net, const Node *node, int i);
+
+/* percept_net_from_arch on a named device (percept_net_from_safetensors_on's names) */
+PerceptNet *net_from_arch_on(const char *arch_json, uint64_t seed, const char *device);
 
 /* plan.c */
 int plan_build(PerceptNet *net, Shape in, int grad);
