@@ -14,7 +14,6 @@
  *
  *   train-step [--threads N] [--steps K] [--device cpu|cuda] [--no-pytorch] [--quick]
  *   (Markdown to stdout) */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,12 +139,18 @@ typedef struct {
  * Gram matrices of the style layers and their gradients, 2·n·c²·hw each. */
 static double step_gflops(PerceptNet *net, Losses *l)
 {
-    double g = 3 * net_gflops(net), owner = 0, gram = 0;
+    /* the loss network that serves every loss (the deepest: the most FLOPs) */
+    PerceptNet *owner = NULL;
+    for (int i = 0; i < l->n; i++) {
+        PerceptNet *ln = loss_network(l->loss[i]);
+        if (ln && (!owner || net_gflops(ln) > net_gflops(owner)))
+            owner = ln;
+    }
+    double g = 3 * net_gflops(net) + (owner ? 2 * net_gflops(owner) : 0);
     for (int i = 0; i < l->n; i++) {
         PerceptNet *ln = loss_network(l->loss[i]);
         if (!ln)
             continue;
-        owner = fmax(owner, net_gflops(ln));
         if (l->target[i])
             g += net_gflops(ln);
         const char *layers = strncmp(l->spec[i], "style:", 6) ? NULL : strrchr(l->spec[i], ':');
@@ -155,16 +160,11 @@ static double step_gflops(PerceptNet *net, Losses *l)
              t = strtok_r(NULL, ",", &save)) {
             PerceptTensor f;
             snprintf(name, sizeof name, "features.%d", percept_vgg16_layer_index(t));
-            PerceptNet *served = ln; /* the owner's features: find the deepest */
-            for (int j = 0; j < l->n; j++)
-                if (loss_network(l->loss[j]) &&
-                    net_gflops(loss_network(l->loss[j])) > net_gflops(served))
-                    served = loss_network(l->loss[j]);
-            if (!percept_net_node_output(served, name, &f))
-                gram += 4.0 * f.n * f.c * f.c * f.h * f.w / 1e9;
+            if (!percept_net_node_output(owner, name, &f))
+                g += 4.0 * f.n * f.c * f.c * f.h * f.w / 1e9;
         }
     }
-    return g + 2 * owner + gram;
+    return g;
 }
 
 static int run_percept(const Case *c, const char *dir, int steps, Result *r)

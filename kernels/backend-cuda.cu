@@ -599,13 +599,13 @@ static int on_gpu(const PerceptNet *net, const Node *nd)
     }
 }
 
-/* dst = src, n elements of T, on the network's stream (a no-op in place) */
+/* dst = src, n elements of T, on the network's stream (a no-op in place); src may be host
+ * memory (an upload, outside a graph capture) */
 template <typename T>
 static int copy_on_device(State *st, T *dst, const T *src, size_t n, const char *what)
 {
     if (dst != src)
-        CUDA_OK(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyDeviceToDevice, st->stream),
-                what);
+        CUDA_OK(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyDefault, st->stream), what);
     return 0;
 }
 
@@ -936,13 +936,12 @@ static int forward_node(PerceptNet *net, const Node *nd, State *st)
  * a captured graph: the host may fix others between passes, which a replay then reads) */
 static int upload_fixed_stats(PerceptNet *net, State *st)
 {
-    if (grow(&st->fixed, &st->fixed_floats, net->norm_stats_floats + 1,
-             "fixed instance-norm statistics"))
-        return -1;
-    CUDA_OK(cudaMemcpyAsync(st->fixed, net->norm_stats, sizeof(float) * net->norm_stats_floats,
-                            cudaMemcpyHostToDevice, st->stream),
-            "fixed instance-norm statistics");
-    return 0;
+    const char *what = "fixed instance-norm statistics";
+    return grow(&st->fixed, &st->fixed_floats, net->norm_stats_floats + 1, what) ||
+                   copy_on_device(st, st->fixed, (const float *)net->norm_stats,
+                                  net->norm_stats_floats, what)
+               ? -1
+               : 0;
 }
 
 static int cuda_forward(PerceptNet *net, const Node *nd)
@@ -1137,12 +1136,7 @@ static int cuda_backward(PerceptNet *net, const Node *nd, float *const *din)
 static int cuda_copy(PerceptNet *net, float *dst, const float *src, size_t n)
 {
     State *st = state(net);
-    if (!st)
-        return -1;
-    if (dst != src)
-        CUDA_OK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDefault, st->stream),
-                "copy");
-    return 0;
+    return !st || copy_on_device(st, dst, src, n, "copy") ? -1 : 0;
 }
 
 static int cuda_accumulate(PerceptNet *net, float *dst, const float *src, size_t n)

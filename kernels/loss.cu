@@ -245,6 +245,22 @@ __global__ void ssim_map_k(double *partial, float *coef, const float *rows, GpuS
         partial[blockIdx.x] = sum[0];
 }
 
+/* One output of the valid filter's adjoint along a line, for 3 maps at once: s[j] = Σ_k
+ * win[k]·maps[j][line + (pos − k)·step] over the taps whose source pos − k lies in [0, len),
+ * k descending — the order the CPU's scatter (filter_adjoint) adds them in. */
+__device__ inline void adjoint_taps(float s[3], const float *maps, size_t map_size, size_t line,
+                                    size_t step, int pos, int len, const GpuSsim &d)
+{
+    s[0] = s[1] = s[2] = 0;
+    for (int k = d.taps - 1; k >= 0; k--) {
+        const int src = pos - k;
+        if (src < 0 || src >= len)
+            continue;
+        for (int j = 0; j < 3; j++)
+            s[j] += d.win[k] * maps[j * map_size + line + (size_t)src * step];
+    }
+}
+
 /* the column filter's adjoint: cols (3 maps of planes × h × wo) */
 __global__ void ssim_cols_adjoint_k(float *cols, const float *coef, GpuSsim d)
 {
@@ -253,14 +269,8 @@ __global__ void ssim_cols_adjoint_k(float *cols, const float *coef, GpuSsim d)
     FOR_EACH(i, total) {
         const size_t p = i / ((size_t)d.h * wo);
         const int r = (int)(i / wo % d.h), c = (int)(i % wo);
-        float s[3] = {0, 0, 0};
-        for (int k = d.taps - 1; k >= 0; k--) {
-            const int src = r - k;
-            if (src < 0 || src >= ho)
-                continue;
-            for (int j = 0; j < 3; j++)
-                s[j] += d.win[k] * coef[j * coef_total + (p * ho + src) * wo + c];
-        }
+        float s[3];
+        adjoint_taps(s, coef, coef_total, p * ho * wo + c, wo, r, ho, d);
         for (int j = 0; j < 3; j++)
             cols[j * total + i] = s[j];
     }
@@ -273,16 +283,8 @@ __global__ void ssim_grad_k(float *grad, const float *cols, const float *x, cons
     const int wo = d.w - d.taps + 1;
     const size_t total = (size_t)d.planes * d.h * d.w, cols_total = (size_t)d.planes * d.h * wo;
     FOR_EACH(i, total) {
-        const size_t line = i / d.w;
-        const int c = (int)(i % d.w);
-        float s[3] = {0, 0, 0};
-        for (int k = d.taps - 1; k >= 0; k--) {
-            const int src = c - k;
-            if (src < 0 || src >= wo)
-                continue;
-            for (int j = 0; j < 3; j++)
-                s[j] += d.win[k] * cols[j * cols_total + line * wo + src];
-        }
+        float s[3];
+        adjoint_taps(s, cols, cols_total, i / d.w * wo, 1, (int)(i % d.w), wo, d);
         grad[i] = s[0] + (2 * x[i] * s[1] + y[i] * s[2]);
     }
 }

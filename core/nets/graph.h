@@ -225,7 +225,6 @@ const BackendMath *math_for(const void *const *ptrs, int n);
 typedef struct {
     float *p;
     size_t floats;
-    const PerceptBackend *backend;
 } Buffer;
 /* p with room for floats (contents not kept when it grows); NULL with a message */
 float *buffer_reserve(Buffer *b, size_t floats);

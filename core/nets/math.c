@@ -82,8 +82,22 @@ static int host_ssim(const PerceptTensor *x, const PerceptTensor *y, const Perce
     return percept_ssim(x, y, cfg, value, grad);
 }
 
+/* Adam's step (core/optim/adam.c gives the scalars) */
 static int host_adam(const AdamScalars *s, float *params, const float *grads, float *m, float *v,
-                     size_t n);
+                     size_t n)
+{
+    const AdamScalars c = *s;
+    /* every element on its own: the result cannot depend on the thread count */
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        const float g = grads[i];
+        m[i] = c.b1 * m[i] + (1.0f - c.b1) * g;
+        v[i] = c.b2 * v[i] + (1.0f - c.b2) * g * g;
+        float p = c.decay ? params[i] * c.keep : params[i];
+        params[i] = p - c.step_size * (m[i] / (sqrtf(v[i]) / c.bc2_sqrt + c.eps));
+    }
+    return 0;
+}
 
 static const BackendMath host_math = {
     .copy = host_copy,
@@ -125,24 +139,23 @@ float *buffer_reserve(Buffer *b, size_t floats)
     if (!(b->p = be->alloc(floats ? floats : 1)))
         return NULL;
     b->floats = floats;
-    b->backend = be;
     return b->p;
 }
 
 void buffer_free(Buffer *b)
 {
-    if (b->p)
-        b->backend->release(b->p);
+    percept_buffer_free(b->p);
     memset(b, 0, sizeof *b);
 }
 
-/* The public face of buffers: the backend that owns p frees it. */
+/* The public face of buffers */
 float *percept_buffer_new(size_t floats)
 {
     Buffer b = {0};
     return buffer_reserve(&b, floats);
 }
 
+/* the backend that owns p frees it */
 void percept_buffer_free(float *p)
 {
     const PerceptBackend *gpu = backend_cuda_loaded();
@@ -160,22 +173,4 @@ int percept_copy(float *dst, const float *src, size_t n)
     if (gpu && gpu->math && (gpu->owns(dst) || gpu->owns(src)))
         return gpu->math->copy(dst, src, n) ? percept_fail_prefix("copy: ") : 0;
     return host_copy(dst, src, n);
-}
-
-/* ---- Adam on the host ------------------------------------------------------------------- */
-
-static int host_adam(const AdamScalars *s, float *params, const float *grads, float *m, float *v,
-                     size_t n)
-{
-    const AdamScalars c = *s;
-    /* every element on its own: the result cannot depend on the thread count */
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        const float g = grads[i];
-        m[i] = c.b1 * m[i] + (1.0f - c.b1) * g;
-        v[i] = c.b2 * v[i] + (1.0f - c.b2) * g * g;
-        float p = c.decay ? params[i] * c.keep : params[i];
-        params[i] = p - c.step_size * (m[i] / (sqrtf(v[i]) / c.bc2_sqrt + c.eps));
-    }
-    return 0;
 }
