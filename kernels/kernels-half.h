@@ -39,5 +39,9 @@ void gpu_batch_norm_eval(__half *out, float *mean, float *rstd, const __half *x,
                          const float *running_mean, const float *running_var, const float *gamma,
                          const float *beta, int n, int c, int hw, float eps, const __half *add,
                          int relu);
+void gpu_phase_input(__half *out, const __half *in, const GpuPhased *d);
+void gpu_phase_weights(__half *out, const float *w, const GpuPhased *d);
+void gpu_unphase_output(__half *out, const __half *in, const float *bias, const __half *add,
+                        int relu, const GpuPhased *d);
 
 #endif

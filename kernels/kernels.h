@@ -111,6 +111,51 @@ void gpu_batch_norm_backward_eval(float *dx, float *dgamma, float *dbeta, const 
                                   const float *running_var, const float *gamma, int n, int c,
                                   int hw, float eps);
 
+/* ---- phased convolutions (phases.cu) -----------------------------------------------------
+ * A stride-1 convolution with few channels on one side (Johnson's 9×9 convolutions from and
+ * to RGB) run as one over an r-times smaller grid with r² times the channels, which tensor
+ * cores run well: output pixel (r·I + p, r·J + q) of channel co is channel co·r² + p·r + q of
+ * a kp × kp valid convolution, kp = (k + r − 2) / r + 1, over the phased input, whose channel
+ * ci·r² + s·r + t at (I, J) is the padded input's pixel (r·I + s, r·J + t). The exact
+ * convolution, re-indexed: the phased weights are the kernel's taps, and zeros. */
+typedef struct {
+    int n, cin, cout, h, w;          /* the input (n, cin, h, w); the output's channels */
+    int k, pad, reflect;             /* the convolution: stride 1, padding mirrored or zero */
+    int r;                           /* phases per axis */
+    /* gpu_phased_shape: */
+    int hout, wout;                  /* the output: h + 2·pad − k + 1 */
+    int kp;                          /* the phased kernel */
+    int cinp, coutp;                 /* cin·r², cout·r², rounded up to 8 (zero channels) */
+    int ho, wo, hi, wi;              /* phased output ⌈hout / r⌉ …, input ho + kp − 1 … */
+} GpuPhased;
+
+static inline void gpu_phased_shape(GpuPhased *d)
+{
+    const int r = d->r;
+    d->hout = d->h + 2 * d->pad - d->k + 1;
+    d->wout = d->w + 2 * d->pad - d->k + 1;
+    d->kp = (d->k + r - 2) / r + 1;
+    d->cinp = (d->cin * r * r + 7) / 8 * 8;
+    d->coutp = (d->cout * r * r + 7) / 8 * 8;
+    d->ho = (d->hout + r - 1) / r;
+    d->wo = (d->wout + r - 1) / r;
+    d->hi = d->ho + d->kp - 1;
+    d->wi = d->wo + d->kp - 1;
+}
+
+/* the phased input (n, cinp, hi, wi) and weights (coutp, cinp, kp, kp) */
+void gpu_phase_input(float *out, const float *in, const GpuPhased *d);
+void gpu_phase_weights(float *out, const float *w, const GpuPhased *d);
+/* the output (n, cout, hout, wout) from the phased one (n, coutp, ho, wo), with the
+ * convolution's epilogue: + bias[co] (or NULL), + add (or NULL), ReLU if relu */
+void gpu_unphase_output(float *out, const float *in, const float *bias, const float *add,
+                        int relu, const GpuPhased *d);
+/* backward: the output's gradient in the phased layout; dw (cout, cin, k, k) += the phased
+ * weights' gradient gathered back; dx (n, cin, h, w) assigned from the phased input's */
+void gpu_phase_output_grad(float *out, const float *dout, const GpuPhased *d);
+void gpu_unphase_weights_grad(float *dw, const float *dwp, const GpuPhased *d);
+void gpu_phase_input_backward(float *dx, const float *dxp, const GpuPhased *d);
+
 /* ---- losses and Adam (loss.cu) -----------------------------------------------------------
  * A loss's sum goes to partial, gpu_reduce_blocks(n) doubles (one per block), which
  * gpu_sum_partials adds, in a fixed order, into *out; gradients are assigned (or NULL). */

@@ -9,5 +9,6 @@ extern "C" {
 #include "linear.cu"
 #include "loss.cu"
 #include "norm.cu"
+#include "phases.cu"
 #include "pool.cu"
 #include "resample.cu"

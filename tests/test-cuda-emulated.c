@@ -111,6 +111,86 @@ static void check_conv_epilogue(int c, int hw)
     free(gamma); free(beta); free(wf); free(bf); free(wref); free(bref);
 }
 
+/* A phased convolution (kernels.h: GpuPhased) against the CPU's convolution, forward with
+ * its epilogue and backward: the layout kernels around a phased one computed here by its
+ * definition (a valid kp × kp convolution, in double). */
+static void check_phased_conv(int n, int cin, int cout, int h, int w, int k, int pad,
+                              int reflect, int r)
+{
+    GpuPhased d = {.n = n, .cin = cin, .cout = cout, .h = h, .w = w, .k = k, .pad = pad,
+                   .reflect = reflect, .r = r};
+    gpu_phased_shape(&d);
+    ConvShape s = {.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .k = k, .stride = 1,
+                   .pad = pad, .pad_mode = reflect ? PAD_REFLECT : PAD_ZERO};
+    conv2d_shape(&s);
+    const size_t xn = (size_t)n * cin * h * w, yn = (size_t)n * cout * s.hout * s.wout;
+    const size_t wn = (size_t)cout * cin * k * k, kk = (size_t)d.kp * d.kp;
+    const size_t xpn = (size_t)n * d.cinp * d.hi * d.wi, ypn = (size_t)n * d.coutp * d.ho * d.wo;
+    const size_t wpn = (size_t)d.coutp * d.cinp * kk;
+    float *x = buffer(xn, 80, -1, 1), *wt = buffer(wn, 81, -0.2f, 0.2f), *b = buffer(cout, 82, -1, 1);
+    float *add = buffer(yn, 83, -1, 1), *dy = buffer(yn, 84, -1, 1), *dw0 = buffer(wn, 85, -1, 1);
+    float *scratch = malloc(sizeof(float) * conv2d_scratch_floats(&s));
+    float *cpu = malloc(sizeof(float) * yn), *dx_cpu = malloc(sizeof(float) * xn);
+    float *dw_cpu = malloc(sizeof(float) * wn), *db = calloc(cout, sizeof(float));
+    float *xp = poisoned(xpn), *wp = poisoned(wpn), *yp = malloc(sizeof(float) * ypn);
+    float *y = poisoned(yn), *dyp = poisoned(ypn), *dwp = malloc(sizeof(float) * wpn);
+    float *dxp = malloc(sizeof(float) * xpn), *dx = poisoned(xn), *dw = malloc(sizeof(float) * wn);
+    CHECK(s.hout == d.hout && s.wout == d.wout, "phased shape %dx%d, the CPU's %dx%d", d.wout,
+          d.hout, s.wout, s.hout);
+    conv2d_forward(cpu, x, wt, b, scratch, &s, NULL);
+    epilogue_apply(cpu, add, 1, yn);
+    memcpy(dw_cpu, dw0, sizeof(float) * wn);
+    conv2d_backward(dx_cpu, dw_cpu, db, dy, x, wt, scratch, &s);
+
+    gpu_phase_input(xp, x, &d);
+    gpu_phase_weights(wp, wt, &d);
+    for (int bi = 0; bi < n; bi++) /* the phased convolution, by definition */
+        for (int o = 0; o < d.coutp; o++)
+            for (int i = 0; i < d.ho; i++)
+                for (int j = 0; j < d.wo; j++) {
+                    double sum = 0;
+                    for (int c = 0; c < d.cinp; c++)
+                        for (int a = 0; a < d.kp; a++)
+                            for (int e = 0; e < d.kp; e++)
+                                sum += (double)wp[(((size_t)o * d.cinp + c) * d.kp + a) * d.kp + e] *
+                                       xp[(((size_t)bi * d.cinp + c) * d.hi + i + a) * d.wi + j + e];
+                    yp[(((size_t)bi * d.coutp + o) * d.ho + i) * d.wo + j] = (float)sum;
+                }
+    gpu_unphase_output(y, yp, b, add, 1, &d);
+    char what[96];
+    snprintf(what, sizeof what, "phased conv %d→%d %d×%d pad %d%s, %d×%d, r %d", cin, cout, k, k,
+             pad, reflect ? " reflected" : "", w, h, r);
+    same(what, y, cpu, yn, 1e-5);
+
+    gpu_phase_output_grad(dyp, dy, &d);
+    memset(dwp, 0, sizeof(float) * wpn);
+    memset(dxp, 0, sizeof(float) * xpn);
+    for (int bi = 0; bi < n; bi++) /* both gradients of the phased convolution, by definition */
+        for (int o = 0; o < d.coutp; o++)
+            for (int i = 0; i < d.ho; i++)
+                for (int j = 0; j < d.wo; j++) {
+                    const float g = dyp[(((size_t)bi * d.coutp + o) * d.ho + i) * d.wo + j];
+                    for (int c = 0; c < d.cinp; c++)
+                        for (int a = 0; a < d.kp; a++)
+                            for (int e = 0; e < d.kp; e++) {
+                                const size_t wi = (((size_t)o * d.cinp + c) * d.kp + a) * d.kp + e;
+                                const size_t xi = (((size_t)bi * d.cinp + c) * d.hi + i + a) * d.wi + j + e;
+                                dwp[wi] += g * xp[xi];
+                                dxp[xi] += g * wp[wi];
+                            }
+                }
+    memcpy(dw, dw0, sizeof(float) * wn);
+    gpu_unphase_weights_grad(dw, dwp, &d);
+    gpu_phase_input_backward(dx, dxp, &d);
+    strcat(what, ": weight gradient");
+    same(what, dw, dw_cpu, wn, 1e-4);
+    strcpy(strrchr(what, ':'), ": input gradient");
+    same(what, dx, dx_cpu, xn, 1e-4);
+    free(x); free(wt); free(b); free(add); free(dy); free(dw0); free(scratch); free(cpu);
+    free(dx_cpu); free(dw_cpu); free(db); free(xp); free(wp); free(yp); free(y); free(dyp);
+    free(dwp); free(dxp); free(dx); free(dw);
+}
+
 /* A fully connected layer, forward and backward, against the CPU's (an sgemm). */
 static void check_linear(int n, int fin, int fout)
 {
@@ -522,6 +602,11 @@ int main(void)
     check_linear(3, 300, 7);
     check_linear(2, 17, 600); /* more outputs than a block */
     check_conv_epilogue(3, 300); /* several blocks */
+    check_phased_conv(2, 3, 5, 11, 13, 9, 4, 1, 2); /* Johnson's first: odd sizes */
+    check_phased_conv(1, 6, 3, 12, 10, 9, 4, 1, 2); /* … and last */
+    check_phased_conv(1, 3, 4, 9, 14, 7, 2, 0, 2);  /* zero padding, a smaller output */
+    check_phased_conv(1, 2, 3, 10, 9, 5, 2, 1, 3);
+    check_phased_conv(1, 4, 2, 13, 11, 9, 4, 1, 4);
     check_resample(2, 8, 5, 7, 2);
     check_resample(1, 9, 4, 3, 3);
     check_reflect_pad(3, 5, 7, 1);
