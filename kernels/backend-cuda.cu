@@ -81,7 +81,7 @@ static void cuda_release(float *p)
 
 typedef struct {
     Shape in;                        /* the input these were made for; n = 0: none yet */
-    cudnnTensorDescriptor_t x, y, bias;
+    cudnnTensorDescriptor_t x, y, bias, out; /* cuDNN's x and y; out: the node's output */
     cudnnFilterDescriptor_t w;
     cudnnConvolutionDescriptor_t conv;
     cudnnConvolutionFwdAlgo_t fwd;
@@ -89,6 +89,7 @@ typedef struct {
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     int padded;                      /* reflection: the input is padded by a kernel first */
     int half;                        /* descriptors for fp16 tensors (inference) */
+    GpuPhased ph;                    /* ph.r > 0: run phased (phases.cu); x, y, w are its */
     size_t workspace;                /* bytes its algorithms need */
 } Conv;
 
@@ -97,7 +98,8 @@ typedef struct {
  * of another kind may have grown since), the input's shape, its kind: if any of it changes,
  * its graph is stale. */
 typedef struct {
-    const void *act, *saved, *params, *buffers, *workspace, *buf, *up, *half, *stats, *fixed;
+    const void *act, *saved, *params, *buffers, *workspace, *buf, *up, *half, *stats, *fixed,
+        *phased;
     Shape in;
     int half_pass, norm_fixed;
 } PassKey;
@@ -111,8 +113,10 @@ typedef struct {
     float **consts;                  /* per node: channel_affine's scale, shift; or NULL */
     __half **weights16;              /* per node: a convolution's weights in half, or NULL */
     float **folded;                  /* per node: weights and bias with a batch norm folded in */
+    void **phased_w;                 /* per node: a phased convolution's weights (float or half) */
     int n_nodes;
     Precision precision;
+    int phases;                      /* PERCEPT_CUDA_PHASES: r of phased convolutions, 0: none */
     __half *half;                    /* fp16 inference: the activations, at the plan's offsets */
     size_t half_count;
     char *workspace;
@@ -121,6 +125,10 @@ typedef struct {
     size_t buf_floats;
     float *up;                       /* a convolution's input upsampled (in_up) */
     size_t up_floats;
+    float *phased;                   /* a phased convolution's output, or its gradient */
+    size_t phased_floats;
+    float *phased_dw;                /* a phased convolution's weight gradient */
+    size_t phased_dw_floats;
     float *stage;                    /* an input gradient bound for host memory */
     size_t stage_floats;
     float *stats;                    /* the pass's instance-norm statistics (device) */
@@ -156,6 +164,7 @@ static void conv_destroy(Conv *c)
     cudnnDestroyTensorDescriptor(c->x);
     cudnnDestroyTensorDescriptor(c->y);
     cudnnDestroyTensorDescriptor(c->bias);
+    cudnnDestroyTensorDescriptor(c->out);
     cudnnDestroyFilterDescriptor(c->w);
     cudnnDestroyConvolutionDescriptor(c->conv);
     memset(c, 0, sizeof *c);
@@ -173,11 +182,13 @@ static void cuda_net_free(PerceptNet *net)
         cudaFree(st->consts[i]);
         cudaFree(st->weights16[i]);
         cudaFree(st->folded[i]);
+        cudaFree(st->phased_w[i]);
     }
     free(st->conv);
     free(st->consts);
     free(st->weights16);
     free(st->folded);
+    free(st->phased_w);
     abandon_capture(st);
     if (st->graph)
         cudaGraphExecDestroy(st->graph);
@@ -185,6 +196,8 @@ static void cuda_net_free(PerceptNet *net)
         cudaStreamDestroy(st->stream);
     cudaFree(st->half);
     cudaFree(st->up);
+    cudaFree(st->phased);
+    cudaFree(st->phased_dw);
     cudaFree(st->workspace);
     cudaFree(st->buf);
     cudaFree(st->stage);
@@ -208,18 +221,30 @@ int precision_setting(Precision *p)
     return 0;
 }
 
+/* PERCEPT_CUDA_PHASES: 0 (no phased convolutions), 2 (the default), 3 or 4 */
+static int phases_setting(int *r)
+{
+    const char *e = getenv("PERCEPT_CUDA_PHASES");
+    *r = e && *e ? atoi(e) : 2;
+    if (!e || !*e || (!e[1] && (*r == 0 || (*r >= 2 && *r <= 4))))
+        return 0;
+    return core->fail("PERCEPT_CUDA_PHASES is '%s', not 0, 2, 3 or 4", e);
+}
+
 static State *state(PerceptNet *net)
 {
     if (!net->backend_state) {
         Precision precision = PRECISION_FP32;
-        if (precision_setting(&precision))
+        int phases = 0;
+        if (precision_setting(&precision) || phases_setting(&phases))
             return NULL;
         State *st = (State *)calloc(1, sizeof *st);
         const int n = net->n_nodes;
         int ok = st && (st->conv = (Conv *)calloc(n, sizeof(Conv))) &&
                  (st->consts = (float **)calloc(n, sizeof(float *))) &&
                  (st->weights16 = (__half **)calloc(n, sizeof(__half *))) &&
-                 (st->folded = (float **)calloc(n, sizeof(float *)));
+                 (st->folded = (float **)calloc(n, sizeof(float *))) &&
+                 (st->phased_w = (void **)calloc(n, sizeof(void *)));
         /* non-blocking: the legacy stream's work (another thread's allocations) neither waits
          * for it nor meets its graph captures; this file orders its own copies with it */
         const int streamed =
@@ -231,6 +256,7 @@ static State *state(PerceptNet *net)
                 free(st->consts);
                 free(st->weights16);
                 free(st->folded);
+                free(st->phased_w);
                 free(st);
             }
             core->fail(ok ? "CUDA: cannot create a stream" : "out of memory");
@@ -238,6 +264,7 @@ static State *state(PerceptNet *net)
         }
         st->n_nodes = n;
         st->precision = precision;
+        st->phases = phases;
         net->backend_state = st;
     }
     return (State *)net->backend_state;
@@ -281,6 +308,17 @@ template <typename Perf> static int fastest_fitting(const Perf *p, int n, size_t
     return -1;
 }
 
+/* The phases per axis a convolution runs with here (phases.cu), or 0: the stride-1 ones with
+ * a kernel of 5 or more and at most 4 channels on a side — cuDNN has no good kernel for those
+ * (on an H100, Johnson's 9×9 convolutions from and to RGB at 1024² took 0.4 and 0.8 ms in
+ * fp16, 20–40 TFLOP/s, more than its ten residual convolutions together: ../PERF.md), while
+ * phased they have 16 or 128 channels on that side, for ≈ (kp·r / k)² more arithmetic. */
+static int phases_for(const State *st, const Node *nd)
+{
+    const int narrow = nd->cin <= 4 || nd->cout <= 4;
+    return nd->op == OP_CONV2D && nd->stride == 1 && nd->k >= 5 && narrow ? st->phases : 0;
+}
+
 /* Descriptors for a conv2d (transposed: the conv whose backward-data it is) at this input,
  * in float or (half) fp16, and the fastest algorithms whose workspace fits: for fp16, only
  * the ones inference uses. */
@@ -299,23 +337,39 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, int half, Co
     CUDNN_OK(cudnnCreateTensorDescriptor(&c->x), "descriptor");
     CUDNN_OK(cudnnCreateTensorDescriptor(&c->y), "descriptor");
     CUDNN_OK(cudnnCreateTensorDescriptor(&c->bias), "descriptor");
+    CUDNN_OK(cudnnCreateTensorDescriptor(&c->out), "descriptor");
     CUDNN_OK(cudnnCreateFilterDescriptor(&c->w), "descriptor");
     CUDNN_OK(cudnnCreateConvolutionDescriptor(&c->conv), "descriptor");
     c->in = in;
     c->half = half;
     const cudnnDataType_t type = half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
-    const int transposed = nd->op == OP_CONV_TRANSPOSE2D;
-    c->padded = !transposed && nd->reflect && nd->pad > 0;
-    int pad = c->padded ? 0 : nd->pad;
-    /* cuDNN's x is the conv's input: for a transposed conv, its output */
-    const Shape big = transposed ? nd->out : in, small = transposed ? in : nd->out;
-    int xh = big.h + (c->padded ? 2 * nd->pad : 0), xw = big.w + (c->padded ? 2 * nd->pad : 0);
-    if (set4d(c->x, type, big.n, big.c, xh, xw) ||
-        set4d(c->y, type, small.n, small.c, small.h, small.w) ||
+    const int transposed = nd->op == OP_CONV_TRANSPOSE2D, r = phases_for(st, nd);
+    c->padded = !transposed && !r && nd->reflect && nd->pad > 0;
+    int pad = c->padded || r ? 0 : nd->pad; /* a phased input holds its padding */
+    if (set4d(c->out, type, nd->out.n, nd->out.c, nd->out.h, nd->out.w) ||
         set4d(c->bias, CUDNN_DATA_FLOAT, 1, nd->cout, 1, 1))
         return -1;
-    CUDNN_OK(cudnnSetFilter4dDescriptor(c->w, type, CUDNN_TENSOR_NCHW, small.c, big.c, nd->k,
-                                        nd->k), "filter descriptor");
+    if (r) {
+        GpuPhased *d = &c->ph;
+        memset(d, 0, sizeof *d);
+        d->n = in.n, d->cin = in.c, d->cout = nd->cout, d->h = in.h, d->w = in.w;
+        d->k = nd->k, d->pad = nd->pad, d->reflect = nd->reflect, d->r = r;
+        gpu_phased_shape(d);
+        if (set4d(c->x, type, d->n, d->cinp, d->hi, d->wi) ||
+            set4d(c->y, type, d->n, d->coutp, d->ho, d->wo))
+            return -1;
+        CUDNN_OK(cudnnSetFilter4dDescriptor(c->w, type, CUDNN_TENSOR_NCHW, d->coutp, d->cinp,
+                                            d->kp, d->kp), "filter descriptor");
+    } else {
+        /* cuDNN's x is the conv's input: for a transposed conv, its output */
+        const Shape big = transposed ? nd->out : in, small = transposed ? in : nd->out;
+        int xh = big.h + (c->padded ? 2 * nd->pad : 0), xw = big.w + (c->padded ? 2 * nd->pad : 0);
+        if (set4d(c->x, type, big.n, big.c, xh, xw) ||
+            set4d(c->y, type, small.n, small.c, small.h, small.w))
+            return -1;
+        CUDNN_OK(cudnnSetFilter4dDescriptor(c->w, type, CUDNN_TENSOR_NCHW, small.c, big.c, nd->k,
+                                            nd->k), "filter descriptor");
+    }
     /* float accumulation in every mode */
     CUDNN_OK(cudnnSetConvolution2dDescriptor(c->conv, pad, pad, nd->stride, nd->stride, 1, 1,
                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
@@ -388,10 +442,25 @@ static int weights_as(PerceptNet *net, State *st, const Node *nd, const float *w
     return 0;
 }
 
-/* A convolution's weights and bias: its parameters, or, with an eval batch norm folded in
- * (ep_bn), the folded ones, made at every pass as the weights in half are. */
+/* A phased convolution's weights (phases.cu) in T, made at every pass from the float ones */
 template <typename T>
-static int conv_operands(PerceptNet *net, State *st, const Node *nd, const T **w, const float **b)
+static int phased_weights(PerceptNet *net, State *st, const Node *nd, const GpuPhased *d,
+                          const float *w, const T **out)
+{
+    void **p = &st->phased_w[nd - net->nodes]; /* its size is the node's, whatever the input */
+    if (!*p)
+        CUDA_OK(cudaMalloc(p, sizeof(float) * d->coutp * d->cinp * d->kp * d->kp),
+                "phased weights");
+    gpu_phase_weights((T *)*p, w, d);
+    *out = (const T *)*p;
+    return 0;
+}
+
+/* A convolution's weights and bias: its parameters, or, with an eval batch norm folded in
+ * (ep_bn), the folded ones, made at every pass as the weights in half or phased are. */
+template <typename T>
+static int conv_operands(PerceptNet *net, State *st, const Node *nd, const Conv *c, const T **w,
+                         const float **b)
 {
     const float *wf = core->param(net, nd, PARAM_WEIGHT);
     const size_t n = (size_t)nd->cin * nd->cout * nd->k * nd->k;
@@ -408,7 +477,7 @@ static int conv_operands(PerceptNet *net, State *st, const Node *nd, const T **w
         wf = *f;
         *b = *f + n;
     }
-    return weights_as(net, st, nd, wf, n, w);
+    return c->ph.r ? phased_weights(net, st, nd, &c->ph, wf, w) : weights_as(net, st, nd, wf, n, w);
 }
 
 /* floats holding count elements of T */
@@ -433,7 +502,7 @@ template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, S
     const T *x = at<T>(net, st, nd->in[0]), *w = NULL;
     const float *b = NULL;
     T *out = at<T>(net, st, (int)(nd - net->nodes));
-    if (conv_operands(net, st, nd, &w, &b))
+    if (conv_operands(net, st, nd, c, &w, &b))
         return -1;
     if (nd->op == OP_CONV_TRANSPOSE2D) {
         CUDNN_OK(cudnnConvolutionBackwardData(h, &one, c->w, w, c->y, x, c->conv, c->bwd_data,
@@ -448,6 +517,22 @@ template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, S
             gpu_upsample_nearest((T *)st->up, at<T>(net, st, up->in[0]), in.n * in.c,
                                  in.h / nd->in_up, in.w / nd->in_up, nd->in_up);
             x = (const T *)st->up;
+        }
+        if (c->ph.r) { /* phased in, convolved, phased out with the epilogue */
+            const GpuPhased *d = &c->ph;
+            const size_t xs = (size_t)d->n * d->cinp * d->hi * d->wi;
+            if (grow(&st->buf, &st->buf_floats, floats_for<T>(xs), "phased input") ||
+                grow(&st->phased, &st->phased_floats,
+                     floats_for<T>((size_t)d->n * d->coutp * d->ho * d->wo), "phased output"))
+                return -1;
+            gpu_phase_input((T *)st->buf, x, d);
+            CUDNN_OK(cudnnConvolutionForward(h, &one, c->x, st->buf, c->w, w, c->conv, c->fwd,
+                                             st->workspace, st->workspace_bytes, &zero, c->y,
+                                             st->phased),
+                     "phased convolution");
+            gpu_unphase_output(out, (const T *)st->phased, b, epilogue_add<T>(net, st, nd),
+                               nd->ep_relu, d);
+            return 0;
         }
         if (c->padded) {
             size_t count = (size_t)in.n * in.c * (in.h + 2 * nd->pad) * (in.w + 2 * nd->pad);
@@ -467,6 +552,44 @@ template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, S
     return 0;
 }
 
+/* A phased convolution's backward (conv_backward's): the input phased again and the output's
+ * gradient phased, cuDNN's gradients of the phased convolution, gathered back. */
+static int phased_backward(PerceptNet *net, const Node *nd, State *st, const Conv *c, float *dx)
+{
+    const GpuPhased *d = &c->ph;
+    const float one = 1, zero = 0, *w, *b;
+    cudnnHandle_t h = handle(st);
+    float *dw = core->param_grad(net, nd, PARAM_WEIGHT), *db = core->param_grad(net, nd, PARAM_BIAS);
+    const float *dout = net->plan.grads + nd->grad_off;
+    const size_t xs = (size_t)d->n * d->cinp * d->hi * d->wi;
+    if (grow(&st->buf, &st->buf_floats, 2 * xs, "phased input") ||
+        grow(&st->phased, &st->phased_floats, (size_t)d->n * d->coutp * d->ho * d->wo,
+             "phased output gradient") ||
+        grow(&st->phased_dw, &st->phased_dw_floats, (size_t)d->coutp * d->cinp * d->kp * d->kp,
+             "phased weight gradient") ||
+        conv_operands(net, st, nd, c, &w, &b))
+        return -1;
+    gpu_phase_input(st->buf, core->act(net, nd->in[0]), d);
+    gpu_phase_output_grad(st->phased, dout, d);
+    if (db)
+        CUDNN_OK(cudnnConvolutionBackwardBias(h, &one, c->out, dout, &one, c->bias, db), "bias gradient");
+    if (dw) {
+        CUDNN_OK(cudnnConvolutionBackwardFilter(h, &one, c->x, st->buf, c->y, st->phased, c->conv,
+                                                c->bwd_filter, st->workspace, st->workspace_bytes,
+                                                &zero, c->w, st->phased_dw),
+                 "phased weight gradient");
+        gpu_unphase_weights_grad(dw, st->phased_dw, d);
+    }
+    if (dx) {
+        CUDNN_OK(cudnnConvolutionBackwardData(h, &one, c->w, w, c->y, st->phased, c->conv,
+                                              c->bwd_data, st->workspace, st->workspace_bytes,
+                                              &zero, c->x, st->buf + xs),
+                 "phased input gradient");
+        gpu_phase_input_backward(dx, st->buf + xs, d);
+    }
+    return 0;
+}
+
 /* dx (assigned), dW and db (accumulated, as every backend's parameter gradients are). */
 static int conv_backward(PerceptNet *net, const Node *nd, float *dx)
 {
@@ -474,6 +597,8 @@ static int conv_backward(PerceptNet *net, const Node *nd, float *dx)
     Conv *c;
     if (!st || conv_prepare(net, nd, st, 0, &c))
         return -1;
+    if (c->ph.r)
+        return phased_backward(net, nd, st, c, dx);
     const float one = 1, zero = 0;
     cudnnHandle_t h = handle(st);
     const float *x = core->act(net, nd->in[0]), *w = core->param(net, nd, PARAM_WEIGHT);
@@ -482,7 +607,7 @@ static int conv_backward(PerceptNet *net, const Node *nd, float *dx)
     if (nd->op == OP_CONV_TRANSPOSE2D) {
         /* y = convT(x): cuDNN's "x" is our output, its "y" our input */
         if (db)
-            CUDNN_OK(cudnnConvolutionBackwardBias(h, &one, c->x, dout, &one, c->bias, db), "bias gradient");
+            CUDNN_OK(cudnnConvolutionBackwardBias(h, &one, c->out, dout, &one, c->bias, db), "bias gradient");
         if (dw)
             CUDNN_OK(cudnnConvolutionBackwardFilter(h, &one, c->x, dout, c->y, x, c->conv,
                                                     c->bwd_filter, st->workspace,
@@ -504,7 +629,7 @@ static int conv_backward(PerceptNet *net, const Node *nd, float *dx)
         x = st->buf;
     }
     if (db)
-        CUDNN_OK(cudnnConvolutionBackwardBias(h, &one, c->y, dout, &one, c->bias, db), "bias gradient");
+        CUDNN_OK(cudnnConvolutionBackwardBias(h, &one, c->out, dout, &one, c->bias, db), "bias gradient");
     if (dw)
         CUDNN_OK(cudnnConvolutionBackwardFilter(h, &one, c->x, x, c->y, dout, c->conv, c->bwd_filter,
                                                 st->workspace, st->workspace_bytes, &one, c->w, dw),
@@ -638,6 +763,7 @@ static PassKey pass_key(const PerceptNet *net, const State *st)
     k.half = st->half;
     k.stats = st->stats;
     k.fixed = st->fixed;
+    k.phased = st->phased;
     k.in = net->plan.in;
     k.half_pass = half_pass(net, st);
     k.norm_fixed = net->norm_fixed;

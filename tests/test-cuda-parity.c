@@ -379,7 +379,7 @@ static void check_op(const char *name, const char *node_json, int cout, int n, i
 /* check_op at three sizes: odd, wide, and small for the windows and the batch */
 static void check_op_shapes(const char *name, const char *node_json, int cout, int training)
 {
-    char more[160];
+    char more[200];
     check_op(name, node_json, cout, 2, 17, 23, training);
     snprintf(more, sizeof more, "%s at 1×67×131", name);
     check_op(more, node_json, cout, 1, 67, 131, training);
@@ -744,6 +744,9 @@ int main(int argc, char **argv)
         {"instance_norm", "{\"name\":\"o\",\"op\":\"instance_norm\",\"c\":6}", 6},
         {"conv2d 5x5 zero pad, stride 2", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":7,\"k\":5,\"stride\":2,\"pad\":2}", 4},
         {"conv2d 9x9 reflect pad", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":3,\"k\":9,\"pad\":4,\"pad_mode\":\"reflect\"}", 4},
+        /* phased (kernels/phases.cu: k ≥ 5, stride 1, ≤ 4 channels on a side): from RGB */
+        {"conv2d 9x9 reflect pad, 3 → 8", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":3,\"cout\":8,\"k\":9,\"pad\":4,\"pad_mode\":\"reflect\"}", 3},
+        {"conv2d 7x7 zero pad, 4 → 2", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":2,\"k\":7,\"pad\":3}", 4},
         {"conv2d 3x3 reflect, no bias", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":6,\"k\":3,\"pad\":1,\"pad_mode\":\"reflect\",\"bias\":false}", 4},
         /* no padding, stride 2: the last row or column of some inputs is never read */
         {"conv2d 5x5 stride 2, no padding", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":5,\"k\":5,\"stride\":2}", 4},
@@ -815,12 +818,29 @@ int main(int argc, char **argv)
          "{\"name\":\"o\",\"op\":\"add\",\"in\":[\"c\",\"input\"]}", 3, 1},
         {"instance norm, + conv, relu: both its epilogue",
          "{\"name\":\"n\",\"op\":\"instance_norm\",\"c\":5},{\"name\":\"a\",\"op\":\"add\",\"in\":[\"n\",\"c\"]},{\"name\":\"o\",\"op\":\"relu\"}", 5, 2},
+        {"phased conv 9x9, + the network input, relu: its epilogue",
+         "{\"name\":\"p\",\"op\":\"conv2d\",\"cin\":3,\"cout\":3,\"k\":9,\"pad\":4,\"pad_mode\":\"reflect\"},{\"name\":\"a\",\"op\":\"add\",\"in\":[\"p\",\"input\"]},{\"name\":\"o\",\"op\":\"relu\"}", 3, 2},
+        {"upsampling into a phased conv 9x9",
+         "{\"name\":\"u\",\"op\":\"upsample_nearest\",\"factor\":2},{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":3,\"k\":9,\"pad\":4,\"pad_mode\":\"reflect\"}", 4, 1},
         {"relu, batch norm, + conv: a batch norm's epilogue",
          "{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"b\",\"op\":\"batch_norm\",\"c\":6},{\"name\":\"o\",\"op\":\"add\",\"in\":[\"b\",\"c\"]}", 6, 1},
     };
     for (size_t i = 0; i < sizeof fused / sizeof fused[0] && all; i++) {
         op_arch(arch1, sizeof arch1, fused[i].name, fused[i].node, fused[i].cout, 17, 23);
         check_inference_both(fused[i].name, arch1, 2, 3, 17, 23, fused[i].fusions);
+    }
+    /* phased convolutions at the other settings: off, 3 and 4 phases per axis (2, the
+     * default, above) */
+    static const char *const phase_settings[] = {"0", "3", "4"};
+    static const char *const phased = "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":3,\"k\":9,\"pad\":4,\"pad_mode\":\"reflect\"}";
+    for (size_t i = 0; i < sizeof phase_settings / sizeof phase_settings[0] && all; i++) {
+        setenv("PERCEPT_CUDA_PHASES", phase_settings[i], 1);
+        snprintf(name1, sizeof name1, "PERCEPT_CUDA_PHASES=%s: conv2d 9x9 reflect pad, 4 → 3",
+                 phase_settings[i]);
+        check_op_shapes(name1, phased, 4, 0);
+        op_arch(arch1, sizeof arch1, name1, phased, 4, 17, 23);
+        check_inference_both(name1, arch1, 2, 3, 17, 23, 0);
+        unsetenv("PERCEPT_CUDA_PHASES");
     }
     /* whole networks */
     char *arch;
