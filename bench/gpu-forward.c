@@ -3,7 +3,8 @@
  * CUDA backend, against PyTorch on the same GPU, weights and input in its best mode
  * (bench/pytorch-gpu-forward.py: fp32, tf32, fp16 channels-last, and that as a CUDA graph).
  * Each size runs in each of the backend's precisions (PERCEPT_CUDA_PRECISION: fp32, tf32,
- * fp16), and fp16 again without CUDA graphs (PERCEPT_CUDA_GRAPHS=0) for what they save;
+ * fp16), and again without CUDA graphs (PERCEPT_CUDA_GRAPHS=0) and with the narrow 9×9
+ * convolutions unphased (PERCEPT_CUDA_PHASES=0) or in 4 phases instead of 2, for what each saves;
  * every output checked against the CPU backend's at the first size. The input is in GPU
  * memory, as PyTorch's is (the ops upload each tile: a copy, not counted here). With
  * --ceilings (bench/gpu-ceilings.py's line) each time is set against the least time its
@@ -96,8 +97,17 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *python = getenv("PERCEPT_PYTHON") ? getenv("PERCEPT_PYTHON") : "python3";
-    static const char *const precisions[] = {"fp32", "tf32", "fp16", "fp16"};
-    static const char *const labels[] = {"fp32", "tf32", "fp16", "fp16, no graphs"};
+    /* the backend's settings, each read when a network first runs (graphs: at every pass) */
+    static const struct { const char *precision, *graphs, *phases, *label; } modes[] = {
+        {"fp32", "1", "2", "fp32"},
+        {"tf32", "1", "2", "tf32"},
+        {"tf32", "1", "0", "tf32, unphased"},
+        {"fp16", "1", "2", "fp16"},
+        {"fp16", "0", "2", "fp16, no graphs"},
+        {"fp16", "1", "0", "fp16, unphased"},
+        {"fp16", "1", "4", "fp16, 4 phases"},
+    };
+    const int n_modes = (int)(sizeof modes / sizeof modes[0]);
     PerceptSafetensors *st = percept_st_read(weights);
     if (!st) {
         fprintf(stderr, "gpu-forward: %s\n", percept_error());
@@ -138,15 +148,17 @@ int main(int argc, char **argv)
         /* PyTorch's best mode, once per size, checked against percept's fp32 output */
         char peer[64] = "—", mode_best[32] = "";
         double best = 0;
-        for (int m = 0; m < 4; m++) {
-            setenv("PERCEPT_CUDA_PRECISION", precisions[m], 1); /* read at the first pass */
-            setenv("PERCEPT_CUDA_GRAPHS", m == 3 ? "0" : "1", 1); /* read at every pass */
+        for (int m = 0; m < n_modes; m++) {
+            setenv("PERCEPT_CUDA_PRECISION", modes[m].precision, 1);
+            setenv("PERCEPT_CUDA_GRAPHS", modes[m].graphs, 1);
+            setenv("PERCEPT_CUDA_PHASES", modes[m].phases, 1);
             PerceptNet *gpu = percept_net_from_safetensors(st, arch);
             if (!gpu || percept_net_forward(gpu, &in_gpu, &out)) { /* plans, picks algorithms */
-                fprintf(stderr, "gpu-forward: %d² %s: %s\n", side, labels[m], percept_error());
+                fprintf(stderr, "gpu-forward: %d² %s: %s\n", side, modes[m].label, percept_error());
                 return 1;
             }
             unsetenv("PERCEPT_CUDA_PRECISION");
+            unsetenv("PERCEPT_CUDA_PHASES");
             double *t = malloc(sizeof(double) * runs);
             for (int r = 0; r < runs; r++) {
                 double t0 = now();
@@ -185,16 +197,17 @@ int main(int argc, char **argv)
                 snprintf(ratio, sizeof ratio, "%.2f", ms / best);
             if (goal_ms(side) > 0)
                 snprintf(goal, sizeof goal, "%.1f", goal_ms(side));
-            const int half = !strcmp(precisions[m], "fp16");
+            const int half = !strcmp(modes[m].precision, "fp16");
             const double fl = floor_ms(gflop, net_traffic_bytes(gpu, half ? 2 : 4),
-                                       ceiling(ceilings, precisions[m]), ceiling(ceilings, "copy"));
+                                       ceiling(ceilings, modes[m].precision),
+                                       ceiling(ceilings, "copy"));
             char floor_s[16] = "—", of[16] = "—";
             if (fl > 0) {
                 snprintf(floor_s, sizeof floor_s, "%.3f", fl);
                 snprintf(of, sizeof of, "%.0f%%", 100 * fl / ms);
             }
             printf("| johnson | %d² | %s | %.1f | %.2f | %.1f | %s | %s | %s | %s | %s | %s |\n",
-                   side, labels[m], gflop, ms, gflop / ms, floor_s, of, peer, ratio, goal, check);
+                   side, modes[m].label, gflop, ms, gflop / ms, floor_s, of, peer, ratio, goal, check);
             fflush(stdout);
             free(t);
             percept_net_free(gpu);
