@@ -492,6 +492,32 @@ template <typename T> static const T *epilogue_add(PerceptNet *net, State *st, c
     return nd->ep_add == NO_NODE ? NULL : at<T>(net, st, nd->ep_add);
 }
 
+/* Whether a convolution's bias may be left out of this pass: its one reader is an instance
+ * norm that computes its own statistics, which subtracts the bias with the mean (a pass over
+ * the output saved; the rounding moves by ~1e-7). Not with gradients, nor with fixed
+ * statistics (the whole image's, taken with the bias); the statistics kept for
+ * percept_net_norm_stats get it added back (forward_on_gpu). */
+static int bias_cancels(const PerceptNet *net, const Node *nd)
+{
+    const int self = (int)(nd - net->nodes);
+    if (nd->op != OP_CONV2D || !nd->has_bias || net->plan.grad || net->norm_fixed ||
+        nd->ep_add != NO_NODE || nd->ep_relu || nd->ep_bn >= 0 || self == net->output ||
+        nd->last_use >= net->n_nodes) /* read by the host after the pass */
+        return 0;
+    const Node *reader = NULL;
+    for (const Node *q = nd + 1; q < net->nodes + net->n_nodes; q++) {
+        for (int j = 0; j < q->n_in; j++)
+            if (q->in[j] == self) {
+                if (reader || q->n_in != 1)
+                    return 0;
+                reader = q;
+            }
+        if (q->ep_add == self)
+            return 0;
+    }
+    return reader && reader->op == OP_INSTANCE_NORM && reader->fused_into < 0;
+}
+
 template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, State *st)
 {
     Conv *c;
@@ -504,6 +530,8 @@ template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, S
     T *out = at<T>(net, st, (int)(nd - net->nodes));
     if (conv_operands(net, st, nd, c, &w, &b))
         return -1;
+    if (bias_cancels(net, nd))
+        b = NULL;
     if (nd->op == OP_CONV_TRANSPOSE2D) {
         CUDNN_OK(cudnnConvolutionBackwardData(h, &one, c->w, w, c->y, x, c->conv, c->bwd_data,
                                               st->workspace, st->workspace_bytes, &zero, c->x, out),
@@ -931,6 +959,9 @@ template <typename T> static int forward_on_gpu(PerceptNet *net, const Node *nd,
         CUDA_OK(cudaMemcpyAsync(keep + in.c, saved + (size_t)in.n * in.c, bytes,
                                 cudaMemcpyDeviceToDevice, st->stream),
                 "statistics");
+        const Node *conv = nd->in[0] >= 0 ? &net->nodes[nd->in[0]] : NULL;
+        if (conv && bias_cancels(net, conv)) /* the mean the bias would have moved */
+            gpu_axpy(keep, 1, core->param(net, conv, PARAM_BIAS), in.c, 0);
         st->stats_pending = 1;
         break;
     }

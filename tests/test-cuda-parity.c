@@ -413,6 +413,12 @@ static void check_fixed_stats(const char *name, const char *arch, int n, int h, 
             percept_net_fix_norm_stats(a, NULL);
             ok = !percept_net_forward(a, &t, &y);
             memcpy(stats, percept_net_norm_stats(a), sizeof(float) * ns);
+            if (pass == 0) { /* the GPU's own, as the ops take them from a whole image */
+                percept_net_fix_norm_stats(b, NULL);
+                ok = ok && !percept_net_forward(b, &t, &y);
+                double e = ok ? nerr(stats, percept_net_norm_stats(b), ns) : 0;
+                worst = e > worst || isnan(e) ? e : worst;
+            }
             ok = ok && !percept_net_fix_norm_stats(a, stats) && !percept_net_fix_norm_stats(b, stats);
             free(s);
         }
