@@ -538,16 +538,14 @@ template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, S
                  "transposed convolution");
     } else {
         Shape in = c->in;
-        if (nd->in_up) { /* the upsampling folded into this conv (plan.c), done here */
-            const Node *up = &net->nodes[nd->in[0]];
-            if (grow(&st->up, &st->up_floats, floats_for<T>(shape_numel(in)), "upsampling buffer"))
-                return -1;
-            gpu_upsample_nearest((T *)st->up, at<T>(net, st, up->in[0]), in.n * in.c,
-                                 in.h / nd->in_up, in.w / nd->in_up, nd->in_up);
-            x = (const T *)st->up;
-        }
+        /* an upsampling folded into this conv (plan.c) is read through by the padding or
+         * phasing gather, or else done into a buffer of ours */
+        const int up = nd->in_up;
+        if (up)
+            x = at<T>(net, st, net->nodes[nd->in[0]].in[0]);
         if (c->ph.r) { /* phased in, convolved, phased out with the epilogue */
-            const GpuPhased *d = &c->ph;
+            GpuPhased phased = c->ph, *d = &phased;
+            d->up = up;
             const size_t xs = (size_t)d->n * d->cinp * d->hi * d->wi;
             if (grow(&st->buf, &st->buf_floats, floats_for<T>(xs), "phased input") ||
                 grow(&st->phased, &st->phased_floats,
@@ -566,8 +564,13 @@ template <typename T> static int conv_forward(PerceptNet *net, const Node *nd, S
             size_t count = (size_t)in.n * in.c * (in.h + 2 * nd->pad) * (in.w + 2 * nd->pad);
             if (grow(&st->buf, &st->buf_floats, floats_for<T>(count), "padding buffer"))
                 return -1;
-            gpu_reflect_pad((T *)st->buf, x, in.n * in.c, in.h, in.w, nd->pad);
+            gpu_reflect_pad((T *)st->buf, x, in.n * in.c, in.h, in.w, nd->pad, up);
             x = (const T *)st->buf;
+        } else if (up) {
+            if (grow(&st->up, &st->up_floats, floats_for<T>(shape_numel(in)), "upsampling buffer"))
+                return -1;
+            gpu_upsample_nearest((T *)st->up, x, in.n * in.c, in.h / up, in.w / up, up);
+            x = (const T *)st->up;
         }
         CUDNN_OK(cudnnConvolutionForward(h, &one, c->x, x, c->w, w, c->conv, c->fwd, st->workspace,
                                          st->workspace_bytes, &zero, c->y, out),
@@ -653,7 +656,7 @@ static int conv_backward(PerceptNet *net, const Node *nd, float *dx)
         /* the forward's padded input, again (the buffer is shared by every node) */
         if (grow(&st->buf, &st->buf_floats, 2 * padded, "padding buffer"))
             return -1;
-        gpu_reflect_pad(st->buf, x, in.n * in.c, in.h, in.w, nd->pad);
+        gpu_reflect_pad(st->buf, x, in.n * in.c, in.h, in.w, nd->pad, 1);
         x = st->buf;
     }
     if (db)

@@ -25,7 +25,7 @@ void gpu_channel_affine(__half *out, const __half *in, const float *scale, const
                         size_t total, int c, int hw);
 void gpu_upsample_nearest(__half *out, const __half *in, int planes, int h, int w, int f);
 void gpu_pixel_shuffle(__half *out, const __half *in, int n, int c, int h, int w, int r);
-void gpu_reflect_pad(__half *out, const __half *in, int planes, int h, int w, int p);
+void gpu_reflect_pad(__half *out, const __half *in, int planes, int h, int w, int p, int up);
 void gpu_avg_pool(__half *out, const __half *in, const GpuPool *p);
 void gpu_max_pool(__half *out, int *argmax, const __half *in, const GpuPool *p);
 void gpu_global_avg_pool(__half *out, const __half *in, int planes, int hw);

@@ -52,8 +52,10 @@ void gpu_upsample_nearest_backward(float *din, const float *dout, int planes, in
 /* (n, c·r², h, w) <-> (n, c, h·r, w·r) */
 void gpu_pixel_shuffle(float *out, const float *in, int n, int c, int h, int w, int r);
 void gpu_pixel_shuffle_backward(float *din, const float *dout, int n, int c, int h, int w, int r);
-/* ReflectionPad2d by p (p < h, p < w) and its gradient (the borders folded back in) */
-void gpu_reflect_pad(float *out, const float *in, int planes, int h, int w, int p);
+/* ReflectionPad2d by p (p < h, p < w) and its gradient (the borders folded back in); the
+ * forward reads in through a nearest upsampling by up (0 or 1: none; h × w is its size
+ * after it, in is h/up × w/up), as the CPU's convolution does (ConvShape.up) */
+void gpu_reflect_pad(float *out, const float *in, int planes, int h, int w, int p, int up);
 void gpu_reflect_pad_backward(float *din, const float *dpad, int planes, int h, int w, int p);
 
 /* pooling over planes (n·c) of h × w, zero padding, floor mode (out is hout × wout) */
@@ -121,6 +123,8 @@ void gpu_batch_norm_backward_eval(float *dx, float *dgamma, float *dbeta, const 
 typedef struct {
     int n, cin, cout, h, w;          /* the input (n, cin, h, w); the output's channels */
     int k, pad, reflect;             /* the convolution: stride 1, padding mirrored or zero */
+    int up;                          /* 0 or 1, or the input is read through a nearest
+                                      * upsampling by up (h × w its size after it) */
     int r;                           /* phases per axis */
     /* gpu_phased_shape: */
     int hout, wout;                  /* the output: h + 2·pad − k + 1 */

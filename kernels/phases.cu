@@ -14,11 +14,13 @@ __device__ static int mirrored(int x, int n)
 }
 
 /* out (n, cinp, hi, wi): channel ci·r² + s·r + t at (I, J) is the padded input's pixel
- * (r·I + s, r·J + t); zero for the channels added to round cinp up and beyond the padding */
+ * (r·I + s, r·J + t); zero for the channels added to round cinp up and beyond the padding.
+ * The input may be read through a nearest upsampling (d.up). */
 template <typename T>
 __global__ void phase_input_k(T *out, const T *in, GpuPhased d, size_t total)
 {
     const int rr = d.r * d.r, hp = d.h + 2 * d.pad, wp = d.w + 2 * d.pad;
+    const int up = d.up > 1 ? d.up : 1, hs = d.h / up, ws = d.w / up;
     FOR_EACH(i, total) {
         const int J = (int)(i % d.wi), I = (int)(i / d.wi % d.hi);
         const int cp = (int)(i / ((size_t)d.wi * d.hi) % d.cinp);
@@ -32,7 +34,7 @@ __global__ void phase_input_k(T *out, const T *in, GpuPhased d, size_t total)
                 sx = mirrored(sx, d.w);
             }
             if (sy >= 0 && sy < d.h && sx >= 0 && sx < d.w)
-                v = load_f(in + ((b * d.cin + ci) * d.h + sy) * d.w + sx);
+                v = load_f(in + ((b * d.cin + ci) * hs + sy / up) * ws + sx / up);
         }
         store_f(out + i, v);
     }

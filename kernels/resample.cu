@@ -105,14 +105,15 @@ __device__ static int reflect_source(int x, int n)
     return x < 0 ? -x : x >= n ? 2 * n - 2 - x : x;
 }
 
+/* h × w: the input as read, through a nearest upsampling by up (in is h/up × w/up) */
 template <typename T>
-__global__ void pad_k(T *out, const T *in, size_t total, int h, int w, int p)
+__global__ void pad_k(T *out, const T *in, size_t total, int h, int w, int p, int up)
 {
-    const int hp = h + 2 * p, wp = w + 2 * p;
+    const int hp = h + 2 * p, wp = w + 2 * p, hs = h / up, ws = w / up;
     FOR_EACH(i, total) {
         size_t plane = i / ((size_t)hp * wp);
         int y = (int)(i / wp % hp), x = (int)(i % wp);
-        out[i] = in[(plane * h + reflect_source(y - p, h)) * w + reflect_source(x - p, w)];
+        out[i] = in[(plane * hs + reflect_source(y - p, h) / up) * ws + reflect_source(x - p, w) / up];
     }
 }
 
@@ -142,21 +143,22 @@ __global__ void pad_back_k(float *din, const float *dpad, size_t total, int h, i
     }
 }
 
-template <typename T> static void pad(T *out, const T *in, int planes, int h, int w, int p)
+template <typename T>
+static void pad(T *out, const T *in, int planes, int h, int w, int p, int up)
 {
     size_t total = (size_t)planes * (h + 2 * p) * (w + 2 * p);
     if (total)
-        LAUNCH(pad_k<T>, blocks(total), out, in, total, h, w, p);
+        LAUNCH(pad_k<T>, blocks(total), out, in, total, h, w, p, up > 1 ? up : 1);
 }
 
-void gpu_reflect_pad(float *out, const float *in, int planes, int h, int w, int p)
+void gpu_reflect_pad(float *out, const float *in, int planes, int h, int w, int p, int up)
 {
-    pad(out, in, planes, h, w, p);
+    pad(out, in, planes, h, w, p, up);
 }
 
-void gpu_reflect_pad(__half *out, const __half *in, int planes, int h, int w, int p)
+void gpu_reflect_pad(__half *out, const __half *in, int planes, int h, int w, int p, int up)
 {
-    pad(out, in, planes, h, w, p);
+    pad(out, in, planes, h, w, p, up);
 }
 
 void gpu_reflect_pad_backward(float *din, const float *dpad, int planes, int h, int w, int p)

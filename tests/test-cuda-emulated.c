@@ -115,15 +115,16 @@ static void check_conv_epilogue(int c, int hw)
  * its epilogue and backward: the layout kernels around a phased one computed here by its
  * definition (a valid kp × kp convolution, in double). */
 static void check_phased_conv(int n, int cin, int cout, int h, int w, int k, int pad,
-                              int reflect, int r)
+                              int reflect, int r, int up)
 {
     GpuPhased d = {.n = n, .cin = cin, .cout = cout, .h = h, .w = w, .k = k, .pad = pad,
-                   .reflect = reflect, .r = r};
+                   .reflect = reflect, .up = up, .r = r};
     gpu_phased_shape(&d);
     ConvShape s = {.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .k = k, .stride = 1,
-                   .pad = pad, .pad_mode = reflect ? PAD_REFLECT : PAD_ZERO};
+                   .pad = pad, .pad_mode = reflect ? PAD_REFLECT : PAD_ZERO, .up = up};
     conv2d_shape(&s);
-    const size_t xn = (size_t)n * cin * h * w, yn = (size_t)n * cout * s.hout * s.wout;
+    /* the input as stored: read through an upsampling by up (forward only, as in plan.c) */
+    const size_t xn = (size_t)n * cin * conv_in_plane(&s), yn = (size_t)n * cout * s.hout * s.wout;
     const size_t wn = (size_t)cout * cin * k * k, kk = (size_t)d.kp * d.kp;
     const size_t xpn = (size_t)n * d.cinp * d.hi * d.wi, ypn = (size_t)n * d.coutp * d.ho * d.wo;
     const size_t wpn = (size_t)d.coutp * d.cinp * kk;
@@ -140,7 +141,8 @@ static void check_phased_conv(int n, int cin, int cout, int h, int w, int k, int
     conv2d_forward(cpu, x, wt, b, scratch, &s, NULL);
     epilogue_apply(cpu, add, 1, yn);
     memcpy(dw_cpu, dw0, sizeof(float) * wn);
-    conv2d_backward(dx_cpu, dw_cpu, db, dy, x, wt, scratch, &s);
+    if (up <= 1)
+        conv2d_backward(dx_cpu, dw_cpu, db, dy, x, wt, scratch, &s);
 
     gpu_phase_input(xp, x, &d);
     gpu_phase_weights(wp, wt, &d);
@@ -158,9 +160,11 @@ static void check_phased_conv(int n, int cin, int cout, int h, int w, int k, int
                 }
     gpu_unphase_output(y, yp, b, add, 1, &d);
     char what[96];
-    snprintf(what, sizeof what, "phased conv %d→%d %d×%d pad %d%s, %d×%d, r %d", cin, cout, k, k,
-             pad, reflect ? " reflected" : "", w, h, r);
+    snprintf(what, sizeof what, "phased conv %d→%d %d×%d pad %d%s, %d×%d%s, r %d", cin, cout, k,
+             k, pad, reflect ? " reflected" : "", w, h, up > 1 ? " upsampled" : "", r);
     same(what, y, cpu, yn, 1e-5);
+    if (up > 1)
+        goto done;
 
     gpu_phase_output_grad(dyp, dy, &d);
     memset(dwp, 0, sizeof(float) * wpn);
@@ -186,6 +190,7 @@ static void check_phased_conv(int n, int cin, int cout, int h, int w, int k, int
     same(what, dw, dw_cpu, wn, 1e-4);
     strcpy(strrchr(what, ':'), ": input gradient");
     same(what, dx, dx_cpu, xn, 1e-4);
+done:
     free(x); free(wt); free(b); free(add); free(dy); free(dw0); free(scratch); free(cpu);
     free(dx_cpu); free(dw_cpu); free(db); free(xp); free(wp); free(yp); free(y); free(dyp);
     free(dwp); free(dxp); free(dx); free(dw);
@@ -289,27 +294,31 @@ static int mirror(int i, int n)
     return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
 }
 
-static void check_reflect_pad(int planes, int h, int w, int p)
+/* up > 1: the input read through a nearest upsampling (forward only), h × w its size after */
+static void check_reflect_pad(int planes, int h, int w, int p, int up)
 {
-    const int hp = h + 2 * p, wp = w + 2 * p;
+    const int hp = h + 2 * p, wp = w + 2 * p, u = up > 1 ? up : 1;
     size_t small = (size_t)planes * h * w, big = (size_t)planes * hp * wp;
-    float *x = buffer(small, 30 + p, -1, 1), *ref = malloc(sizeof(float) * big);
+    float *x = buffer(small / (u * u), 30 + p, -1, 1), *ref = malloc(sizeof(float) * big);
     float *y = poisoned(big), *dy = buffer(big, 31, -1, 1), *dref = calloc(small, sizeof(float));
     float *dx = poisoned(small);
     for (int q = 0; q < planes; q++)
         for (int i = 0; i < hp; i++)
             for (int j = 0; j < wp; j++) {
                 size_t src = ((size_t)q * h + mirror(i - p, h)) * w + mirror(j - p, w);
-                ref[((size_t)q * hp + i) * wp + j] = x[src];
+                ref[((size_t)q * hp + i) * wp + j] =
+                    x[((size_t)q * (h / u) + mirror(i - p, h) / u) * (w / u) + mirror(j - p, w) / u];
                 dref[src] += dy[((size_t)q * hp + i) * wp + j];
             }
-    gpu_reflect_pad(y, x, planes, h, w, p);
+    gpu_reflect_pad(y, x, planes, h, w, p, up);
     char what[64];
-    snprintf(what, sizeof what, "reflect pad %d of %dx%d", p, w, h);
+    snprintf(what, sizeof what, "reflect pad %d of %dx%d%s", p, w, h, u > 1 ? ", upsampled" : "");
     same(what, y, ref, big, 0);
-    gpu_reflect_pad_backward(dx, dy, planes, h, w, p);
-    snprintf(what, sizeof what, "reflect pad %d of %dx%d backward", p, w, h);
-    same(what, dx, dref, small, 1e-5);
+    if (u == 1) { /* the gradient: of the padding alone */
+        gpu_reflect_pad_backward(dx, dy, planes, h, w, p);
+        snprintf(what, sizeof what, "reflect pad %d of %dx%d backward", p, w, h);
+        same(what, dx, dref, small, 1e-5);
+    }
     free(x); free(ref); free(y); free(dy); free(dref); free(dx);
 }
 
@@ -602,17 +611,21 @@ int main(void)
     check_linear(3, 300, 7);
     check_linear(2, 17, 600); /* more outputs than a block */
     check_conv_epilogue(3, 300); /* several blocks */
-    check_phased_conv(2, 3, 5, 11, 13, 9, 4, 1, 2); /* Johnson's first: odd sizes */
-    check_phased_conv(1, 6, 3, 12, 10, 9, 4, 1, 2); /* … and last */
-    check_phased_conv(1, 3, 4, 9, 14, 7, 2, 0, 2);  /* zero padding, a smaller output */
-    check_phased_conv(1, 2, 3, 10, 9, 5, 2, 1, 3);
-    check_phased_conv(1, 4, 2, 13, 11, 9, 4, 1, 4);
+    check_phased_conv(2, 3, 5, 11, 13, 9, 4, 1, 2, 0); /* Johnson's first: odd sizes */
+    check_phased_conv(1, 6, 3, 12, 10, 9, 4, 1, 2, 0); /* … and last */
+    check_phased_conv(1, 3, 4, 9, 14, 7, 2, 0, 2, 0);  /* zero padding, a smaller output */
+    check_phased_conv(1, 2, 3, 10, 9, 5, 2, 1, 3, 0);
+    check_phased_conv(1, 4, 2, 13, 11, 9, 4, 1, 4, 0);
+    check_phased_conv(1, 4, 3, 12, 14, 9, 4, 1, 2, 2); /* read through an upsampling */
+    check_phased_conv(2, 3, 2, 9, 12, 5, 2, 0, 2, 3);
     check_resample(2, 8, 5, 7, 2);
     check_resample(1, 9, 4, 3, 3);
-    check_reflect_pad(3, 5, 7, 1);
-    check_reflect_pad(2, 9, 6, 4);
-    check_reflect_pad(1, 12, 11, 5); /* wider than a 9×9 conv's pad */
-    check_reflect_pad(1, 20, 17, 9);
+    check_reflect_pad(3, 5, 7, 1, 0);
+    check_reflect_pad(2, 9, 6, 4, 0);
+    check_reflect_pad(1, 12, 11, 5, 0); /* wider than a 9×9 conv's pad */
+    check_reflect_pad(1, 20, 17, 9, 0);
+    check_reflect_pad(2, 10, 14, 1, 2); /* read through an upsampling, as plan.c folds it */
+    check_reflect_pad(1, 12, 9, 4, 3);
     check_pool(0, 2, 3, 9, 11, 3, 2, 1);
     check_pool(0, 1, 2, 8, 8, 2, 2, 0);
     check_pool(1, 2, 3, 9, 11, 3, 2, 1);

@@ -824,6 +824,8 @@ int main(int argc, char **argv)
          "{\"name\":\"o\",\"op\":\"add\",\"in\":[\"c\",\"input\"]}", 3, 1},
         {"instance norm, + conv, relu: both its epilogue",
          "{\"name\":\"n\",\"op\":\"instance_norm\",\"c\":5},{\"name\":\"a\",\"op\":\"add\",\"in\":[\"n\",\"c\"]},{\"name\":\"o\",\"op\":\"relu\"}", 5, 2},
+        {"upsampling into a zero-padded conv",
+         "{\"name\":\"u\",\"op\":\"upsample_nearest\",\"factor\":2},{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":5,\"k\":3,\"pad\":1}", 4, 1},
         {"phased conv 9x9, + the network input, relu: its epilogue",
          "{\"name\":\"p\",\"op\":\"conv2d\",\"cin\":3,\"cout\":3,\"k\":9,\"pad\":4,\"pad_mode\":\"reflect\"},{\"name\":\"a\",\"op\":\"add\",\"in\":[\"p\",\"input\"]},{\"name\":\"o\",\"op\":\"relu\"}", 3, 2},
         {"upsampling into a phased conv 9x9",
