@@ -3,8 +3,9 @@
  * CUDA backend, against PyTorch on the same GPU, weights and input in its best mode
  * (bench/pytorch-gpu-forward.py: fp32, tf32, fp16 channels-last, and that as a CUDA graph).
  * Each size runs in each of the backend's precisions (PERCEPT_CUDA_PRECISION: fp32, tf32,
- * fp16), and again without CUDA graphs (PERCEPT_CUDA_GRAPHS=0) and with the narrow 9×9
- * convolutions unphased (PERCEPT_CUDA_PHASES=0) or in 4 phases instead of 2, for what each saves;
+ * fp16), and again without CUDA graphs (PERCEPT_CUDA_GRAPHS=0), with the narrow 9×9
+ * convolutions unphased (PERCEPT_CUDA_PHASES=0) or in 4 phases instead of 2, and with cuDNN's
+ * guessed algorithms instead of timed ones (PERCEPT_CUDA_ALGOS=heuristic), for what each saves;
  * every output checked against the CPU backend's at the first size. The input is in GPU
  * memory, as PyTorch's is (the ops upload each tile: a copy, not counted here). With
  * --ceilings (bench/gpu-ceilings.py's line) each time is set against the least time its
@@ -98,14 +99,15 @@ int main(int argc, char **argv)
     }
     const char *python = getenv("PERCEPT_PYTHON") ? getenv("PERCEPT_PYTHON") : "python3";
     /* the backend's settings, each read when a network first runs (graphs: at every pass) */
-    static const struct { const char *precision, *graphs, *phases, *label; } modes[] = {
-        {"fp32", "1", "2", "fp32"},
-        {"tf32", "1", "2", "tf32"},
-        {"tf32", "1", "0", "tf32, unphased"},
-        {"fp16", "1", "2", "fp16"},
-        {"fp16", "0", "2", "fp16, no graphs"},
-        {"fp16", "1", "0", "fp16, unphased"},
-        {"fp16", "1", "4", "fp16, 4 phases"},
+    static const struct { const char *precision, *graphs, *phases, *algos, *label; } modes[] = {
+        {"fp32", "1", "2", "measured", "fp32"},
+        {"tf32", "1", "2", "measured", "tf32"},
+        {"tf32", "1", "0", "measured", "tf32, unphased"},
+        {"fp16", "1", "2", "measured", "fp16"},
+        {"fp16", "0", "2", "measured", "fp16, no graphs"},
+        {"fp16", "1", "0", "measured", "fp16, unphased"},
+        {"fp16", "1", "4", "measured", "fp16, 4 phases"},
+        {"fp16", "1", "2", "heuristic", "fp16, cuDNN's guesses"},
     };
     const int n_modes = (int)(sizeof modes / sizeof modes[0]);
     PerceptSafetensors *st = percept_st_read(weights);
@@ -152,6 +154,7 @@ int main(int argc, char **argv)
             setenv("PERCEPT_CUDA_PRECISION", modes[m].precision, 1);
             setenv("PERCEPT_CUDA_GRAPHS", modes[m].graphs, 1);
             setenv("PERCEPT_CUDA_PHASES", modes[m].phases, 1);
+            setenv("PERCEPT_CUDA_ALGOS", modes[m].algos, 1);
             PerceptNet *gpu = percept_net_from_safetensors(st, arch);
             if (!gpu || percept_net_forward(gpu, &in_gpu, &out)) { /* plans, picks algorithms */
                 fprintf(stderr, "gpu-forward: %d² %s: %s\n", side, modes[m].label, percept_error());
@@ -159,6 +162,7 @@ int main(int argc, char **argv)
             }
             unsetenv("PERCEPT_CUDA_PRECISION");
             unsetenv("PERCEPT_CUDA_PHASES");
+            unsetenv("PERCEPT_CUDA_ALGOS");
             double *t = malloc(sizeof(double) * runs);
             for (int r = 0; r < runs; r++) {
                 double t0 = now();

@@ -90,6 +90,7 @@ typedef struct {
     int padded;                      /* reflection: the input is padded by a kernel first */
     int half;                        /* descriptors for fp16 tensors (inference) */
     GpuPhased ph;                    /* ph.r > 0: run phased (phases.cu); x, y, w are its */
+    size_t counts[3];                /* elements described by x, y and w */
     size_t workspace;                /* bytes its algorithms need */
 } Conv;
 
@@ -117,6 +118,7 @@ typedef struct {
     int n_nodes;
     Precision precision;
     int phases;                      /* PERCEPT_CUDA_PHASES: r of phased convolutions, 0: none */
+    int measured;                    /* PERCEPT_CUDA_ALGOS: convolution algorithms timed */
     __half *half;                    /* fp16 inference: the activations, at the plan's offsets */
     size_t half_count;
     char *workspace;
@@ -231,12 +233,23 @@ static int phases_setting(int *r)
     return core->fail("PERCEPT_CUDA_PHASES is '%s', not 0, 2, 3 or 4", e);
 }
 
+/* PERCEPT_CUDA_ALGOS: measured (the default: cuDNN times each convolution algorithm once per
+ * shape, as PyTorch's cudnn.benchmark does) or heuristic (cuDNN's guess, nothing timed) */
+static int algos_setting(int *measured)
+{
+    const char *e = getenv("PERCEPT_CUDA_ALGOS");
+    *measured = !e || !*e || !strcmp(e, "measured");
+    if (*measured || !strcmp(e, "heuristic"))
+        return 0;
+    return core->fail("PERCEPT_CUDA_ALGOS is '%s', not measured or heuristic", e);
+}
+
 static State *state(PerceptNet *net)
 {
     if (!net->backend_state) {
         Precision precision = PRECISION_FP32;
-        int phases = 0;
-        if (precision_setting(&precision) || phases_setting(&phases))
+        int phases = 0, measured = 1;
+        if (precision_setting(&precision) || phases_setting(&phases) || algos_setting(&measured))
             return NULL;
         State *st = (State *)calloc(1, sizeof *st);
         const int n = net->n_nodes;
@@ -265,6 +278,7 @@ static State *state(PerceptNet *net)
         st->n_nodes = n;
         st->precision = precision;
         st->phases = phases;
+        st->measured = measured;
         net->backend_state = st;
     }
     return (State *)net->backend_state;
@@ -306,6 +320,66 @@ template <typename Perf> static int fastest_fitting(const Perf *p, int n, size_t
             return i;
         }
     return -1;
+}
+
+/* A convolution's algorithms, fastest first, with the workspace each needs: cuDNN's guesses,
+ * or its timings */
+typedef struct {
+    cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int nf, nd, nw;
+} Algorithms;
+
+/* the most workspace any of n algorithms within the bound asks for */
+template <typename Perf> static size_t most_workspace(const Perf *p, int n, size_t most)
+{
+    for (int i = 0; i < n; i++)
+        if (p[i].status == CUDNN_STATUS_SUCCESS && p[i].memory <= WORKSPACE_MAX &&
+            p[i].memory > most)
+            most = p[i].memory;
+    return most;
+}
+
+/* cuDNN's timings of every algorithm run on scratch buffers of the convolution's sizes, in
+ * place of the guesses: measured once per shape, when the descriptors are made, for the
+ * kinds the pass runs (a transposed convolution's forward is a backward-data; backward needs
+ * all three). Scratch memory that cannot be had leaves the guesses. */
+static void measure_algorithms(cudnnHandle_t h, const Conv *c, int half, int transposed,
+                               int grad, Algorithms *a)
+{
+    const size_t es = half ? sizeof(__half) : sizeof(float);
+    size_t ws = most_workspace(a->fp, a->nf, 0);
+    ws = most_workspace(a->wp, a->nw, most_workspace(a->dp, a->nd, ws));
+    void *x = NULL, *y = NULL, *w = NULL, *work = NULL;
+    const int ok = cudaMalloc(&x, c->counts[0] * es) == cudaSuccess &&
+                   cudaMalloc(&y, c->counts[1] * es) == cudaSuccess &&
+                   cudaMalloc(&w, c->counts[2] * es) == cudaSuccess &&
+                   cudaMalloc(&work, ws ? ws : 1) == cudaSuccess &&
+                   cudaMemset(x, 0, c->counts[0] * es) == cudaSuccess &&
+                   cudaMemset(w, 0, c->counts[2] * es) == cudaSuccess &&
+                   cudaMemset(y, 0, c->counts[1] * es) == cudaSuccess;
+    Algorithms m = *a;
+    if (ok && (grad || !transposed) && cudnnFindConvolutionForwardAlgorithmEx(h, c->x, x, c->w, w, c->conv, c->y, y,
+                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &m.nf,
+                                                     m.fp, work, ws) == CUDNN_STATUS_SUCCESS)
+        memcpy(a->fp, m.fp, sizeof m.fp), a->nf = m.nf;
+    if (ok && (grad || transposed) && cudnnFindConvolutionBackwardDataAlgorithmEx(h, c->w, w, c->y, y, c->conv, c->x, x,
+                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                          &m.nd, m.dp, work, ws) ==
+                  CUDNN_STATUS_SUCCESS)
+        memcpy(a->dp, m.dp, sizeof m.dp), a->nd = m.nd;
+    if (ok && grad && a->nw &&
+        cudnnFindConvolutionBackwardFilterAlgorithmEx(h, c->x, x, c->y, y, c->conv, c->w, w,
+                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                      &m.nw, m.wp, work, ws) ==
+            CUDNN_STATUS_SUCCESS)
+        memcpy(a->wp, m.wp, sizeof m.wp), a->nw = m.nw;
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(w);
+    cudaFree(work);
+    cudaGetLastError(); /* an allocation that failed is not an error of the pass */
 }
 
 /* The phases per axis a convolution runs with here (phases.cu), or 0: the stride-1 ones with
@@ -358,6 +432,9 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, int half, Co
         if (set4d(c->x, type, d->n, d->cinp, d->hi, d->wi) ||
             set4d(c->y, type, d->n, d->coutp, d->ho, d->wo))
             return -1;
+        c->counts[0] = (size_t)d->n * d->cinp * d->hi * d->wi;
+        c->counts[1] = (size_t)d->n * d->coutp * d->ho * d->wo;
+        c->counts[2] = (size_t)d->coutp * d->cinp * d->kp * d->kp;
         CUDNN_OK(cudnnSetFilter4dDescriptor(c->w, type, CUDNN_TENSOR_NCHW, d->coutp, d->cinp,
                                             d->kp, d->kp), "filter descriptor");
     } else {
@@ -367,6 +444,9 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, int half, Co
         if (set4d(c->x, type, big.n, big.c, xh, xw) ||
             set4d(c->y, type, small.n, small.c, small.h, small.w))
             return -1;
+        c->counts[0] = (size_t)big.n * big.c * xh * xw;
+        c->counts[1] = shape_numel(small);
+        c->counts[2] = (size_t)small.c * big.c * nd->k * nd->k;
         CUDNN_OK(cudnnSetFilter4dDescriptor(c->w, type, CUDNN_TENSOR_NCHW, small.c, big.c, nd->k,
                                             nd->k), "filter descriptor");
     }
@@ -380,30 +460,35 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, int half, Co
                                                       ? CUDNN_FMA_MATH
                                                       : CUDNN_DEFAULT_MATH),
              "math type");
-    int n = 0, fi, di, wi = 0;
-    size_t need = 0;
-    cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    Algorithms a;
+    a.nw = 0;
     CUDNN_OK(cudnnGetConvolutionForwardAlgorithm_v7(h, c->x, c->w, c->conv, c->y,
-                                                    CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fp),
+                                                    CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &a.nf, a.fp),
              "forward algorithm");
-    if ((fi = fastest_fitting(fp, n, &need)) < 0)
-        return core->fail("cuDNN: no forward algorithm for this convolution");
     CUDNN_OK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, c->w, c->y, c->conv, c->x,
                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                         &n, dp),
+                                                         &a.nd, a.dp),
              "backward-data algorithm");
-    if ((di = fastest_fitting(dp, n, &need)) < 0)
+    if (!half) /* fp16 passes have no gradients */
+        CUDNN_OK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, c->x, c->y, c->conv, c->w,
+                                                               CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                               &a.nw, a.wp),
+                 "backward-filter algorithm");
+    if (st->measured)
+        measure_algorithms(h, c, half, transposed, net->plan.grad, &a);
+    int fi, di, wi = 0;
+    size_t need = 0;
+    if ((fi = fastest_fitting(a.fp, a.nf, &need)) < 0)
+        return core->fail("cuDNN: no forward algorithm for this convolution");
+    if ((di = fastest_fitting(a.dp, a.nd, &need)) < 0)
         return core->fail("cuDNN: no backward-data algorithm for this convolution");
     if (!half) {
-        CUDNN_OK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                     h, c->x, c->y, c->conv, c->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp),
-                 "backward-filter algorithm");
-        if ((wi = fastest_fitting(wp, n, &need)) < 0)
+        if ((wi = fastest_fitting(a.wp, a.nw, &need)) < 0)
             return core->fail("cuDNN: no backward-filter algorithm for this convolution");
-        c->bwd_filter = wp[wi].algo;
+        c->bwd_filter = a.wp[wi].algo;
     }
+    const cudnnConvolutionFwdAlgoPerf_t *fp = a.fp;
+    const cudnnConvolutionBwdDataAlgoPerf_t *dp = a.dp;
     c->fwd = fp[fi].algo;
     c->bwd_data = dp[di].algo;
     c->workspace = need ? need : 1;

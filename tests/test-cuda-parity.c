@@ -850,6 +850,25 @@ int main(int argc, char **argv)
         check_inference_both(name1, arch1, 2, 3, 17, 23, 0);
         unsetenv("PERCEPT_CUDA_PHASES");
     }
+    /* convolution algorithms: timed by cuDNN once per shape (the default; the fake runtime
+     * counts the timings), or its guesses */
+    unsigned long *finds = fake_counter("fake_cudnn_finds");
+    if (all) {
+        const unsigned long before = finds ? *finds : 0;
+        setenv("PERCEPT_CUDA_ALGOS", "heuristic", 1);
+        check_op("PERCEPT_CUDA_ALGOS=heuristic: conv2d 3x3", "{\"name\":\"o\",\"op\":\"conv2d\",\"cin\":4,\"cout\":6,\"k\":3,\"pad\":1}", 4, 2, 17, 23, 0);
+        unsetenv("PERCEPT_CUDA_ALGOS");
+        if (finds) {
+            cases++;
+            if (!before || *finds != before) {
+                printf("FAIL algorithms timed %lu times before, %lu more with heuristic ones\n",
+                       before, *finds - before);
+                failures++;
+            } else {
+                printf("ok   convolution algorithms timed by cuDNN %lu times, none with heuristic ones\n", before);
+            }
+        }
+    }
     /* whole networks */
     char *arch;
     if (!all)

@@ -682,6 +682,68 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(
     return one_algorithm(requested, returned, perf, h && consistent(x, dw, conv, dy));
 }
 
+/* ---- timing algorithms: the one there is, once the buffers are checked ---------------- */
+
+extern "C" __attribute__((visibility("default"))) unsigned long fake_cudnn_finds;
+unsigned long fake_cudnn_finds;
+
+namespace {
+
+/* whether p is device memory holding t's elements */
+bool holds(const void *p, const FakeTensor *t)
+{
+    char *start;
+    const Allocation *a = find(p, &start);
+    const size_t es = t->type == CUDNN_DATA_HALF ? 2 : 4;
+    return a && static_cast<const char *>(p) + count(t) * es <= start + a->bytes;
+}
+
+template <typename Perf>
+cudnnStatus_t measured(int requested, int *returned, Perf *perf, bool ok, void *workspace,
+                       size_t workspace_bytes)
+{
+    char *start;
+    const Allocation *a = workspace ? find(workspace, &start) : NULL;
+    ok = ok && (!workspace_bytes ||
+                (a && static_cast<char *>(workspace) + workspace_bytes <= start + a->bytes));
+    fake_cudnn_finds += ok;
+    return one_algorithm(requested, returned, perf, ok);
+}
+
+} // namespace
+
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(
+    cudnnHandle_t h, cudnnTensorDescriptor_t xd, const void *x, cudnnFilterDescriptor_t wd,
+    const void *w, cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t yd, void *y,
+    int requested, int *returned, cudnnConvolutionFwdAlgoPerf_t *perf, void *workspace,
+    size_t workspace_bytes)
+{
+    const bool ok = h && consistent(xd, wd, conv, yd) && holds(x, xd) && holds(w, wd) && holds(y, yd);
+    return measured(requested, returned, perf, ok, workspace, workspace_bytes);
+}
+
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(
+    cudnnHandle_t h, cudnnFilterDescriptor_t wd, const void *w, cudnnTensorDescriptor_t dyd,
+    const void *dy, cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t dxd, void *dx,
+    int requested, int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf, void *workspace,
+    size_t workspace_bytes)
+{
+    const bool ok = h && consistent(dxd, wd, conv, dyd) && holds(w, wd) && holds(dy, dyd) &&
+                    holds(dx, dxd);
+    return measured(requested, returned, perf, ok, workspace, workspace_bytes);
+}
+
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(
+    cudnnHandle_t h, cudnnTensorDescriptor_t xd, const void *x, cudnnTensorDescriptor_t dyd,
+    const void *dy, cudnnConvolutionDescriptor_t conv, cudnnFilterDescriptor_t dwd, void *dw,
+    int requested, int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf, void *workspace,
+    size_t workspace_bytes)
+{
+    const bool ok = h && consistent(xd, dwd, conv, dyd) && holds(x, xd) && holds(dy, dyd) &&
+                    holds(dw, dwd);
+    return measured(requested, returned, perf, ok, workspace, workspace_bytes);
+}
+
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha,
                                       cudnnTensorDescriptor_t xd, const void *x,
                                       cudnnFilterDescriptor_t wd, const void *w,
