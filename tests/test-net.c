@@ -122,9 +122,13 @@ static void check_planning(void)
     PerceptTensor in = {1, 3, 20, 28, x}, oa, ob;
     CHECK(percept_net_forward(a, &in, &oa) == 0, "eval forward: %s", percept_error());
     CHECK(percept_net_forward(b, &in, &ob) == 0, "grad forward: %s", percept_error());
-    /* eval mode reuses memory between layers; the result must be identical */
+    /* eval mode reuses memory between layers; the result must be the same — to rounding,
+     * since its upsamplings run as phased convolutions (conv-up.c) */
+    double top = 0;
+    for (size_t i = 0; i < percept_tensor_numel(&ob); i++)
+        top = fmax(top, fabs(ob.data[i]));
     CHECK(percept_tensor_numel(&oa) == percept_tensor_numel(&ob) &&
-          !memcmp(oa.data, ob.data, sizeof(float) * percept_tensor_numel(&oa)),
+              max_tol_ratio(oa.data, ob.data, percept_tensor_numel(&oa), 1e-5 * top, 0, NULL) <= 1,
           "eval-mode memory reuse changed the output");
     CHECK(a->plan.act_floats < b->plan.act_floats / 2,
           "eval plan (%zu floats) should need far less than the kept-activations plan (%zu)",
@@ -629,11 +633,12 @@ static void check_fused(const char *what, char *arch, int channels, int expect_f
 static void check_fusion(void)
 {
     check_fused("fan-in/out", strdup(fusion_arch), 3, 2, 0);
-    check_fused("upsampling", strdup(upsample_fusion_arch), 3, 2, 0);
+    /* an upsampling folded into a 3×3 conv runs it phased (conv-up.c): rounded otherwise */
+    check_fused("upsampling", strdup(upsample_fusion_arch), 3, 2, 1e-5);
     /* per residual block: norm+ReLU, norm+add; head and two downs, two ups: norm+ReLU; the
      * two upsamplings into their convs */
     check_fused("johnson", percept_arch_johnson(&(PerceptJohnsonOpts){8, 2, 0}), 3,
-                2 * 2 + 5 + 2, 0);
+                2 * 2 + 5 + 2, 1e-5);
     /* per block: conv+ReLU, conv+add; the head's ReLU */
     check_fused("sr-shuffle", percept_arch_sr(&(PerceptSrOpts){PERCEPT_SR_SHUFFLE, 2, 8, 2,
                                                                 0.1f, 0.1f, 1}), 3, 2 * 2 + 1, 0);

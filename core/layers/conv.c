@@ -557,6 +557,8 @@ size_t conv2d_scratch_floats(const ConvShape *s)
 {
     if (is_pointwise(s))
         return 0;
+    if (conv2d_up_phased(s)) /* forward only: backward never reads through an upsampling */
+        return conv2d_up_phased_scratch_floats(s);
     size_t K = (size_t)s->cin * s->k * s->k;
     Chunking f = forward_chunking(s), b = backward_chunking(s);
     size_t forward = use_direct(s) ? direct_scratch_floats(s)
@@ -604,7 +606,9 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
 {
     // out (n,cout,hout,wout); in (n,cin,h,w); weight (cout,cin,k,k); bias (cout) or NULL
     blas_single_threaded();
-    if (use_direct(s))
+    if (conv2d_up_phased(s))
+        conv2d_up_phased_forward(out, in, weight, bias, scratch, s, ep);
+    else if (use_direct(s))
         conv2d_forward_direct(out, in, weight, bias, scratch, s, ep);
     else
         conv2d_forward_gemm(out, in, weight, bias, scratch, s, ep);

@@ -61,6 +61,13 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
 /* din (n,cin,h,w) or NULL; dweight (cout,cin,k,k) +=; dbias (cout) += or NULL */
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout,
                      const float *in, const float *weight, float *scratch, const ConvShape *s);
+/* conv-up.c: conv2d_forward's way for a 3×3 stride-1 conv with padding 1 read through a ×2
+ * upsampling (s->up 2): four 2×2 convolutions at the input's resolution, one per output
+ * phase, 4/9 of the multiply-adds */
+int conv2d_up_phased(const ConvShape *s);
+size_t conv2d_up_phased_scratch_floats(const ConvShape *s);
+void conv2d_up_phased_forward(float *out, const float *in, const float *weight, const float *bias,
+                              float *scratch, const ConvShape *s, const Epilogue *ep);
 /* Plain loops, no BLAS, no chunking: the oracle for tests. */
 void conv2d_forward_reference(float *out, const float *in, const float *weight,
                               const float *bias, const ConvShape *s);
