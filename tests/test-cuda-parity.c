@@ -9,12 +9,12 @@
  * Inference (no gradients: the plan fuses) is checked forward in fp32 and in fp16
  * (PERCEPT_CUDA_PRECISION=fp16), to 1e-2 for fp16 (check_inference).
  * Exits 77 (skipped) when the CUDA backend finds no GPU. Prints one line per case. */
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake-counter.h"
 #include "graph.h"
 #include "percept/percept.h"
 #include "norm-vectors.h"
@@ -284,15 +284,6 @@ static void check_inference_both(const char *name, const char *arch, int n, int 
     }
 }
 
-/* One of the fake runtime's counters (tests/fake-cuda), or NULL on a real GPU */
-static unsigned long *fake_counter(const char *name)
-{
-    void *module = getenv("PERCEPT_CUDA_LIBRARY")
-                       ? dlopen(getenv("PERCEPT_CUDA_LIBRARY"), RTLD_NOW | RTLD_NOLOAD)
-                       : NULL;
-    return module ? dlsym(module, name) : NULL;
-}
-
 /* CUDA graphs: inference passes of one size, the second captured and the later ones
  * replayed, each against the CPU on its own input; the weights changed before the last (a
  * replay must read them anew, and fp16 convert them anew). Under the fake runtime the
@@ -302,7 +293,7 @@ static void check_graphs(const char *name, const char *arch, int n, int c, int h
                          const char *precision)
 {
     cases++;
-    unsigned long *launches = fake_counter("fake_cuda_graph_launches");
+    unsigned long *launches = fake_cuda_counter("fake_cuda_graph_launches");
     const unsigned long before = launches ? *launches : 0;
     const double tolerance = strcmp(precision, "fp16") ? TOLERANCE : TOLERANCE_FP16;
     PerceptNet *a, *b;
@@ -397,8 +388,8 @@ static void check_fixed_stats(const char *name, const char *arch, int n, int h, 
 {
     cases++;
     const double tolerance = strcmp(precision, "fp16") ? TOLERANCE : TOLERANCE_FP16;
-    unsigned long *touches = fake_counter("fake_cuda_host_touches"), before = 0;
-    unsigned long *launches = fake_counter("fake_cuda_graph_launches");
+    unsigned long *touches = fake_cuda_counter("fake_cuda_host_touches"), before = 0;
+    unsigned long *launches = fake_cuda_counter("fake_cuda_graph_launches");
     const unsigned long launched = launches ? *launches : 0;
     PerceptNet *a, *b;
     int ok = inference_pair(arch, precision, &a, &b);
@@ -560,7 +551,7 @@ static void check_losses(const char *name, const char *specs, int n, int h, int 
     }
     /* once more, the host's touches of GPU memory counted (the fake runtime's): none when
      * everything, the losses' networks included, runs on the GPU */
-    unsigned long *touches = fake_counter("fake_cuda_host_touches"), touched = 0;
+    unsigned long *touches = fake_cuda_counter("fake_cuda_host_touches"), touched = 0;
     double ve = 0, vd[8];
     if (!rc) {
         const unsigned long before = touches ? *touches : 0;
@@ -676,7 +667,7 @@ static void check_training_step(const char *arch, int n, int h, int w)
     double ev = 0, eg = 0, ep = 0, v2[4];
     int gpu = 0;
     float *xg = rc ? NULL : copy_to_device(x, nx);
-    unsigned long *touches = fake_counter("fake_cuda_host_touches"), touched = 0;
+    unsigned long *touches = fake_cuda_counter("fake_cuda_host_touches"), touched = 0;
     if (xg) {
         ev = value_error(va, vb, ca);
         eg = nerr(ga, gb, nx);
@@ -852,7 +843,7 @@ int main(int argc, char **argv)
     }
     /* convolution algorithms: timed by cuDNN once per shape (the default; the fake runtime
      * counts the timings), or its guesses */
-    unsigned long *finds = fake_counter("fake_cudnn_finds");
+    unsigned long *finds = fake_cuda_counter("fake_cudnn_finds");
     if (all) {
         const unsigned long before = finds ? *finds : 0;
         setenv("PERCEPT_CUDA_ALGOS", "heuristic", 1);

@@ -3,12 +3,12 @@
  * it), the whole-image pass equals the network run directly, alpha, greyscale, 16-bit,
  * 1×1 and 7×5 images, strength, preserve-colors, style-scale, progress, a missing and a
  * corrupt model, and a model replaced on disk. */
-#include <dlfcn.h>
 #include <gegl.h>
 #include <glib/gstdio.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "fake-counter.h"
 #include "percept/percept.h"
 
 static char dir[4096];
@@ -163,15 +163,6 @@ static float *direct(const char *model, GeglBuffer *input, gboolean ensemble, in
 
 /* Tiles of several sizes give what the whole image gives, which is what the network (or its
  * self-ensemble) gives run directly. */
-/* A counter of the host-emulated GPU's runtime (tests/fake-cuda), or NULL */
-static unsigned long *fake_cuda_counter(const char *name)
-{
-    const char *module = getenv("PERCEPT_DEVICE") && !strcmp(getenv("PERCEPT_DEVICE"), "cuda")
-                             ? getenv("PERCEPT_CUDA_LIBRARY") : NULL;
-    void *h = module ? dlopen(module, RTLD_NOW | RTLD_NOLOAD) : NULL;
-    return h ? dlsym(h, name) : NULL;
-}
-
 static void check_exact_tiling(const char *model, const char *operation, int w, int h,
                                gboolean ensemble, double tol)
 {
