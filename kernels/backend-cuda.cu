@@ -360,14 +360,16 @@ static void measure_algorithms(cudnnHandle_t h, const Conv *c, int half, int tra
                    cudaMemset(w, 0, c->counts[2] * es) == cudaSuccess &&
                    cudaMemset(y, 0, c->counts[1] * es) == cudaSuccess;
     Algorithms m = *a;
-    if (ok && (grad || !transposed) && cudnnFindConvolutionForwardAlgorithmEx(h, c->x, x, c->w, w, c->conv, c->y, y,
-                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &m.nf,
-                                                     m.fp, work, ws) == CUDNN_STATUS_SUCCESS)
+    const int fwd = grad || !transposed, data = grad || transposed; /* the kinds to time */
+    if (ok && fwd &&
+        cudnnFindConvolutionForwardAlgorithmEx(h, c->x, x, c->w, w, c->conv, c->y, y,
+                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &m.nf, m.fp,
+                                               work, ws) == CUDNN_STATUS_SUCCESS)
         memcpy(a->fp, m.fp, sizeof m.fp), a->nf = m.nf;
-    if (ok && (grad || transposed) && cudnnFindConvolutionBackwardDataAlgorithmEx(h, c->w, w, c->y, y, c->conv, c->x, x,
-                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                          &m.nd, m.dp, work, ws) ==
-                  CUDNN_STATUS_SUCCESS)
+    if (ok && data &&
+        cudnnFindConvolutionBackwardDataAlgorithmEx(h, c->w, w, c->y, y, c->conv, c->x, x,
+                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &m.nd,
+                                                    m.dp, work, ws) == CUDNN_STATUS_SUCCESS)
         memcpy(a->dp, m.dp, sizeof m.dp), a->nd = m.nd;
     if (ok && grad && a->nw &&
         cudnnFindConvolutionBackwardFilterAlgorithmEx(h, c->x, x, c->y, y, c->conv, c->w, w,
@@ -470,9 +472,9 @@ static int conv_prepare(PerceptNet *net, const Node *nd, State *st, int half, Co
                                                          &a.nd, a.dp),
              "backward-data algorithm");
     if (!half) /* fp16 passes have no gradients */
-        CUDNN_OK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, c->x, c->y, c->conv, c->w,
-                                                               CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                               &a.nw, a.wp),
+        CUDNN_OK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                     h, c->x, c->y, c->conv, c->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &a.nw,
+                     a.wp),
                  "backward-filter algorithm");
     if (st->measured)
         measure_algorithms(h, c, half, transposed, net->plan.grad, &a);
@@ -562,7 +564,8 @@ static int conv_operands(PerceptNet *net, State *st, const Node *nd, const Conv 
         wf = *f;
         *b = *f + n;
     }
-    return c->ph.r ? phased_weights(net, st, nd, &c->ph, wf, w) : weights_as(net, st, nd, wf, n, w);
+    return c->ph.r ? phased_weights(net, st, nd, &c->ph, wf, w)
+                   : weights_as(net, st, nd, wf, n, w);
 }
 
 /* floats holding count elements of T */
@@ -675,7 +678,8 @@ static int phased_backward(PerceptNet *net, const Node *nd, State *st, const Con
     const GpuPhased *d = &c->ph;
     const float one = 1, zero = 0, *w, *b;
     cudnnHandle_t h = handle(st);
-    float *dw = core->param_grad(net, nd, PARAM_WEIGHT), *db = core->param_grad(net, nd, PARAM_BIAS);
+    float *dw = core->param_grad(net, nd, PARAM_WEIGHT);
+    float *db = core->param_grad(net, nd, PARAM_BIAS);
     const float *dout = net->plan.grads + nd->grad_off;
     const size_t xs = (size_t)d->n * d->cinp * d->hi * d->wi;
     if (grow(&st->buf, &st->buf_floats, 2 * xs, "phased input") ||
@@ -688,7 +692,8 @@ static int phased_backward(PerceptNet *net, const Node *nd, State *st, const Con
     gpu_phase_input(st->buf, core->act(net, nd->in[0]), d);
     gpu_phase_output_grad(st->phased, dout, d);
     if (db)
-        CUDNN_OK(cudnnConvolutionBackwardBias(h, &one, c->out, dout, &one, c->bias, db), "bias gradient");
+        CUDNN_OK(cudnnConvolutionBackwardBias(h, &one, c->out, dout, &one, c->bias, db),
+                 "bias gradient");
     if (dw) {
         CUDNN_OK(cudnnConvolutionBackwardFilter(h, &one, c->x, st->buf, c->y, st->phased, c->conv,
                                                 c->bwd_filter, st->workspace, st->workspace_bytes,

@@ -165,8 +165,15 @@ template <typename T> static void phase_weights(T *out, const float *w, const Gp
         LAUNCH(phase_weights_k<T>, blocks(total), out, w, *d, total);
 }
 
-void gpu_phase_weights(float *out, const float *w, const GpuPhased *d) { phase_weights(out, w, d); }
-void gpu_phase_weights(__half *out, const float *w, const GpuPhased *d) { phase_weights(out, w, d); }
+void gpu_phase_weights(float *out, const float *w, const GpuPhased *d)
+{
+    phase_weights(out, w, d);
+}
+
+void gpu_phase_weights(__half *out, const float *w, const GpuPhased *d)
+{
+    phase_weights(out, w, d);
+}
 
 template <typename T>
 static void unphase_output(T *out, const T *in, const float *bias, const T *add, int relu,
