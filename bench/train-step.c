@@ -282,9 +282,9 @@ int main(int argc, char **argv)
     omp_set_num_threads(threads);
 #endif
     const int gpu = !strcmp(device, "cuda");
-    if (percept_set_device(device)) {
+    if (percept_set_device(device)) { /* 77: no GPU here, as gpu-forward and the GPU tests */
         fprintf(stderr, "train-step: %s\n", percept_error());
-        return 1;
+        return gpu ? 77 : 1;
     }
     const char *python = getenv("PERCEPT_PYTHON") ? getenv("PERCEPT_PYTHON") : "/usr/bin/python3";
     Case cases[] = {
