@@ -38,6 +38,28 @@ __device__ __forceinline__ float load_f(const __half *p) { return __half2float(*
 __device__ __forceinline__ void store_f(float *p, float v) { *p = v; }
 __device__ __forceinline__ void store_f(__half *p, float v) { *p = __float2half(v); }
 
+/* ReflectionPad2d's source of position x (−n < x < 2n − 1) along an axis of n */
+__device__ inline int reflect_source(int x, int n)
+{
+    return x < 0 ? -x : x >= n ? 2 * n - 2 - x : x;
+}
+
+/* The positions of an axis of n padded by p (p < n) that read its pixel x: x + p itself, and
+ * with reflection the border positions mirrored onto it, at most one on each side. q gets
+ * them in the order the padding gradients add them; returns how many (1 to 3). */
+__device__ inline int padded_readers(int x, int n, int p, int reflect, int q[3])
+{
+    int k = 0;
+    q[k++] = x + p;
+    for (int j = 0; reflect && j < p; j++) {
+        if (reflect_source(j - p, n) == x)
+            q[k++] = j;
+        if (reflect_source(n + j, n) == x)
+            q[k++] = n + p + j;
+    }
+    return k;
+}
+
 #define FOR_EACH(i, n)                                                                         \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                    \
          i += (size_t)gridDim.x * blockDim.x)

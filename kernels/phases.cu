@@ -7,12 +7,6 @@
 #include "kernels-half.h"
 #include "kernels.h"
 
-/* ReflectionPad2d's source of position x (−n < x < 2n − 1) along an axis of n */
-__device__ static int mirrored(int x, int n)
-{
-    return x < 0 ? -x : x >= n ? 2 * n - 2 - x : x;
-}
-
 /* out (n, cinp, hi, wi): channel ci·r² + s·r + t at (I, J) is the padded input's pixel
  * (r·I + s, r·J + t); zero for the channels added to round cinp up and beyond the padding.
  * The input may be read through a nearest upsampling (d.up). */
@@ -30,8 +24,8 @@ __global__ void phase_input_k(T *out, const T *in, GpuPhased d, size_t total)
         if (ci < d.cin && y < hp && x < wp) {
             int sy = y - d.pad, sx = x - d.pad;
             if (d.reflect) {
-                sy = mirrored(sy, d.h);
-                sx = mirrored(sx, d.w);
+                sy = reflect_source(sy, d.h);
+                sx = reflect_source(sx, d.w);
             }
             if (sy >= 0 && sy < d.h && sx >= 0 && sx < d.w)
                 v = load_f(in + ((b * d.cin + ci) * hs + sy / up) * ws + sx / up);
@@ -129,15 +123,9 @@ __global__ void phase_input_back_k(float *dx, const float *dxp, GpuPhased d, siz
         const int x = (int)(i % d.w), y = (int)(i / d.w % d.h);
         const int ci = (int)(i / ((size_t)d.w * d.h) % d.cin);
         const size_t b = i / ((size_t)d.w * d.h * d.cin);
-        int py[3], px[3], ny = 0, nx = 0; /* a pixel is mirrored at most once per side */
-        py[ny++] = y + d.pad;
-        px[nx++] = x + d.pad;
-        for (int q = 0; d.reflect && q < d.pad; q++) {
-            if (mirrored(q - d.pad, d.h) == y) py[ny++] = q;
-            if (mirrored(d.h + q, d.h) == y) py[ny++] = d.h + d.pad + q;
-            if (mirrored(q - d.pad, d.w) == x) px[nx++] = q;
-            if (mirrored(d.w + q, d.w) == x) px[nx++] = d.w + d.pad + q;
-        }
+        int py[3], px[3];
+        const int ny = padded_readers(y, d.h, d.pad, d.reflect, py);
+        const int nx = padded_readers(x, d.w, d.pad, d.reflect, px);
         float s = 0;
         for (int u = 0; u < ny; u++)
             for (int v = 0; v < nx; v++) {

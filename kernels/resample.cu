@@ -99,12 +99,6 @@ void gpu_pixel_shuffle_backward(float *din, const float *dout, int n, int c, int
         LAUNCH(shuffle_k<float>, blocks(total), din, dout, total, c, h, w, r, 1);
 }
 
-/* ReflectionPad2d's source of padded position q - p along an axis of n (p < n) */
-__device__ static int reflect_source(int x, int n)
-{
-    return x < 0 ? -x : x >= n ? 2 * n - 2 - x : x;
-}
-
 /* h × w: the input as read, through a nearest upsampling by up (in is h/up × w/up) */
 template <typename T>
 __global__ void pad_k(T *out, const T *in, size_t total, int h, int w, int p, int up)
@@ -113,7 +107,8 @@ __global__ void pad_k(T *out, const T *in, size_t total, int h, int w, int p, in
     FOR_EACH(i, total) {
         size_t plane = i / ((size_t)hp * wp);
         int y = (int)(i / wp % hp), x = (int)(i % wp);
-        out[i] = in[(plane * hs + reflect_source(y - p, h) / up) * ws + reflect_source(x - p, w) / up];
+        const int sy = reflect_source(y - p, h) / up, sx = reflect_source(x - p, w) / up;
+        out[i] = in[(plane * hs + sy) * ws + sx];
     }
 }
 
@@ -125,15 +120,8 @@ __global__ void pad_back_k(float *din, const float *dpad, size_t total, int h, i
     FOR_EACH(i, total) {
         size_t plane = i / ((size_t)h * w);
         int y = (int)(i / w % h), x = (int)(i % w);
-        int qy[9], qx[9], ny = 0, nx = 0;
-        qy[ny++] = y + p;
-        qx[nx++] = x + p;
-        for (int q = 0; q < p; q++) {
-            if (reflect_source(q - p, h) == y) qy[ny++] = q;
-            if (reflect_source(h + p + q - p, h) == y) qy[ny++] = h + p + q;
-            if (reflect_source(q - p, w) == x) qx[nx++] = q;
-            if (reflect_source(w + p + q - p, w) == x) qx[nx++] = w + p + q;
-        }
+        int qy[3], qx[3];
+        const int ny = padded_readers(y, h, p, 1, qy), nx = padded_readers(x, w, p, 1, qx);
         const float *d = dpad + plane * (size_t)(h + 2 * p) * wp;
         float s = 0;
         for (int a = 0; a < ny; a++)
