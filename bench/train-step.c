@@ -139,7 +139,6 @@ typedef struct {
  * Gram matrices of the style layers and their gradients, 2·n·c²·hw each. */
 static double step_gflops(PerceptNet *net, Losses *l)
 {
-    /* the loss network that serves every loss (the deepest: the most FLOPs) */
     PerceptNet *owner = NULL;
     for (int i = 0; i < l->n; i++) {
         PerceptNet *ln = loss_network(l->loss[i]);

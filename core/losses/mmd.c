@@ -13,10 +13,9 @@
  * 2 − 2 k(p_i, q_i), averaged over positions and computed exactly — and a small L2:
  * 0.001 L2 + 0.05 local + 1.0 MMD, the weights of the authors' code. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <stdio.h>
 
 #include "arch-build.h"
 #include "graph.h"
@@ -460,4 +459,3 @@ PerceptNet *mmd_style_network(const PerceptMmdConfig *cfg, int levels, int chann
     }
     return net;
 }
-

@@ -11,6 +11,7 @@
 #define MAX_LAYERS 13    /* every ReLU of VGG-16 */
 #define LOSS_GROUP_MAX 8 /* losses sharing one network pass */
 #define MAX_NODES (2 * MAX_LAYERS) /* distinct layers a group's losses read */
+#define MMD_LEVELS_MAX 8  /* style-mmd: pyramid levels (levels1 … levels8) */
 
 /* kinds up to KIND_SWD compare with a target image of the same shape */
 typedef enum {
@@ -39,7 +40,7 @@ struct PerceptLoss {
                                      * gradient with respect to the image */
     /* style-mmd: its networks by the number of levels an image has room for, and the
      * embedding repeated for each image of a batch (for tiled_n images of tiled_levels) */
-    PerceptNet *mmd_net[8];
+    PerceptNet *mmd_net[MMD_LEVELS_MAX];
     char mmd_device[8];             /* theirs: the default device when the loss was made */
     Buffer tiled;
     int tiled_n, tiled_levels;
@@ -57,7 +58,7 @@ void percept_loss_free(PerceptLoss *loss)
     buffer_free(&loss->gram);
     buffer_free(&loss->part);
     buffer_free(&loss->tiled);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < MMD_LEVELS_MAX; i++)
         percept_net_free(loss->mmd_net[i]);
     percept_net_free(loss->net);
     free(loss);
@@ -136,8 +137,9 @@ static int parse_mmd(PerceptMmdConfig *cfg, const char *opts, int *levels)
         if (levels && !strncmp(tok, "levels", 6)) {
             char *end = NULL;
             long v = strtol(tok + 6, &end, 10);
-            if (end == tok + 6 || *end || v < 1 || v > 8)
-                return percept_fail("bad MMD option '%s' (levels1 … levels8)", tok);
+            if (end == tok + 6 || *end || v < 1 || v > MMD_LEVELS_MAX)
+                return percept_fail("bad MMD option '%s' (levels1 … levels%d)", tok,
+                                    MMD_LEVELS_MAX);
             *levels = (int)v;
             continue;
         }
